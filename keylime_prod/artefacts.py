@@ -1,0 +1,119 @@
+"""Frozen artefacts that stages hand to each other, and how they are saved and loaded.
+
+Stages never import each other; they share these plain data types instead (faster-whisper's ``Segment`` /
+``TranscriptionInfo`` and ffmpeg-normalize's statistics are the model: an artefact records how it was made).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AudioError
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """BS.1770 / EBU R128 measurement of one signal."""
+
+    integrated_lufs: float
+    lra_lu: float
+    true_peak_dbtp: float
+    sample_peak_dbfs: float
+
+
+@dataclass(frozen=True)
+class TimelineSegment:
+    """Where one part sits on the final episode timeline, in seconds from the start of the published file.
+
+    ``name`` is ``intro``, ``body``, ``disclaimer`` or ``outro``. For the body, ``source_start`` is the position in
+    the joined raw recordings that maps to ``start`` (leading silence trimmed away), so a time ``t`` in the raw
+    recordings sits at ``start + (t - source_start)`` in the episode.
+    """
+
+    name: str
+    start: float
+    end: float
+    source_start: float = 0.0
+    sources: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Master:
+    """The mastering stage's result: the MP3 and everything ``master.json`` records."""
+
+    episode_id: str
+    mp3: Path
+    report: Path
+    duration: float
+    sample_rate: int
+    channels: int
+    bitrate_kbps: int
+    audio_sha256: str
+    segments: tuple[TimelineSegment, ...]
+    input_loudness: Loudness
+    output_loudness: Loudness
+    method: str  # "gain" (linear gain alone) or "limiter" (gain plus true-peak limiting)
+    gain_db: float
+    settings: dict[str, Any] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+
+    def segment(self, name: str) -> TimelineSegment | None:
+        """The timeline segment called ``name``, if the episode has one."""
+        return next((s for s in self.segments if s.name == name), None)
+
+    @property
+    def body(self) -> TimelineSegment:
+        """The body segment (every master has one)."""
+        seg = self.segment("body")
+        assert seg is not None
+        return seg
+
+    def body_to_episode(self, t: float) -> float:
+        """Map a time in the joined raw recordings (seconds) onto the published episode's timeline."""
+        return self.body.start + (t - self.body.source_start)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``master.json`` document."""
+        d = asdict(self)
+        d["mp3"] = self.mp3.name
+        d["report"] = self.report.name
+        return {"schema": "keylime-prod/master/1", **d}
+
+    @classmethod
+    def load(cls, report: Path) -> Master:
+        """Read ``master.json`` back (paths resolve against its folder)."""
+        report = Path(report)
+        try:
+            d = json.loads(report.read_text("utf-8"))
+            d.pop("schema", None)
+            d["mp3"] = report.parent / d["mp3"]
+            d["report"] = report
+            d["segments"] = tuple(
+                TimelineSegment(**{**s, "sources": tuple(s.get("sources", ()))}) for s in d["segments"]
+            )
+            d["input_loudness"] = Loudness(**d["input_loudness"])
+            d["output_loudness"] = Loudness(**d["output_loudness"])
+            return cls(**d)
+        except FileNotFoundError:
+            raise AudioError("no master found", where=report, hint="run `produce master EPISODE` first") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise AudioError(f"unreadable master report: {e}", where=report, hint="delete it and re-run") from e
+
+
+@dataclass(frozen=True)
+class ChapterMark:
+    """One chapter on the final timeline (seconds), as ID3 CHAP, Podcasting 2.0 JSON and show notes use it."""
+
+    title: str
+    start: float
+    end: float
+    url: str | None = None
+    img: str | None = None

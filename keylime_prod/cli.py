@@ -1,0 +1,298 @@
+"""The ``produce`` command: a thin Typer + Rich layer over the library.
+
+Each command is one call into the package. This is the only module that prints errors and picks exit codes
+(beets ``ui.main()``, fastapi-cli ``_run()``): one readable line per error, the traceback only with ``--verbose``,
+exit 130 quietly on Ctrl-C.
+
+``produce episode-258`` (an episode id as the first argument) runs the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperGroup
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import KeylimeError
+from .progress import ProgressFn
+
+#: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
+#: 4 audio; 5 transcript or notes; 6 tags; 7 storage; 8 feed; 9 publishing; 130 interrupted.
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+
+err_console = Console(stderr=True)
+out_console = Console()
+log = logging.getLogger("keylime_prod")
+
+
+class _EpisodeFirstGroup(TyperGroup):
+    """Route ``produce EPISODE ...`` to the hidden ``run`` command, so an episode id works as a command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, a in enumerate(args):
+            if a.startswith("-"):
+                if a in ("--help", "--version"):
+                    break
+                continue
+            if a not in self.commands:
+                args = [*args[:i], "run", *args[i:]]
+            break
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_EpisodeFirstGroup,
+    help="Produce a podcast episode end to end: `produce EPISODE` masters, transcribes, tags and publishes it.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# ------------------------------------------------------------------------------------------------ shared options
+
+ConfigsOpt = Annotated[
+    Path | None,
+    typer.Option("--configs", help="Folder with show.toml and episodes/ [env KEYLIME_CONFIGS; default ./configs]."),
+]
+BuildDirOpt = Annotated[
+    Path | None, typer.Option("--build-dir", help="Root of the build folders [default ./build].")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks on errors.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors; no progress bars.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo stages even when their cached result is up to date.")]
+
+
+class _State:
+    verbose = False
+    quiet = False
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    _State.verbose, _State.quiet = verbose, quiet
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO)
+    root = logging.getLogger("keylime_prod")
+    root.handlers.clear()
+    handler = RichHandler(console=err_console, show_path=verbose, rich_tracebacks=True, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    if verbose:
+        # boto/urllib3 debug logs can carry signed headers; keep third-party loggers at INFO even in --verbose.
+        for name in ("botocore", "boto3", "urllib3", "s3transfer"):
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
+def _settings(configs: Path | None, build_dir: Path | None, **overrides: Any) -> Settings:
+    configs = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
+    return load_settings(configs, build_dir, **overrides)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[ProgressFn | None]:
+    """A Rich progress display whose tasks are created on first use by description."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(description: str, done: float, total: float) -> None:
+            if description not in tasks:
+                tasks[description] = bar.add_task(description, total=total)
+            bar.update(tasks[description], completed=done, total=total)
+
+        yield update
+
+
+def _run(fn: Callable[[], Any]) -> None:
+    """Call ``fn``; turn every error into one line on stderr and an exit code."""
+    try:
+        fn()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeylimeError as e:
+        if _State.verbose:
+            err_console.print_exception()
+        err_console.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except OSError as e:
+        if _State.verbose:
+            err_console.print_exception()
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        err_console.print(f"[red]error:[/red] {where}{e.strerror or e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _run_stages(
+    episode: str,
+    stages: list[str] | None,
+    *,
+    configs: Path | None,
+    build_dir: Path | None,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    from .pipeline import run_episode
+
+    settings = _settings(configs, build_dir, **(overrides or {}))
+
+    def on_stage(name: str, what: str) -> None:
+        if not quiet and not as_json and what != "start":
+            err_console.print(f"[green]✓[/green] {name}" + (" (cached)" if what == "cached" else ""))
+
+    with _progress(not quiet and not as_json) as progress:
+        result = run_episode(settings, episode, stages=stages, force=force, progress=progress, on_stage=on_stage)
+    summary = {
+        "episode": result.episode_id,
+        "build_dir": str(result.build_dir),
+        "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "cached": s.cached} for s in result.stages],
+    }
+    master = result.artefacts.get("master")
+    if master is not None:
+        summary["master"] = {
+            "mp3": str(master.mp3),
+            "duration": round(master.duration, 3),
+            "integrated_lufs": master.output_loudness.integrated_lufs,
+            "true_peak_dbtp": master.output_loudness.true_peak_dbtp,
+            "method": master.method,
+        }
+    if as_json:
+        _emit_json(summary)
+    elif not quiet and master is not None:
+        out_console.print(
+            f"{result.episode_id}: {master.mp3} ({master.duration / 60:.1f} min, "
+            f"{master.output_loudness.integrated_lufs:.1f} LUFS, {master.output_loudness.true_peak_dbtp:.1f} dBTP, "
+            f"{master.method})",
+            highlight=False,
+        )
+
+
+# ------------------------------------------------------------------------------------------------------ commands
+
+
+@app.command("run", hidden=True)
+def run_cmd(
+    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole pipeline for EPISODE (what `produce EPISODE` does)."""
+    _setup_logging(verbose, quiet or as_json)
+    _run(
+        lambda: _run_stages(
+            episode, None, configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
+        )
+    )
+
+
+@app.command("master")
+def master_cmd(
+    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    target_lufs: Annotated[float | None, typer.Option(help="Integrated loudness target, LUFS.")] = None,
+    true_peak: Annotated[float | None, typer.Option(help="True-peak ceiling, dBTP.")] = None,
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Master EPISODE alone: join, trim, normalize, stitch intro/disclaimer/outro, export MP3 and master.json."""
+    _setup_logging(verbose, quiet or as_json)
+    overrides = {"audio.target_lufs": target_lufs, "audio.true_peak_db": true_peak}
+    _run(
+        lambda: _run_stages(
+            episode,
+            ["master"],
+            configs=configs,
+            build_dir=build_dir,
+            force=force,
+            quiet=quiet,
+            as_json=as_json,
+            overrides=overrides,
+        )
+    )
+
+
+@app.command("check")
+def check_cmd(
+    configs: ConfigsOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the configs, every episode, the assets they name, and that ffmpeg is present and works."""
+    from .check import check_all
+
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        report = check_all(configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs")))
+        if as_json:
+            _emit_json(report.to_json())
+        elif not quiet:
+            for line in report.lines:
+                out_console.print(f"[green]✓[/green] {line}", highlight=False)
+        if report.errors:
+            for e in report.errors:
+                err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(max(e.exit_code for e in report.errors))
+
+    _run(go)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out_console.print(f"keylime-prod {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Produce a podcast episode end to end: `produce EPISODE` masters, transcribes, tags and publishes it."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="produce")

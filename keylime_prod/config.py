@@ -1,0 +1,393 @@
+"""Configuration: one pydantic model tree read from TOML.
+
+``configs/show.toml`` holds the show (metadata, assets, and the settings of every stage); ``configs/episodes/<id>.toml``
+holds one episode. Relative paths in a file are resolved against that file's folder. CLI options default to ``None``
+and are laid on top with :func:`apply_overrides` (the fastapi-cli pattern), so we never have to guess whether an
+option was set. Validation errors name the file and the dotted field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+#: Episode ids are file names, never paths: letters, digits, dot, dash, underscore; no leading dot.
+EPISODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a typo such as ``taget_lufs`` must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------------------- show
+
+
+class Person(_Model):
+    """A host or guest, as Podcasting 2.0 ``podcast:person`` describes one."""
+
+    name: str = Field(min_length=1)
+    role: str = "host"
+    group: str = "cast"
+    img: str | None = None
+    href: str | None = None
+
+
+class ShowInfo(_Model):
+    """What the feed and the tags say about the show."""
+
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1, max_length=4000)  # Apple: channel description <= 4000 bytes
+    author: str = Field(min_length=1)
+    owner_name: str = Field(min_length=1)
+    owner_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    category: str = "Health & Fitness"
+    subcategory: str | None = "Medicine"
+    explicit: bool = False
+    show_type: Literal["episodic", "serial"] = "episodic"
+    artwork: Path
+    website: str
+    feed_url: str
+    copyright: str
+    disclaimer_text: str = ""
+    hosts: tuple[Person, ...] = ()
+
+    @field_validator("website", "feed_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+
+class Assets(_Model):
+    """Audio stitched around every episode body."""
+
+    intro: Path | None = None
+    disclaimer: Path | None = None
+    outro: Path | None = None
+
+
+class AudioSettings(_Model):
+    """Mastering settings. Defaults follow Apple Podcasts / EBU R128 for speech (see docs/platform.md)."""
+
+    target_lufs: float = Field(default=-16.0, ge=-40.0, le=-5.0)  # Apple: -16 LUFS +-1 LU
+    true_peak_db: float = Field(default=-1.0, ge=-10.0, le=0.0)  # Apple: <= -1 dBTP
+    tolerance_lu: float = Field(default=0.5, gt=0.0, le=2.0)
+    sample_rate: Literal[44100, 48000] = 44100
+    channels: Literal[1, 2] = 2
+    bitrate_kbps: int = Field(default=128, ge=64, le=320)
+    # Music beds sit this many LU relative to the speech target (negative: quieter than speech).
+    music_offset_lu: float = Field(default=-2.0, ge=-20.0, le=6.0)
+    silence_threshold_db: float = Field(default=-50.0, le=-20.0, ge=-90.0)
+    keep_silence_ms: int = Field(default=250, ge=0, le=5000)
+    intro_crossfade_ms: int = Field(default=1500, ge=0, le=10000)
+    outro_crossfade_ms: int = Field(default=1500, ge=0, le=10000)
+    gap_ms: int = Field(default=500, ge=0, le=5000)  # silence around the spoken disclaimer
+    fade_in_ms: int = Field(default=50, ge=0, le=10000)
+    fade_out_ms: int = Field(default=2000, ge=0, le=20000)
+
+
+class WhisperSettings(_Model):
+    """Transcription settings (see keylime_prod.transcript)."""
+
+    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = "tiny.en"  # a bundled name, a downloadable name, or a path
+    compute_type: str = "float32"
+    beam_size: int = Field(default=5, ge=1, le=10)
+    vad: bool = True
+    language: str | None = "en"
+    threads: int = Field(default=0, ge=0, le=64)  # 0: one per physical core
+    glossary: tuple[str, ...] = ()
+    transcribe_disclaimer: bool = False  # use the known disclaimer text instead of transcribing it
+
+
+class TagSettings(_Model):
+    """ID3 tagging settings."""
+
+    id3_version: Literal[3, 4] = 3
+    include_lyrics: bool = True
+
+
+class StorageSettings(_Model):
+    """S3-compatible storage. Credentials never live here: only the standard AWS environment variables or profile."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    bucket: str | None = None
+    prefix: str = ""
+    public_base_url: str | None = None
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    profile: str | None = None
+    local_dir: Path = Path("public")  # used when no endpoint is configured
+    multipart_threshold_mb: int = Field(default=8, ge=5, le=5000)
+    multipart_chunk_mb: int = Field(default=8, ge=5, le=5000)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+
+class FeedSettings(_Model):
+    """RSS feed settings."""
+
+    filename: str = "feed.xml"
+    max_items: int = Field(default=0, ge=0)  # 0: all
+
+
+class ShowConfig(_Model):
+    """The whole ``show.toml``."""
+
+    show: ShowInfo
+    assets: Assets = Assets()
+    audio: AudioSettings = AudioSettings()
+    whisper: WhisperSettings = WhisperSettings()
+    tags: TagSettings = TagSettings()
+    storage: StorageSettings = StorageSettings()
+    feed: FeedSettings = FeedSettings()
+
+
+# ------------------------------------------------------------------------------------------------------ episode
+
+
+class Paper(_Model):
+    """The paper an episode discusses."""
+
+    title: str = Field(min_length=1)
+    authors: str = Field(min_length=1)
+    journal: str = ""
+    year: int | None = None
+    citation: str = ""
+    doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
+    pmid: str | None = Field(default=None, pattern=r"^\d{1,9}$")
+    url: str | None = None
+
+
+class Chapter(_Model):
+    """A chapter; ``start`` is relative to the start of the episode body (the raw recordings), in seconds."""
+
+    title: str = Field(min_length=1)
+    start: float = Field(ge=0)
+    url: str | None = None
+    img: str | None = None
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _parse_clock(cls, v: Any) -> Any:
+        return parse_clock(v) if isinstance(v, str) else v
+
+
+class EpisodeConfig(_Model):
+    """One ``configs/episodes/<id>.toml``. ``id`` comes from the file name."""
+
+    id: str
+    number: int = Field(ge=0)
+    season: int | None = Field(default=None, ge=1)
+    title: str = Field(min_length=1)
+    subtitle: str = ""
+    episode_type: Literal["full", "trailer", "bonus"] = "full"
+    publish_date: dt.datetime
+    hosts: tuple[Person, ...] = Field(min_length=1)
+    guests: tuple[Person, ...] = ()
+    paper: Paper | None = None
+    summary: str = Field(min_length=1)
+    key_points: tuple[str, ...] = ()
+    recordings: tuple[Path, ...] = Field(min_length=1)
+    chapters: tuple[Chapter, ...] = ()
+    glossary: tuple[str, ...] = ()
+    artwork: Path | None = None
+    explicit: bool | None = None
+    link: str | None = None
+
+    @field_validator("publish_date", mode="before")
+    @classmethod
+    def _date(cls, v: Any) -> Any:
+        # TOML gives date / datetime objects; a bare date means midnight UTC. Strings must be ISO 8601.
+        if isinstance(v, dt.datetime):
+            return v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+        if isinstance(v, dt.date):
+            return dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
+        if isinstance(v, str):
+            try:
+                d = dt.datetime.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an ISO 8601 date such as 2019-11-26 or 2019-11-26T06:00:00Z") from None
+            return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+        return v
+
+    @model_validator(mode="after")
+    def _chapters_ordered(self) -> EpisodeConfig:
+        starts = [c.start for c in self.chapters]
+        for i in range(1, len(starts)):
+            if starts[i] <= starts[i - 1]:
+                raise ValueError(
+                    f"chapters must be in increasing order of start: chapter {i + 1} "
+                    f"({self.chapters[i].title!r}) starts at {starts[i]:g}s, not after {starts[i - 1]:g}s"
+                )
+        return self
+
+
+class Settings(_Model):
+    """What a pipeline run needs: the show config plus where things live."""
+
+    show: ShowConfig
+    configs_dir: Path
+    build_root: Path = Path("build")
+
+    def build_dir(self, episode_id: str) -> Path:
+        """The build folder of one episode."""
+        return self.build_root / episode_id
+
+
+# ------------------------------------------------------------------------------------------------------ loading
+
+
+def parse_clock(v: str) -> float:
+    """Parse ``"HH:MM:SS(.mmm)"``, ``"MM:SS"`` or ``"SS"`` into seconds."""
+    parts = v.strip().split(":")
+    if not 1 <= len(parts) <= 3 or not all(re.fullmatch(r"\d+(\.\d+)?", p) for p in parts):
+        raise ValueError(f"{v!r} is not a time such as 05:30 or 01:02:03.5")
+    secs = 0.0
+    for p in parts:
+        secs = secs * 60 + float(p)
+    return secs
+
+
+def check_episode_id(episode_id: str) -> str:
+    """Return ``episode_id`` if it is a plain name; raise :class:`ConfigError` for paths, ``..`` and the like."""
+    if not EPISODE_ID_RE.match(episode_id) or ".." in episode_id:
+        raise ConfigError(
+            f"invalid episode id {episode_id!r}",
+            hint="use a plain name such as episode-258: letters, digits, '.', '-', '_', no path separators or '..'",
+        )
+    return episode_id
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError("config file not found", where=path, hint="check the path or create it")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", where=path) from e
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", where=path) from e
+
+
+def _fmt_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _validation_error(path: Path, err: ValidationError) -> ConfigError:
+    first = err.errors()[0]
+    field = _fmt_loc(tuple(first["loc"])) or "(file)"
+    msg = first["msg"]
+    if first["type"] == "missing":
+        msg = "required field is missing"
+    elif first["type"] == "extra_forbidden":
+        msg = "unknown field (a typo?)"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return ConfigError(f"field {field}: {msg}{more}", where=path, hint="fix the field and run `produce check`")
+
+
+def _resolve(base: Path, p: Path | None) -> Path | None:
+    if p is None:
+        return None
+    p = Path(p).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_show(path: Path) -> ShowConfig:
+    """Read and validate ``show.toml``; relative paths become absolute against its folder."""
+    path = Path(path)
+    data = _read_toml(path)
+    try:
+        cfg = ShowConfig.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
+    base = path.parent.resolve()
+    show = cfg.show.model_copy(update={"artwork": _resolve(base, cfg.show.artwork)})
+    assets = Assets(
+        intro=_resolve(base, cfg.assets.intro),
+        disclaimer=_resolve(base, cfg.assets.disclaimer),
+        outro=_resolve(base, cfg.assets.outro),
+    )
+    storage = cfg.storage.model_copy(update={"local_dir": _resolve(base.parent, cfg.storage.local_dir)})
+    return cfg.model_copy(update={"show": show, "assets": assets, "storage": storage})
+
+
+def episode_path(configs_dir: Path, episode_id: str) -> Path:
+    """Where the config of ``episode_id`` lives."""
+    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}.toml"
+
+
+def list_episodes(configs_dir: Path) -> list[str]:
+    """Ids of every episode config, sorted."""
+    return sorted(p.stem for p in (Path(configs_dir) / "episodes").glob("*.toml") if EPISODE_ID_RE.match(p.stem))
+
+
+def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:
+    """Read and validate ``configs/episodes/<id>.toml``; recordings and artwork resolve against its folder."""
+    path = episode_path(configs_dir, episode_id)
+    if not path.is_file():
+        known = ", ".join(list_episodes(configs_dir)[:10]) or "none"
+        raise ConfigError(f"unknown episode {episode_id!r}", where=path, hint=f"known episodes: {known}")
+    data = _read_toml(path)
+    if "id" in data and data["id"] != episode_id:
+        raise ConfigError(f"field id: {data['id']!r} does not match the file name {episode_id!r}", where=path)
+    data["id"] = episode_id
+    try:
+        ep = EpisodeConfig.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
+    base = path.parent.resolve()
+    return ep.model_copy(
+        update={
+            "recordings": tuple(_resolve(base, r) for r in ep.recordings),
+            "artwork": _resolve(base, ep.artwork),
+        }
+    )
+
+
+def load_settings(configs_dir: Path, build_root: Path | None = None, **overrides: Any) -> Settings:
+    """Load ``<configs_dir>/show.toml`` and apply CLI overrides (``None`` values are ignored).
+
+    ``overrides`` are dotted section keys, e.g. ``{"audio.target_lufs": -19.0, "whisper.engine": "openai-whisper"}``.
+    """
+    configs_dir = Path(configs_dir)
+    show = load_show(configs_dir / "show.toml")
+    show = apply_overrides(show, overrides, source=configs_dir / "show.toml")
+    return Settings(show=show, configs_dir=configs_dir.resolve(), build_root=Path(build_root or "build"))
+
+
+def apply_overrides(cfg: ShowConfig, overrides: dict[str, Any], *, source: Path) -> ShowConfig:
+    """Lay non-``None`` dotted overrides on ``cfg`` and re-validate."""
+    items = {k: v for k, v in overrides.items() if v is not None}
+    if not items:
+        return cfg
+    data = cfg.model_dump()
+    for key, value in items.items():
+        section, _, field = key.partition(".")
+        if section not in data or not isinstance(data[section], dict) or field not in data[section]:
+            raise ConfigError(f"unknown setting {key!r}")
+        data[section][field] = value
+    try:
+        return ShowConfig.model_validate(data)
+    except ValidationError as e:
+        raise _validation_error(Path(f"{source} (with command-line options)"), e) from None

@@ -1,0 +1,91 @@
+"""One exception root for the whole toolkit.
+
+Every error a user can cause or meet is a :class:`KeylimeError`; each stage has its own subclass. Third-party
+exceptions (pydub's ``CouldntDecodeError``, mutagen's ``MutagenError``, botocore's ``ClientError`` ...) are
+translated into these where we call the library, so ``cli.py`` is the only place that catches and prints them.
+
+Messages are one line: *where* (file, field or object), *what is wrong*, *what to do*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KeylimeError(Exception):
+    """Root of every error keylime-prod raises on purpose.
+
+    ``where`` names the file, field or object at fault; ``hint`` says what to do. ``str()`` gives the one line the
+    CLI prints.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, where: str | Path | None = None, hint: str | None = None) -> None:
+        self.message = message
+        self.where = str(where) if where is not None else None
+        self.hint = hint
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        parts = []
+        if self.where:
+            parts.append(f"{self.where}: ")
+        parts.append(self.message)
+        if self.hint:
+            parts.append(f" ({self.hint})")
+        return "".join(parts).replace("\n", " ")
+
+
+class ConfigError(KeylimeError):
+    """A show or episode config file is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class FFmpegError(KeylimeError):
+    """ffmpeg is missing or a call to it failed."""
+
+    exit_code = 3
+
+
+class AudioError(KeylimeError):
+    """An audio input cannot be used (missing, empty, corrupt, silent, unsupported) or mastering failed."""
+
+    exit_code = 4
+
+
+class TranscriptError(KeylimeError):
+    """Transcription failed: bad audio, unknown engine, missing or corrupt model."""
+
+    exit_code = 5
+
+
+class NotesError(KeylimeError):
+    """Show notes could not be built."""
+
+    exit_code = 5
+
+
+class TagError(KeylimeError):
+    """ID3 tags, artwork or chapters are invalid or could not be written."""
+
+    exit_code = 6
+
+
+class StorageError(KeylimeError):
+    """Upload to or verification against S3-compatible storage failed."""
+
+    exit_code = 7
+
+
+class FeedError(KeylimeError):
+    """The RSS feed could not be built or published."""
+
+    exit_code = 8
+
+
+class PublishError(KeylimeError):
+    """Publishing an episode failed (build missing, date not valid, ...)."""
+
+    exit_code = 9

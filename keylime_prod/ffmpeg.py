@@ -1,0 +1,314 @@
+"""The one ffmpeg wrapper.
+
+ffmpeg comes from the ``imageio-ffmpeg`` wheel (no system package; note that wheel ships **no ffprobe**, so media
+is probed by parsing ``ffmpeg -i`` output). Commands are argv lists, never a shell. Command builders and output
+parsers are pure functions tested on literal strings (the ffmpeg-normalize ``_parse_loudnorm_output`` pattern);
+:func:`run` logs the full command and, on failure, shows the user the last meaningful stderr line (yt-dlp's
+``real_run_ffmpeg``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import FFmpegError
+
+log = logging.getLogger(__name__)
+
+#: Raw PCM formats we exchange with ffmpeg through pipes: ffmpeg format name -> numpy dtype string.
+PCM_FORMATS = {"f32le": "<f4", "s16le": "<i2", "s32le": "<i4"}
+
+
+@functools.lru_cache(maxsize=1)
+def binary() -> str:
+    """Path of the ffmpeg executable: ``$KEYLIME_FFMPEG``, else the imageio-ffmpeg wheel's, else ``ffmpeg`` on PATH.
+
+    Checked once, with an actionable message (beets' replaygain backend does the same at start-up).
+    """
+    env = os.environ.get("KEYLIME_FFMPEG")
+    if env:
+        if not Path(env).is_file():
+            raise FFmpegError("KEYLIME_FFMPEG points to no file", where=env, hint="unset it or fix the path")
+        return env
+    try:
+        import imageio_ffmpeg
+
+        exe: str | None = imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - any failure means: fall back to PATH
+        exe = shutil.which("ffmpeg")
+    if not exe:
+        raise FFmpegError("ffmpeg not found", hint="pip install imageio-ffmpeg (it ships an ffmpeg binary)")
+    return exe
+
+
+@functools.lru_cache(maxsize=1)
+def version() -> str:
+    """ffmpeg's version string, e.g. ``n9.0.2-17-g2a571b6068-20260930``."""
+    out = run(["-version"], quiet=True).stdout.decode("utf-8", "replace")
+    return parse_version(out)
+
+
+def parse_version(text: str) -> str:
+    """Parse the first line of ``ffmpeg -version``."""
+    m = re.search(r"ffmpeg version (\S+)", text)
+    if not m:
+        raise FFmpegError("cannot read ffmpeg's version", hint="is KEYLIME_FFMPEG an ffmpeg binary?")
+    return m.group(1)
+
+
+def last_error_line(stderr: str) -> str:
+    """The last stderr line that says something (skips blank lines and the 'Conversion failed!' trailer)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    skip = ("Conversion failed!", "Exiting normally", "[out#")
+    for ln in reversed(lines):
+        if not ln.startswith(skip):
+            return ln
+    return lines[-1] if lines else "ffmpeg failed without a message"
+
+
+def command(args: Sequence[str]) -> list[str]:
+    """Full argv: the binary, quiet banner, no stdin interaction, then ``args``."""
+    return [binary(), "-hide_banner", "-nostdin", *args]
+
+
+def run(
+    args: Sequence[str], *, quiet: bool = False, input_bytes: bytes | None = None, where: str | Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg with ``args``; raise :class:`FFmpegError` naming ``where`` and ffmpeg's last error line."""
+    argv = command(args)
+    log.debug("ffmpeg: %s", subprocess.list2cmdline(argv))
+    try:
+        proc = subprocess.run(argv, input=input_bytes, capture_output=True, check=False)
+    except OSError as e:
+        raise FFmpegError(f"cannot run ffmpeg: {e.strerror}", where=argv[0]) from e
+    if proc.returncode != 0 and not quiet:
+        raise FFmpegError(last_error_line(proc.stderr.decode("utf-8", "replace")), where=where)
+    return proc
+
+
+def popen(args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """Start ffmpeg for streaming (pipes); the caller reads/writes and calls :func:`finish`."""
+    argv = command(args)
+    log.debug("ffmpeg (stream): %s", subprocess.list2cmdline(argv))
+    try:
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    except OSError as e:
+        raise FFmpegError(f"cannot run ffmpeg: {e.strerror}", where=argv[0]) from e
+
+
+def finish(proc: subprocess.Popen[bytes], *, where: str | Path | None = None) -> str:
+    """Wait for a streaming ffmpeg; return its stderr, or raise :class:`FFmpegError` if it failed."""
+    if proc.stdin and not proc.stdin.closed:
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    rc = proc.wait()
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.stdout:
+        proc.stdout.close()
+    if rc != 0:
+        raise FFmpegError(last_error_line(err), where=where)
+    return err
+
+
+# ------------------------------------------------------------------------------------------------------ probing
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What ``ffmpeg -i`` says about a media file's first audio stream."""
+
+    duration: float | None
+    codec: str
+    sample_rate: int
+    channels: int
+    sample_fmt: str
+
+
+_CHANNEL_NAMES = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
+
+
+def parse_probe(stderr: str) -> Probe | None:
+    """Parse the stream summary ``ffmpeg -i FILE`` prints; ``None`` when it lists no audio stream."""
+    dur = None
+    m = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", stderr)
+    if m:
+        dur = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    m = re.search(r"Stream #\d+:\d+[^:]*: Audio: ([^,\s]+)[^,]*, (\d+) Hz, ([^,]+), ([^,\s]+)", stderr)
+    if not m:
+        return None
+    layout = m.group(3).strip()
+    ch = _CHANNEL_NAMES.get(layout.split("(")[0].strip())
+    if ch is None:
+        cm = re.match(r"(\d+) channels", layout)
+        ch = int(cm.group(1)) if cm else 2
+    return Probe(duration=dur, codec=m.group(1), sample_rate=int(m.group(2)), channels=ch, sample_fmt=m.group(4))
+
+
+def probe(path: Path) -> Probe:
+    """Probe ``path`` (ffmpeg only: the wheel has no ffprobe). Raises :class:`FFmpegError` if it is not audio."""
+    proc = run(["-i", str(path)], quiet=True)
+    err = proc.stderr.decode("utf-8", "replace")
+    info = parse_probe(err)
+    if info is None:
+        reason = last_error_line(err)
+        if reason.startswith("At least one output file"):
+            reason = "no audio stream"
+        raise FFmpegError(f"not readable audio: {reason}", where=path)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------- builders
+
+
+def decode_args(
+    src: Path | str,
+    *,
+    sample_rate: int,
+    channels: int,
+    fmt: str = "f32le",
+    filters: Sequence[str] = (),
+    start: float | None = None,
+    duration: float | None = None,
+) -> list[str]:
+    """Arguments that decode ``src`` to raw interleaved PCM on stdout at ``sample_rate``/``channels``.
+
+    ``filters`` run before resampling (e.g. ``volume=...``); the soxr resampler keeps quality at ratios like
+    96k -> 44.1k. ``fmt`` is one of :data:`PCM_FORMATS`.
+    """
+    if fmt not in PCM_FORMATS:
+        raise ValueError(f"unsupported PCM format {fmt}")
+    args: list[str] = ["-v", "error"]
+    if start is not None:
+        args += ["-ss", f"{start:.6f}"]
+    if duration is not None:
+        args += ["-t", f"{duration:.6f}"]
+    args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    chain = [*filters, f"aresample={sample_rate}:resampler=soxr:precision=28"]
+    args += ["-af", ",".join(chain), "-ac", str(channels), "-ar", str(sample_rate), "-f", fmt, "-acodec", f"pcm_{fmt}", "-"]
+    return args
+
+
+def encode_mp3_args(
+    dest: Path | str, *, sample_rate: int, channels: int, bitrate_kbps: int, in_fmt: str = "s16le"
+) -> list[str]:
+    """Arguments that read raw PCM from stdin and write a CBR MP3 with LAME (no tags: the tag stage writes them)."""
+    return [
+        "-v", "error",
+        "-f", in_fmt, "-ar", str(sample_rate), "-ac", str(channels), "-i", "-",
+        "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-q:a", "2",
+        "-map_metadata", "-1", "-id3v2_version", "0", "-write_xing", "1",
+        "-f", "mp3", "-y", str(dest),
+    ]  # fmt: skip
+
+
+def ebur128_args(src: Path | str) -> list[str]:
+    """Arguments that measure ``src`` with ffmpeg's EBU R128 scanner, true peak on (used by tests and ``check``)."""
+    return ["-nostats", "-i", str(src), "-map", "0:a:0", "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]
+
+
+# ------------------------------------------------------------------------------------------------------ parsers
+
+
+@dataclass(frozen=True)
+class EbuR128:
+    """The summary of ffmpeg's ``ebur128`` filter."""
+
+    integrated_lufs: float
+    lra_lu: float
+    true_peak_dbtp: float | None
+
+
+def parse_ebur128(stderr: str) -> EbuR128:
+    """Parse the ``Summary:`` block ffmpeg's ``ebur128`` filter prints at the end."""
+    i = stderr.rfind("Summary:")
+    if i < 0:
+        raise FFmpegError("ebur128 printed no summary")
+    s = stderr[i:]
+
+    def num(pattern: str) -> float | None:
+        m = re.search(pattern, s)
+        if not m:
+            return None
+        return float("-inf") if m.group(1) == "-inf" else float(m.group(1))
+
+    integrated = num(r"Integrated loudness:\s+I:\s+(-?inf|-?\d+(?:\.\d+)?) LUFS")
+    lra = num(r"LRA:\s+(-?\d+(?:\.\d+)?) LU")
+    peak = num(r"True peak:\s+Peak:\s+(-?inf|-?\d+(?:\.\d+)?) dBFS")
+    if integrated is None or lra is None:
+        raise FFmpegError("cannot parse the ebur128 summary")
+    return EbuR128(integrated_lufs=integrated, lra_lu=lra, true_peak_dbtp=peak)
+
+
+def measure_ebur128(src: Path | str) -> EbuR128:
+    """Measure a file with ffmpeg's own EBU R128 scanner (an independent check of our meter)."""
+    return parse_ebur128(run(ebur128_args(src), where=src).stderr.decode("utf-8", "replace"))
+
+
+def parse_ffmetadata(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Parse ``ffmpeg -i x.mp3 -f ffmetadata -`` output into (global tags, chapters).
+
+    Each chapter dict holds ``TIMEBASE``, ``START``, ``END`` and its tags (``title`` ...). Escapes (``\\=``,
+    ``\\;``, ``\\#``, ``\\\\``, escaped newlines) are undone.
+    """
+    tags: dict[str, str] = {}
+    chapters: list[dict[str, str]] = []
+    current = tags
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line or line.startswith((";", "#")):
+            continue
+        if line.strip() == "[CHAPTER]":
+            current = {}
+            chapters.append(current)
+            continue
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            current = {}
+            continue
+        # A value ending in an odd number of backslashes continues on the next line.
+        while re.search(r"(?<!\\)(\\\\)*\\$", line) and i < len(lines):
+            line = line[:-1] + "\n" + lines[i]
+            i += 1
+        key, val = _split_unescaped(line)
+        current[key] = val
+    return tags, chapters
+
+
+def _split_unescaped(line: str) -> tuple[str, str]:
+    out: list[str] = []
+    key = None
+    esc = False
+    for ch in line:
+        if esc:
+            out.append(ch)
+            esc = False
+        elif ch == "\\":
+            esc = True
+        elif ch == "=" and key is None:
+            key = "".join(out)
+            out = []
+        else:
+            out.append(ch)
+    if key is None:
+        return "".join(out), ""
+    return key, "".join(out)
+
+
+def read_ffmetadata(src: Path | str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Read tags and chapters with ffmpeg's own ID3 parser (independent of mutagen)."""
+    proc = run(["-v", "error", "-i", str(src), "-f", "ffmetadata", "-"], where=src)
+    return parse_ffmetadata(proc.stdout.decode("utf-8", "replace"))

@@ -1,0 +1,208 @@
+"""The orchestrator: the order of the stages in one literal tuple, and the policy they share.
+
+Like beets' ``ImportSession.run()`` and yt-dlp's ``run_all_pps``, this is the one place that shows the whole order
+and owns logging, timing, skip-if-cached and resume. Each stage module exposes one plain function; the adapters here
+collect its inputs from the settings and from earlier artefacts, so stages never import each other.
+
+Resume: ``build/<id>/state.json`` records, per stage, a key (a hash of everything the stage's output depends on)
+and when it finished. A re-run whose key matches loads the artefact instead of redoing the work (beets'
+``importer/state.py`` idea).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import audio, fsutil
+from .artefacts import Master
+from .config import EpisodeConfig, Settings, load_episode
+from .errors import KeylimeError
+from .progress import ProgressFn, null_progress
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class Run:
+    """The mutable context of one pipeline run over one episode."""
+
+    settings: Settings
+    episode: EpisodeConfig
+    build_dir: Path
+    force: bool = False
+    progress: ProgressFn = null_progress
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def artefact(self, name: str) -> Any:
+        """The artefact of an earlier stage, from this run or loaded from the build folder; ``None`` if absent."""
+        if name not in self.results:
+            stage = STAGE_BY_NAME[name]
+            self.results[name] = stage.load(self) if stage.load else None
+        return self.results[name]
+
+    def require(self, name: str) -> Any:
+        """Like :meth:`artefact`, but a missing artefact is an error that says which command makes it."""
+        art = self.artefact(name)
+        if art is None:
+            raise KeylimeError(
+                f"stage {name!r} has not run for {self.episode.id}",
+                where=self.build_dir,
+                hint=f"run `produce {name} {self.episode.id}` or `produce {self.episode.id}` first",
+            )
+        return art
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline step: ``run`` does the work; ``key`` (optional) makes it cacheable; ``load`` reads its output."""
+
+    name: str
+    run: Callable[[Run], Any]
+    key: Callable[[Run], str] | None = None
+    load: Callable[[Run], Any] | None = None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What happened to one stage in a run."""
+
+    name: str
+    seconds: float
+    cached: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of :func:`run_episode`."""
+
+    episode_id: str
+    build_dir: Path
+    stages: tuple[StageResult, ...]
+    artefacts: dict[str, Any]
+
+
+def digest(*parts: Any) -> str:
+    """A stable SHA-256 of JSON-serialisable parts (paths and other objects by ``str``)."""
+    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_digest(path: Path | None) -> str | None:
+    """Content hash of an input file (``None`` stays ``None``; a missing file hashes as ``missing``)."""
+    if path is None:
+        return None
+    try:
+        return fsutil.sha256_file(path)
+    except OSError:
+        return "missing"
+
+
+# ------------------------------------------------------------------------------------------------ stage adapters
+
+
+def _master_key(run: Run) -> str:
+    s = run.settings.show
+    return digest(
+        "master/1",
+        [file_digest(p) for p in run.episode.recordings],
+        {k: file_digest(v) for k, v in s.assets.model_dump().items()},
+        s.audio.model_dump(),
+    )
+
+
+def _master_run(run: Run) -> Master:
+    s = run.settings.show
+    return audio.master(run.episode, s.audio, s.assets, run.build_dir, progress=run.progress)
+
+
+def _master_load(run: Run) -> Master | None:
+    report = run.build_dir / audio.REPORT_NAME
+    if not report.is_file():
+        return None
+    m = Master.load(report)
+    return m if m.mp3.is_file() else None
+
+
+#: The order of the whole pipeline. Later issues append transcript, notes, tags and publishing here.
+STAGES: tuple[Stage, ...] = (
+    Stage("master", _master_run, _master_key, _master_load),
+)
+STAGE_BY_NAME = {s.name: s for s in STAGES}
+
+
+# ------------------------------------------------------------------------------------------------------ running
+
+
+def _read_state(build_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((build_dir / STATE_FILE).read_text("utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def run_episode(
+    settings: Settings,
+    episode_id: str,
+    *,
+    stages: Sequence[str] | None = None,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
+) -> RunResult:
+    """Run ``stages`` (default: all, in :data:`STAGES` order) for one episode.
+
+    A stage whose recorded key still matches is skipped and its artefact loaded, unless ``force``. ``on_stage`` is
+    called with ``(stage, "start" | "done" | "cached")`` for the CLI's status line.
+    """
+    episode = load_episode(settings.configs_dir, episode_id)
+    wanted = list(stages) if stages is not None else [s.name for s in STAGES]
+    unknown = [n for n in wanted if n not in STAGE_BY_NAME]
+    if unknown:
+        raise KeylimeError(f"unknown stage(s): {', '.join(unknown)}", hint=f"stages: {', '.join(STAGE_BY_NAME)}")
+    build_dir = settings.build_dir(episode_id)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    run = Run(settings=settings, episode=episode, build_dir=build_dir, force=force, progress=progress or null_progress)
+    state = _read_state(build_dir)
+    done: list[StageResult] = []
+    for stage in STAGES:
+        if stage.name not in wanted:
+            continue
+        t0 = time.perf_counter()
+        key = stage.key(run) if stage.key else None
+        prev = state.get(stage.name, {})
+        if key is not None and not force and prev.get("key") == key and stage.load is not None:
+            art = stage.load(run)
+            if art is not None:
+                run.results[stage.name] = art
+                done.append(StageResult(stage.name, time.perf_counter() - t0, cached=True))
+                log.info("%s: %s is up to date (cached)", episode_id, stage.name)
+                if on_stage:
+                    on_stage(stage.name, "cached")
+                continue
+        if on_stage:
+            on_stage(stage.name, "start")
+        log.info("%s: %s ...", episode_id, stage.name)
+        run.results[stage.name] = stage.run(run)
+        secs = time.perf_counter() - t0
+        log.info("%s: %s done in %.1f s", episode_id, stage.name, secs)
+        done.append(StageResult(stage.name, secs, cached=False))
+        state[stage.name] = {
+            "key": key,
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(secs, 3),
+        }
+        fsutil.write_json(build_dir / STATE_FILE, state)
+        if on_stage:
+            on_stage(stage.name, "done")
+    return RunResult(episode_id, build_dir, tuple(done), dict(run.results))
