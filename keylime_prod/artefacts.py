@@ -117,3 +117,60 @@ class ChapterMark:
     end: float
     url: str | None = None
     img: str | None = None
+
+
+@dataclass(frozen=True)
+class Chapters:
+    """The chapters stage's result: one ordered list of marks, and the Podcasting 2.0 ``chapters.json`` written."""
+
+    marks: tuple[ChapterMark, ...]
+    json_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """One transcribed stretch of speech, times on the published episode's timeline (seconds)."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The transcript stage's result: segments on the episode timeline and the files written from them.
+
+    ``files`` maps a format (``txt``, ``srt``, ``vtt``, ``json``, ``html``) to its path. ``options`` records how it
+    was made (engine settings), as faster-whisper's ``TranscriptionInfo`` does.
+    """
+
+    segments: tuple[TranscriptSegment, ...]
+    files: dict[str, Path]
+    language: str
+    engine: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The plain text, one segment per line."""
+        return "\n".join(s.text.strip() for s in self.segments)
+
+
+@dataclass(frozen=True)
+class Notes:
+    """The show-notes stage's result."""
+
+    markdown: Path
+    html: Path
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """The tag stage's result: the tagged MP3 and what was written into it."""
+
+    mp3: Path
+    id3_version: int
+    frames: tuple[str, ...] = ()
+    chapters: int = 0
