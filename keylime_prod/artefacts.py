@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AudioError
+from .errors import AudioError, TagError
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,17 @@ class Chapters:
     marks: tuple[ChapterMark, ...]
     json_path: Path | None = None
 
+    def timestamp_lines(self) -> tuple[str, ...]:
+        """``(HH:MM:SS) Title`` per mark, for the show notes (Spotify builds chapters only from these lines).
+
+        Seconds are rounded down, so a listener who seeks to the printed time never lands after the chapter start.
+        """
+        out = []
+        for m in self.marks:
+            s = int(m.start + 1e-6)
+            out.append(f"({s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}) {m.title}")
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class TranscriptSegment:
@@ -174,3 +185,32 @@ class Tagged:
     id3_version: int
     frames: tuple[str, ...] = ()
     chapters: int = 0
+    sha256: str = ""  # of the tagged MP3 (master.json's audio_sha256 is the untagged file's)
+    size_bytes: int = 0
+    artwork: Path | None = None
+    report: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``tagged.json`` document (paths relative to its folder where they live there)."""
+        d = asdict(self)
+        d["mp3"] = self.mp3.name
+        d["artwork"] = str(self.artwork) if self.artwork else None
+        d["report"] = self.report.name if self.report else None
+        return {"schema": "keylime-prod/tagged/1", **d}
+
+    @classmethod
+    def load(cls, report: Path) -> Tagged:
+        """Read ``tagged.json`` back (the MP3 path resolves against its folder)."""
+        report = Path(report)
+        try:
+            d = json.loads(report.read_text("utf-8"))
+            d.pop("schema", None)
+            d["mp3"] = report.parent / d["mp3"]
+            d["artwork"] = Path(d["artwork"]) if d.get("artwork") else None
+            d["report"] = report
+            d["frames"] = tuple(d.get("frames", ()))
+            return cls(**d)
+        except FileNotFoundError:
+            raise TagError("no tag report found", where=report, hint="run `produce tag EPISODE` first") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise TagError(f"unreadable tag report: {e}", where=report, hint="delete it and re-run") from e

@@ -116,10 +116,18 @@ class WhisperSettings(_Model):
 
 
 class TagSettings(_Model):
-    """ID3 tagging settings."""
+    """ID3 tagging and chapter settings (see docs/tags.md)."""
 
-    id3_version: Literal[3, 4] = 3
-    include_lyrics: bool = True
+    id3_version: Literal[3, 4] = 3  # ID3v2.3 is what most players read; 4 where configured
+    include_lyrics: bool = True  # write the transcript as USLT when one exists
+    genre: str = Field(default="Podcast", min_length=1)
+    encoded_by: str = Field(default="keylime-prod", min_length=1)  # TENC
+    # Titles of the automatic chapters made from master.json's timeline; "" leaves that part without a chapter.
+    intro_chapter: str = "Intro"
+    disclaimer_chapter: str = "Disclaimer"
+    outro_chapter: str = "Outro"
+    # Title of the chapter that covers the body before the first configured chapter; "" means the episode title.
+    body_chapter: str = ""
 
 
 class StorageSettings(_Model):
