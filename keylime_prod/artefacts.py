@@ -64,6 +64,11 @@ class Master:
     gain_db: float
     settings: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
+    #: Where each raw recording's kept stretch sits: ``name`` ``part-N``, ``start``/``end`` on the episode timeline,
+    #: ``source_start`` the matching time in the joined raw recordings (files laid end to end, untrimmed).
+    pieces: tuple[TimelineSegment, ...] = ()
+    #: Per-part and per-asset levels, limiter and codec-calibration figures (informational).
+    details: dict[str, Any] = field(default_factory=dict)
 
     def segment(self, name: str) -> TimelineSegment | None:
         """The timeline segment called ``name``, if the episode has one."""
@@ -77,8 +82,17 @@ class Master:
         return seg
 
     def body_to_episode(self, t: float) -> float:
-        """Map a time in the joined raw recordings (seconds) onto the published episode's timeline."""
-        return self.body.start + (t - self.body.source_start)
+        """Map a time in the joined raw recordings (seconds; the files laid end to end, untrimmed, as a producer's
+        editor shows them) onto the published episode's timeline. Times inside trimmed silence snap to the nearest
+        kept audio."""
+        if not self.pieces:
+            return self.body.start + (t - self.body.source_start)
+        best = self.pieces[0]
+        for p in self.pieces:
+            if t >= p.source_start:
+                best = p
+        offset = min(max(t - best.source_start, 0.0), best.duration)
+        return best.start + offset
 
     def to_json(self) -> dict[str, Any]:
         """The ``master.json`` document."""
@@ -96,9 +110,8 @@ class Master:
             d.pop("schema", None)
             d["mp3"] = report.parent / d["mp3"]
             d["report"] = report
-            d["segments"] = tuple(
-                TimelineSegment(**{**s, "sources": tuple(s.get("sources", ()))}) for s in d["segments"]
-            )
+            for key in ("segments", "pieces"):
+                d[key] = tuple(TimelineSegment(**{**s, "sources": tuple(s.get("sources", ()))}) for s in d.get(key, ()))
             d["input_loudness"] = Loudness(**d["input_loudness"])
             d["output_loudness"] = Loudness(**d["output_loudness"])
             return cls(**d)

@@ -15,7 +15,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def binary() -> str:
         import imageio_ffmpeg
 
         exe: str | None = imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:  # noqa: BLE001 - any failure means: fall back to PATH
+    except Exception:
         exe = shutil.which("ffmpeg")
     if not exe:
         raise FFmpegError("ffmpeg not found", hint="pip install imageio-ffmpeg (it ships an ffmpeg binary)")
@@ -94,7 +95,9 @@ def run(
     return proc
 
 
-def popen(args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+def popen(
+    args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
     """Start ffmpeg for streaming (pipes); the caller reads/writes and calls :func:`finish`."""
     argv = command(args)
     log.debug("ffmpeg (stream): %s", subprocess.list2cmdline(argv))
@@ -120,6 +123,45 @@ def finish(proc: subprocess.Popen[bytes], *, where: str | Path | None = None) ->
     if rc != 0:
         raise FFmpegError(last_error_line(err), where=where)
     return err
+
+
+def read_stream(
+    args: Sequence[str], *, chunk_bytes: int, where: str | Path | None = None, errors: list[str] | None = None
+) -> Iterator[bytes]:
+    """Run ffmpeg and yield its stdout in chunks of ``chunk_bytes`` (the last may be shorter).
+
+    stderr is drained on a thread so a decoder that reports many errors cannot fill the pipe and deadlock us; its
+    lines are appended to ``errors`` if given. Raises :class:`FFmpegError` if ffmpeg exits non-zero.
+    """
+    proc = popen(args)
+    lines: list[str] = [] if errors is None else errors
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            lines.append(raw.decode("utf-8", "replace").rstrip())
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    assert proc.stdout is not None
+    try:
+        while True:
+            buf = proc.stdout.read(chunk_bytes)
+            if not buf:
+                break
+            yield buf
+    finally:
+        if proc.poll() is None and proc.stdout is not None and not proc.stdout.closed:
+            # The consumer stopped early (error or break): do not leave ffmpeg running.
+            proc.kill()
+        rc = proc.wait()
+        t.join(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+    if rc != 0:
+        raise FFmpegError(last_error_line("\n".join(lines)), where=where)
 
 
 # ------------------------------------------------------------------------------------------------------ probing
@@ -196,7 +238,19 @@ def decode_args(
         args += ["-t", f"{duration:.6f}"]
     args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
     chain = [*filters, f"aresample={sample_rate}:resampler=soxr:precision=28"]
-    args += ["-af", ",".join(chain), "-ac", str(channels), "-ar", str(sample_rate), "-f", fmt, "-acodec", f"pcm_{fmt}", "-"]
+    args += [
+        "-af",
+        ",".join(chain),
+        "-ac",
+        str(channels),
+        "-ar",
+        str(sample_rate),
+        "-f",
+        fmt,
+        "-acodec",
+        f"pcm_{fmt}",
+        "-",
+    ]
     return args
 
 

@@ -134,9 +134,7 @@ def _master_load(run: Run) -> Master | None:
 
 
 #: The order of the whole pipeline. Later issues append transcript, notes, tags and publishing here.
-STAGES: tuple[Stage, ...] = (
-    Stage("master", _master_run, _master_key, _master_load),
-)
+STAGES: tuple[Stage, ...] = (Stage("master", _master_run, _master_key, _master_load),)
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
 

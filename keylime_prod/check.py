@@ -1,0 +1,83 @@
+"""``produce check``: configs, every episode, the files they name, and ffmpeg, checked without building anything."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ffmpeg
+from .config import list_episodes, load_episode, load_show
+from .errors import AudioError, FFmpegError, KeylimeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CheckReport:
+    """What passed (one line each) and what failed (errors, each one line)."""
+
+    lines: list[str] = field(default_factory=list)
+    errors: list[KeylimeError] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary for ``--json``."""
+        return {"ok": not self.errors, "passed": self.lines, "errors": [str(e) for e in self.errors]}
+
+
+def _audio(path: Path | None, what: str, report: CheckReport) -> None:
+    if path is None:
+        return
+    if not path.is_file():
+        report.errors.append(AudioError(f"{what} not found", where=path, hint="check the path in the config"))
+        return
+    try:
+        info = ffmpeg.probe(path)
+    except FFmpegError as e:
+        report.errors.append(AudioError(f"{what} is not readable audio ({e.message})", where=path))
+        return
+    dur = f"{info.duration:.1f} s" if info.duration else "unknown length"
+    report.lines.append(f"{what}: {path.name} ({info.codec}, {info.sample_rate} Hz, {info.channels} ch, {dur})")
+
+
+def check_all(configs_dir: Path) -> CheckReport:
+    """Check ffmpeg, ``show.toml``, every episode config and every file they name. Never raises for a failed
+    check: each failure is collected so the user sees all of them at once."""
+    report = CheckReport()
+    try:
+        exe = ffmpeg.binary()
+        ver = ffmpeg.version()
+        # A real encode proves libmp3lame is there, not only that a binary answers -version.
+        ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "sine=d=0.1", "-c:a", "libmp3lame", "-f", "null", "-"])
+        report.lines.append(f"ffmpeg {ver} with libmp3lame ({exe})")
+    except KeylimeError as e:
+        report.errors.append(e)
+    configs_dir = Path(configs_dir)
+    try:
+        show = load_show(configs_dir / "show.toml")
+    except KeylimeError as e:
+        report.errors.append(e)
+        return report
+    report.lines.append(f"show.toml: {show.show.title!r}")
+    if not show.show.artwork.is_file():
+        report.errors.append(KeylimeError("artwork not found", where=show.show.artwork))
+    else:
+        report.lines.append(f"artwork: {show.show.artwork.name}")
+    for name in ("intro", "disclaimer", "outro"):
+        _audio(getattr(show.assets, name), f"{name} asset", report)
+    ids = list_episodes(configs_dir)
+    if not ids:
+        report.errors.append(KeylimeError("no episode configs", where=configs_dir / "episodes"))
+    for eid in ids:
+        try:
+            ep = load_episode(configs_dir, eid)
+        except KeylimeError as e:
+            report.errors.append(e)
+            continue
+        report.lines.append(f"{eid}: {ep.title!r}, {len(ep.recordings)} recording(s), {ep.publish_date:%Y-%m-%d}")
+        for i, r in enumerate(ep.recordings):
+            _audio(r, f"{eid} recording {i + 1}", report)
+        if ep.artwork is not None and not ep.artwork.is_file():
+            report.errors.append(KeylimeError("episode artwork not found", where=ep.artwork))
+    return report
