@@ -1,0 +1,367 @@
+"""The chapters stage: one list of chapters, and the check that every copy of it agrees.
+
+Chapters come from one source: the episode config's ``[[chapters]]`` (times relative to the body, i.e. the joined
+raw recordings) mapped onto the published timeline with :meth:`Master.body_to_episode`, merged with automatic
+chapters for the intro, disclaimer and outro taken from ``master.json``'s timeline. The result is written as
+Podcasting 2.0 ``chapters.json`` (version 1.2.0) here; the tag stage writes the same marks as ID3 CHAP/CTOC frames
+and the notes stage prints them as ``(HH:MM:SS) Title`` lines (:meth:`Chapters.timestamp_lines`).
+
+:func:`check_chapters` re-reads the MP3 and the JSON (and optionally the show notes) and fails when they disagree
+by more than 1 ms, overlap, or run past the end of the decoded audio.
+
+Times are kept in whole milliseconds from the start, because ID3v2 CHAP frames store milliseconds (ID3v2 Chapter
+Frame Addendum, section 3): the JSON and the ID3 frames are derived from the same integers, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mutagen import MutagenError
+from mutagen.id3 import ID3, ID3NoHeaderError
+
+from . import ffmpeg, fsutil
+from .artefacts import ChapterMark, Chapters, Master
+from .config import EpisodeConfig, TagSettings
+from .errors import FFmpegError, TagError
+
+log = logging.getLogger(__name__)
+
+CHAPTERS_NAME = "chapters.json"
+#: Podcasting 2.0 JSON chapters format version we write (podcastindex-org/podcast-namespace, chapters/jsonChapters.md).
+JSON_VERSION = "1.2.0"
+#: A configured first chapter this close to the body start is moved onto it instead of leaving a sliver before it.
+SNAP_TO_BODY_S = 2.0
+#: Agreement tolerance between the copies (the issue's 1 ms; ID3 itself has 1 ms resolution).
+TOLERANCE_MS = 1
+
+_AUTO = ("intro", "disclaimer", "outro")
+
+
+def _ms(t: float) -> int:
+    return round(t * 1000.0)
+
+
+def _clock(t: float) -> str:
+    s = int(t + 1e-6)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _is_url(s: str) -> bool:
+    return bool(re.match(r"^https?://\S+$", s))
+
+
+# ------------------------------------------------------------------------------------------------------ building
+
+
+def build_chapters(
+    episode: EpisodeConfig,
+    master: Master,
+    settings: TagSettings,
+    out_dir: Path | None = None,
+    *,
+    images_dir: Path | None = None,
+    write: bool = True,
+) -> Chapters:
+    """Merge the configured and the automatic chapters onto the episode timeline and write ``chapters.json``.
+
+    ``out_dir`` defaults to the folder of ``master.json``. ``images_dir`` resolves relative chapter ``img`` paths
+    (the episodes config folder). ``write=False`` only computes the marks (used to reload a finished stage).
+    Raises :class:`TagError` naming the chapter when one starts past the end of the body or inside a part after it.
+    """
+    out_dir = Path(out_dir) if out_dir is not None else master.report.parent
+    duration_ms = math.floor(master.duration * 1000.0 + 1e-6)
+    body = master.body
+    titles = {
+        "intro": settings.intro_chapter,
+        "disclaimer": settings.disclaimer_chapter,
+        "outro": settings.outro_chapter,
+    }
+
+    # (start_ms, title, url, img) before ends are known.
+    starts: list[tuple[int, str, str | None, str | None]] = []
+    for seg in master.segments:
+        if seg.name in _AUTO and titles[seg.name].strip() and _ms(seg.start) < duration_ms:
+            starts.append((max(0, _ms(seg.start)), titles[seg.name].strip(), None, None))
+
+    # Configured chapters live inside the body, and before any part that starts after the body does (the outro,
+    # or a disclaimer placed at the end): with crossfades the body's end overlaps that part.
+    body_lo = _ms(body.start)
+    later = [_ms(s.start) for s in master.segments if s.name != "body" and s.start > body.start]
+    body_hi = min([_ms(body.end), duration_ms, *later])
+    configured: list[tuple[int, str, str | None, str | None]] = []
+    for i, ch in enumerate(episode.chapters, start=1):
+        t = _ms(master.body_to_episode(ch.start))
+        where = f"chapter {i} ({ch.title!r}, start {_clock(ch.start)})"
+        if t >= body_hi:
+            what = "the end of the body" if body_hi == _ms(body.end) else "the start of the part after the body"
+            raise TagError(
+                f"{where} is past {what}: it maps to {t / 1000:.3f}s on the episode timeline, the body ends at "
+                f"{body_hi / 1000:.3f}s ({(body_hi - body_lo) / 1000:.3f}s of body after trimming)",
+                where=f"{episode.id} chapters",
+                hint="give chapter starts relative to the start of the raw recordings, inside the recording",
+            )
+        # A start inside trimmed leading silence, or just after the body starts, is moved onto the body start.
+        if t < body_lo or (not configured and t - body_lo < SNAP_TO_BODY_S * 1000):
+            t = body_lo
+        if configured and t <= configured[-1][0]:
+            raise TagError(
+                f"{where} lands on the same millisecond as the chapter before it ({t / 1000:.3f}s) once the "
+                "trimmed leading silence is removed",
+                where=f"{episode.id} chapters",
+                hint="move it later or remove one of the two",
+            )
+        img = ch.img
+        if img and not _is_url(img):
+            p = Path(img).expanduser()
+            if not p.is_absolute() and images_dir is not None:
+                p = (Path(images_dir) / p).resolve()
+            if not p.is_file():
+                raise TagError(f"{where}: image not found", where=p, hint="fix the img path or use an http(s) URL")
+            img = str(p)
+        configured.append((t, ch.title, ch.url, img))
+
+    if body_lo < body_hi and (not configured or configured[0][0] > body_lo):
+        # Cover the body from its start, so players show a chapter for every moment of speech.
+        configured.insert(0, (body_lo, settings.body_chapter.strip() or episode.title, None, None))
+    # The body chapter(s) win over an automatic chapter that starts at the same millisecond.
+    taken = {c[0] for c in configured}
+    merged = sorted([s for s in starts if s[0] not in taken] + configured, key=lambda c: c[0])
+
+    marks = []
+    for i, (start, title, url, img) in enumerate(merged):
+        end = merged[i + 1][0] if i + 1 < len(merged) else duration_ms
+        if end <= start:
+            raise TagError(f"chapter {title!r} would be empty ({start} ms to {end} ms)", where=f"{episode.id} chapters")
+        marks.append(ChapterMark(title=title, start=start / 1000.0, end=end / 1000.0, url=url, img=img))
+
+    json_path = out_dir / CHAPTERS_NAME
+    result = Chapters(marks=tuple(marks), json_path=json_path)
+    if write:
+        fsutil.write_json(json_path, to_json(result))
+        log.info("%s: %d chapters -> %s", episode.id, len(marks), json_path)
+    return result
+
+
+def to_json(chapters: Chapters) -> dict[str, Any]:
+    """The Podcasting 2.0 JSON chapters document (version 1.2.0).
+
+    ``img`` is written only for http(s) URLs: a local image is embedded in the ID3 CHAP frame instead, and the
+    JSON format has no way to carry image data.
+    """
+    items = []
+    for m in chapters.marks:
+        item: dict[str, Any] = {"startTime": m.start, "endTime": m.end, "title": m.title}
+        if m.url:
+            item["url"] = m.url
+        if m.img and _is_url(m.img):
+            item["img"] = m.img
+        items.append(item)
+    return {"version": JSON_VERSION, "chapters": items}
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class ChapterCheck:
+    """What :func:`check_chapters` compared."""
+
+    count: int
+    duration: float  # decoded length of the MP3, seconds
+    max_diff_ms: int
+    notes_checked: bool = False
+
+
+def read_chapters_json(path: Path) -> tuple[ChapterMark, ...]:
+    """Read a Podcasting 2.0 ``chapters.json``; a missing ``endTime`` runs to the next chapter (last: ``inf``)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise TagError("chapters file not found", where=path, hint="run `produce chapters EPISODE`") from None
+    except (OSError, ValueError) as e:
+        raise TagError(f"not readable JSON: {e}", where=path) from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("chapters"), list):
+        raise TagError("not a Podcasting 2.0 chapters file (no 'chapters' list)", where=path)
+    if doc.get("version") != JSON_VERSION:
+        raise TagError(f"version is {doc.get('version')!r}, expected {JSON_VERSION!r}", where=path)
+    raw = doc["chapters"]
+    marks = []
+    for i, c in enumerate(raw):
+        if not isinstance(c, dict) or not isinstance(c.get("startTime"), (int, float)) or "title" not in c:
+            raise TagError(f"chapter {i + 1} needs a numeric startTime and a title", where=path)
+        end = c.get("endTime")
+        if end is None:
+            end = raw[i + 1]["startTime"] if i + 1 < len(raw) else math.inf
+        marks.append(
+            ChapterMark(title=str(c["title"]), start=float(c["startTime"]), end=float(end), url=c.get("url"),
+                        img=c.get("img"))
+        )  # fmt: skip
+    return tuple(marks)
+
+
+def read_id3_chapters(mp3: Path) -> tuple[ChapterMark, ...]:
+    """Read the chapters of an MP3 in the order its top-level CTOC lists them.
+
+    Players ignore CHAP frames that no top-level CTOC reaches, so a missing CTOC, a CTOC without the top-level
+    and ordered flags, or a CHAP left out of it is an error here (ID3v2 Chapter Frame Addendum, section 4).
+    """
+    from mutagen.id3 import CTOCFlags
+
+    mp3 = Path(mp3)
+    try:
+        tags = ID3(mp3, translate=False)
+    except ID3NoHeaderError:
+        raise TagError("no ID3 tag, so no chapters", where=mp3, hint="run `produce tag EPISODE`") from None
+    except (MutagenError, OSError) as e:
+        raise TagError(f"cannot read ID3 tags: {e}", where=mp3) from e
+    chaps = {f.element_id: f for f in tags.getall("CHAP")}
+    tocs = tags.getall("CTOC")
+    top = [t for t in tocs if t.flags & CTOCFlags.TOP_LEVEL]
+    if chaps and not top:
+        raise TagError("CHAP frames without a top-level CTOC (players ignore them)", where=mp3)
+    if len(top) > 1:
+        raise TagError(f"{len(top)} top-level CTOC frames, expected one", where=mp3)
+    if not top:
+        return ()
+    toc = top[0]
+    if not toc.flags & CTOCFlags.ORDERED:
+        raise TagError("the top-level CTOC is not flagged as ordered", where=mp3)
+    missing = [c for c in toc.child_element_ids if c not in chaps]
+    if missing:
+        raise TagError(f"the CTOC lists chapters with no CHAP frame: {', '.join(missing)}", where=mp3)
+    orphans = sorted(set(chaps) - set(toc.child_element_ids))
+    if orphans:
+        raise TagError(f"CHAP frames not listed in the CTOC: {', '.join(orphans)}", where=mp3)
+    marks = []
+    for cid in toc.child_element_ids:
+        f = chaps[cid]
+        title = " ".join(str(t) for t in f.sub_frames["TIT2"].text) if "TIT2" in f.sub_frames else ""
+        wxxx = f.sub_frames.getall("WXXX")
+        apic = f.sub_frames.getall("APIC")
+        marks.append(
+            ChapterMark(
+                title=title,
+                start=f.start_time / 1000.0,
+                end=f.end_time / 1000.0,
+                url=wxxx[0].url if wxxx else None,
+                img=f"embedded {apic[0].mime}" if apic else None,
+            )
+        )
+    return tuple(marks)
+
+
+def decoded_duration(mp3: Path) -> float:
+    """Decode ``mp3`` fully with ffmpeg and return its length in seconds (gapless: encoder delay and padding removed).
+
+    Any decoder complaint at ``-v error`` is a :class:`TagError`: a tagged file must decode cleanly.
+    """
+    proc = ffmpeg.run(
+        ["-v", "error", "-i", str(mp3), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-"], where=mp3
+    )
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    if err:
+        raise TagError(f"does not decode cleanly: {err.splitlines()[0]}", where=mp3)
+    return parse_progress_time(proc.stdout.decode("utf-8", "replace"))
+
+
+def parse_progress_time(text: str) -> float:
+    """The last ``out_time_us=`` of ffmpeg's ``-progress`` output, in seconds."""
+    found = re.findall(r"^out_time_us=(\d+)\s*$", text, flags=re.M)
+    if not found:
+        raise FFmpegError("ffmpeg reported no decoded duration")
+    return int(found[-1]) / 1e6
+
+
+_NOTES_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d+\.\s+)?\(?(\d{1,2}):(\d{2}):(\d{2})\)?\s+(.+?)\s*$")
+
+
+def read_notes_chapters(path: Path) -> tuple[tuple[int, str], ...]:
+    """The ``(HH:MM:SS) Title`` lines of a show-notes file as (seconds, title); Markdown escapes removed."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as e:
+        raise TagError(f"cannot read show notes: {e.strerror}", where=path) from e
+    out = []
+    for line in text.splitlines():
+        m = _NOTES_LINE.match(line)
+        if m and line.lstrip().lstrip("-*+ ").startswith("("):
+            secs = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+            out.append((secs, re.sub(r"\\(.)", r"\1", m.group(4))))
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------------------ checking
+
+
+def check_chapters(
+    mp3: Path, chapters_json: Path, *, notes: Path | None = None, tolerance_ms: int = TOLERANCE_MS
+) -> ChapterCheck:
+    """Check that the MP3's CHAP/CTOC frames and ``chapters.json`` agree, and that neither overlaps or overruns.
+
+    Fails with a one-line :class:`TagError` naming the chapter when titles differ, a start or end differs by more
+    than ``tolerance_ms``, chapters overlap or are empty, or one ends after the decoded audio does. With ``notes``,
+    the ``(HH:MM:SS) Title`` lines must list the same chapters (to the whole second, rounded down).
+    """
+    mp3, chapters_json = Path(mp3), Path(chapters_json)
+    in_id3 = read_id3_chapters(mp3)
+    in_json = read_chapters_json(chapters_json)
+    duration = decoded_duration(mp3)
+    dur_ms = _ms(duration)
+    if not in_id3:
+        raise TagError("the MP3 has no chapters", where=mp3, hint=f"{chapters_json.name} lists {len(in_json)}")
+    if len(in_id3) != len(in_json):
+        raise TagError(f"{len(in_id3)} chapters in the MP3 but {len(in_json)} in {chapters_json.name}", where=mp3)
+
+    worst = 0
+    for source, marks in (("ID3", in_id3), (chapters_json.name, in_json)):
+        for i, m in enumerate(marks):
+            name = f"{source} chapter {i + 1} ({m.title!r})"
+            end_ms = dur_ms if math.isinf(m.end) else _ms(m.end)
+            if end_ms <= _ms(m.start):
+                raise TagError(f"{name} is empty or ends before it starts", where=mp3)
+            if i + 1 < len(marks) and end_ms > _ms(marks[i + 1].start) + tolerance_ms:
+                raise TagError(
+                    f"{name} overlaps the next one: ends at {end_ms} ms, next starts at {_ms(marks[i + 1].start)} ms",
+                    where=mp3,
+                )
+            if end_ms > dur_ms + tolerance_ms:
+                raise TagError(
+                    f"{name} runs past the end of the audio: ends at {end_ms} ms, the file decodes to {dur_ms} ms",
+                    where=mp3,
+                )
+    for i, (a, b) in enumerate(zip(in_id3, in_json, strict=True)):
+        name = f"chapter {i + 1} ({a.title!r})"
+        if a.title != b.title:
+            raise TagError(f"{name}: title in {chapters_json.name} is {b.title!r}", where=mp3)
+        b_end = duration if math.isinf(b.end) else b.end
+        for what, x, y in (("start", a.start, b.start), ("end", a.end, b_end)):
+            diff = abs(_ms(x) - _ms(y))
+            worst = max(worst, diff)
+            if diff > tolerance_ms:
+                raise TagError(
+                    f"{name}: {what} differs by {diff} ms (ID3 {_ms(x)} ms, {chapters_json.name} {_ms(y)} ms)",
+                    where=mp3,
+                )
+        if (a.url or None) != (b.url or None):
+            raise TagError(f"{name}: URL differs (ID3 {a.url!r}, {chapters_json.name} {b.url!r})", where=mp3)
+
+    if notes is not None:
+        lines = read_notes_chapters(notes)
+        want = [(int(m.start + 1e-6), m.title) for m in in_json]
+        if list(lines) != want:
+            got = ", ".join(f"{s}s {t!r}" for s, t in lines) or "none"
+            raise TagError(
+                f"chapter lines in the notes ({got}) differ from {chapters_json.name} ({len(want)} chapters)",
+                where=notes,
+                hint="rebuild the notes after the chapters",
+            )
+    log.info("%s: %d chapters agree (max difference %d ms)", mp3.name, len(in_id3), worst)
+    return ChapterCheck(count=len(in_id3), duration=duration, max_diff_ms=worst, notes_checked=notes is not None)
