@@ -93,19 +93,28 @@ def build_chapters(
     # Configured chapters live inside the body, and before any part that starts after the body does (the outro,
     # or a disclaimer placed at the end): with crossfades the body's end overlaps that part.
     body_lo = _ms(body.start)
-    later = [_ms(s.start) for s in master.segments if s.name != "body" and s.start > body.start]
-    body_hi = min([_ms(body.end), duration_ms, *later])
+    body_end = min(_ms(body.end), duration_ms)
+    after = [s for s in master.segments if s.name != "body" and s.start > body.start]
+    nxt = min(after, key=lambda s: s.start) if after else None
+    body_hi = min(body_end, _ms(nxt.start)) if nxt else body_end
     configured: list[tuple[int, str, str | None, str | None]] = []
     for i, ch in enumerate(episode.chapters, start=1):
         t = _ms(master.body_to_episode(ch.start))
         where = f"chapter {i} ({ch.title!r}, start {_clock(ch.start)})"
         if t >= body_hi:
-            what = "the end of the body" if body_hi == _ms(body.end) else "the start of the part after the body"
+            raw_end = body.source_start + body.duration
+            if t >= body_end or nxt is None:
+                what = f"is past the end of the body, which ends at {_clock(raw_end)} in the raw recordings"
+            else:
+                what = (
+                    f"is inside the {nxt.name}, which starts at {_clock(raw_end - body.end + nxt.start)} of the raw "
+                    f"recordings (crossfaded over the end of the body)"
+                )
             raise TagError(
-                f"{where} is past {what}: it maps to {t / 1000:.3f}s on the episode timeline, the body ends at "
-                f"{body_hi / 1000:.3f}s ({(body_hi - body_lo) / 1000:.3f}s of body after trimming)",
+                f"{where} {what}: it would start at {t / 1000:.3f}s of the episode, the body part ends at "
+                f"{body_hi / 1000:.3f}s",
                 where=f"{episode.id} chapters",
-                hint="give chapter starts relative to the start of the raw recordings, inside the recording",
+                hint="give chapter starts relative to the start of the raw recordings, before their end",
             )
         # A start inside trimmed leading silence, or just after the body starts, is moved onto the body start.
         if t < body_lo or (not configured and t - body_lo < SNAP_TO_BODY_S * 1000):

@@ -49,7 +49,7 @@ def make_image(dest: Path, size: tuple[int, int] = (1400, 1400), mode: str = "RG
     w, h = size
     grad = Image.linear_gradient("L").resize((w, h))
     if mode == "RGB":
-        img = Image.merge("RGB", (grad, grad.transpose(Image.Transpose.ROTATE_90), Image.new("L", (w, h), 90)))
+        img = Image.merge("RGB", (grad, grad.transpose(Image.Transpose.FLIP_TOP_BOTTOM), Image.new("L", (w, h), 90)))
     elif mode == "RGBA":
         img = Image.merge("RGBA", (grad, grad, grad, Image.new("L", (w, h), 128)))
     else:
