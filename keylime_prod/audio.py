@@ -105,7 +105,35 @@ def _check_file(path: Path, what: str) -> ffmpeg.Probe:
             where=path,
             hint="use WAV, FLAC, MP3, M4A/AAC or OGG/Opus",
         ) from None
+    missing = wav_missing_bytes(path)
+    if missing:
+        raise AudioError(
+            f"{what} is truncated: its WAV header promises {missing} more bytes of audio than the file holds",
+            where=path,
+            hint="re-export or re-copy the recording (a crashed recorder leaves files like this)",
+        )
     return info
+
+
+def wav_missing_bytes(path: Path) -> int:
+    """For a RIFF/WAVE file, how many bytes of the ``data`` chunk its header promises but the file lacks (0 if
+    complete or not a WAV). ffmpeg decodes such files silently, so this is the only way to catch the cut."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(8)
+            cid, clen = hdr[:4], int.from_bytes(hdr[4:8], "little")
+            if cid == b"data":
+                if clen in (0, 0xFFFFFFFF):  # streaming writers leave these: length unknown, not a promise
+                    return 0
+                return max(0, pos + 8 + clen - size)
+            pos += 8 + clen + (clen & 1)
+    return 0
 
 
 def _decode(path: Path, sr: int, ch: int, what: str, progress: Callable[[int], None] | None = None) -> Iterator[F32]:
