@@ -1,0 +1,219 @@
+"""ID3 tags with cover art and chapters, read back with mutagen and with ffmpeg's own parser (issue 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tag_fixtures as tf
+from mutagen.id3 import ID3, TXXX, CTOCFlags, PictureType
+from mutagen.id3 import ID3v1SaveOptions as V1
+
+from keylime_prod import ffmpeg
+from keylime_prod.artefacts import Tagged
+from keylime_prod.chapters import build_chapters, check_chapters
+from keylime_prod.errors import TagError
+from keylime_prod.tags import load_tagged, read_tags, write_tags
+
+TRANSCRIPT = "Welcome to the show.\nToday: failure 🎧 and what it teaches."
+
+
+@pytest.fixture(scope="module")
+def pristine_mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tf.make_mp3(tmp_path_factory.mktemp("pristine") / "pristine.mp3")
+
+
+def _tag(tmp_path: Path, pristine: Path, *, transcript: str | None = TRANSCRIPT, **kw):  # type: ignore[no-untyped-def]
+    cfg = tf.write_configs(tmp_path, **kw)
+    settings, episode = tf.load(cfg, tmp_path / "build")
+    master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine)
+    chapters = build_chapters(episode, master, settings.show.tags, images_dir=cfg / "episodes")
+    assert chapters.json_path is not None
+    tagged = write_tags(
+        master,
+        episode,
+        settings.show.show,
+        settings.show.tags,
+        chapters=chapters,
+        transcript=transcript,
+        verify=lambda p: check_chapters(p, chapters.json_path),  # type: ignore[arg-type]
+    )
+    return cfg, settings, episode, master, chapters, tagged
+
+
+def test_id3v23_frames_read_back_with_mutagen(tmp_path: Path, pristine_mp3: Path) -> None:
+    cfg, _settings, episode, master, chapters, tagged = _tag(tmp_path, pristine_mp3)
+    raw = ID3(master.mp3, translate=False)  # as written, no v2.3 -> v2.4 upgrade
+    assert raw.version == (2, 3, 0) and tagged.id3_version == 3
+
+    def text(key: str) -> str:
+        return "/".join(str(t) for t in raw[key].text)
+
+    assert text("TIT2") == tf.EMOJI_TITLE  # unicode and emoji kept (UTF-16 in v2.3)
+    assert text("TPE1") == "Lara Varpio, Zoë Guest"
+    assert text("TALB") == "Test Show ✓"
+    assert text("TRCK") == "7"
+    assert (text("TYER"), text("TDAT"), text("TIME")) == ("2019", "2611", "0600")
+    assert "TDRC" not in raw  # a v2.4 frame has no place in a v2.3 tag
+    assert text("TCON") == "Podcast"
+    assert raw.getall("COMM")[0].text == [episode.summary] and raw.getall("COMM")[0].lang == "eng"
+    assert text("TCOP") == "2019 Test Network"
+    assert raw.getall("WXXX")[0].url == "https://show.example.org/episodes/7"
+    assert raw.getall("WOAR")[0].url == "https://show.example.org/"
+    assert raw["PCST"].value == 1
+    assert text("TGID") == "https://show.example.org/episodes/7"
+    assert text("TDES") == episode.summary
+    assert raw["WFED"].url == "https://media.example.org/podcast/feed.xml"
+    assert text("TENC") == "keylime-prod" and "LAME" in text("TSSE") and "128 kbps" in text("TSSE")
+    assert raw.getall("USLT")[0].text == TRANSCRIPT
+    # Cover: front cover, the file's bytes exactly (never re-encoded).
+    (apic,) = raw.getall("APIC")
+    assert apic.type == PictureType.COVER_FRONT and apic.mime == "image/jpeg"
+    assert apic.data == (cfg / "assets" / "cover.jpg").read_bytes()
+    # Chapters: one CHAP per mark with an embedded TIT2 (and WXXX where a URL is given), one top-level ordered CTOC.
+    (toc,) = raw.getall("CTOC")
+    assert toc.flags & CTOCFlags.TOP_LEVEL and toc.flags & CTOCFlags.ORDERED
+    assert toc.child_element_ids == [f"chp{i}" for i in range(len(chapters.marks))]
+    for cid, m in zip(toc.child_element_ids, chapters.marks, strict=True):
+        chap = raw[f"CHAP:{cid}"]
+        assert (chap.start_time, chap.end_time) == (round(m.start * 1000), round(m.end * 1000))
+        assert chap.sub_frames["TIT2"].text == [m.title]
+        assert [w.url for w in chap.sub_frames.getall("WXXX")] == ([m.url] if m.url else [])
+    # The readback helper and the stage's report agree with the file.
+    back = read_tags(master.mp3)
+    assert back.version == 3 and back.cover == apic.data and back.chapter_ids == tuple(toc.child_element_ids)
+    assert set(tagged.frames) == set(raw.keys()) and tagged.chapters == len(chapters.marks)
+    assert tagged.sha256 == tf.sha256(master.mp3) and tagged.size_bytes == master.mp3.stat().st_size
+
+
+def test_ffmpeg_reads_the_same_tags_and_chapters(tmp_path: Path, pristine_mp3: Path) -> None:
+    _, _, episode, master, chapters, _ = _tag(tmp_path, pristine_mp3)
+    tags, chaps = ffmpeg.read_ffmetadata(master.mp3)  # ffmpeg's own ID3 parser, independent of mutagen
+    assert tags["title"] == tf.EMOJI_TITLE
+    assert tags["artist"] == "Lara Varpio, Zoë Guest"
+    assert tags["album"] == "Test Show ✓"
+    assert tags["album_artist"] == "Test Network"
+    assert tags["track"] == "7"
+    assert tags["date"] == "2019-11-26 06:00"  # ffmpeg merges TYER + TDAT + TIME
+    assert tags["genre"] == "Podcast"
+    assert tags["comment"] == episode.summary
+    assert tags["copyright"] == "2019 Test Network"
+    assert tags["encoded_by"] == "keylime-prod"
+    assert tags["lyrics-eng"] == TRANSCRIPT
+    assert tags["TDES"] == episode.summary
+    assert tags["TGID"] == "https://show.example.org/episodes/7"
+    # Chapters in chronological file order, titles intact; ffmpeg's times are shifted by its reported start.
+    offset_ms = round(tf.ffmpeg_start_offset(master.mp3) * 1000)
+    assert [c["title"] for c in chaps] == [m.title for m in chapters.marks]
+    starts = [max(0, round(m.start * 1000) - offset_ms) for m in chapters.marks]
+    assert all(abs(int(c["START"]) - s) <= 1 for c, s in zip(chaps, starts, strict=True))
+
+
+def test_tagged_file_decodes_cleanly_to_the_same_audio(tmp_path: Path, pristine_mp3: Path) -> None:
+    before = tf.decode_pcm(pristine_mp3)
+    _, _, _, master, _, _ = _tag(tmp_path, pristine_mp3)
+    assert ffmpeg.run(["-v", "error", "-i", str(master.mp3), "-f", "null", "-"]).stderr == b""
+    after = tf.decode_pcm(master.mp3)
+    assert len(after) == len(before) == round(tf.DURATION * 44100) * 2 * 2  # same duration, to the sample
+    assert after == before  # and the same samples: tagging touched no audio
+    assert tf.sha256(pristine_mp3) != tf.sha256(master.mp3)
+
+
+def test_id3v24_by_config(tmp_path: Path, pristine_mp3: Path) -> None:
+    _, _, _, master, _, tagged = _tag(tmp_path, pristine_mp3, id3_version=4)
+    raw = ID3(master.mp3, translate=False)
+    assert raw.version == (2, 4, 0) and tagged.id3_version == 4
+    assert str(raw["TDRC"].text[0]) == "2019-11-26 06:00:00" and str(raw["TDRL"].text[0]) == "2019-11-26 06:00:00"
+    assert "TYER" not in raw
+    tags, chaps = ffmpeg.read_ffmetadata(master.mp3)
+    assert tags["title"] == tf.EMOJI_TITLE and tags["date"] == "2019-11-26T06:00:00" and len(chaps) == 6
+
+
+def test_writing_twice_leaves_one_set_of_frames(tmp_path: Path, pristine_mp3: Path) -> None:
+    _, settings, episode, master, chapters, first = _tag(tmp_path, pristine_mp3)
+    frames_before = ID3(master.mp3, translate=False).keys()
+    # A foreign tag left by another tool: an extra TXXX and an ID3v1 trailer; both must go.
+    foreign = ID3(master.mp3, translate=False)
+    foreign.add(TXXX(encoding=3, desc="junk", text=["x"]))
+    foreign.save(master.mp3, v2_version=3, v1=V1.CREATE)
+    assert master.mp3.read_bytes()[-128:-125] == b"TAG"
+    second = write_tags(
+        master, episode, settings.show.show, settings.show.tags, chapters=chapters, transcript=TRANSCRIPT
+    )
+    raw = ID3(master.mp3, translate=False)
+    assert sorted(raw.keys()) == sorted(frames_before)
+    assert len(raw.getall("APIC")) == 1 and len(raw.getall("CTOC")) == 1 and len(raw.getall("TIT2")) == 1
+    assert master.mp3.read_bytes()[-128:-125] != b"TAG"
+    # Byte-identical to the first run: the tag is rebuilt from scratch, never appended to.
+    assert second.sha256 == first.sha256
+    assert len(ffmpeg.read_ffmetadata(master.mp3)[1]) == len(chapters.marks)
+
+
+def test_failed_verification_leaves_the_mp3_untouched(tmp_path: Path, pristine_mp3: Path) -> None:
+    cfg = tf.write_configs(tmp_path)
+    settings, episode = tf.load(cfg, tmp_path / "build")
+    master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine_mp3)
+    before = tf.sha256(master.mp3)
+
+    def refuse(path: Path) -> None:
+        assert path != master.mp3 and path.parent == master.mp3.parent  # a temp file beside it
+        raise TagError("verification failed on purpose", where=path)
+
+    with pytest.raises(TagError, match="on purpose"):
+        write_tags(master, episode, settings.show.show, settings.show.tags, verify=refuse)
+    assert tf.sha256(master.mp3) == before
+    assert sorted(p.name for p in master.mp3.parent.iterdir()) == ["ep-7.mp3", "master.json"]
+
+
+@pytest.mark.parametrize(
+    ("make", "rule"),
+    [
+        (lambda d: tf.make_image(d / "cover.jpg", (1400, 1400), "CMYK"), "colour must be RGB, this image is CMYK"),
+        (lambda d: tf.make_image(d / "cover.jpg", (600, 600)), "this is 600x600 px"),
+        (lambda d: tf.make_image(d / "cover.jpg", (1400, 1400), "RGB", "PNG"), "this is PNG named .jpg"),
+    ],
+)
+def test_bad_artwork_stops_before_the_mp3_is_touched(tmp_path: Path, pristine_mp3: Path, make, rule: str) -> None:  # type: ignore[no-untyped-def]
+    cfg = tf.write_configs(tmp_path)
+    make(cfg / "assets")
+    settings, episode = tf.load(cfg, tmp_path / "build")
+    master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine_mp3)
+    before = tf.sha256(master.mp3)
+    with pytest.raises(TagError) as e:
+        write_tags(master, episode, settings.show.show, settings.show.tags)
+    assert rule in str(e.value) and "\n" not in str(e.value)
+    assert tf.sha256(master.mp3) == before
+
+
+def test_episode_artwork_wins_and_chapter_images_are_embedded(tmp_path: Path, pristine_mp3: Path) -> None:
+    cfg = tf.write_configs(tmp_path, chapters="")
+    ep_cover = tf.make_image(cfg / "episodes" / "ep-cover.png", (1500, 1500))
+    tf.make_image(cfg / "episodes" / "slide.jpg", (640, 360))
+    toml = cfg / "episodes" / f"{tf.EPISODE_ID}.toml"
+    head, _, tail = toml.read_text("utf-8").partition("[[hosts]]")
+    chapters = (
+        '\n[[chapters]]\ntitle = "Slide"\nstart = "00:00"\nimg = "slide.jpg"\n\n'
+        '[[chapters]]\ntitle = "Web"\nstart = "00:03"\nimg = "https://example.org/web.png"\n'
+    )
+    toml.write_text(head + 'artwork = "ep-cover.png"\n\n[[hosts]]' + tail + chapters, encoding="utf-8")
+    settings, episode = tf.load(cfg, tmp_path / "build")
+    master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine_mp3)
+    chapters_ = build_chapters(episode, master, settings.show.tags, images_dir=cfg / "episodes")
+    tagged = write_tags(master, episode, settings.show.show, settings.show.tags, chapters=chapters_)
+    raw = ID3(master.mp3, translate=False)
+    (cover,) = raw.getall("APIC")
+    assert cover.mime == "image/png" and cover.data == ep_cover.read_bytes() and tagged.artwork == ep_cover
+    slide = next(f for f in raw.getall("CHAP") if f.sub_frames["TIT2"].text == ["Slide"])
+    assert slide.sub_frames.getall("APIC")[0].data == (cfg / "episodes" / "slide.jpg").read_bytes()
+    doc = chapters_.json_path.read_text("utf-8") if chapters_.json_path else ""
+    assert "https://example.org/web.png" in doc and "slide.jpg" not in doc  # JSON img only carries URLs
+
+
+def test_no_transcript_no_uslt_and_reload(tmp_path: Path, pristine_mp3: Path) -> None:
+    _, _, _, master, _, tagged = _tag(tmp_path, pristine_mp3, transcript=None)
+    assert "USLT" not in {k[:4] for k in ID3(master.mp3, translate=False)}
+    assert load_tagged(master.mp3.parent) == tagged
+    assert Tagged.load(master.mp3.parent / "tagged.json") == tagged
+    # A re-mastered (untagged) MP3 makes the stored result stale.
+    master.mp3.write_bytes(pristine_mp3.read_bytes())
+    assert load_tagged(master.mp3.parent) is None
