@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import audio, fsutil
-from .artefacts import Master
+from . import audio, chapters, fsutil, tags
+from .artefacts import Chapters, Master, Tagged
 from .config import EpisodeConfig, Settings, load_episode
 from .errors import KeylimeError
 from .progress import ProgressFn, null_progress
@@ -133,8 +133,101 @@ def _master_load(run: Run) -> Master | None:
     return m if m.mp3.is_file() else None
 
 
+def _episodes_dir(run: Run) -> Path:
+    return run.settings.configs_dir / "episodes"
+
+
+def _chapter_image_digests(run: Run) -> list[str | None]:
+    # Local chapter images resolve against the episodes folder (chapters.build_chapters does the same).
+    return [
+        file_digest(_episodes_dir(run) / c.img)
+        for c in run.episode.chapters
+        if c.img and not c.img.startswith(("http://", "https://"))
+    ]
+
+
+def _chapters_key(run: Run) -> str:
+    master: Master = run.require("master")
+    return digest(
+        "chapters/1",
+        master.to_json(),
+        run.episode.title,
+        [c.model_dump() for c in run.episode.chapters],
+        _chapter_image_digests(run),
+        run.settings.show.tags.model_dump(),
+    )
+
+
+def _chapters_run(run: Run) -> Chapters:
+    s = run.settings.show
+    return chapters.build_chapters(
+        run.episode, run.require("master"), s.tags, run.build_dir, images_dir=_episodes_dir(run)
+    )
+
+
+def _chapters_load(run: Run) -> Chapters | None:
+    # chapters.json does not carry local chapter images (they are embedded in ID3 only), so the marks are rebuilt
+    # from master.json and the config; the tag stage's check then proves they still agree with the file.
+    master = run.artefact("master")
+    if master is None or not (run.build_dir / chapters.CHAPTERS_NAME).is_file():
+        return None
+    s = run.settings.show
+    return chapters.build_chapters(
+        run.episode, master, s.tags, run.build_dir, images_dir=_episodes_dir(run), write=False
+    )
+
+
+def _transcript_text(run: Run) -> str | None:
+    # The transcript is optional for tagging: USLT is written when the transcribe stage exists and has run.
+    if "transcribe" not in STAGE_BY_NAME:
+        return None
+    transcript = run.artefact("transcribe")
+    return transcript.text if transcript is not None else None
+
+
+def _tag_key(run: Run) -> str:
+    master: Master = run.require("master")
+    marks: Chapters = run.require("chapters")
+    s = run.settings.show
+    return digest(
+        "tag/1",
+        master.audio_sha256,
+        master.duration,
+        run.episode.model_dump(),
+        s.show.model_dump(),
+        s.tags.model_dump(),
+        file_digest(run.episode.artwork or s.show.artwork),
+        [(m.title, m.start, m.end, m.url, m.img) for m in marks.marks],
+        _chapter_image_digests(run),
+        digest(_transcript_text(run)),
+    )
+
+
+def _tag_run(run: Run) -> Tagged:
+    s = run.settings.show
+    marks: Chapters = run.require("chapters")
+    json_path = marks.json_path or run.build_dir / chapters.CHAPTERS_NAME
+
+    def verify(tmp: Path) -> None:
+        # The tagged temp file must agree with chapters.json before it replaces the MP3 (issue 4, item 3).
+        chapters.check_chapters(tmp, json_path)
+
+    return tags.write_tags(
+        run.require("master"), run.episode, s.show, s.tags, chapters=marks, transcript=_transcript_text(run),
+        verify=verify,
+    )  # fmt: skip
+
+
+def _tag_load(run: Run) -> Tagged | None:
+    return tags.load_tagged(run.build_dir)
+
+
 #: The order of the whole pipeline. Later issues append transcript, notes, tags and publishing here.
-STAGES: tuple[Stage, ...] = (Stage("master", _master_run, _master_key, _master_load),)
+STAGES: tuple[Stage, ...] = (
+    Stage("master", _master_run, _master_key, _master_load),
+    Stage("chapters", _chapters_run, _chapters_key, _chapters_load),
+    Stage("tag", _tag_run, _tag_key, _tag_load),
+)
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
 
