@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AudioError, TagError
+from .errors import AudioError, TagError, TranscriptError
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,42 @@ class Transcript:
     engine: str
     model: str
     options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the audio transcribed (the master MP3 or a file)
+    audio_seconds: float = 0.0  # length of the regions transcribed
+    speech_seconds: float = 0.0  # what VAD kept of them
+    elapsed_seconds: float = 0.0  # wall time, model loading included
+    report: Path | None = None  # <stem>.report.json
 
     @property
     def text(self) -> str:
         """The plain text, one segment per line."""
         return "\n".join(s.text.strip() for s in self.segments)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``<stem>.report.json`` document (file paths relative to its folder)."""
+        d = asdict(self)
+        d["files"] = {k: Path(v).name for k, v in self.files.items()}
+        d.pop("report", None)
+        return {"schema": "keylime-prod/transcript/1", **d}
+
+    @classmethod
+    def load(cls, report: Path) -> Transcript:
+        """Read a report written by ``keylime_prod.transcript.transcribe`` back (paths resolve against its folder)."""
+        report = Path(report)
+        try:
+            d = json.loads(report.read_text("utf-8"))
+            d.pop("schema", None)
+            d["segments"] = tuple(TranscriptSegment(**s) for s in d["segments"])
+            d["files"] = {k: report.parent / v for k, v in d["files"].items()}
+            return cls(**d, report=report)
+        except FileNotFoundError:
+            raise TranscriptError(
+                "no transcript found", where=report, hint="run `produce transcribe EPISODE` or `produce EPISODE`"
+            ) from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise TranscriptError(
+                f"unreadable transcript report: {e}", where=report, hint="delete it and re-run"
+            ) from e
 
 
 @dataclass(frozen=True)

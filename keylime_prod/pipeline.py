@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import audio, chapters, fsutil, tags
-from .artefacts import Chapters, Master, Tagged
+from . import audio, chapters, fsutil, models, notes, tags, transcript
+from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
 from .config import EpisodeConfig, Settings, load_episode
 from .errors import KeylimeError
 from .progress import ProgressFn, null_progress
@@ -222,10 +222,93 @@ def _tag_load(run: Run) -> Tagged | None:
     return tags.load_tagged(run.build_dir)
 
 
-#: The order of the whole pipeline. Later issues append transcript, notes, tags and publishing here.
+def _speaker(run: Run) -> str:
+    # WebVTT <v> tags and Podcasting 2.0 "speaker": the episode's (first) host by default.
+    return run.episode.hosts[0].name
+
+
+def _glossary(run: Run) -> list[str]:
+    # Episode terms plus everyone who may be named on air; the show-level glossary comes in with the settings.
+    people = [*run.episode.hosts, *run.episode.guests, *run.settings.show.show.hosts]
+    return [*run.episode.glossary, *(p.name for p in people)]
+
+
+def _transcribe_key(run: Run) -> str:
+    # Keyed by the audio, not the episode text: a new title must not transcribe again. Threads do not change output.
+    s = run.settings.show
+    master: Master = run.require("master")
+    return digest(
+        "transcribe/1",
+        master.audio_sha256,
+        [(seg.name, seg.start, seg.end) for seg in master.segments],
+        s.whisper.model_dump(mode="json", exclude={"threads"}),
+        _glossary(run),
+        _speaker(run),
+        s.show.disclaimer_text,
+    )
+
+
+def _transcribe_run(run: Run) -> Transcript:
+    s = run.settings.show
+    return transcript.transcribe(
+        run.require("master"),
+        s.whisper,
+        run.build_dir,
+        speaker=_speaker(run),
+        glossary=_glossary(run),
+        disclaimer_text=s.show.disclaimer_text,
+        cache_dir=models.default_cache_dir(),
+        progress=run.progress,
+    )
+
+
+def _transcribe_load(run: Run) -> Transcript | None:
+    report = transcript.report_path(run.build_dir)
+    if not report.is_file():
+        return None
+    t = Transcript.load(report)
+    return t if all(p.is_file() for p in t.files.values()) else None
+
+
+def _notes_chapters(run: Run) -> tuple[ChapterMark, ...]:
+    if "chapters" not in STAGE_BY_NAME:
+        return ()
+    marks = run.artefact("chapters")
+    return tuple(marks.marks) if marks is not None else ()
+
+
+def _notes_key(run: Run) -> str:
+    t: Transcript = run.require("transcribe")
+    return digest(
+        "notes/1",
+        run.episode.model_dump(mode="json"),
+        run.settings.show.show.model_dump(mode="json"),
+        file_digest(t.report),
+        [(m.title, m.start, m.end, m.url) for m in _notes_chapters(run)],
+    )
+
+
+def _notes_run(run: Run) -> Notes:
+    return notes.write_notes(
+        run.episode,
+        run.settings.show.show,
+        run.build_dir,
+        transcript=run.require("transcribe"),
+        chapters=_notes_chapters(run),
+    )
+
+
+def _notes_load(run: Run) -> Notes | None:
+    n = Notes(markdown=run.build_dir / notes.MARKDOWN_NAME, html=run.build_dir / notes.HTML_NAME)
+    return n if n.markdown.is_file() and n.html.is_file() else None
+
+
+#: The order of the whole pipeline. Later issues append publishing here.
 STAGES: tuple[Stage, ...] = (
     Stage("master", _master_run, _master_key, _master_load),
+    Stage("transcribe", _transcribe_run, _transcribe_key, _transcribe_load),
     Stage("chapters", _chapters_run, _chapters_key, _chapters_load),
+    Stage("notes", _notes_run, _notes_key, _notes_load),
     Stage("tag", _tag_run, _tag_key, _tag_load),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}

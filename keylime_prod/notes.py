@@ -1,0 +1,215 @@
+"""The show-notes stage: ``show-notes.md`` and ``show-notes.html`` from the episode config, chapters and transcript.
+
+The notes carry what listeners and platforms look for: title, hosts and guests, the paper with a DOI and PubMed
+link, the summary and key points, chapter timestamps, links to every transcript file, and the disclaimer.
+
+Chapters are written as ``(HH:MM:SS) Title`` lines, one per line, at the start of the line: Spotify builds chapters
+only from timestamps in the episode description (docs/platform.md). Both files are built from one outline, so the
+Markdown and the HTML always say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import fsutil
+from .artefacts import ChapterMark, Chapters, Notes, Transcript
+from .config import EpisodeConfig, Paper, Person, ShowInfo
+from .errors import NotesError
+
+log = logging.getLogger(__name__)
+
+MARKDOWN_NAME = "show-notes.md"
+HTML_NAME = "show-notes.html"
+
+#: Transcript formats in the order listed, with the label a listener sees.
+TRANSCRIPT_LABELS = (
+    ("html", "Web page"),
+    ("txt", "Plain text"),
+    ("vtt", "WebVTT captions"),
+    ("srt", "SubRip captions"),
+    ("json", "Podcasting 2.0 JSON"),
+)
+
+
+@dataclass
+class _Link:
+    label: str
+    url: str
+
+
+@dataclass
+class _Section:
+    heading: str
+    paragraphs: list[list[str | _Link]] = field(default_factory=list)  # a paragraph is a run of text and links
+    bullets: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # one per line, kept as lines (chapter timestamps)
+    links: list[_Link] = field(default_factory=list)
+
+
+def write_notes(
+    episode: EpisodeConfig,
+    show: ShowInfo,
+    out_dir: Path,
+    *,
+    transcript: Transcript | None = None,
+    chapters: Sequence[ChapterMark] = (),
+    base_url: str | None = None,
+) -> Notes:
+    """Write ``<out_dir>/show-notes.md`` and ``show-notes.html`` and return where they are.
+
+    ``chapters`` are marks on the published timeline (the chapters stage's output). Transcript links are relative
+    to the notes (the files sit beside them) unless ``base_url`` is given, e.g. the public folder of the episode.
+    """
+    out_dir = Path(out_dir)
+    title, sections = _outline(episode, show, transcript, chapters, base_url)
+    md = _markdown(title, sections)
+    page = _html(title, sections, language=show.language)
+    notes = Notes(markdown=out_dir / MARKDOWN_NAME, html=out_dir / HTML_NAME)
+    try:
+        fsutil.write_text(notes.markdown, md)
+        fsutil.write_text(notes.html, page)
+    except OSError as e:
+        raise NotesError(f"cannot write show notes: {e.strerror or e}", where=out_dir) from e
+    log.info("show notes: %s, %s", notes.markdown.name, notes.html.name)
+    return notes
+
+
+# ------------------------------------------------------------------------------------------------------ outline
+
+
+def _names(people: Sequence[Person]) -> str:
+    return ", ".join(p.name for p in people)
+
+
+def _paper(paper: Paper) -> _Section:
+    sec = _Section("The paper")
+    ref = f"{paper.authors}. {paper.title}."
+    if paper.journal:
+        ref += f" {paper.journal}"
+        ref += f" ({paper.year})." if paper.year else "."
+    elif paper.year:
+        ref += f" {paper.year}."
+    sec.paragraphs.append([paper.citation or ref])
+    if paper.doi:
+        sec.links.append(_Link(f"DOI: {paper.doi}", f"https://doi.org/{paper.doi}"))
+    if paper.pmid:
+        sec.links.append(_Link(f"PubMed: {paper.pmid}", f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/"))
+    if paper.url:
+        sec.links.append(_Link("Read the paper", paper.url))
+    return sec
+
+
+def _outline(
+    episode: EpisodeConfig,
+    show: ShowInfo,
+    transcript: Transcript | None,
+    chapters: Sequence[ChapterMark],
+    base_url: str | None,
+) -> tuple[str, list[_Section]]:
+    if not episode.title.strip():
+        raise NotesError("the episode has no title", where=episode.id)
+    sections: list[_Section] = []
+    intro = _Section("")
+    byline = f"{show.title}, episode {episode.number}"
+    if episode.season:
+        byline += f" (season {episode.season})"
+    byline += f", {episode.publish_date.day} {episode.publish_date:%B %Y}"
+    intro.paragraphs.append([byline])
+    if episode.subtitle:
+        intro.paragraphs.append([episode.subtitle])
+    people = [f"Hosts: {_names(episode.hosts)}"]
+    if episode.guests:
+        people.append(f"Guests: {_names(episode.guests)}")
+    intro.paragraphs.append(["; ".join(people)])
+    sections.append(intro)
+    if episode.paper is not None:
+        sections.append(_paper(episode.paper))
+    sections.append(_Section("Summary", paragraphs=[[p] for p in _paragraphs(episode.summary)]))
+    if episode.key_points:
+        sections.append(_Section("Key points", bullets=list(episode.key_points)))
+    if chapters:
+        sections.append(_Section("Chapters", lines=list(Chapters(tuple(chapters)).timestamp_lines())))
+    if transcript is not None and transcript.files:
+        sec = _Section("Transcript")
+        for fmt, label in TRANSCRIPT_LABELS:
+            path = transcript.files.get(fmt)
+            if path is not None:
+                name = Path(path).name
+                sec.links.append(_Link(label, f"{base_url.rstrip('/')}/{name}" if base_url else name))
+        sections.append(sec)
+    if episode.link:
+        sections.append(_Section("", links=[_Link("Episode page", episode.link)]))
+    if show.disclaimer_text.strip():
+        sections.append(_Section("Disclaimer", paragraphs=[[show.disclaimer_text.strip()]]))
+    return episode.title, sections
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [re.sub(r"\s+", " ", p).strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+# ------------------------------------------------------------------------------------------------------ renderers
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+
+
+def _md(text: str) -> str:
+    """Escape Markdown's inline syntax so titles such as ``I'm a loser, baby!`` stay literal."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _md_link(link: _Link) -> str:
+    return f"[{_md(link.label)}](<{link.url}>)"
+
+
+def _markdown(title: str, sections: list[_Section]) -> str:
+    out = [f"# {_md(title)}", ""]
+    for sec in sections:
+        if sec.heading:
+            out += [f"## {_md(sec.heading)}", ""]
+        for para in sec.paragraphs:
+            out += ["".join(_md(p) if isinstance(p, str) else _md_link(p) for p in para), ""]
+        if sec.bullets:
+            out += [f"- {_md(b)}" for b in sec.bullets] + [""]
+        if sec.lines:
+            # Two trailing spaces: a hard line break, so each "(HH:MM:SS) Title" starts its own line.
+            out += [f"{_md(ln)}  " for ln in sec.lines[:-1]] + [_md(sec.lines[-1]), ""]
+        if sec.links:
+            out += [" · ".join(_md_link(lk) for lk in sec.links), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _h(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _html_link(link: _Link) -> str:
+    return f'<a href="{_h(link.url)}">{_h(link.label)}</a>'
+
+
+def _html(title: str, sections: list[_Section], *, language: str) -> str:
+    body = [f"<h1>{_h(title)}</h1>"]
+    for sec in sections:
+        if sec.heading:
+            body.append(f"<h2>{_h(sec.heading)}</h2>")
+        for para in sec.paragraphs:
+            body.append("<p>" + "".join(_h(p) if isinstance(p, str) else _html_link(p) for p in para) + "</p>")
+        if sec.bullets:
+            body.append("<ul>\n" + "\n".join(f"<li>{_h(b)}</li>" for b in sec.bullets) + "\n</ul>")
+        if sec.lines:
+            body.append("<p>" + "<br>\n".join(_h(ln) for ln in sec.lines) + "</p>")
+        if sec.links:
+            body.append("<p>" + " · ".join(_html_link(lk) for lk in sec.links) + "</p>")
+    return (
+        f'<!DOCTYPE html>\n<html lang="{_h(language)}">\n<head>\n<meta charset="utf-8">\n<title>{_h(title)}</title>\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;line-height:1.5;padding:0 1em}"
+        "</style>\n</head>\n<body>\n<article>\n" + "\n".join(body) + "\n</article>\n</body>\n</html>\n"
+    )
