@@ -175,7 +175,7 @@ def _run_stages(
 
     with _progress(not quiet and not as_json) as progress:
         result = run_episode(settings, episode, stages=stages, force=force, progress=progress, on_stage=on_stage)
-    summary = {
+    summary: dict[str, Any] = {
         "episode": result.episode_id,
         "build_dir": str(result.build_dir),
         "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "cached": s.cached} for s in result.stages],
@@ -189,6 +189,19 @@ def _run_stages(
             "true_peak_dbtp": master.output_loudness.true_peak_dbtp,
             "method": master.method,
         }
+    marks = result.artefacts.get("chapters")
+    if marks is not None:
+        summary["chapters"] = {"json": str(marks.json_path), "count": len(marks.marks)}
+    tagged = result.artefacts.get("tag")
+    if tagged is not None:
+        summary["tag"] = {
+            "mp3": str(tagged.mp3),
+            "id3_version": tagged.id3_version,
+            "frames": len(tagged.frames),
+            "chapters": tagged.chapters,
+            "size_bytes": tagged.size_bytes,
+            "sha256": tagged.sha256,
+        }
     if as_json:
         _emit_json(summary)
     elif not quiet and master is not None:
@@ -196,6 +209,12 @@ def _run_stages(
             f"{result.episode_id}: {master.mp3} ({master.duration / 60:.1f} min, "
             f"{master.output_loudness.integrated_lufs:.1f} LUFS, {master.output_loudness.true_peak_dbtp:.1f} dBTP, "
             f"{master.method})",
+            highlight=False,
+        )
+    if tagged is not None and not as_json and not quiet:
+        out_console.print(
+            f"{result.episode_id}: tagged ID3v2.{tagged.id3_version}, {len(tagged.frames)} frames, "
+            f"{tagged.chapters} chapters, {tagged.size_bytes:,} bytes",
             highlight=False,
         )
 
@@ -247,6 +266,77 @@ def master_cmd(
             quiet=quiet,
             as_json=as_json,
             overrides=overrides,
+        )
+    )
+
+
+@app.command("chapters")
+def chapters_cmd(
+    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    check: Annotated[
+        bool, typer.Option("--check", help="Also check that the tagged MP3 and chapters.json agree (within 1 ms).")
+    ] = False,
+    notes: Annotated[
+        Path | None, typer.Option("--notes", help="With --check: a show-notes file whose (HH:MM:SS) lines must agree.")
+    ] = None,
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build EPISODE's chapters (config + intro/disclaimer/outro) into chapters.json; --check compares the MP3."""
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        _run_stages(
+            episode, ["chapters"], configs=configs, build_dir=build_dir, force=force, quiet=quiet or check,
+            as_json=as_json and not check,
+        )  # fmt: skip
+        if check:
+            from .artefacts import Master
+            from .chapters import CHAPTERS_NAME, check_chapters
+
+            bdir = _settings(configs, build_dir).build_dir(episode)
+            master = Master.load(bdir / "master.json")
+            result = check_chapters(master.mp3, bdir / CHAPTERS_NAME, notes=notes)
+            if as_json:
+                _emit_json({"episode": episode, "mp3": str(master.mp3), **result.__dict__})
+            elif not quiet:
+                out_console.print(
+                    f"{episode}: {result.count} chapters agree in {master.mp3.name} and {CHAPTERS_NAME}"
+                    f"{' and the notes' if result.notes_checked else ''} (max difference {result.max_diff_ms} ms, "
+                    f"audio {result.duration:.3f} s)",
+                    highlight=False,
+                )
+
+    _run(go)
+
+
+@app.command("tag")
+def tag_cmd(
+    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    id3_version: Annotated[int | None, typer.Option("--id3-version", help="ID3v2 version: 3 (default) or 4.")] = None,
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tag EPISODE's MP3: ID3 text, cover art (checked), chapters (CHAP + CTOC, checked against chapters.json)."""
+    _setup_logging(verbose, quiet or as_json)
+    _run(
+        lambda: _run_stages(
+            episode,
+            ["chapters", "tag"],
+            configs=configs,
+            build_dir=build_dir,
+            force=force,
+            quiet=quiet,
+            as_json=as_json,
+            overrides={"tags.id3_version": id3_version},
         )
     )
 
