@@ -277,7 +277,8 @@ def chapters_cmd(
         bool, typer.Option("--check", help="Also check that the tagged MP3 and chapters.json agree (within 1 ms).")
     ] = False,
     notes: Annotated[
-        Path | None, typer.Option("--notes", help="With --check: a show-notes file whose (HH:MM:SS) lines must agree.")
+        Path | None,
+        typer.Option("--notes", help="With --check: notes whose (HH:MM:SS) lines must agree [default: the built ones]."),
     ] = None,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
@@ -297,10 +298,13 @@ def chapters_cmd(
         if check:
             from .artefacts import Master
             from .chapters import CHAPTERS_NAME, check_chapters
+            from .notes import MARKDOWN_NAME
 
             bdir = _settings(configs, build_dir).build_dir(episode)
             master = Master.load(bdir / "master.json")
-            result = check_chapters(master.mp3, bdir / CHAPTERS_NAME, notes=notes)
+            built_notes = bdir / MARKDOWN_NAME
+            use_notes = notes or (built_notes if built_notes.is_file() else None)
+            result = check_chapters(master.mp3, bdir / CHAPTERS_NAME, notes=use_notes)
             if as_json:
                 _emit_json({"episode": episode, "mp3": str(master.mp3), **result.__dict__})
             elif not quiet:

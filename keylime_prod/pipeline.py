@@ -207,10 +207,12 @@ def _tag_run(run: Run) -> Tagged:
     s = run.settings.show
     marks: Chapters = run.require("chapters")
     json_path = marks.json_path or run.build_dir / chapters.CHAPTERS_NAME
+    show_notes = run.artefact("notes") if "notes" in STAGE_BY_NAME else None
 
     def verify(tmp: Path) -> None:
-        # The tagged temp file must agree with chapters.json before it replaces the MP3 (issue 4, item 3).
-        chapters.check_chapters(tmp, json_path)
+        # The tagged temp file must agree with chapters.json (and the notes' timestamp lines, when the notes exist)
+        # before it replaces the MP3 (issue 4, item 3).
+        chapters.check_chapters(tmp, json_path, notes=show_notes.markdown if show_notes else None)
 
     return tags.write_tags(
         run.require("master"), run.episode, s.show, s.tags, chapters=marks, transcript=_transcript_text(run),
