@@ -278,7 +278,7 @@ def chapters_cmd(
     ] = False,
     notes: Annotated[
         Path | None,
-        typer.Option("--notes", help="With --check: notes whose (HH:MM:SS) lines must agree [default: the built ones]."),
+        typer.Option("--notes", help="With --check: notes whose (HH:MM:SS) lines must agree [default: built notes]."),
     ] = None,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
