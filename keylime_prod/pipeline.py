@@ -154,7 +154,9 @@ def _chapters_key(run: Run) -> str:
         run.episode.title,
         [c.model_dump() for c in run.episode.chapters],
         _chapter_image_digests(run),
-        run.settings.show.tags.model_dump(),
+        run.settings.show.tags.model_dump(
+            include={"intro_chapter", "disclaimer_chapter", "outro_chapter", "body_chapter"}
+        ),
     )
 
 

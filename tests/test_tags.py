@@ -217,3 +217,67 @@ def test_no_transcript_no_uslt_and_reload(tmp_path: Path, pristine_mp3: Path) ->
     # A re-mastered (untagged) MP3 makes the stored result stale.
     master.mp3.write_bytes(pristine_mp3.read_bytes())
     assert load_tagged(master.mp3.parent) is None
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def _cli(*args: str):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_pipeline_order_puts_chapters_and_tag_in_place() -> None:
+    from keylime_prod.pipeline import STAGES
+
+    names = [s.name for s in STAGES]
+    assert names.index("master") < names.index("chapters") < names.index("tag")
+    for earlier in ("transcribe", "notes"):
+        if earlier in names:
+            assert names.index(earlier) < names.index("tag")
+
+
+def test_produce_tag_and_chapters_check(tmp_path: Path, pristine_mp3: Path) -> None:
+    import json
+
+    cfg = tf.write_configs(tmp_path)
+    build = tmp_path / "build"
+    tf.make_master(build / tf.EPISODE_ID, pristine_mp3)
+    common = ("--configs", str(cfg), "--build-dir", str(build))
+    first = _cli("tag", tf.EPISODE_ID, *common, "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert [(s["name"], s["cached"]) for s in summary["stages"]] == [("chapters", False), ("tag", False)]
+    assert summary["tag"]["chapters"] == 6 and summary["tag"]["id3_version"] == 3
+    assert summary["tag"]["sha256"] == tf.sha256(build / tf.EPISODE_ID / "ep-7.mp3")
+    again = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json").stdout)
+    assert [s["cached"] for s in again["stages"]] == [True, True]
+    v4 = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json", "--id3-version", "4").stdout)
+    assert [s["cached"] for s in v4["stages"]] == [True, False] and v4["tag"]["id3_version"] == 4
+    assert ID3(build / tf.EPISODE_ID / "ep-7.mp3", translate=False).version == (2, 4, 0)
+
+    ok = _cli("chapters", tf.EPISODE_ID, *common, "--check")
+    assert ok.exit_code == 0 and "6 chapters agree" in ok.stdout
+    chapters_json = build / tf.EPISODE_ID / "chapters.json"
+    doc = json.loads(chapters_json.read_text("utf-8"))
+    doc["chapters"][2]["startTime"] += 0.5
+    chapters_json.write_text(json.dumps(doc))
+    # The stage is cached (its inputs did not change), so the edited file stays and the check catches it.
+    bad = _cli("chapters", tf.EPISODE_ID, *common, "--check", "-q")
+    assert bad.exit_code == 6
+    assert "start differs by 500 ms" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_produce_tag_with_bad_artwork_is_one_line_exit_6(tmp_path: Path, pristine_mp3: Path) -> None:
+    cfg = tf.write_configs(tmp_path)
+    tf.make_image(cfg / "assets" / "cover.jpg", (1400, 1400), "RGBA", "PNG")
+    build = tmp_path / "build"
+    master = tf.make_master(build / tf.EPISODE_ID, pristine_mp3)
+    result = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q")
+    assert result.exit_code == 6
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "cover.jpg" in line and "this is PNG named .jpg" in line
+    assert tf.sha256(master.mp3) == master.audio_sha256  # untouched
