@@ -27,11 +27,10 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import warnings
 
 import numpy as np
 
@@ -81,6 +80,7 @@ class _Part:
     keep_end: int  # one past the last kept frame
     loudness: float  # integrated loudness of the kept stretch, LUFS
     true_peak: float  # linear, whole file
+    sample_peak: float  # linear, whole file
     lra: float
     k_energy: np.ndarray  # 10 ms K-weighted energies of the kept stretch
 
@@ -201,6 +201,7 @@ def _measure_part(path: Path, settings: AudioSettings, index: int, report: Calla
         keep_end=min(meter.frames, s1 * sub),
         loudness=lufs,
         true_peak=meter.true_peak,
+        sample_peak=float(meter.peaks.max()),
         lra=lra_from_energy(ke),
         k_energy=ke,
     )
@@ -542,16 +543,13 @@ def _calibrate(part: _Part, gain_db: float, s: AudioSettings, ceiling_db: float,
     mid = (part.keep_start + part.keep_end) // 2
     half = int(sr * CALIBRATION_SECONDS / 2)
     a, b = max(part.keep_start, mid - half), min(part.keep_end, mid + half)
-    blocks: list[F32] = []
-    pos = 0
-    for x in _decode(part.path, sr, ch, "calibration excerpt"):
-        lo, hi = max(a, pos), min(b, pos + len(x))
-        if hi > lo:
-            blocks.append(x[lo - pos : hi - pos])
-        pos += len(x)
-        if pos >= b:
-            break
-    if not blocks:
+    # Seek straight to the excerpt (decoding half an hour to reach the middle would cost more than the rest).
+    raw = ffmpeg.run(
+        ffmpeg.decode_args(part.path, sample_rate=sr, channels=ch, start=a / sr, duration=(b - a) / sr),
+        where=part.path,
+    ).stdout
+    blocks = [np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)]
+    if not len(blocks[0]):
         return 0.0, 0.0
     y, _ = _limit_whole(np.concatenate(blocks) * np.float32(db_to_lin(gain_db)), sr, ch, ceiling_db)
     pcm = tpdf_dither_to_s16(y, np.random.default_rng(1))
@@ -594,8 +592,8 @@ def master(
     sr, ch = s.sample_rate, s.channels
     build_dir = Path(build_dir)
     # Validate every input before any long work so a bad file fails in seconds, not after an hour of decoding.
-    for i, p in enumerate(episode.recordings):
-        _check_file(Path(p), f"recording {i + 1}")
+    for i, rec in enumerate(episode.recordings):
+        _check_file(Path(rec), f"recording {i + 1}")
     named = {"intro": assets.intro, "disclaimer": assets.disclaimer, "outro": assets.outro}
     for name, path in named.items():
         if path is not None:
@@ -610,7 +608,7 @@ def master(
         done[0] += n
         progress("Measuring loudness", done[0], expected)
 
-    parts = [_measure_part(Path(p), s, i, report) for i, p in enumerate(episode.recordings)]
+    parts = [_measure_part(Path(rec), s, i, report) for i, rec in enumerate(episode.recordings)]
     loaded = {name: _load_asset(name, Path(path), s) for name, path in named.items() if path is not None}
 
     # Plan: level each part to the target, beds relative to speech, then aim the whole file at the target.
@@ -728,7 +726,7 @@ def master(
             integrated_lufs=round(integrated_from_energy(body_ke), 2),
             lra_lu=round(lra_from_energy(body_ke), 2),
             true_peak_dbtp=round(lin_to_db(max(p.true_peak for p in parts)), 2),
-            sample_peak_dbfs=round(lin_to_db(max(p.true_peak for p in parts)), 2),
+            sample_peak_dbfs=round(lin_to_db(max(p.sample_peak for p in parts)), 2),
         )
         b0, b1 = plan.body_start // sub, (plan.body_start + plan.body_frames) // sub
         body_out = out.measure(b0, b1)
@@ -796,9 +794,9 @@ def master(
         )
     fsutil.write_json(result.report, result.to_json())
     log.info(
-        "%s: %.2f LUFS, %.2f dBTP, %s (%s)",
-        final.name, output_loudness.integrated_lufs, output_loudness.true_peak_dbtp, method,
-        "gain alone" if method == "gain" else f"limiter, up to {stats.reduction_db:.1f} dB",
+        "%s: %.2f LUFS, %.2f dBTP (%s)",
+        final.name, output_loudness.integrated_lufs, output_loudness.true_peak_dbtp,
+        "gain alone" if method == "gain" else f"gain and up to {-stats.reduction_db:.1f} dB of limiting",
     )  # fmt: skip
     return result
 

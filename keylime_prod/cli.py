@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -43,7 +42,7 @@ log = logging.getLogger("keylime_prod")
 class _EpisodeFirstGroup(TyperGroup):
     """Route ``produce EPISODE ...`` to the hidden ``run`` command, so an episode id works as a command."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         for i, a in enumerate(args):
             if a.startswith("-"):
                 if a in ("--help", "--version"):
@@ -70,9 +69,7 @@ ConfigsOpt = Annotated[
     Path | None,
     typer.Option("--configs", help="Folder with show.toml and episodes/ [env KEYLIME_CONFIGS; default ./configs]."),
 ]
-BuildDirOpt = Annotated[
-    Path | None, typer.Option("--build-dir", help="Root of the build folders [default ./build].")
-]
+BuildDirOpt = Annotated[Path | None, typer.Option("--build-dir", help="Root of the build folders [default ./build].")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors; no progress bars.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]

@@ -78,12 +78,22 @@ def _energy_to_lufs(z: F64 | float) -> F64:
         return np.asarray(-0.691 + 10.0 * np.log10(z), dtype=np.float64)
 
 
+def frame_peaks(x: F32) -> F32:
+    """``max(|x|)`` across channels for every frame. (``np.abs(x).max(axis=1)`` reduces over a 2-element axis and is
+    ~15x slower on an hour of audio.)"""
+    a = np.abs(x)
+    out = a[:, 0].copy()
+    for c in range(1, a.shape[1]):
+        np.maximum(out, a[:, c], out=out)
+    return out
+
+
 def true_peak_envelope(x: F32) -> F32:
     """Per-sample true-peak magnitude: for each input frame, the largest ``|value|`` over the channels, the sample
     itself and the 4 interpolated points that follow it (4x oversampling, BS.1770-4 Annex 2)."""
     if len(x) == 0:
         return np.zeros(0, dtype=np.float32)
-    env = np.abs(x).max(axis=1).astype(np.float32)
+    env = frame_peaks(x).astype(np.float32, copy=False)
     pad = np.pad(x.astype(np.float64, copy=False), ((_HALF, _HALF), (0, 0)))
     n = len(x)
     # The 47-tap-delay FIR puts phase k of output j at input time j - 6.875 + k/4, so output j = i + 7 holds the
@@ -109,7 +119,7 @@ def true_peak(x: F32, floor: float = 0.0, block: int = 1024, start: int = 0, end
     span = end - start
     nb = (span + block - 1) // block
     sp = np.zeros(nb * block, dtype=np.float32)
-    sp[:span] = np.abs(x[start:end]).max(axis=1)
+    sp[:span] = frame_peaks(x[start:end])
     bpk = sp.reshape(nb, block).max(axis=1)
     found = float(bpk.max())  # the true peak is never below the sample peak
     for b in np.argsort(bpk)[::-1]:
@@ -187,7 +197,7 @@ class Meter:
             self._kw.append(np.einsum("bsc,bsc->b", kb, kb) / self.sub)
             xf = xb.astype(np.float64)
             self._pw.append(np.einsum("bsc,bsc->b", xf, xf) / (self.sub * self.channels))
-            self._pk.append(np.abs(xb).max(axis=(1, 2)))
+            self._pk.append(frame_peaks(xs[:m]).reshape(-1, self.sub).max(axis=1))
         self._carry = xs[m:].copy()
         self._carry_k = ks[m:].copy()
 
@@ -319,7 +329,7 @@ class TruePeakLimiter:
         lo, hi = self._hist, self._hist + n_avail
         out = buf[lo:hi].copy()
         # Fast path: nothing in reach of the ceiling (see TP_BOUND).
-        if float(np.abs(buf).max(initial=0.0)) * TP_BOUND > self.ceiling:
+        if len(buf) and float(frame_peaks(buf).max()) * TP_BOUND > self.ceiling:
             src = buf if not final else np.concatenate([buf, np.zeros((self.ctx, self.channels), np.float32)])
             env = true_peak_envelope(src)
             req = np.minimum(1.0, self.ceiling / np.maximum(env, 1e-12)).astype(np.float32)

@@ -1,0 +1,150 @@
+"""Benchmark the mastering stage against its floor: ffmpeg alone decoding the same input and encoding the same MP3.
+
+Usage::
+
+    python bench/master.py [--minutes 60] [--workdir /tmp/keylime-bench]
+
+Generates (once, cached in ``--workdir``; never committed) a ``--minutes`` long 48 kHz 24-bit stereo speech-like
+recording: tests/data/jfk.wav looped, each pass at a different level and stereo balance, over pink room noise.
+Then, in the same invocation:
+
+1. **floor**: ``ffmpeg -i input.wav -af aresample=44100:soxr -c:a libmp3lame -b:a 128k`` (decode + the same encode);
+2. **master**: ``keylime_prod.audio.master`` on the same file with the demo show's settings (intro, disclaimer and
+   outro included), in a child process so its peak RSS is its own.
+
+Prints wall times, the ratio to the floor, the peak RSS of the Python process and of its largest ffmpeg child, and
+the loudness of the result measured by ffmpeg's ebur128. Target (issue 2): ratio <= 1.2, peak RSS <= 1 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from keylime_prod import ffmpeg  # noqa: E402
+from keylime_prod.config import load_settings  # noqa: E402
+
+JFK = REPO / "tests" / "data" / "jfk.wav"
+
+
+def make_input(path: Path, minutes: float) -> None:
+    """A long speech-like stereo recording: jfk.wav looped with slowly varying level and panning, plus room noise."""
+    if path.exists():
+        return
+    seconds = minutes * 60
+    chain = (
+        f"[0:a]aloop=loop=-1:size=2147483647,atrim=duration={seconds},aresample=48000,"
+        "volume='0.35+0.25*sin(2*PI*t/97)':eval=frame,"
+        "pan=stereo|c0=0.9*c0|c1=0.7*c0[s];"
+        f"anoisesrc=color=pink:amplitude=0.001:seed=11:r=48000:d={seconds},pan=stereo|c0=c0|c1=c0[n];"
+        "[s][n]amix=inputs=2:duration=first:normalize=0[o]"
+    )
+    tmp = path.with_suffix(".part.wav")
+    subprocess.run(
+        [ffmpeg.binary(), "-hide_banner", "-v", "error", "-y", "-i", str(JFK), "-filter_complex", chain,
+         "-map", "[o]", "-c:a", "pcm_s24le", str(tmp)],
+        check=True,
+    )  # fmt: skip
+    tmp.replace(path)
+
+
+def timed(argv: list[str]) -> tuple[float, int, int]:
+    """Run ``argv``; return (wall seconds, its own peak RSS in KiB, largest descendant's peak RSS in KiB).
+
+    The child reports its own ``RUSAGE_SELF`` and ``RUSAGE_CHILDREN`` maxima as JSON on its last stdout line when
+    it is a Python master run; for a plain command, wait4's rusage gives the peak of the command itself.
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"failed: {argv[:3]}...\n{err.decode()[-2000:]}")
+    try:
+        rss = json.loads(out.decode().strip().splitlines()[-1])
+        return wall, int(rss["self_kib"]), int(rss["children_kib"])
+    except (ValueError, IndexError, KeyError):
+        return wall, 0, 0
+
+
+CHILD = """
+import json, resource, sys
+from pathlib import Path
+from keylime_prod import audio
+from keylime_prod.config import EpisodeConfig, load_settings
+s = load_settings(Path(sys.argv[1]))
+ep = EpisodeConfig(id="bench", number=1, title="bench", publish_date="2026-01-01", hosts=[{"name": "Host"}],
+                   summary="bench", recordings=[Path(sys.argv[2])])
+m = audio.master(ep, s.show.audio, s.show.assets, Path(sys.argv[3]))
+sys.stderr.write(json.dumps({"lufs": m.output_loudness.integrated_lufs, "tp": m.output_loudness.true_peak_dbtp,
+                             "method": m.method, "duration": m.duration, "renders": m.details["renders"]}) + "\\n")
+print(json.dumps({"self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+FLOOR = """
+import json, resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True)
+print(json.dumps({"self_kib": 0, "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/keylime-bench"))
+    args = ap.parse_args()
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / f"speech-{args.minutes:g}min-48k-24bit-stereo.wav"
+    print(f"input: {src} ({args.minutes:g} min, 48 kHz, 24-bit, stereo)", flush=True)
+    make_input(src, args.minutes)
+    settings = load_settings(REPO / "configs")
+    a = settings.show.audio
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    floor_mp3 = work / "floor.mp3"
+    floor_cmd = [
+        sys.executable, "-c", FLOOR, ffmpeg.binary(), "-hide_banner", "-nostdin", "-v", "error", "-y",
+        "-i", str(src), "-af", f"aresample={a.sample_rate}:resampler=soxr", "-ac", str(a.channels),
+        "-c:a", "libmp3lame", "-b:a", f"{a.bitrate_kbps}k", "-q:a", "2", str(floor_mp3),
+    ]  # fmt: skip
+    floor_s, _, floor_rss = timed(floor_cmd)
+    print(
+        f"floor (ffmpeg decode + libmp3lame {a.bitrate_kbps}k): {floor_s:7.1f} s   peak RSS {floor_rss / 1024:6.0f} MiB"
+    )
+
+    build = work / "build"
+    proc_argv = [sys.executable, "-c", CHILD, str(REPO / "configs"), str(src), str(build)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(proc_argv, capture_output=True, env=env)
+    ours_s = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(proc.stderr.decode()[-3000:])
+    rss = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    result = json.loads(proc.stderr.decode().strip().splitlines()[-1])
+    print(
+        f"master (measure, calibrate, render, verify):    {ours_s:7.1f} s   peak RSS {rss['self_kib'] / 1024:6.0f} MiB"
+        f" (python), {rss['children_kib'] / 1024:.0f} MiB (largest ffmpeg child)"
+    )
+    print(f"ratio to floor: {ours_s / floor_s:.2f}x   (target <= 1.2x)")
+    print(f"peak RSS: {rss['self_kib'] / 1024:.0f} MiB   (target <= 1024 MiB)")
+    mp3 = build / "bench.mp3"
+    check = ffmpeg.measure_ebur128(mp3)
+    print(
+        f"result: {result['duration'] / 60:.1f} min, ours {result['lufs']:.2f} LUFS / {result['tp']:.2f} dBTP "
+        f"({result['method']}, {result['renders']} render(s)); ffmpeg ebur128: {check.integrated_lufs:.1f} LUFS / "
+        f"{check.true_peak_dbtp:.1f} dBTP"
+    )
+
+
+if __name__ == "__main__":
+    main()

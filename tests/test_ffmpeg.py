@@ -1,0 +1,139 @@
+"""The ffmpeg wrapper: command builders and output parsers are pure and tested on literal strings."""
+
+from __future__ import annotations
+
+import pytest
+
+from keylime_prod import ffmpeg
+from keylime_prod.errors import FFmpegError
+
+EBUR128_SUMMARY = """\
+[Parsed_ebur128_0 @ 0x55d5c5d0a2c0] Summary:
+
+  Integrated loudness:
+    I:         -16.2 LUFS
+    Threshold: -26.4 LUFS
+
+  Loudness range:
+    LRA:         4.7 LU
+    Threshold: -36.3 LUFS
+    LRA low:   -19.5 LUFS
+    LRA high:  -14.8 LUFS
+
+  True peak:
+    Peak:       -1.3 dBFS
+"""
+
+PROBE = """\
+Input #0, wav, from 'a.wav':
+  Metadata:
+    encoder         : Lavf59.27.100
+  Duration: 00:01:02.50, bitrate: 4608 kb/s
+  Stream #0:0: Audio: pcm_s24le ([1][0][0][0] / 0x0001), 96000 Hz, stereo, s32 (24 bit), 4608 kb/s
+At least one output file must be specified
+"""
+
+PROBE_M4A = """\
+  Duration: 00:00:15.00, start: 0.000000, bitrate: 53 kb/s
+  Stream #0:0[0x1](und): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, mono, fltp, 51 kb/s (default)
+"""
+
+FFMETADATA = """\
+;FFMETADATA1
+title=I'm a loser\\, baby\\; \\=yes
+artist=Lara Varpio
+comment=line one\\
+line two
+[CHAPTER]
+TIMEBASE=1/1000
+START=0
+END=15000
+title=Intro
+[CHAPTER]
+TIMEBASE=1/1000
+START=15000
+END=30000
+title=Why allow failure?
+"""
+
+
+def test_parse_ebur128_summary() -> None:
+    r = ffmpeg.parse_ebur128("frame log lines...\n" + EBUR128_SUMMARY)
+    assert r == ffmpeg.EbuR128(integrated_lufs=-16.2, lra_lu=4.7, true_peak_dbtp=-1.3)
+
+
+def test_parse_ebur128_silence_is_minus_inf() -> None:
+    text = EBUR128_SUMMARY.replace("-16.2 LUFS", "-inf LUFS").replace("-1.3 dBFS", "-inf dBFS")
+    r = ffmpeg.parse_ebur128(text)
+    assert r.integrated_lufs == float("-inf") and r.true_peak_dbtp == float("-inf")
+
+
+def test_parse_ebur128_without_summary_fails() -> None:
+    with pytest.raises(FFmpegError, match="no summary"):
+        ffmpeg.parse_ebur128("nothing here")
+
+
+def test_parse_probe() -> None:
+    p = ffmpeg.parse_probe(PROBE)
+    assert p == ffmpeg.Probe(duration=62.5, codec="pcm_s24le", sample_rate=96000, channels=2, sample_fmt="s32")
+    m = ffmpeg.parse_probe(PROBE_M4A)
+    assert m is not None and (m.codec, m.channels, m.sample_rate, m.duration) == ("aac", 1, 48000, 15.0)
+
+
+def test_parse_probe_without_audio() -> None:
+    assert ffmpeg.parse_probe("  Stream #0:0: Video: png, rgb24, 64x64\n") is None
+
+
+def test_parse_ffmetadata_unescapes_and_reads_chapters() -> None:
+    tags, chapters = ffmpeg.parse_ffmetadata(FFMETADATA)
+    assert tags["title"] == "I'm a loser, baby; =yes"
+    assert tags["comment"] == "line one\nline two"
+    assert [c["title"] for c in chapters] == ["Intro", "Why allow failure?"]
+    assert chapters[1]["START"] == "15000" and chapters[1]["TIMEBASE"] == "1/1000"
+
+
+def test_last_error_line_skips_trailers() -> None:
+    err = "[flac @ 0x1] invalid residual\nError while decoding stream\n\nConversion failed!\n"
+    assert ffmpeg.last_error_line(err) == "Error while decoding stream"
+    assert ffmpeg.last_error_line("") == "ffmpeg failed without a message"
+
+
+def test_parse_version() -> None:
+    assert (
+        ffmpeg.parse_version("ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright")
+        == "n9.0.2-17-g2a571b6068-20260930"
+    )
+    with pytest.raises(FFmpegError):
+        ffmpeg.parse_version("not ffmpeg")
+
+
+def test_decode_args_are_an_argv_list() -> None:
+    args = ffmpeg.decode_args("in put.wav", sample_rate=44100, channels=2, start=1.5, duration=2.0)
+    assert args[args.index("-i") + 1] == "in put.wav"  # no shell quoting needed: never a shell
+    assert args[args.index("-ss") + 1] == "1.500000" and args[-1] == "-"
+    assert "aresample=44100:resampler=soxr:precision=28" in args[args.index("-af") + 1]
+    with pytest.raises(ValueError):
+        ffmpeg.decode_args("x", sample_rate=1, channels=1, fmt="u8")
+
+
+def test_encode_args_cbr_lame_without_tags() -> None:
+    args = ffmpeg.encode_mp3_args("o.mp3", sample_rate=44100, channels=1, bitrate_kbps=96)
+    assert args[args.index("-c:a") + 1] == "libmp3lame" and args[args.index("-b:a") + 1] == "96k"
+    assert "-map_metadata" in args and args[-1] == "o.mp3"
+
+
+def test_binary_env_override_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    ffmpeg.binary.cache_clear()
+    monkeypatch.setenv("KEYLIME_FFMPEG", "/nonexistent/ffmpeg")
+    try:
+        with pytest.raises(FFmpegError, match="KEYLIME_FFMPEG"):
+            ffmpeg.binary()
+    finally:
+        ffmpeg.binary.cache_clear()
+
+
+def test_real_ffmpeg_runs_and_reports_errors(tmp_path) -> None:
+    assert ffmpeg.version()
+    with pytest.raises(FFmpegError) as ei:
+        ffmpeg.run(["-i", str(tmp_path / "missing.wav"), "-f", "null", "-"], where=tmp_path / "missing.wav")
+    assert "missing.wav" in str(ei.value) and "\n" not in str(ei.value)
