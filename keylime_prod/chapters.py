@@ -53,6 +53,16 @@ def _clock(t: float) -> str:
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def _raw_time(master: Master, t: float) -> float:
+    """The time in the joined raw recordings that sits at episode time ``t`` (inverse of ``body_to_episode``)."""
+    pieces = master.pieces or (master.body,)
+    piece = pieces[0]
+    for p in pieces:
+        if t >= p.start:
+            piece = p
+    return piece.source_start + min(max(t - piece.start, 0.0), piece.duration)
+
+
 def _is_url(s: str) -> bool:
     return bool(re.match(r"^https?://\S+$", s))
 
@@ -102,12 +112,12 @@ def build_chapters(
         t = _ms(master.body_to_episode(ch.start))
         where = f"chapter {i} ({ch.title!r}, start {_clock(ch.start)})"
         if t >= body_hi:
-            raw_end = body.source_start + body.duration
             if t >= body_end or nxt is None:
+                raw_end = _raw_time(master, body.end)
                 what = f"is past the end of the body, which ends at {_clock(raw_end)} in the raw recordings"
             else:
                 what = (
-                    f"is inside the {nxt.name}, which starts at {_clock(raw_end - body.end + nxt.start)} of the raw "
+                    f"is inside the {nxt.name}, which starts at {_clock(_raw_time(master, nxt.start))} of the raw "
                     f"recordings (crossfaded over the end of the body)"
                 )
             raise TagError(

@@ -235,3 +235,30 @@ def test_parse_progress_time_and_timestamp_lines_on_literals() -> None:
         marks=(ChapterMark("A", 0.0, 59.999), ChapterMark("B", 59.999, 3723.9), ChapterMark("C", 3723.9, 4000))
     )
     assert marks.timestamp_lines() == ("(00:00:00) A", "(00:00:59) B", "(01:02:03) C")
+
+
+def test_chapters_follow_each_trimmed_part(tmp_path: Path, pristine_mp3: Path) -> None:
+    # Two raw parts laid end to end (3.0 s, then 4.0 s); each lost leading silence (0.25 s and 0.4 s) in mastering,
+    # so raw time and episode time differ by a different offset in each part (Master.pieces).
+    import dataclasses
+
+    from keylime_prod.artefacts import TimelineSegment
+
+    chapters = "".join(
+        f'[[chapters]]\ntitle = "{title}"\nstart = "{start}"\n\n'
+        for title, start in (("One", "00:00"), ("Two", "00:03"), ("Three", "00:04"))
+    )
+    _, settings, episode, master = _setup(tmp_path, pristine_mp3, chapters=chapters)
+    pieces = (
+        TimelineSegment("part-1", 5.0, 7.0, source_start=0.25, sources=("a.flac",)),
+        TimelineSegment("part-2", 7.0, 10.0, source_start=3.4, sources=("b.m4a",)),
+    )
+    master = dataclasses.replace(master, pieces=pieces)
+    marks = build_chapters(episode, master, settings.show.tags, write=False).marks
+    # "00:03" is the start of part 2's file, inside its trimmed silence: it lands where part 2's audio starts.
+    assert [(m.title, m.start) for m in marks[2:5]] == [("One", 5.0), ("Two", 7.0), ("Three", 7.6)]
+    late = chapters + '[[chapters]]\ntitle = "Gone"\nstart = "00:07"\n'
+    (tmp_path / "b").mkdir()
+    _, settings, episode, master2 = _setup(tmp_path / "b", pristine_mp3, chapters=late)
+    with pytest.raises(TagError, match=re.escape("is past the end of the body, which ends at 00:00:06 in the raw")):
+        build_chapters(episode, dataclasses.replace(master2, pieces=pieces), settings.show.tags, write=False)
