@@ -281,3 +281,64 @@ def test_produce_tag_with_bad_artwork_is_one_line_exit_6(tmp_path: Path, pristin
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and "cover.jpg" in line and "this is PNG named .jpg" in line
     assert tf.sha256(master.mp3) == master.audio_sha256  # untouched
+
+
+# ------------------------------------------------------------------------------------------------------ demo
+
+
+def test_demo_episode_258_master_then_tag(tmp_path: Path) -> None:
+    """The real demo build: `produce master episode-258`, then `produce tag episode-258`, checked independently."""
+    import hashlib
+    import json
+
+    from keylime_prod.artefacts import Master
+    from keylime_prod.config import load_episode
+    from keylime_prod.tags import check_artwork
+
+    repo = Path(__file__).resolve().parent.parent
+    configs = repo / "configs"
+    inputs = sorted(p for p in (configs / "raw" / "episode-258").iterdir() if p.is_file()) + sorted(
+        p for p in (configs / "assets").iterdir() if p.suffix in (".jpg", ".mp3", ".flac", ".ogg")
+    )
+    before = {p: tf.sha256(p) for p in inputs}
+    common = ("--configs", str(configs), "--build-dir", str(tmp_path))
+    assert _cli("master", "episode-258", *common, "-q").exit_code == 0
+    build = tmp_path / "episode-258"
+    master = Master.load(build / "master.json")
+    untagged_pcm = hashlib.sha256(tf.decode_pcm(master.mp3)).hexdigest()
+
+    result = _cli("tag", "episode-258", *common, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["tag"]["chapters"] == 6
+
+    # Chapters: intro, the three configured ones mapped from raw time, disclaimer and outro, in time order.
+    episode = load_episode(configs, "episode-258")
+    doc = json.loads((build / "chapters.json").read_text("utf-8"))
+    titles = [c["title"] for c in doc["chapters"]]
+    assert titles == ["Intro", *(c.title for c in episode.chapters), "Disclaimer", "Outro"]
+    for c, ch in zip(doc["chapters"][1:4], episode.chapters, strict=True):
+        want = max(master.body.start, master.body_to_episode(ch.start))
+        assert abs(c["startTime"] - want) <= 0.001
+    assert doc["chapters"][1]["startTime"] == master.body.start
+    disclaimer, outro = master.segment("disclaimer"), master.segment("outro")
+    assert disclaimer is not None and outro is not None
+    assert abs(doc["chapters"][4]["startTime"] - disclaimer.start) <= 0.001
+    assert abs(doc["chapters"][5]["startTime"] - outro.start) <= 0.001
+    assert doc["chapters"][-1]["endTime"] <= master.duration
+
+    # ffmpeg's reader sees the same chapters and tags; the file decodes cleanly to the very same audio.
+    tags, chaps = ffmpeg.read_ffmetadata(master.mp3)
+    assert tags["title"] == episode.title and tags["genre"] == "Podcast" and tags["track"] == "258"
+    assert [c["title"] for c in chaps] == titles
+    offset_ms = round(tf.ffmpeg_start_offset(master.mp3) * 1000)
+    for c, j in zip(chaps[1:], doc["chapters"][1:], strict=True):
+        assert abs(int(c["START"]) + offset_ms - round(j["startTime"] * 1000)) <= 1
+    assert hashlib.sha256(tf.decode_pcm(master.mp3)).hexdigest() == untagged_pcm
+    assert check_chapters(master.mp3, build / "chapters.json").duration == pytest.approx(master.duration, abs=0.001)
+
+    # The cover is the demo artwork, checked and embedded byte for byte.
+    cover = check_artwork(configs / "assets" / "cover.jpg")
+    assert (cover.width, cover.height) == (3000, 3000)
+    assert read_tags(master.mp3).cover == cover.data
+    assert {p: tf.sha256(p) for p in inputs} == before  # raw inputs never modified
