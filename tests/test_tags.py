@@ -238,6 +238,8 @@ def test_pipeline_order_puts_chapters_and_tag_in_place() -> None:
     for earlier in ("transcribe", "notes"):
         if earlier in names:
             assert names.index(earlier) < names.index("tag")
+    if "publish" in names:
+        assert names.index("tag") < names.index("publish")  # the published file is the tagged one
 
 
 def test_produce_tag_and_chapters_check(tmp_path: Path, pristine_mp3: Path) -> None:
