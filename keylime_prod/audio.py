@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -168,12 +169,18 @@ def _measure_part(path: Path, settings: AudioSettings, index: int, report: Calla
     what = f"recording {index + 1}"
     info = _check_file(path, what)
     sr, ch = settings.sample_rate, settings.channels
-    meter = Meter(sr, ch)
-    for x in _decode(path, sr, ch, what, report):
+    # Measure at the file's own rate: resampling an hour of audio only to measure it would cost as much as the
+    # measurement. (Rates that are not a whole number of frames per 10 ms, like 22050, are resampled so the
+    # 10 ms grid stays exact.) Channels: a downmix to the output's count changes loudness, so measure that; an
+    # upmix of mono (-3 dB into each channel) keeps loudness but would hide 3 dB of the file's true peak.
+    rate_in = info.sample_rate if info.sample_rate % 100 == 0 else sr
+    ch_in = min(info.channels, ch)
+    meter = Meter(rate_in, ch_in)
+    for x in _decode(path, rate_in, ch_in, what, lambda n: report(n * sr // rate_in)):
         meter.add(x)
     if meter.frames == 0:
         raise AudioError(f"{what} decodes to no audio", where=path, hint="re-export the recording")
-    decoded = meter.frames / sr
+    decoded = meter.frames / rate_in
     if info.duration and info.duration > 1.0 and decoded < 0.95 * info.duration - 0.5:
         raise AudioError(
             f"{what} is truncated: the header says {info.duration:.1f} s but only {decoded:.1f} s decode",
@@ -193,12 +200,13 @@ def _measure_part(path: Path, settings: AudioSettings, index: int, report: Calla
     lufs = integrated_from_energy(ke)
     if not math.isfinite(lufs):
         raise AudioError(f"{what} is silent (below the -70 LUFS gate)", where=path, hint="check the recording")
-    sub = meter.sub
+    sub = sr * SUB_MS // 1000  # 10 ms in output frames: the grid maps exactly between rates
+    frames = round(meter.frames * sr / rate_in)
     return _Part(
         path=path,
-        frames=meter.frames,
+        frames=frames,
         keep_start=s0 * sub,
-        keep_end=min(meter.frames, s1 * sub),
+        keep_end=min(frames, s1 * sub),
         loudness=lufs,
         true_peak=meter.true_peak,
         sample_peak=float(meter.peaks.max()),
@@ -367,6 +375,11 @@ class _BodyStream:
                         y[len(y) - len(k) :] *= ((p.kept - k) / fade)[:, None]
                     yield y
                 pos += len(x)
+            # Resampling can end a few frames short of the length planned from pass 1: pad so every later
+            # position on the timeline is exactly where master.json says it is.
+            short = p.keep_end - max(p.keep_start, pos)
+            if short > 0:
+                yield np.zeros((short, ch), np.float32)
 
 
 def _to_segment(pcm16: np.ndarray, sr: int) -> AudioSegment:
@@ -574,6 +587,20 @@ def _calibrate(part: _Part, gain_db: float, s: AudioSettings, ceiling_db: float,
 # ------------------------------------------------------------------------------------------------------ stage
 
 
+class _Clock:
+    """Wall time per step, summed over repeats (recorded in master.json so slow steps are visible)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 3)
+        self._t = now
+        log.debug("mastering step %s: %.2f s", name, self.laps[name])
+
+
 def master(
     episode: EpisodeConfig,
     settings: AudioSettings,
@@ -608,8 +635,11 @@ def master(
         done[0] += n
         progress("Measuring loudness", done[0], expected)
 
+    clock = _Clock()
     parts = [_measure_part(Path(rec), s, i, report) for i, rec in enumerate(episode.recordings)]
+    clock.lap("measure")
     loaded = {name: _load_asset(name, Path(path), s) for name, path in named.items() if path is not None}
+    clock.lap("assets")
 
     # Plan: level each part to the target, beds relative to speech, then aim the whole file at the target.
     part_gains = [s.target_lufs - p.loudness for p in parts]
@@ -626,6 +656,7 @@ def master(
         loudest = max(range(len(parts)), key=lambda i: parts[i].kept)
         ceiling = s.true_peak_db - MIN_CODEC_MARGIN_DB
         d_lu, d_tp = _calibrate(parts[loudest], part_gains[loudest] + shift, s, ceiling, work)
+        clock.lap("calibrate")
         shift -= d_lu  # the codec made it quieter by -d_lu: pre-compensate
         ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
 
@@ -649,8 +680,10 @@ def master(
             )
             mp3_tmp = work / f"render-{attempt}.mp3"
             stats = _render(mp3_tmp, parts, loaded, plan, s, progress)
+            clock.lap("render")
             progress("Verifying the MP3", 0, 1)
             out = _measure_file(mp3_tmp, sr, ch)
+            clock.lap("verify")
             progress("Verifying the MP3", 1, 1)
             got = out.measure()
             err_lu = s.target_lufs - got.integrated_lufs
@@ -789,6 +822,7 @@ def master(
                     "limited_seconds": round(stats.limited_frames / sr, 3),
                 },
                 "renders": attempt,
+                "seconds": clock.laps,
                 "mp3": {"codec": mp3_info.codec, "sample_rate": mp3_info.sample_rate, "channels": mp3_info.channels},
             },
         )
