@@ -16,8 +16,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -146,6 +147,55 @@ class StorageSettings(_Model):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=20)
+    concurrency: int = Field(default=4, ge=1, le=64)  # parallel parts of one multipart upload
+    # "auto": the server's SHA-256 checksum or an ETag equal to our MD5 proves the bytes, else read the object back;
+    # "read-back": always GET the object and compare its SHA-256.
+    verify: Literal["auto", "read-back"] = "auto"
+    # Send Content-MD5 and x-amz-checksum-sha256 with single-part uploads, so the server rejects corrupt bodies.
+    send_checksums: bool = True
+    # Media keys carry a content hash, so they never change: cache them for a year. Manifests are read by us only.
+    media_cache_control: str = "public, max-age=31536000, immutable"
+    manifest_cache_control: str = "no-cache"
+
+    @field_validator("endpoint_url", "public_base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s) URL such as https://s3.example.com")
+        return v.rstrip("/")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}", v):
+            raise ValueError("must be a bucket name: letters, digits, '.', '-', '_', no '/' or spaces")
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.strip("/")
+        if any(part in ("", ".", "..") for part in v.split("/")) and v:
+            raise ValueError("must be a key prefix such as podcast or shows/keylime (no '//', '.' or '..')")
+        return v
+
+    #: Environment variables that override the TOML (for CI); credentials are never among them.
+    ENV: ClassVar[dict[str, str]] = {
+        "KEYLIME_S3_ENDPOINT_URL": "endpoint_url",
+        "KEYLIME_S3_BUCKET": "bucket",
+        "KEYLIME_S3_PREFIX": "prefix",
+        "KEYLIME_PUBLIC_BASE_URL": "public_base_url",
+    }
+
+    @classmethod
+    def env_overrides(cls, environ: Mapping[str, str]) -> dict[str, str]:
+        """Dotted overrides (``storage.bucket`` ...) from ``KEYLIME_S3_*`` variables; empty ones count as unset.
+
+        The CLI lays these on the TOML so the environment wins; stages never read the environment themselves.
+        """
+        return {f"storage.{field}": environ[var] for var, field in cls.ENV.items() if environ.get(var, "").strip()}
 
 
 class FeedSettings(_Model):
@@ -153,6 +203,19 @@ class FeedSettings(_Model):
 
     filename: str = "feed.xml"
     max_items: int = Field(default=0, ge=0)  # 0: all
+    cache_control: str = "public, max-age=300"  # short: players should see a new episode within minutes
+    # Podcasting 2.0 podcast:guid. Leave unset: it is derived from feed_url on the first publish and then kept in the
+    # bucket (show.json) for the life of the show, even if the feed moves. Set it only to carry over an existing one.
+    podcast_guid: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )
+
+    @field_validator("filename")
+    @classmethod
+    def _filename(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(xml|rss)", v):
+            raise ValueError("must be a plain file name ending in .xml or .rss, such as feed.xml")
+        return v
 
 
 class ShowConfig(_Model):
