@@ -12,6 +12,9 @@ import pytest
 
 from keylime_prod import ffmpeg
 
+#: Publishing fixtures (rclone serve s3, AWS env, fake builds) live in their own plugin module.
+pytest_plugins = ["conftest_s3"]
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
 

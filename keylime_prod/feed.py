@@ -1,0 +1,406 @@
+"""The RSS feed, built from the per-episode manifests kept in the bucket.
+
+A manifest (``<prefix>/episodes/<id>/manifest.json``) records, for one episode, what the feed says about it and
+every file uploaded for it (key, byte size, SHA-256, Content-Type), written only after each of those files was
+verified. :func:`build_feed` turns the show config plus the manifests into RSS 2.0 bytes, so a fresh CI runner needs
+nothing but the repository and the bucket.
+
+The feed is made with feedgen and its ``podcast`` extension (the ``itunes:`` tags Apple requires), plus
+:class:`PodcastIndexExtension`, a small feedgen extension for the Podcasting 2.0 namespace
+(https://podcastindex.org/namespace/1.0): ``podcast:guid``, ``podcast:person``, ``podcast:transcript`` and
+``podcast:chapters``. lxml does all escaping, so ``&``, ``<``, quotes and emoji in titles come out as valid XML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+# Order matters: feedgen.util uses lxml.etree without importing it; feedgen.feed imports it first.
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .config import FeedSettings, ShowInfo
+from .errors import FeedError
+
+log = logging.getLogger(__name__)
+
+PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
+#: Podcasting 2.0 ``podcast:guid``: UUIDv5 in this namespace of the feed URL without scheme and trailing slash.
+PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
+MANIFEST_SCHEMA = "keylime-prod/publish-manifest/1"
+SHOW_SCHEMA = "keylime-prod/publish-show/1"
+#: Transcript formats that carry timings: Podcasting 2.0 marks them ``rel="captions"``.
+TIMED_TRANSCRIPTS = ("vtt", "srt", "json")
+#: Apple Podcasts: episode descriptions up to 4000 characters.
+MAX_DESCRIPTION = 4000
+
+
+def podcast_guid(feed_url: str) -> str:
+    """The Podcasting 2.0 ``podcast:guid`` for ``feed_url``: UUIDv5 of the URL without scheme and trailing slashes."""
+    bare = feed_url.split("://", 1)[-1].rstrip("/")
+    return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
+
+
+def item_guid(show_guid: str, episode_id: str) -> str:
+    """A permanent item guid: UUIDv5 of the episode id in the show's ``podcast:guid`` namespace.
+
+    Written into the manifest on the first publish and read back from it ever after, so it never changes.
+    """
+    return str(uuid.uuid5(uuid.UUID(show_guid), episode_id))
+
+
+# ----------------------------------------------------------------------------------------------------- manifests
+
+
+class _Doc(BaseModel):
+    # Manifests are read back by later versions: keep unknown keys out of the way rather than failing.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ManifestFile(_Doc):
+    """One uploaded, verified object."""
+
+    role: Literal["audio", "transcript", "chapters", "notes", "cover"]
+    format: str
+    name: str
+    key: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_type: str
+    cache_control: str = ""
+    etag: str | None = None
+    verified_by: str
+
+
+class ManifestPerson(_Doc):
+    """A ``podcast:person``."""
+
+    name: str
+    role: str = "host"
+    group: str = "cast"
+    img: str | None = None
+    href: str | None = None
+
+
+class ManifestChapter(_Doc):
+    """A chapter start on the published file's timeline (for the description's timestamps)."""
+
+    start: float
+    title: str
+
+
+class ManifestItem(_Doc):
+    """What the feed says about one episode."""
+
+    title: str
+    subtitle: str = ""
+    summary: str
+    notes_html: str | None = None
+    link: str | None = None
+    publish_date: dt.datetime
+    duration: float = Field(gt=0)
+    number: int | None = None
+    season: int | None = None
+    episode_type: Literal["full", "trailer", "bonus"] = "full"
+    explicit: bool | None = None
+    persons: tuple[ManifestPerson, ...] = ()
+    chapters: tuple[ManifestChapter, ...] = ()
+    transcript_language: str | None = None
+
+
+class Manifest(_Doc):
+    """``<prefix>/episodes/<id>/manifest.json``: one episode's feed entry and its verified files."""
+
+    schema_: str = Field(default=MANIFEST_SCHEMA, alias="schema")
+    episode_id: str
+    guid: str
+    first_published: dt.datetime
+    updated: dt.datetime
+    item: ManifestItem
+    files: tuple[ManifestFile, ...]
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    def file(self, role: str, fmt: str | None = None) -> ManifestFile | None:
+        """The first file with ``role`` (and ``format``)."""
+        return next((f for f in self.files if f.role == role and (fmt is None or f.format == fmt)), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Manifest:
+        """Read a manifest; :class:`FeedError` naming ``where`` if it is not one."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise FeedError(
+                f"not a valid publish manifest: field {field}: {first['msg']}",
+                where=where,
+                hint="re-publish the episode with `produce publish EPISODE`",
+            ) from None
+
+
+class ShowManifest(_Doc):
+    """``<prefix>/show.json``: the show's ``podcast:guid`` (fixed on the first publish) and its cover art."""
+
+    schema_: str = Field(default=SHOW_SCHEMA, alias="schema")
+    podcast_guid: str
+    feed_url: str
+    artwork: ManifestFile
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> ShowManifest:
+        """Read ``show.json``; :class:`FeedError` naming ``where`` if it is not one."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as e:
+            raise FeedError(f"not a valid show manifest: {e.errors()[0]['msg']}", where=where) from None
+
+
+# ----------------------------------------------------------------------------------------------------- extension
+
+
+def _person(parent: Any, p: ManifestPerson) -> None:
+    el = xml_elem(f"{{{PODCAST_NS}}}person", parent)
+    el.text = p.name
+    el.attrib["role"] = p.role
+    el.attrib["group"] = p.group
+    if p.img:
+        el.attrib["img"] = p.img
+    if p.href:
+        el.attrib["href"] = p.href
+
+
+class PodcastIndexExtension(BaseExtension):
+    """Channel-level Podcasting 2.0 tags, and ``itunes:explicit`` as Apple now spells it (``true``/``false``).
+
+    feedgen's own podcast extension only knows the old ``yes``/``no``/``clean`` values.
+    """
+
+    def __init__(self) -> None:
+        self.guid: str | None = None
+        self.persons: list[ManifestPerson] = []
+        self.explicit: bool | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        """Declare ``xmlns:podcast``."""
+        return {"podcast": PODCAST_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        """Add the tags to ``<channel>``."""
+        channel = rss_feed[0]
+        if self.guid:
+            xml_elem(f"{{{PODCAST_NS}}}guid", channel).text = self.guid
+        for p in self.persons:
+            _person(channel, p)
+        if self.explicit is not None:
+            xml_elem(f"{{{ITUNES_NS}}}explicit", channel).text = "true" if self.explicit else "false"
+        return rss_feed
+
+
+class PodcastIndexEntryExtension(BaseEntryExtension):
+    """Item-level Podcasting 2.0 tags: transcripts, chapters, persons; and ``itunes:explicit``."""
+
+    def __init__(self) -> None:
+        self.transcripts: list[dict[str, str]] = []
+        self.chapters: dict[str, str] | None = None
+        self.persons: list[ManifestPerson] = []
+        self.explicit: bool | None = None
+
+    def extend_ns(self) -> dict[str, str]:
+        """Declare ``xmlns:podcast``."""
+        return {"podcast": PODCAST_NS}
+
+    def extend_rss(self, entry: Any) -> Any:
+        """Add the tags to ``<item>``."""
+        for t in self.transcripts:
+            el = xml_elem(f"{{{PODCAST_NS}}}transcript", entry)
+            for k, v in t.items():
+                el.attrib[k] = v
+        if self.chapters:
+            el = xml_elem(f"{{{PODCAST_NS}}}chapters", entry)
+            for k, v in self.chapters.items():
+                el.attrib[k] = v
+        for p in self.persons:
+            _person(entry, p)
+        if self.explicit is not None:
+            xml_elem(f"{{{ITUNES_NS}}}explicit", entry).text = "true" if self.explicit else "false"
+        return entry
+
+
+# ---------------------------------------------------------------------------------------------------------- feed
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def description_text(item: ManifestItem) -> str:
+    """The item ``<description>``: the summary, then one ``(HH:MM:SS) Title`` line per chapter.
+
+    Spotify builds chapters only from such timestamps in the description (docs/platform.md). Kept within Apple's
+    4000 characters by shortening the summary, never the timestamps.
+    """
+    stamps = "\n".join(f"({_clock(c.start)}) {c.title}" for c in item.chapters)
+    room = MAX_DESCRIPTION - (len(stamps) + 2 if stamps else 0)
+    summary = item.summary.strip()
+    if len(summary) > room:
+        summary = summary[: max(room - 1, 0)].rstrip() + "…"
+    return f"{summary}\n\n{stamps}" if stamps else summary
+
+
+def build_feed(
+    show: ShowInfo,
+    manifests: Sequence[Manifest],
+    *,
+    show_manifest: ShowManifest,
+    url: Callable[[str], str],
+    settings: FeedSettings | None = None,
+    now: dt.datetime | None = None,
+) -> bytes:
+    """RSS 2.0 bytes for ``show`` with one item per manifest whose publish date has come (newest first).
+
+    ``url`` maps an object key to its public URL. The output is deterministic: ``lastBuildDate`` is the newest
+    item's date, so rebuilding from unchanged manifests gives identical bytes and nothing is uploaded again.
+    """
+    settings = settings or FeedSettings()
+    now = now or dt.datetime.now(dt.timezone.utc)
+    live = sorted(
+        (m for m in manifests if m.item.publish_date <= now),
+        key=lambda m: (m.item.publish_date, m.episode_id),
+        reverse=True,
+    )
+    if settings.max_items:
+        live = live[: settings.max_items]
+    seen: dict[str, str] = {}
+    for m in live:
+        if m.guid in seen:
+            raise FeedError(f"episodes {seen[m.guid]} and {m.episode_id} share the guid {m.guid}", where="manifests")
+        seen[m.guid] = m.episode_id
+
+    try:
+        fg = FeedGenerator()
+        fg.load_extension("podcast")
+        fg.register_extension("podcastindex", PodcastIndexExtension, PodcastIndexEntryExtension)
+        fg.title(show.title)
+        # feedgen takes the RSS <link> from the last link given: the self link (atom:link) first, the website last.
+        fg.link(href=show.feed_url, rel="self", type="application/rss+xml")
+        fg.link(href=show.website, rel="alternate")
+        fg.description(show.description)
+        fg.language(show.language)
+        fg.copyright(show.copyright)
+        fg.generator("keylime-prod")
+        image = url(show_manifest.artwork.key)
+        fg.image(url=image, title=show.title, link=show.website)
+        fg.podcast.itunes_author(show.author)
+        fg.podcast.itunes_owner(name=show.owner_name, email=show.owner_email)
+        fg.podcast.itunes_image(image)
+        category: dict[str, str] = {"cat": show.category}
+        if show.subcategory:
+            category["sub"] = show.subcategory
+        fg.podcast.itunes_category(category)
+        fg.podcast.itunes_type(show.show_type)
+        fg.podcast.itunes_summary(show.description)
+        ext = fg.podcastindex
+        ext.guid = show_manifest.podcast_guid
+        ext.explicit = show.explicit
+        channel_persons = [ManifestPerson.model_validate(h.model_dump()) for h in show.hosts]
+        ext.persons = channel_persons
+        newest = max((max(m.item.publish_date, m.updated) for m in live), default=None)
+        fg.lastBuildDate(newest or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
+
+        # feedgen prepends each entry: add the oldest first so the newest ends up on top.
+        for m in reversed(live):
+            _add_item(fg, m, url=url, channel_persons=channel_persons)
+        return bytes(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
+    except FeedError:
+        raise
+    except ValueError as e:
+        # lxml refuses control characters and the like; feedgen refuses malformed values.
+        raise FeedError(
+            f"cannot build the feed: {e}", where=show.feed_url, hint="fix the offending title or field"
+        ) from e
+
+
+def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_persons: list[ManifestPerson]) -> None:
+    item = m.item
+    audio = m.file("audio")
+    where = f"manifest of {m.episode_id}"
+    if audio is None:
+        raise FeedError("no audio file in the manifest", where=where, hint=f"re-publish {m.episode_id}")
+    try:
+        fe = fg.add_entry()
+        fe.title(item.title)
+        fe.guid(m.guid, permalink=False)
+        fe.pubDate(item.publish_date)
+        if item.link:
+            fe.link(href=item.link)
+        fe.description(description_text(item))
+        if item.notes_html:
+            fe.content(content=item.notes_html, type="CDATA")
+        # RSS enclosure: length is the object's exact byte size, as verified on upload.
+        fe.enclosure(url(audio.key), str(audio.size), audio.content_type)
+        fe.podcast.itunes_duration(str(round(item.duration)))
+        fe.podcast.itunes_episode_type(item.episode_type)
+        if item.number is not None:
+            fe.podcast.itunes_episode(item.number)
+        if item.season is not None:
+            fe.podcast.itunes_season(item.season)
+        if item.subtitle:
+            fe.podcast.itunes_subtitle(item.subtitle)
+        fe.podcast.itunes_summary(item.summary)
+        cover = m.file("cover")
+        if cover is not None:
+            fe.podcast.itunes_image(url(cover.key))
+        ext = fe.podcastindex
+        ext.explicit = item.explicit
+        for f in m.files:
+            if f.role == "transcript":
+                t = {"url": url(f.key), "type": f.content_type.split(";")[0]}
+                if item.transcript_language:
+                    t["language"] = item.transcript_language
+                if f.format in TIMED_TRANSCRIPTS:
+                    t["rel"] = "captions"
+                ext.transcripts.append(t)
+        chapters = m.file("chapters")
+        if chapters is not None:
+            ext.chapters = {"url": url(chapters.key), "type": chapters.content_type}
+        # An item-level person list replaces the channel's (Podcasting 2.0): only add one when it differs, and then
+        # it re-states the hosts along with any guests.
+        if item.persons and list(item.persons) != channel_persons:
+            ext.persons = list(item.persons)
+    except ValueError as e:
+        raise FeedError(f"cannot add the episode to the feed: {e}", where=where) from e
+
+
+def live_guids(feed_xml: bytes | None) -> set[str]:
+    """The item guids of a feed we built earlier (empty for ``None`` or an unreadable feed)."""
+    if not feed_xml:
+        return set()
+    from lxml import etree
+
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.fromstring(feed_xml, parser=parser)
+    except etree.XMLSyntaxError as e:
+        log.warning("the live feed is not readable XML (%s): every due episode counts as not live", e)
+        return set()
+    return {(g.text or "").strip() for g in root.iterfind("./channel/item/guid")}

@@ -1,0 +1,570 @@
+"""The publishing stage: upload every episode file, verify it, write the manifest, then rebuild the feed, last.
+
+Layout in the bucket (or in ``public/``, the local default, exactly the same under ``local_dir``)::
+
+    <prefix>/feed.xml                                  the RSS feed (short Cache-Control)
+    <prefix>/show.json                                 podcast:guid, fixed on the first publish, and the cover art
+    <prefix>/art/<name>.<sha256[:10]>.jpg              cover art, shared by the show and its episodes
+    <prefix>/episodes/<id>/manifest.json               what the feed says about the episode + its verified files
+    <prefix>/episodes/<id>/<name>.<sha256[:10]>.<ext>  the MP3, transcripts, chapters.json, show notes
+
+Media keys carry a hash of their content, so an object never changes once written (a year of Cache-Control is
+honest) and a half-finished re-publish never alters a file the live feed points to. The order of writes is the
+safety argument: every file is uploaded and verified, then the episode's manifest, then ``show.json``, and the feed
+only after all of that, rebuilt from every manifest in the bucket; any failure stops before the feed, so the live
+feed stays as it was. A re-run finds each object already there and verified, and uploads nothing.
+
+:func:`publish` is the stage. :func:`due` answers the scheduler's question: which episodes' dates have come but are
+not yet in the live feed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .artefacts import ChapterMark
+from .config import EpisodeConfig, ShowConfig
+from .errors import FeedError, PublishError
+from .feed import (
+    Manifest,
+    ManifestChapter,
+    ManifestFile,
+    ManifestItem,
+    ManifestPerson,
+    ShowManifest,
+    build_feed,
+    item_guid,
+    live_guids,
+    podcast_guid,
+)
+from .progress import ProgressFn, null_progress
+from .storage import CHAPTERS_TYPE, FileDigest, Store, StoredObject, content_type_for, open_store
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+SHOW_MANIFEST_NAME = "show.json"
+Role = Literal["audio", "transcript", "chapters", "notes", "cover"]
+
+
+# ------------------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True)
+class EpisodeFile:
+    """One file of an episode's build to publish: its role in the feed, its path, and its format (extension)."""
+
+    role: Role
+    path: Path
+    format: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """Everything :func:`publish` needs for one episode, gathered by the pipeline from the build folder."""
+
+    episode: EpisodeConfig
+    files: tuple[EpisodeFile, ...]
+    duration: float
+    transcript_language: str | None = None
+    chapters: tuple[ChapterMark, ...] = ()
+
+
+# ----------------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """One file of a release. ``action``: ``uploaded``, ``present`` (already there and verified), ``upload`` or
+    ``keep`` (dry run: what would happen)."""
+
+    role: str
+    format: str
+    key: str
+    url: str
+    size: int
+    sha256: str
+    content_type: str
+    action: str
+    verified_by: str | None
+
+
+@dataclass(frozen=True)
+class PublishedEpisode:
+    """One episode after :func:`publish`. ``live``: in the feed now; ``scheduled``: its date has not come yet."""
+
+    episode_id: str
+    guid: str
+    publish_date: dt.datetime
+    manifest_key: str
+    manifest_written: bool
+    files: tuple[PublishedFile, ...]
+    live: bool
+    scheduled: bool
+
+
+@dataclass(frozen=True)
+class Published:
+    """The publishing stage's result."""
+
+    target: str
+    dry_run: bool
+    episodes: tuple[PublishedEpisode, ...]
+    feed_key: str
+    feed_url: str
+    feed_updated: bool
+    feed_items: int
+    podcast_guid: str
+    bytes_uploaded: int
+    seconds: float
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    def to_json(self) -> dict[str, Any]:
+        """A machine-readable summary (``produce publish --json``)."""
+        return {
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "now": self.now.isoformat(),
+            "podcast_guid": self.podcast_guid,
+            "feed": {
+                "key": self.feed_key,
+                "url": self.feed_url,
+                "updated": self.feed_updated,
+                "items": self.feed_items,
+            },
+            "bytes_uploaded": self.bytes_uploaded,
+            "seconds": round(self.seconds, 3),
+            "episodes": [
+                {
+                    "episode": e.episode_id,
+                    "guid": e.guid,
+                    "publish_date": e.publish_date.isoformat(),
+                    "live": e.live,
+                    "scheduled": e.scheduled,
+                    "manifest": {"key": e.manifest_key, "written": e.manifest_written},
+                    "files": [
+                        {
+                            "role": f.role,
+                            "format": f.format,
+                            "key": f.key,
+                            "url": f.url,
+                            "size": f.size,
+                            "sha256": f.sha256,
+                            "content_type": f.content_type,
+                            "action": f.action,
+                            "verified_by": f.verified_by,
+                        }
+                        for f in e.files
+                    ],
+                }
+                for e in self.episodes
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class DueEpisode:
+    """An episode whose publish date has come and that is not in the live feed."""
+
+    episode_id: str
+    publish_date: dt.datetime
+    reason: str
+
+
+# ------------------------------------------------------------------------------------------------------ naming
+
+
+def _slug(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "file"
+    return s[:80]
+
+
+def _sniff_image(path: Path) -> str:
+    """``jpg`` or ``png`` from the file's first bytes (Apple: the extension must match the content)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    raise PublishError("cover art is neither JPEG nor PNG", where=path, hint="Apple accepts JPEG or PNG artwork only")
+
+
+def _content_type(f: EpisodeFile) -> str:
+    if f.role == "chapters":
+        return CHAPTERS_TYPE
+    return content_type_for(f"x.{f.format}")
+
+
+def _feed_key(store: Store, show: ShowConfig) -> str:
+    return store.key(show.feed.filename)
+
+
+def _manifest_key(store: Store, episode_id: str) -> str:
+    return store.key("episodes", episode_id, MANIFEST_NAME)
+
+
+def _object_key(store: Store, f: EpisodeFile, digest: FileDigest, episode_id: str) -> str:
+    name = f"{_slug(f.path.stem)}.{digest.sha256[:10]}.{f.format}"
+    if f.role == "cover":
+        return store.key("art", name)
+    return store.key("episodes", episode_id, name)
+
+
+def _notes_fragment(html: str) -> str:
+    """The ``<article>`` (or ``<body>``) of the show-notes page, for ``content:encoded``."""
+    for tag in ("article", "body"):
+        m = re.search(rf"<{tag}[^>]*>(.*)</{tag}>", html, flags=re.S | re.I)
+        if m:
+            return m.group(1).strip()
+    return html.strip()
+
+
+# ------------------------------------------------------------------------------------------------------- stage
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc)
+
+
+def _read_manifest(store: Store, key: str) -> Manifest | None:
+    data = store.get_bytes(key)
+    return Manifest.parse(data, store.describe_key(key)) if data is not None else None
+
+
+def _check_release(r: Release) -> None:
+    audio = [f for f in r.files if f.role == "audio"]
+    if len(audio) != 1:
+        raise PublishError(
+            f"{r.episode.id}: expected one audio file, got {len(audio)}", hint=f"run `produce {r.episode.id}` first"
+        )
+    for f in r.files:
+        if not f.path.is_file():
+            raise PublishError(
+                f"the build of {r.episode.id} is incomplete: {f.role} file missing",
+                where=f.path,
+                hint=f"run `produce {r.episode.id}` to build it",
+            )
+    if r.duration <= 0:
+        raise PublishError(f"{r.episode.id}: the audio has no duration", hint=f"run `produce master {r.episode.id}`")
+
+
+class _Uploader:
+    """Uploads (or, in a dry run, plans) objects and keeps the tally."""
+
+    def __init__(self, store: Store, *, dry_run: bool, progress: ProgressFn) -> None:
+        self.store = store
+        self.dry_run = dry_run
+        self.progress = progress
+        self.bytes_uploaded = 0
+
+    def file(
+        self, key: str, path: Path, digest: FileDigest, content_type: str, cache_control: str, known_etag: str | None
+    ) -> StoredObject:
+        if self.dry_run:
+            found = self.store.existing(
+                key, digest, content_type=content_type, cache_control=cache_control, known_etag=known_etag
+            )
+            if found is not None:
+                return found
+            return StoredObject(
+                key, self.store.url(key), digest.size, digest.sha256, content_type, cache_control, None, "", False
+            )
+        obj = self.store.upload_file(
+            key,
+            path,
+            content_type=content_type,
+            cache_control=cache_control,
+            digest=digest,
+            known_etag=known_etag,
+            progress=self.progress,
+        )
+        if obj.uploaded:
+            self.bytes_uploaded += obj.size
+            log.info("uploaded %s (%d bytes, verified by %s)", self.store.describe_key(key), obj.size, obj.verified_by)
+        else:
+            log.info("present %s (verified by %s)", self.store.describe_key(key), obj.verified_by)
+        return obj
+
+    def data(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        if self.dry_run:
+            return
+        obj = self.store.put_bytes(key, data, content_type=content_type, cache_control=cache_control)
+        self.bytes_uploaded += obj.size
+        log.info("wrote %s (%d bytes, verified by %s)", self.store.describe_key(key), obj.size, obj.verified_by)
+
+
+def _action(obj: StoredObject, dry_run: bool) -> str:
+    if dry_run:
+        return "keep" if obj.verified_by else "upload"
+    return "uploaded" if obj.uploaded else "present"
+
+
+def _stable(m: Manifest) -> Any:
+    """The parts of a manifest that matter: rewrite it only when they change (keeps the feed byte-stable)."""
+    files = [f.model_dump(exclude={"etag", "verified_by"}) for f in m.files]
+    return (m.guid, m.item.model_dump(mode="json"), files)
+
+
+def _show_manifest(show: ShowConfig, store: Store, up: _Uploader) -> tuple[ShowManifest, bool]:
+    """Upload the show's cover art and return ``show.json`` (and whether it changed)."""
+    key = store.key(SHOW_MANIFEST_NAME)
+    data = store.get_bytes(key)
+    old = ShowManifest.parse(data, store.describe_key(key)) if data is not None else None
+    art = show.show.artwork
+    if not Path(art).is_file():
+        raise PublishError("the show's cover art is missing", where=art, hint="fix show.artwork in show.toml")
+    fmt = _sniff_image(art)
+    f = EpisodeFile("cover", Path(art), fmt)
+    digest = store.digest(f.path)
+    akey = _object_key(store, f, digest, "")
+    ctype = _content_type(f)
+    known = old.artwork.etag if old and old.artwork.key == akey and old.artwork.sha256 == digest.sha256 else None
+    obj = up.file(akey, f.path, digest, ctype, store.settings.media_cache_control, known)
+    # podcast:guid is assigned once for the life of the show: keep the one in the bucket, even if the feed moved.
+    guid = show.feed.podcast_guid or (old.podcast_guid if old else podcast_guid(show.show.feed_url))
+    if old and old.podcast_guid != guid:
+        log.warning("feed.podcast_guid %s replaces %s recorded in %s", guid, old.podcast_guid, key)
+    new = ShowManifest(
+        podcast_guid=guid,
+        feed_url=show.show.feed_url,
+        artwork=ManifestFile(
+            role="cover",
+            format=fmt,
+            name=f.path.name,
+            key=akey,
+            size=digest.size,
+            sha256=digest.sha256,
+            content_type=ctype,
+            cache_control=store.settings.media_cache_control,
+            etag=obj.etag,
+            verified_by=obj.verified_by or "planned",
+        ),
+    )
+    changed = old is None or (
+        old.podcast_guid,
+        old.feed_url,
+        old.artwork.key,
+        old.artwork.sha256,
+    ) != (new.podcast_guid, new.feed_url, new.artwork.key, new.artwork.sha256)
+    return (new if changed or old is None else old), changed
+
+
+def publish(
+    releases: Sequence[Release],
+    show: ShowConfig,
+    *,
+    store: Store | None = None,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    progress: ProgressFn = null_progress,
+) -> Published:
+    """Publish ``releases``: upload and verify their files, write their manifests, then rebuild the feed once.
+
+    ``store`` defaults to the one ``show.storage`` describes (the local folder without an endpoint). Episodes dated
+    after ``now`` are uploaded but stay out of the feed until a later run (``produce publish --due``) on or after
+    their date. With ``dry_run`` nothing is written: the result says what would be uploaded. Raises
+    :class:`StorageError` / :class:`FeedError` / :class:`PublishError`; the live feed is never touched on failure.
+    """
+    t0 = time.perf_counter()
+    now = _now(now)
+    for r in releases:
+        _check_release(r)
+    ids = [r.episode.id for r in releases]
+    if len(set(ids)) != len(ids):
+        raise PublishError(f"episode listed twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
+    store = store or open_store(show.storage)
+    store.check()
+    up = _Uploader(store, dry_run=dry_run, progress=progress)
+    show_manifest, show_changed = _show_manifest(show, store, up)
+
+    manifests: dict[str, Manifest] = {}
+    results: list[tuple[Release, str, bool, list[PublishedFile], Manifest]] = []
+    for r in releases:
+        ep = r.episode
+        mkey = _manifest_key(store, ep.id)
+        old = _read_manifest(store, mkey)
+        if old is not None and old.episode_id != ep.id:
+            raise FeedError(f"the manifest is for {old.episode_id}, not {ep.id}", where=store.describe_key(mkey))
+        guid = old.guid if old else item_guid(show_manifest.podcast_guid, ep.id)
+        done: list[PublishedFile] = []
+        entries: list[ManifestFile] = []
+        for f in r.files:
+            ctype = _content_type(f)
+            digest = store.digest(f.path)
+            key = _object_key(store, f, digest, ep.id)
+            prev = next((o for o in old.files if o.key == key and o.sha256 == digest.sha256), None) if old else None
+            obj = up.file(key, f.path, digest, ctype, store.settings.media_cache_control, prev.etag if prev else None)
+            done.append(
+                PublishedFile(
+                    f.role, f.format, key, obj.url, digest.size, digest.sha256, ctype, _action(obj, dry_run),
+                    obj.verified_by or None,
+                )
+            )  # fmt: skip
+            if any(e.key == key for e in entries):
+                continue
+            entries.append(
+                ManifestFile(
+                    role=f.role,
+                    format=f.format,
+                    name=f.path.name,
+                    key=key,
+                    size=digest.size,
+                    sha256=digest.sha256,
+                    content_type=ctype,
+                    cache_control=store.settings.media_cache_control,
+                    etag=obj.etag,
+                    verified_by=obj.verified_by or "planned",
+                )
+            )
+        manifest = Manifest(
+            episode_id=ep.id,
+            guid=guid,
+            first_published=old.first_published if old else now,
+            updated=now,
+            item=_item(r, show),
+            files=tuple(entries),
+        )
+        changed = old is None or _stable(old) != _stable(manifest)
+        if changed:
+            up.data(mkey, _json_bytes(manifest.to_json()), "application/json", store.settings.manifest_cache_control)
+        else:
+            assert old is not None
+            manifest = old
+        manifests[ep.id] = manifest
+        results.append((r, mkey, changed, done, manifest))
+
+    # Only now, with every file and manifest verified, does the show manifest change and the feed get rebuilt.
+    if show_changed:
+        up.data(
+            store.key(SHOW_MANIFEST_NAME),
+            _json_bytes(show_manifest.to_json()),
+            "application/json",
+            store.settings.manifest_cache_control,
+        )
+    everything = _all_manifests(store, manifests)
+    xml = build_feed(
+        show.show, list(everything.values()), show_manifest=show_manifest, url=store.url, settings=show.feed, now=now
+    )
+    feed_key = _feed_key(store, show)
+    current = store.get_bytes(feed_key)
+    feed_changed = current != xml
+    if feed_changed:
+        up.data(feed_key, xml, "application/rss+xml; charset=utf-8", show.feed.cache_control)
+    feed_url = store.url(feed_key)
+    if feed_url != show.show.feed_url:
+        log.warning("the feed is served at %s but show.feed_url says %s", feed_url, show.show.feed_url)
+    in_feed = live_guids(xml)
+    episodes = tuple(
+        PublishedEpisode(
+            episode_id=r.episode.id,
+            guid=m.guid,
+            publish_date=r.episode.publish_date,
+            manifest_key=mkey,
+            manifest_written=changed and not dry_run,
+            files=tuple(done),
+            live=m.guid in in_feed and not dry_run,
+            scheduled=r.episode.publish_date > now,
+        )
+        for r, mkey, changed, done, m in results
+    )
+    for e in episodes:
+        if e.scheduled:
+            log.info("%s is uploaded and will join the feed on %s", e.episode_id, e.publish_date.isoformat())
+    return Published(
+        target=store.description,
+        dry_run=dry_run,
+        episodes=episodes,
+        feed_key=feed_key,
+        feed_url=feed_url,
+        feed_updated=feed_changed and not dry_run,
+        feed_items=len(in_feed),
+        podcast_guid=show_manifest.podcast_guid,
+        bytes_uploaded=up.bytes_uploaded,
+        seconds=time.perf_counter() - t0,
+        now=now,
+    )
+
+
+def _json_bytes(obj: Any) -> bytes:
+    import json
+
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _item(r: Release, show: ShowConfig) -> ManifestItem:
+    ep = r.episode
+    notes_html = None
+    for f in r.files:
+        if f.role == "notes" and f.format == "html":
+            notes_html = _notes_fragment(f.path.read_text("utf-8"))
+    persons = tuple(ManifestPerson.model_validate(p.model_dump()) for p in (*ep.hosts, *ep.guests))
+    return ManifestItem(
+        title=ep.title,
+        subtitle=ep.subtitle,
+        summary=ep.summary,
+        notes_html=notes_html,
+        link=ep.link,
+        publish_date=ep.publish_date,
+        duration=r.duration,
+        number=ep.number,
+        season=ep.season,
+        episode_type=ep.episode_type,
+        explicit=ep.explicit,
+        persons=persons,
+        chapters=tuple(ManifestChapter(start=c.start, title=c.title) for c in r.chapters),
+        transcript_language=r.transcript_language or show.show.language,
+    )
+
+
+def _all_manifests(store: Store, fresh: dict[str, Manifest]) -> dict[str, Manifest]:
+    """Every episode manifest in the bucket (this run's from memory), keyed by episode id."""
+    out = dict(fresh)
+    under = store.key("episodes") + "/"
+    for key in store.list_keys(under):
+        parts = key[len(under) :].split("/")
+        if len(parts) != 2 or parts[1] != MANIFEST_NAME or parts[0] in out:
+            continue
+        m = _read_manifest(store, key)
+        if m is not None:
+            out[m.episode_id] = m
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------- due
+
+
+def due(
+    episodes: Sequence[EpisodeConfig],
+    show: ShowConfig,
+    *,
+    store: Store | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[DueEpisode, ...]:
+    """The episodes whose publish date is at or before ``now`` and that are not live, oldest first.
+
+    Live means: the bucket holds the episode's manifest and the live feed lists its guid. The bucket is the only
+    state, so a fresh CI runner gets the same answer as the machine that published last.
+    """
+    now = _now(now)
+    store = store or open_store(show.storage)
+    store.check()
+    live = live_guids(store.get_bytes(_feed_key(store, show)))
+    out: list[DueEpisode] = []
+    for ep in sorted(episodes, key=lambda e: (e.publish_date, e.id)):
+        if ep.publish_date > now:
+            continue
+        m = _read_manifest(store, _manifest_key(store, ep.id))
+        if m is None:
+            out.append(DueEpisode(ep.id, ep.publish_date, "not published yet"))
+        elif m.guid not in live:
+            out.append(DueEpisode(ep.id, ep.publish_date, "uploaded but not in the live feed"))
+    return tuple(out)
