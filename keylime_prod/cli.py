@@ -99,7 +99,13 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 def _settings(configs: Path | None, build_dir: Path | None, **overrides: Any) -> Settings:
     configs = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
-    return load_settings(configs, build_dir, **overrides)
+    settings = load_settings(configs, build_dir, **overrides)
+    # KEYLIME_S3_ENDPOINT_URL / _BUCKET / _PREFIX and KEYLIME_PUBLIC_BASE_URL win over show.toml (CI sets them from
+    # secrets). Resolved here, never inside a stage; credentials stay with boto3 (AWS_* variables or a profile).
+    storage = settings.show.storage.with_env(os.environ)
+    if storage is not settings.show.storage:
+        settings = settings.model_copy(update={"show": settings.show.model_copy(update={"storage": storage})})
+    return settings
 
 
 @contextmanager
@@ -199,6 +205,8 @@ def _run_stages(
             "size_bytes": tagged.size_bytes,
             "sha256": tagged.sha256,
         }
+    if result.artefacts.get("publish") is not None:
+        summary["publish"] = result.artefacts["publish"].to_json()
     if as_json:
         _emit_json(summary)
     elif not quiet and master is not None:
@@ -214,6 +222,9 @@ def _run_stages(
             f"{tagged.chapters} chapters, {tagged.size_bytes:,} bytes",
             highlight=False,
         )
+    published = result.artefacts.get("publish")
+    if published is not None and not as_json and not quiet:
+        _print_published(published)
 
 
 # ------------------------------------------------------------------------------------------------------ commands
@@ -340,6 +351,90 @@ def tag_cmd(
             overrides={"tags.id3_version": id3_version},
         )
     )
+
+
+def _print_published(res: Any) -> None:
+    """One line per file and one for the feed (``produce publish``)."""
+    verb = {"uploaded": "[green]↑[/green]", "present": "=", "upload": "[yellow]would upload[/yellow]", "keep": "="}
+    for e in res.episodes:
+        state = "live" if e.live else ("scheduled for " + e.publish_date.isoformat() if e.scheduled else "not live")
+        if res.dry_run:
+            state = "dry run"
+        out_console.print(f"[bold]{e.episode_id}[/bold] ({state}) -> {res.target}", highlight=False)
+        for f in e.files:
+            how = f" verified by {f.verified_by}" if f.verified_by else ""
+            out_console.print(f"  {verb.get(f.action, f.action)} {f.key} ({f.size:,} bytes){how}", highlight=False)
+    feed = "would update" if res.dry_run else ("updated" if res.feed_updated else "unchanged")
+    out_console.print(f"feed {feed}: {res.feed_url} ({res.feed_items} items)", highlight=False)
+
+
+@app.command("publish")
+def publish_cmd(
+    episode: Annotated[str | None, typer.Argument(help="Episode id: publish what its build folder holds.")] = None,
+    due: Annotated[
+        bool,
+        typer.Option(
+            "--due", help="Publish every episode whose date has come and is not live (builds what is missing)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; build, upload and write nothing.")
+    ] = False,
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload EPISODE's files, verify each, write its manifest, then update the feed last (or --due: every due one).
+
+    With no endpoint configured it publishes into public/; KEYLIME_S3_ENDPOINT_URL, KEYLIME_S3_BUCKET,
+    KEYLIME_S3_PREFIX and KEYLIME_PUBLIC_BASE_URL override show.toml; keys come from AWS_ACCESS_KEY_ID /
+    AWS_SECRET_ACCESS_KEY or an AWS profile.
+    """
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        from .errors import ConfigError
+        from .pipeline import publish_due, publish_episodes
+
+        if (episode is None) == (not due):
+            raise ConfigError(
+                "give an EPISODE or --due (not both)", hint="produce publish episode-258, or produce publish --due"
+            )
+        settings = _settings(configs, build_dir)
+        if episode is not None:
+            with _progress(not quiet and not as_json) as progress:
+                res = publish_episodes(settings, [episode], dry_run=dry_run, progress=progress)
+            if as_json:
+                _emit_json(res.to_json())
+            elif not quiet:
+                _print_published(res)
+            return
+
+        def on_stage(ep: str, name: str, what: str) -> None:
+            if not quiet and not as_json and what != "start":
+                err_console.print(f"[green]✓[/green] {ep}: {name}" + (" (cached)" if what == "cached" else ""))
+
+        with _progress(not quiet and not as_json) as progress:
+            result = publish_due(settings, dry_run=dry_run, progress=progress, on_stage=on_stage)
+        if as_json:
+            _emit_json(result.to_json())
+        elif not quiet:
+            if not result.due:
+                out_console.print("nothing is due: every episode whose date has come is live", highlight=False)
+            for d in result.due:
+                out_console.print(f"due: {d.episode_id} ({d.publish_date.date()}, {d.reason})", highlight=False)
+            for ep_id in result.unbuilt:
+                out_console.print(f"  {ep_id} would be built first", highlight=False)
+            if result.published is not None:
+                _print_published(result.published)
+        if result.failures:
+            for f in result.failures:
+                err_console.print(f"[red]error:[/red] {f.episode_id}: {f.error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(max(f.error.exit_code for f in result.failures))
+
+    _run(go)
 
 
 @app.command("check")

@@ -197,6 +197,22 @@ class StorageSettings(_Model):
         """
         return {f"storage.{field}": environ[var] for var, field in cls.ENV.items() if environ.get(var, "").strip()}
 
+    def with_env(self, environ: Mapping[str, str]) -> StorageSettings:
+        """These settings with the ``KEYLIME_S3_*`` / ``KEYLIME_PUBLIC_BASE_URL`` values laid on top (they win).
+
+        A bad value is a :class:`ConfigError` naming the variable.
+        """
+        env = {k.split(".", 1)[1]: v.strip() for k, v in self.env_overrides(environ).items()}
+        if not env:
+            return self
+        try:
+            return StorageSettings.model_validate({**self.model_dump(), **env})
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else ""
+            var = next((v for v, f in self.ENV.items() if f == field), "KEYLIME_S3_*")
+            raise ConfigError(f"{var}: {first['msg']}", where="environment", hint=f"fix or unset {var}") from None
+
 
 class FeedSettings(_Model):
     """RSS feed settings."""

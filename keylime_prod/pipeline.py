@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import audio, chapters, fsutil, models, notes, tags, transcript
+from . import audio, chapters, fsutil, models, notes, publish, storage, tags, transcript
 from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
-from .config import EpisodeConfig, Settings, load_episode
-from .errors import KeylimeError
+from .config import EpisodeConfig, Settings, list_episodes, load_episode
+from .errors import KeylimeError, PublishError
 from .progress import ProgressFn, null_progress
 
 log = logging.getLogger(__name__)
@@ -307,13 +307,61 @@ def _notes_load(run: Run) -> Notes | None:
     return n if n.markdown.is_file() and n.html.is_file() else None
 
 
-#: The order of the whole pipeline. Later issues append publishing here.
+def _publish_release(run: Run) -> publish.Release:
+    """What the build folder holds for publishing: the tagged MP3 (else the master's), the transcript files,
+    chapters.json, the show notes and the cover art (the episode's own, else the show's).
+
+    Only stages registered in :data:`STAGE_BY_NAME` are asked for their artefacts, so this works whatever else the
+    pipeline holds; a missing optional artefact is published without (and logged), a missing master is an error.
+    """
+    ep = run.episode
+
+    def artefact(name: str) -> Any:
+        return run.artefact(name) if name in STAGE_BY_NAME else None
+
+    master: Master | None = artefact("master")
+    if master is None or not master.mp3.is_file():
+        raise PublishError(
+            f"{ep.id} has not been built", where=run.build_dir, hint=f"run `produce {ep.id}` to build it first"
+        )
+    missing = [n for n in ("transcribe", "chapters", "notes", "tag") if n in STAGE_BY_NAME and artefact(n) is None]
+    if missing:
+        log.warning("%s: publishing without %s (run `produce %s` to make them)", ep.id, ", ".join(missing), ep.id)
+    tagged: Tagged | None = artefact("tag")
+    mp3 = tagged.mp3 if tagged is not None and tagged.mp3.is_file() else master.mp3
+    files = [publish.EpisodeFile("audio", mp3, mp3.suffix.lstrip(".").lower())]
+    language = None
+    t: Transcript | None = artefact("transcribe")
+    if t is not None:
+        language = t.language
+        files += [publish.EpisodeFile("transcript", Path(p), fmt) for fmt, p in sorted(t.files.items())]
+    marks: tuple[ChapterMark, ...] = ()
+    ch: Chapters | None = artefact("chapters")
+    if ch is not None:
+        marks = tuple(ch.marks)
+        if ch.json_path is not None:
+            files.append(publish.EpisodeFile("chapters", ch.json_path, "json"))
+    n: Notes | None = artefact("notes")
+    if n is not None:
+        files += [publish.EpisodeFile("notes", n.markdown, "md"), publish.EpisodeFile("notes", n.html, "html")]
+    cover = ep.artwork or run.settings.show.show.artwork
+    files.append(publish.EpisodeFile("cover", cover, cover.suffix.lstrip(".").lower()))
+    return publish.Release(ep, tuple(files), master.duration, transcript_language=language, chapters=marks)
+
+
+def _publish_run(run: Run) -> publish.Published:
+    # Never cached: the bucket is the state. A re-run finds every object verified and uploads nothing.
+    return publish.publish([_publish_release(run)], run.settings.show, progress=run.progress)
+
+
+#: The order of the whole pipeline: publishing is last, so the feed changes only after everything else.
 STAGES: tuple[Stage, ...] = (
     Stage("master", _master_run, _master_key, _master_load),
     Stage("transcribe", _transcribe_run, _transcribe_key, _transcribe_load),
     Stage("chapters", _chapters_run, _chapters_key, _chapters_load),
     Stage("notes", _notes_run, _notes_key, _notes_load),
     Stage("tag", _tag_run, _tag_key, _tag_load),
+    Stage("publish", _publish_run),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
@@ -384,3 +432,126 @@ def run_episode(
         if on_stage:
             on_stage(stage.name, "done")
     return RunResult(episode_id, build_dir, tuple(done), dict(run.results))
+
+
+# --------------------------------------------------------------------------------------------------- publishing
+
+
+def publish_episodes(
+    settings: Settings,
+    episode_ids: Sequence[str],
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    progress: ProgressFn | None = None,
+) -> publish.Published:
+    """Publish what the build folders of ``episode_ids`` hold (``produce publish EPISODE``); the feed changes once.
+
+    Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it.
+    """
+    releases = []
+    for episode_id in episode_ids:
+        episode = load_episode(settings.configs_dir, episode_id)
+        build_dir = settings.build_dir(episode_id)
+        if not build_dir.is_dir():
+            raise PublishError(
+                f"{episode_id} has not been built", where=build_dir, hint=f"run `produce {episode_id}` to build it"
+            )
+        run = Run(settings=settings, episode=episode, build_dir=build_dir, progress=progress or null_progress)
+        releases.append(_publish_release(run))
+    return publish.publish(releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress)
+
+
+@dataclass(frozen=True)
+class DueFailure:
+    """An episode ``--due`` could not build or read; the others are published regardless."""
+
+    episode_id: str
+    error: KeylimeError
+
+
+@dataclass(frozen=True)
+class DueResult:
+    """The outcome of :func:`publish_due`. ``unbuilt`` (dry run only): due episodes that would be built first."""
+
+    now: dt.datetime
+    due: tuple[publish.DueEpisode, ...]
+    published: publish.Published | None
+    failures: tuple[DueFailure, ...]
+    unbuilt: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A machine-readable summary for CI (``produce publish --due --json``)."""
+        return {
+            "now": self.now.isoformat(),
+            "dry_run": self.dry_run,
+            "due": [
+                {"episode": d.episode_id, "publish_date": d.publish_date.isoformat(), "reason": d.reason}
+                for d in self.due
+            ],
+            "unbuilt": list(self.unbuilt),
+            "published": self.published.to_json() if self.published else None,
+            "failures": [
+                {"episode": f.episode_id, "error": str(f.error), "exit_code": f.error.exit_code} for f in self.failures
+            ],
+        }
+
+
+def publish_due(
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+    on_stage: Callable[[str, str, str], None] | None = None,
+) -> DueResult:
+    """``produce publish --due``: every episode whose date has come and that is not live gets built (the stages
+    whose cached result is missing or stale), uploaded and verified; then the feed is rebuilt once.
+
+    The bucket is the only state consulted, so a fresh CI runner does the right thing. An episode that fails to
+    load or build is reported in ``failures`` and the others still go out. ``on_stage`` gets
+    ``(episode, stage, "start" | "done" | "cached")``. With ``dry_run`` nothing is built or written.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    store = storage.open_store(settings.show.storage)
+    failures: list[DueFailure] = []
+    episodes: list[EpisodeConfig] = []
+    for episode_id in list_episodes(settings.configs_dir):
+        try:
+            episodes.append(load_episode(settings.configs_dir, episode_id))
+        except KeylimeError as e:
+            log.error("%s: %s", episode_id, e)
+            failures.append(DueFailure(episode_id, e))
+    due = publish.due(episodes, settings.show, store=store, now=now)
+    by_id = {e.id: e for e in episodes}
+    build = [s.name for s in STAGES if s.name != "publish"]
+    releases: list[publish.Release] = []
+    unbuilt: list[str] = []
+    for d in due:
+        try:
+            if not dry_run:
+                cb = (lambda stage, what, _id=d.episode_id: on_stage(_id, stage, what)) if on_stage else None
+                run_episode(settings, d.episode_id, stages=build, progress=progress, on_stage=cb)
+            run = Run(
+                settings=settings,
+                episode=by_id[d.episode_id],
+                build_dir=settings.build_dir(d.episode_id),
+                progress=progress or null_progress,
+            )
+            releases.append(_publish_release(run))
+        except PublishError as e:
+            if dry_run:  # not built yet: a real run would build it first
+                unbuilt.append(d.episode_id)
+            else:
+                log.error("%s: %s", d.episode_id, e)
+                failures.append(DueFailure(d.episode_id, e))
+        except KeylimeError as e:
+            log.error("%s: %s", d.episode_id, e)
+            failures.append(DueFailure(d.episode_id, e))
+    published = None
+    if releases:
+        published = publish.publish(
+            releases, settings.show, store=store, now=now, dry_run=dry_run, progress=progress or null_progress
+        )
+    return DueResult(now, due, published, tuple(failures), tuple(unbuilt), dry_run)

@@ -378,6 +378,17 @@ def publish(
     now = _now(now)
     for r in releases:
         _check_release(r)
+    # Cover art keys end in the extension its content has (Apple: .jpg or .png matching the image).
+    releases = [
+        Release(
+            r.episode,
+            tuple(EpisodeFile(f.role, f.path, _sniff_image(f.path)) if f.role == "cover" else f for f in r.files),
+            r.duration,
+            r.transcript_language,
+            r.chapters,
+        )
+        for r in releases
+    ]
     ids = [r.episode.id for r in releases]
     if len(set(ids)) != len(ids):
         raise PublishError(f"episode listed twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
