@@ -355,7 +355,8 @@ def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_person
             fe.link(href=item.link)
         fe.description(description_text(item))
         if item.notes_html:
-            fe.content(content=item.notes_html, type="CDATA")
+            # CDATA keeps the HTML readable; a "]]>" inside would end it early, so such notes are escaped instead.
+            fe.content(content=item.notes_html, type="CDATA" if "]]>" not in item.notes_html else None)
         # RSS enclosure: length is the object's exact byte size, as verified on upload.
         fe.enclosure(url(audio.key), str(audio.size), audio.content_type)
         fe.podcast.itunes_duration(str(round(item.duration)))
@@ -366,7 +367,6 @@ def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_person
             fe.podcast.itunes_season(item.season)
         if item.subtitle:
             fe.podcast.itunes_subtitle(item.subtitle)
-        fe.podcast.itunes_summary(item.summary)
         cover = m.file("cover")
         if cover is not None:
             fe.podcast.itunes_image(url(cover.key))

@@ -217,9 +217,15 @@ class FaultProxy:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with SO_LINGER 0, which sends a TCP RST: the peer sees 'connection reset by peer'."""
+    """Close with SO_LINGER 0, which sends a TCP RST: the peer sees 'connection reset by peer'.
+
+    ``shutdown(SHUT_RD)`` first wakes the other pump thread blocked in ``recv`` on this socket; without it Linux
+    keeps the socket alive until that ``recv`` returns, and the peer waits for its read timeout instead.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 

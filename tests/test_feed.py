@@ -1,0 +1,236 @@
+"""The RSS feed: built from manifests with feedgen, read back with feedparser (and lxml for the podcast: tags)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import feedparser
+import pytest
+from conftest_s3 import make_show, storage_settings
+from lxml import etree
+
+from keylime_prod.errors import FeedError
+from keylime_prod.feed import (
+    PODCAST_NS,
+    Manifest,
+    ShowManifest,
+    build_feed,
+    description_text,
+    item_guid,
+    live_guids,
+    podcast_guid,
+)
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
+NS = {"podcast": PODCAST_NS, "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd"}
+SHA = "ab" * 32
+
+
+def url(key: str) -> str:
+    return f"https://cdn.example.org/{key}"
+
+
+def show_manifest(guid: str = "c6da6de0-a986-5d32-88a3-b033f83e4403") -> ShowManifest:
+    return ShowManifest.model_validate(
+        {
+            "podcast_guid": guid,
+            "feed_url": "https://media.example.org/podcast/feed.xml",
+            "artwork": _file("cover", "jpg", "podcast/art/cover.0123456789.jpg", 1000, "image/jpeg"),
+        }
+    )
+
+
+def _file(role: str, fmt: str, key: str, size: int, ctype: str) -> dict[str, Any]:
+    return {
+        "role": role,
+        "format": fmt,
+        "name": key.rsplit("/", 1)[-1],
+        "key": key,
+        "size": size,
+        "sha256": SHA,
+        "content_type": ctype,
+        "verified_by": "etag-md5",
+    }
+
+
+def manifest(
+    episode_id: str = "ep-1",
+    *,
+    title: str = "Episode one",
+    summary: str = "Summary.",
+    date: dt.datetime = dt.datetime(2026, 1, 1, 6, tzinfo=UTC),
+    size: int = 123_456,
+    persons: tuple[dict[str, str], ...] = ({"name": "Lara Varpio"},),
+    **item: Any,
+) -> Manifest:
+    base = f"podcast/episodes/{episode_id}/"
+    return Manifest.model_validate(
+        {
+            "episode_id": episode_id,
+            "guid": item_guid(show_manifest().podcast_guid, episode_id),
+            "first_published": date,
+            "updated": date,
+            "item": {
+                "title": title,
+                "summary": summary,
+                "publish_date": date,
+                "duration": 1834.6,
+                "number": 258,
+                "season": 1,
+                "persons": persons,
+                "chapters": [{"start": 0, "title": "Welcome"}, {"start": 330.2, "title": "Findings"}],
+                "transcript_language": "en",
+                "notes_html": "<p>Notes &amp; <b>links</b></p>",
+                **item,
+            },
+            "files": [
+                _file("audio", "mp3", base + f"{episode_id}.1111111111.mp3", size, "audio/mpeg"),
+                _file("transcript", "vtt", base + f"{episode_id}.2222222222.vtt", 10, "text/vtt"),
+                _file("transcript", "srt", base + f"{episode_id}.3333333333.srt", 10, "application/x-subrip"),
+                _file("transcript", "txt", base + f"{episode_id}.4444444444.txt", 10, "text/plain"),
+                _file("chapters", "json", base + "chapters.5555555555.json", 10, "application/json+chapters"),
+                _file("cover", "jpg", "podcast/art/cover.0123456789.jpg", 1000, "image/jpeg"),
+            ],
+        }
+    )
+
+
+def feed_of(*manifests: Manifest, now: dt.datetime = NOW, **show_kw: Any) -> bytes:
+    show = make_show(storage_settings(None), **show_kw)
+    return build_feed(show.show, manifests, show_manifest=show_manifest(), url=url, settings=show.feed, now=now)
+
+
+def test_podcast_guid_matches_the_spec_example() -> None:
+    # Podcasting 2.0 namespace docs: mp3s.nashownotes.com/pc20rss.xml -> 917393e3-1b1e-5cef-ace4-edaa54e1f810.
+    assert podcast_guid("https://mp3s.nashownotes.com/pc20rss.xml") == "917393e3-1b1e-5cef-ace4-edaa54e1f810"
+    assert podcast_guid("http://mp3s.nashownotes.com/pc20rss.xml/") == "917393e3-1b1e-5cef-ace4-edaa54e1f810"
+
+
+def test_required_apple_tags_read_back_with_feedparser() -> None:
+    xml = feed_of(manifest(), manifest("ep-2", title="Episode two", date=dt.datetime(2026, 2, 1, tzinfo=UTC)))
+    d = feedparser.parse(xml)
+    assert not d.bozo, d.get("bozo_exception")
+    ch = d.feed
+    assert ch.title == "Test Show"
+    assert ch.description == "A show for tests & checks <with markup>."
+    assert ch.language == "en"
+    assert ch.link == "https://example.org/"
+    assert ch.image.href == url("podcast/art/cover.0123456789.jpg")
+    assert [t.term for t in ch.tags] == ["Health & Fitness", "Medicine"]
+    # Apple now spells it true/false (feedparser 6 still only maps "yes"), so read the element itself.
+    assert etree.fromstring(xml).findtext("channel/itunes:explicit", namespaces=NS) == "false"
+    root = etree.fromstring(xml)
+    assert root.findtext("channel/itunes:author", namespaces=NS) == "Test Author"
+    assert root.findtext("channel/itunes:owner/itunes:email", namespaces=NS) == "owner@example.org"
+    assert ch.publisher_detail.email == "owner@example.org"
+    # Newest first; every required item tag present with the values from the manifest.
+    assert [e.title for e in d.entries] == ["Episode two", "Episode one"]
+    e = d.entries[1]
+    enc = e.enclosures[0]
+    assert (enc.href, int(enc.length), enc.type) == (
+        url("podcast/episodes/ep-1/ep-1.1111111111.mp3"),
+        123_456,
+        "audio/mpeg",
+    )
+    assert e.id == item_guid(show_manifest().podcast_guid, "ep-1")
+    assert e.guidislink is False
+    assert e.published_parsed[:4] == (2026, 1, 1, 6)
+    assert e.itunes_duration == "1835"
+    assert (e.itunes_episode, e.itunes_season, e.itunes_episodetype) == ("258", "1", "full")
+    assert e.content[0].value == "<p>Notes &amp; <b>links</b></p>"
+    # Spotify chapters: timestamps in the description.
+    assert "(00:05:30) Findings" in e.summary
+
+
+def test_podcasting20_tags() -> None:
+    root = etree.fromstring(feed_of(manifest(persons=({"name": "Lara Varpio"}, {"name": "Guest", "role": "guest"}))))
+    ch = root.find("channel")
+    assert ch.findtext("podcast:guid", namespaces=NS) == show_manifest().podcast_guid
+    hosts = ch.findall("podcast:person", NS)
+    assert [(p.text, p.get("role"), p.get("group")) for p in hosts] == [
+        ("Lara Varpio", "host", "cast"),
+        ("Jason Frank", "host", "cast"),
+    ]
+    item = ch.find("item")
+    ts = item.findall("podcast:transcript", NS)
+    assert [(t.get("type"), t.get("language"), t.get("rel")) for t in ts] == [
+        ("text/vtt", "en", "captions"),
+        ("application/x-subrip", "en", "captions"),
+        ("text/plain", "en", None),
+    ]
+    assert ts[0].get("url") == url("podcast/episodes/ep-1/ep-1.2222222222.vtt")
+    chap = item.find("podcast:chapters", NS)
+    assert chap.get("type") == "application/json+chapters"
+    assert chap.get("url") == url("podcast/episodes/ep-1/chapters.5555555555.json")
+    # The item's person list replaces the channel's, so it names everyone on this episode.
+    assert [(p.text, p.get("role")) for p in item.findall("podcast:person", NS)] == [
+        ("Lara Varpio", "host"),
+        ("Guest", "guest"),
+    ]
+    assert item.find("itunes:image", NS).get("href") == url("podcast/art/cover.0123456789.jpg")
+
+
+def test_item_persons_omitted_when_same_as_channel() -> None:
+    same = ({"name": "Lara Varpio"}, {"name": "Jason Frank"})
+    root = etree.fromstring(feed_of(manifest(persons=same)))
+    assert root.find("channel/item").findall("podcast:person", NS) == []
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["Fish & Chips <b>bold</b> \"quoted\" 'single' 🎧🩺", "A]]>B & C", "&amp; already-escaped &lt;"],
+)
+def test_special_characters_escaped(title: str) -> None:
+    summary = f"Summary of {title}"
+    xml = feed_of(manifest(title=title, summary=summary), title=f"Show {title}")
+    etree.fromstring(xml)  # well-formed
+    d = feedparser.parse(xml)
+    assert not d.bozo
+    assert d.feed.title == f"Show {title}"
+    assert d.entries[0].title == title
+    assert summary in d.entries[0].summary
+
+
+def test_notes_with_cdata_terminator_still_parse() -> None:
+    html = "<p>a ]]> b &amp; c</p>"
+    d = feedparser.parse(feed_of(manifest(notes_html=html)))
+    assert not d.bozo
+    assert d.entries[0].content[0].value == html
+
+
+def test_control_characters_are_a_feed_error() -> None:
+    with pytest.raises(FeedError, match="cannot add the episode|cannot build the feed"):
+        feed_of(manifest(title="bad \x0b title"))
+
+
+def test_future_episodes_stay_out_and_feed_is_deterministic() -> None:
+    later = manifest("ep-9", title="Later", date=dt.datetime(2026, 6, 1, tzinfo=UTC))
+    a = feed_of(manifest(), later)
+    assert feedparser.parse(a).entries[0].title == "Episode one"
+    assert len(feedparser.parse(a).entries) == 1
+    # Same manifests, another moment: identical bytes (lastBuildDate comes from the items, not the clock).
+    assert feed_of(manifest(), later, now=NOW + dt.timedelta(days=3)) == a
+    b = feed_of(manifest(), later, now=dt.datetime(2026, 6, 2, tzinfo=UTC))
+    assert [e.title for e in feedparser.parse(b).entries] == ["Later", "Episode one"]
+    assert live_guids(b) == {manifest().guid, later.guid}
+
+
+def test_duplicate_guid_is_refused() -> None:
+    twin = manifest("ep-2").model_copy(update={"guid": manifest().guid})
+    with pytest.raises(FeedError, match="share the guid"):
+        feed_of(manifest(), twin)
+
+
+def test_description_keeps_timestamps_within_4000_chars() -> None:
+    m = manifest(summary="x" * 5000)
+    text = description_text(m.item)
+    assert len(text) <= 4000
+    assert text.endswith("(00:00:00) Welcome\n(00:05:30) Findings")
+
+
+def test_malformed_manifest_names_the_key() -> None:
+    with pytest.raises(FeedError, match=r"s3://b/k/manifest.json: not a valid publish manifest: field item"):
+        Manifest.parse(b'{"episode_id": "x", "guid": "g", "first_published": "2026-01-01T00:00:00Z", '
+                       b'"updated": "2026-01-01T00:00:00Z", "files": []}', "s3://b/k/manifest.json")  # fmt: skip
