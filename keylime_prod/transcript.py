@@ -103,8 +103,10 @@ def transcribe(
 
     ref = models.resolve(settings.model, cache_dir=cache_dir)
     threads = settings.threads or models.physical_cores()
+    t_load = time.perf_counter()
     engine = engines.load(settings, ref, threads=threads, cache_dir=cache_dir)
-    prompt = _prompt([*settings.glossary, *glossary])
+    load_seconds = time.perf_counter() - t_load
+    terms = _terms([*settings.glossary, *glossary])
     log.info(
         "transcribing %s with %s %s (%s, beam %d, %d thread%s)",
         audio_path.name, engine.name, ref.label, engine.compute_type, settings.beam_size, threads,
@@ -122,7 +124,7 @@ def transcribe(
         def on_progress(d: float, base: float = done) -> None:
             progress("transcribe", base + d, total)
 
-        region_segments, speech, length = _transcribe_region(audio_path, region, engine, settings, prompt, on_progress)
+        region_segments, speech, length = _transcribe_region(audio_path, region, engine, settings, terms, on_progress)
         segments += region_segments
         spoken += 0 if region.known_text is not None else len(region_segments)
         speech_seconds += speech
@@ -143,8 +145,9 @@ def transcribe(
         "vad": settings.vad,
         "language": settings.language,
         "threads": threads,
-        "prompt": prompt,
+        "glossary": terms,
         "transcribe_disclaimer": settings.transcribe_disclaimer,
+        "load_seconds": round(load_seconds, 3),
     }
     transcript = Transcript(
         segments=tuple(segments),
@@ -232,7 +235,7 @@ def _transcribe_region(
     region: _Region,
     engine: engines.Engine,
     settings: WhisperSettings,
-    prompt: str | None,
+    glossary: Sequence[str],
     on_progress: Callable[[float], None],
 ) -> tuple[list[TranscriptSegment], float, float]:
     """Transcribe one region block by block; return its segments (file times), speech seconds and length."""
@@ -266,7 +269,7 @@ def _transcribe_region(
         if chunks:
             joined = np.concatenate([audio[s:e] for s, e in chunks])
             speech_total += len(joined) / SAMPLE_RATE
-            for piece in engine.transcribe(joined, prompt):
+            for piece in engine.transcribe(joined, glossary):
                 text = _clean(piece.text)
                 if not text:
                     continue
@@ -302,14 +305,14 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _prompt(terms: Sequence[str]) -> str | None:
-    """The vocabulary prompt. Whisper copies the spelling and style of the text before the window it decodes."""
+def _terms(terms: Sequence[str]) -> list[str]:
+    """Glossary terms, stripped, without repeats (case-insensitive), in order."""
     seen: list[str] = []
     for t in terms:
-        t = t.strip()
+        t = " ".join(t.split())
         if t and t.lower() not in (s.lower() for s in seen):
             seen.append(t)
-    return f"Glossary: {', '.join(seen)}." if seen else None
+    return seen
 
 
 # ------------------------------------------------------------------------------------------------------ writers

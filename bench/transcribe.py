@@ -1,0 +1,195 @@
+"""Benchmark the two Whisper engines on the same weights and the same audio, in one invocation.
+
+Each configuration runs in its own child process (so peak RSS is its own) through the real stage,
+``keylime_prod.transcript.transcribe``: ffmpeg decode, Silero VAD, the engine. Printed per configuration: model load
+time, transcription time, real-time factor (audio seconds per wall second, load excluded), WER against the
+reference (jiwer, after lower-casing and dropping punctuation) with its deleted words, and peak RSS. The first
+configuration is the baseline: the others print their speed ratio to it.
+
+    # both engines, the default model, real human speech (jfk.wav, whisper.cpp samples, MIT)
+    python bench/transcribe.py
+    # the default engine on several models / compute types, a longer real-speech sample (jfk x8 with pauses)
+    python bench/transcribe.py --compare faster-whisper:tiny.en:float32,faster-whisper:tiny.en:int8 --repeat 8
+    # memory on a long file: 60 minutes, default engine only
+    python bench/transcribe.py --long 60 --compare faster-whisper:tiny.en:float32
+
+Threads default to 1 (``--threads``): on a shared 2-core machine one thread per engine is the fair, stable setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JFK = ROOT / "tests" / "data" / "jfk.wav"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+def normalise(text: str) -> str:
+    """Lower-case, drop punctuation (keeping inner apostrophes and hyphens as spaces), collapse spaces."""
+    text = text.lower().replace("-", " ")
+    text = re.sub(r"[^\w\s']", " ", text)
+    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
+    return " ".join(text.split())
+
+
+def wer(reference: str, hypothesis: str) -> tuple[float, int]:
+    """Word error rate and deleted-word count after :func:`normalise` (jiwer)."""
+    import jiwer
+
+    out = jiwer.process_words(normalise(reference), normalise(hypothesis))
+    return out.wer, out.deletions
+
+
+def make_sample(src: Path, repeat: int, gap: float, dest: Path) -> Path:
+    """``src`` repeated ``repeat`` times with ``gap`` seconds of silence between, via our ffmpeg wrapper."""
+    from keylime_prod import ffmpeg
+
+    if repeat <= 1:
+        return src
+    parts = []
+    for i in range(repeat):
+        parts.append(f"[0:a]aresample=16000,aformat=channel_layouts=mono[s{i}]")
+        parts.append(f"anullsrc=r=16000:cl=mono:d={gap}[g{i}]")
+    chain = "".join(f"[s{i}][g{i}]" for i in range(repeat))
+    graph = ";".join(parts) + f";{chain}concat=n={2 * repeat}:v=0:a=1[o]"
+    ffmpeg.run(["-v", "error", "-i", str(src), "-filter_complex", graph, "-map", "[o]", "-y", str(dest)])
+    return dest
+
+
+def demo_sample(dest: Path) -> tuple[Path, str]:
+    """The episode-258 demo speech (both raw parts joined) and its script, spelled as written (not as spoken)."""
+    import importlib.util
+
+    from keylime_prod import ffmpeg
+    from keylime_prod.config import tomllib
+
+    spec = importlib.util.spec_from_file_location("make_demo_media", ROOT / "scripts" / "make_demo_media.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    mod.speakable = lambda text: " ".join(text.split())  # undo the respellings made for espeak-ng
+    ep = tomllib.loads((ROOT / "configs" / "episodes" / "episode-258.toml").read_text("utf-8"))
+    part1, part2 = mod.episode_sections(ep)
+    reference = " ".join(sec.text for sec in [*part1, *part2])
+    raw = ROOT / "configs" / "raw" / "episode-258"
+    graph = "[0:a]aresample=16000,aformat=channel_layouts=mono[a];[1:a]aresample=16000,aformat=channel_layouts=mono[b];"
+    graph += "[a][b]concat=n=2:v=0:a=1[o]"
+    ffmpeg.run(["-v", "error", "-i", str(raw / "part-1-lara.flac"), "-i", str(raw / "part-2-jason.m4a"),
+                "-filter_complex", graph, "-map", "[o]", "-y", str(dest)])  # fmt: skip
+    return dest, reference
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one configuration and print a JSON line (the parent parses it)."""
+    from keylime_prod import models, transcript
+    from keylime_prod.config import WhisperSettings
+
+    settings = WhisperSettings(
+        engine=args.engine,
+        model=args.model,
+        compute_type=args.compute_type,
+        threads=args.threads,
+        beam_size=args.beam_size,
+        glossary=tuple(args.glossary),
+    )
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = transcript.transcribe(Path(args.audio), settings, Path(out), cache_dir=models.default_cache_dir())
+        total = time.perf_counter() - t0
+    load = float(result.options.get("load_seconds", 0.0))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(
+        json.dumps(
+            {
+                "text": " ".join(s.text for s in result.segments),
+                "audio": result.audio_seconds,
+                "load": load,
+                "run": total - load,
+                "rss_mib": rss,
+                "segments": len(result.segments),
+            }
+        )
+    )
+
+
+def main() -> None:
+    """Parse arguments; run every configuration in a child process; print the table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--audio", type=Path, default=JFK, help="audio file [tests/data/jfk.wav]")
+    ap.add_argument("--reference", help="reference text (default: the jfk.wav sentence when --audio is jfk.wav)")
+    ap.add_argument("--demo", action="store_true", help="the episode-258 demo speech (espeak-ng, 153 s) and script")
+    ap.add_argument("--repeat", type=int, default=1, help="repeat the audio N times with 1.5 s pauses")
+    ap.add_argument("--long", type=float, default=0.0, help="minutes of looped audio for a memory check")
+    ap.add_argument(
+        "--compare",
+        default="faster-whisper:tiny.en:float32,openai-whisper:tiny.en:float32",
+        help="engine:model:compute_type,... (the first is the baseline)",
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--glossary", action="append", default=[])
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--engine", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--compute-type", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    reference = args.reference
+    if reference is None and args.audio.resolve() == JFK.resolve():
+        reference = JFK_TEXT
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = args.audio
+        if args.demo:
+            audio, reference = demo_sample(Path(tmp) / "demo.wav")
+        repeat = args.repeat
+        if args.long:
+            repeat = max(1, int(args.long * 60 / 12.5))  # jfk.wav: 11 s + 1.5 s pause
+        if repeat > 1:
+            audio = make_sample(audio, repeat, 1.5, Path(tmp) / "sample.wav")
+            reference = " ".join([reference] * repeat) if reference else None
+        rows = []
+        for spec in args.compare.split(","):
+            engine, model, compute = spec.split(":")
+            argv = [sys.executable, __file__, "--child", "--audio", str(audio), "--engine", engine, "--model", model]
+            argv += ["--compute-type", compute, "--threads", str(args.threads), "--beam-size", str(args.beam_size)]
+            for g in args.glossary:
+                argv += ["--glossary", g]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                print(f"{spec}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            r["spec"] = spec
+            r["rtf"] = r["audio"] / r["run"] if r["run"] else float("nan")
+            r["wer"], r["deleted"] = wer(reference, r["text"]) if reference else (float("nan"), 0)
+            rows.append(r)
+
+    print(f"audio: {audio.name if repeat <= 1 else f'{audio.name} x{repeat}'}, {rows[0]['audio']:.1f} s; "
+          f"threads {args.threads}, beam {args.beam_size}")  # fmt: skip
+    print(f"{'configuration':40} {'load s':>7} {'run s':>7} {'x real':>7} {'vs base':>8} {'WER':>6} {'del':>4} "
+          f"{'RSS MiB':>8}")  # fmt: skip
+    base = rows[0]["rtf"] if rows else float("nan")
+    for r in rows:
+        print(
+            f"{r['spec']:40} {r['load']:7.2f} {r['run']:7.2f} {r['rtf']:7.1f} {r['rtf'] / base:7.2f}x "
+            f"{r['wer']:6.3f} {r['deleted']:4d} {r['rss_mib']:8.0f}"
+        )
+    if len(rows) >= 2:
+        print(f"speed ratio {rows[0]['spec']} / {rows[1]['spec']}: {rows[0]['rtf'] / rows[1]['rtf']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
