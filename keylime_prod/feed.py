@@ -14,6 +14,7 @@ The feed is made with feedgen and its ``podcast`` extension (the ``itunes:`` tag
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -253,18 +254,24 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def description_text(item: ManifestItem) -> str:
-    """The item ``<description>``: the summary, then one ``(HH:MM:SS) Title`` line per chapter.
+def description_html(item: ManifestItem) -> str:
+    """The item ``<description>``: the summary, then one ``(HH:MM:SS) Title`` line per chapter, as HTML.
 
-    Spotify builds chapters only from such timestamps in the description (docs/platform.md). Kept within Apple's
-    4000 characters by shortening the summary, never the timestamps.
+    RSS readers treat ``<description>`` as HTML, so the plain-text summary is HTML-escaped first: a title such as
+    ``<live>`` shows as written instead of vanishing as an unknown tag. Spotify builds chapters only from such
+    timestamps in the description (docs/platform.md). The text stays within Apple's 4000 characters by shortening
+    the summary, never the timestamps.
     """
-    stamps = "\n".join(f"({_clock(c.start)}) {c.title}" for c in item.chapters)
-    room = MAX_DESCRIPTION - (len(stamps) + 2 if stamps else 0)
+    stamps = [f"({_clock(c.start)}) {c.title}" for c in item.chapters]
+    room = MAX_DESCRIPTION - (sum(len(x) + 1 for x in stamps) + 1 if stamps else 0)
     summary = item.summary.strip()
     if len(summary) > room:
         summary = summary[: max(room - 1, 0)].rstrip() + "…"
-    return f"{summary}\n\n{stamps}" if stamps else summary
+    paragraphs = [p.strip() for p in summary.split("\n\n") if p.strip()]
+    out = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    if stamps:
+        out += "<p>" + "<br/>".join(html.escape(x, quote=False) for x in stamps) + "</p>"
+    return out
 
 
 def build_feed(
@@ -353,7 +360,7 @@ def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_person
         fe.pubDate(item.publish_date)
         if item.link:
             fe.link(href=item.link)
-        fe.description(description_text(item))
+        fe.description(description_html(item))
         if item.notes_html:
             # CDATA keeps the HTML readable; a "]]>" inside would end it early, so such notes are escaped instead.
             fe.content(content=item.notes_html, type="CDATA" if "]]>" not in item.notes_html else None)
