@@ -1,0 +1,106 @@
+"""The scheduled publishing workflow: GitHub's workflow schema (check-jsonschema, offline), a security audit
+(zizmor --offline), and what it must do (cron + manual dispatch, the README's install command, secrets, --due)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOW = REPO / ".github" / "workflows" / "publish.yml"
+
+
+def tool(name: str) -> str:
+    """A console script installed beside the interpreter (the test extra), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} not installed: pip install -e '.[test]'")
+    return found
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def load(path: Path = WORKFLOW) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+def test_valid_against_githubs_workflow_schema() -> None:
+    p = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW))
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
+    # Control: the same check fails on a job without runs-on, so the test above is not vacuous.
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  x:\n    steps:\n      - run: echo\n")
+    p = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad))
+    assert p.returncode != 0
+
+
+def test_zizmor_offline_finds_nothing_even_as_auditor() -> None:
+    p = run(tool("zizmor"), "--offline", "--persona", "auditor", "--no-progress", str(WORKFLOW))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "No findings" in p.stdout + p.stderr
+
+
+def test_zizmor_catches_the_usual_mistakes(tmp_path: Path) -> None:
+    # Control: unpinned action, persisted git credentials, broad permissions are all reported.
+    text = WORKFLOW.read_text()
+    text = re.sub(r"actions/checkout@[0-9a-f]{40} # v\S+", "actions/checkout@v4", text)
+    text = text.replace("          persist-credentials: false\n", "          fetch-depth: 1\n")
+    text = text.replace("permissions:\n  contents: read\n", "permissions: write-all\n")
+    bad = tmp_path / ".github" / "workflows" / "publish.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(text)
+    p = run(tool("zizmor"), "--offline", "--persona", "auditor", "--no-progress", str(bad))
+    assert p.returncode != 0
+    out = p.stdout + p.stderr
+    for audit in ("unpinned-uses", "artipacked", "excessive-permissions"):
+        assert audit in out, out
+
+
+def test_schedule_dispatch_and_least_privilege() -> None:
+    wf = load()
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as true
+    crons = [s["cron"] for s in on["schedule"]]
+    assert crons and all(len(c.split()) == 5 for c in crons)
+    assert "workflow_dispatch" in on
+    assert wf["permissions"] == {"contents": "read"}
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            if "uses" in step:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_installs_with_the_readme_command_and_publishes_due_episodes_from_secrets() -> None:
+    steps = next(iter(load()["jobs"].values()))["steps"]
+    install = next(s for s in steps if "pip install" in s.get("run", ""))["run"].strip()
+    readme = (REPO / "README.md").read_text()
+    assert f"{install} && .venv/bin/produce episode-258" in readme, "the workflow must install as the README says"
+    publish = next(s for s in steps if "produce" in s.get("run", "") and "publish" in s.get("run", ""))
+    assert re.search(r"args=\(publish --due --json\)", publish["run"])
+    env = publish["env"]
+    for var in (
+        "KEYLIME_S3_ENDPOINT_URL",
+        "KEYLIME_S3_BUCKET",
+        "KEYLIME_S3_PREFIX",
+        "KEYLIME_PUBLIC_BASE_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        assert env[var] == "${{ secrets." + var + " }}"
+    # No expression is expanded inside a shell script (template injection): inputs reach it through env.
+    assert "${{" not in publish["run"]
