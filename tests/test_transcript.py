@@ -1,0 +1,339 @@
+"""The transcript stage with real Whisper models (tiny.en, shipped by a pip package) on real speech (jfk.wav).
+
+Outcomes are checked independently: WER with jiwer, cue timing and syntax by ffmpeg's own SRT/WebVTT demuxers,
+the Podcasting 2.0 JSON by its schema rules, the alignment against where the test itself placed the speech in the
+MP3 (and where ffmpeg's silencedetect says the words start).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from keylime_prod import engines, ffmpeg, fsutil, models, transcript
+from keylime_prod.artefacts import Loudness, Master, TimelineSegment, Transcript
+from keylime_prod.config import WhisperSettings
+from keylime_prod.errors import TranscriptError
+
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+TINY = WhisperSettings(model="tiny.en", compute_type="float32", threads=1)
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"[^\w\s']", " ", text.lower().replace("-", " "))
+    return " ".join(text.split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache for this test session (converted checkpoints are made once)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+def silences(path: Path, noise_db: float = -30.0, min_s: float = 0.15) -> list[tuple[float, float]]:
+    """(start, end) of every silence ffmpeg's silencedetect finds: an independent view of where speech is."""
+    argv = ffmpeg.command(["-nostats", "-i", str(path), "-af", f"silencedetect=n={noise_db}dB:d={min_s}", "-f", "null"])
+    err = subprocess.run([*argv, "-"], capture_output=True, check=True).stderr.decode()
+    starts = [float(x) for x in re.findall(r"silence_start: (-?[\d.]+)", err)]
+    ends = [float(x) for x in re.findall(r"silence_end: ([\d.]+)", err)]
+    return list(zip(starts, ends + [float("inf")] * (len(starts) - len(ends)), strict=True))
+
+
+def cues_via_ffmpeg(path: Path) -> list[tuple[float, float, str]]:
+    """Parse a subtitle file with ffmpeg's own demuxer (SRT or WebVTT) by converting it to SRT on stdout."""
+    out = subprocess.run(
+        [*ffmpeg.command(["-v", "error", "-i", str(path), "-f", "srt"]), "-"], capture_output=True, check=True
+    ).stdout.decode("utf-8")
+    cues = []
+    for block in out.strip().split("\n\n"):
+        lines = block.splitlines()
+        m = re.match(r"(\d+):(\d+):(\d+),(\d+) --> (\d+):(\d+):(\d+),(\d+)", lines[1])
+        assert m, block
+        v = [int(x) for x in m.groups()]
+        cues.append((v[0] * 3600 + v[1] * 60 + v[2] + v[3] / 1000, v[4] * 3600 + v[5] * 60 + v[6] + v[7] / 1000,
+                     "\n".join(lines[2:])))  # fmt: skip
+    return cues
+
+
+# ------------------------------------------------------------------------------------------------ quality (WER)
+
+
+def test_faster_whisper_wer_on_real_speech(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    t = transcript.transcribe(jfk, TINY, tmp_path, stem="jfk", cache_dir=cache_dir)
+    assert t.engine == "faster-whisper" and t.model == "tiny.en"
+    assert wer(JFK_TEXT, " ".join(s.text for s in t.segments)) <= 0.1
+    assert 10.5 <= t.audio_seconds <= 11.5
+
+
+@pytest.mark.openai_whisper
+def test_openai_whisper_same_weights_same_transcript(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """openai-whisper on the converted tiny.en weights: WER <= 0.1 and the very text faster-whisper float32 gives."""
+    pytest.importorskip("whisper")
+    ow = transcript.transcribe(
+        jfk, TINY.model_copy(update={"engine": "openai-whisper"}), tmp_path / "ow", stem="jfk", cache_dir=cache_dir
+    )
+    fw = transcript.transcribe(jfk, TINY, tmp_path / "fw", stem="jfk", cache_dir=cache_dir)
+    assert ow.engine == "openai-whisper"
+    assert wer(JFK_TEXT, " ".join(s.text for s in ow.segments)) <= 0.1
+    assert normalise(" ".join(s.text for s in ow.segments)) == normalise(" ".join(s.text for s in fw.segments))
+
+
+def test_blocks_keep_every_word(jfk: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long files are decoded block by block; a block border never cuts a word (speech runs on into the next)."""
+    calls: list[tuple[float, float | None]] = []
+    real_decode = transcript._decode
+
+    def counting_decode(path: Path, start: float, duration: float | None):  # type: ignore[no-untyped-def]
+        calls.append((start, duration))
+        return real_decode(path, start, duration)
+
+    monkeypatch.setattr(transcript, "BLOCK_SECONDS", 6.0)
+    monkeypatch.setattr(transcript, "MAX_SPEECH_SECONDS", 2.5)
+    monkeypatch.setattr(transcript, "_decode", counting_decode)
+    t = transcript.transcribe(jfk, TINY, tmp_path, stem="jfk", cache_dir=cache_dir)
+    assert len(calls) >= 2, calls
+    assert all(d is not None and d <= 6.0 for _s, d in calls)
+    assert wer(JFK_TEXT, " ".join(s.text for s in t.segments)) <= 0.15
+    starts = [s.start for s in t.segments]
+    assert starts == sorted(starts) and t.segments[-1].end <= 11.05
+
+
+# ------------------------------------------------------------------------------------------------------ outputs
+
+
+class _Html(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_every_format_is_written_and_readable(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    t = transcript.transcribe(jfk, TINY, tmp_path, stem="talk", speaker="John F. Kennedy", cache_dir=cache_dir)
+    assert {k: p.name for k, p in t.files.items()} == {
+        "txt": "talk.txt", "srt": "talk.srt", "vtt": "talk.vtt", "json": "talk.json", "html": "talk.html",
+    }  # fmt: skip
+    spoken = normalise(" ".join(s.text for s in t.segments))
+
+    txt = (tmp_path / "talk.txt").read_text("utf-8")
+    assert txt.startswith("John F. Kennedy: ") and normalise(txt.replace("John F. Kennedy:", "")) == spoken
+
+    # SRT, read back by ffmpeg: <= 2 lines of <= 42 characters per cue, times inside the audio, in order.
+    srt = cues_via_ffmpeg(tmp_path / "talk.srt")
+    assert len(srt) >= 2
+    for start, end, text in srt:
+        lines = text.splitlines()
+        assert 1 <= len(lines) <= 2 and all(len(ln) <= 42 for ln in lines), text
+        assert 0 <= start < end <= 11.05
+    assert [c[0] for c in srt] == sorted(c[0] for c in srt)
+    assert normalise(" ".join(c[2] for c in srt)) == spoken
+
+    # WebVTT: the header, <v Name> voice tags on every cue; ffmpeg reads the same cue times as SRT.
+    vtt_text = (tmp_path / "talk.vtt").read_text("utf-8")
+    assert vtt_text.startswith("WEBVTT\n")
+    assert vtt_text.count("<v John F. Kennedy>") == len(srt)
+    vtt = cues_via_ffmpeg(tmp_path / "talk.vtt")
+    assert [(round(a, 2), round(b, 2)) for a, b, _ in vtt] == [(round(a, 2), round(b, 2)) for a, b, _ in srt]
+
+    # Podcasting 2.0 transcript JSON.
+    doc = json.loads((tmp_path / "talk.json").read_text("utf-8"))
+    assert doc["version"] == "1.0.0" and len(doc["segments"]) == len(t.segments)
+    for seg in doc["segments"]:
+        assert set(seg) == {"speaker", "startTime", "endTime", "body"} and seg["speaker"] == "John F. Kennedy"
+        assert isinstance(seg["startTime"], float | int) and seg["startTime"] < seg["endTime"]
+    assert doc["segments"][0]["startTime"] == pytest.approx(srt[0][0], abs=0.002)
+
+    page = _Html()
+    page.feed((tmp_path / "talk.html").read_text("utf-8"))
+    assert page.tags.count("p") == len(t.segments) and "time" in page.tags
+    assert normalise(" ".join(page.text)).endswith(spoken.split()[-1])
+
+    # The report loads back into the same artefact.
+    again = Transcript.load(tmp_path / "talk.report.json")
+    assert again.segments == t.segments and again.files == t.files and again.engine == "faster-whisper"
+
+
+def test_cues_split_long_segments() -> None:
+    from keylime_prod.artefacts import TranscriptSegment
+
+    long = TranscriptSegment(10.0, 40.0, " ".join(["word"] * 60) + ". Then https://example.org/" + "x" * 60, "Host")
+    cues = transcript.to_cues([long])
+    assert cues[0].start == 10.0 and cues[-1].end == 40.0
+    for a, b in itertools.pairwise(cues):
+        assert a.end == pytest.approx(b.start)
+    assert all(len(c.lines) <= 2 and all(len(ln) <= 42 for ln in c.lines) for c in cues)
+    assert normalise(" ".join(" ".join(c.lines) for c in cues).replace(" ", "")) == normalise(
+        long.text.replace(" ", "")
+    )
+
+
+def test_vtt_escapes_markup() -> None:
+    from keylime_prod.artefacts import TranscriptSegment
+
+    vtt = transcript.render_vtt([TranscriptSegment(0, 1, "a <b> & c", "A & B")])
+    assert "<v A &amp; B>a &lt;b&gt; &amp; c</v>" in vtt
+
+
+# --------------------------------------------------------------------------------------- episode timeline
+
+
+def _episode(tmp_path: Path, jfk: Path) -> Master:
+    """intro music (4 s) + jfk.wav + 0.5 s + the first 3 s of jfk.wav as 'disclaimer' + 0.5 s + outro music."""
+    intro, gap = 4.0, 0.5
+    speech = 11.0
+    disc_len = 3.0
+    music = "sine=f=220:d={d}[{n}1];sine=f=277:d={d}[{n}2];sine=f=330:d={d}[{n}3];" \
+            "[{n}1][{n}2][{n}3]amix=inputs=3,volume=0.6,tremolo=f=4:d=0.6,aresample=44100[{n}]"  # fmt: skip
+    graph = (
+        music.format(d=intro, n="i") + ";" + music.format(d=4.0, n="o") + ";"
+        f"[0:a]aresample=44100,asplit[s][s2];[s2]atrim=0:{disc_len},asetpts=N/SR/TB[d];"
+        f"anullsrc=r=44100:cl=mono:d={gap}[g1];anullsrc=r=44100:cl=mono:d={gap}[g2];"
+        "[i][s][g1][d][g2][o]concat=n=6:v=0:a=1,aformat=channel_layouts=stereo[out]"
+    )  # fmt: skip
+    mp3 = tmp_path / "build" / "ep.mp3"
+    mp3.parent.mkdir(parents=True)
+    ffmpeg.run(["-v", "error", "-i", str(jfk), "-filter_complex", graph, "-map", "[out]", "-c:a", "libmp3lame",
+                "-b:a", "128k", "-y", str(mp3)])  # fmt: skip
+    body = TimelineSegment("body", intro, intro + speech, source_start=0.0, sources=(jfk.name,))
+    d0 = body.end + gap
+    segs = (
+        TimelineSegment("intro", 0.0, intro),
+        body,
+        TimelineSegment("disclaimer", d0, d0 + disc_len),
+        TimelineSegment("outro", d0 + disc_len + gap, d0 + disc_len + gap + 4.0),
+    )
+    loud = ffmpeg.measure_ebur128(mp3)
+    lo = Loudness(loud.integrated_lufs, loud.lra_lu, loud.true_peak_dbtp or 0.0, 0.0)
+    return Master(
+        episode_id="ep", mp3=mp3, report=mp3.parent / "master.json", duration=segs[-1].end, sample_rate=44100,
+        channels=2, bitrate_kbps=128, audio_sha256=fsutil.sha256_file(mp3), segments=segs, input_loudness=lo,
+        output_loudness=lo, method="gain", gain_db=0.0,
+    )  # fmt: skip
+
+
+def test_alignment_on_the_final_mp3(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """The known phrase is found where the test placed it in the MP3; music and the known disclaimer are handled."""
+    master = _episode(tmp_path, jfk)
+    t = transcript.transcribe(
+        master, TINY, tmp_path / "out", speaker="Lara Varpio", disclaimer_text="This is a test disclaimer.",
+        cache_dir=cache_dir,
+    )  # fmt: skip
+    onset = silences(jfk)[0][1]  # jfk.wav's first word starts after its leading silence (about 0.33 s)
+    assert 0.1 < onset < 1.0
+    body = [s for s in t.segments if s.speaker == "Lara Varpio"]
+    disc = [s for s in t.segments if s.speaker is None]
+    assert body and len(disc) == 1
+    first = next(s for s in body if "fellow americans" in normalise(s.text))
+    assert first.start == pytest.approx(master.body.start + onset, abs=0.75)
+    last = next(s for s in reversed(body) if normalise(s.text).endswith("your country"))
+    assert last.end == pytest.approx(master.body.end, abs=1.0)
+    assert all(master.body.start - 0.05 <= s.start and s.end <= master.body.end + 0.05 for s in body)
+    assert wer(JFK_TEXT, " ".join(s.text for s in body)) <= 0.1
+    d = master.segment("disclaimer")
+    assert d is not None
+    assert disc[0].text == "This is a test disclaimer."
+    assert disc[0].start == pytest.approx(d.start + onset, abs=0.75) and disc[0].end <= d.end + 0.05
+    # ffmpeg reads the same first cue time back from the published WebVTT.
+    assert cues_via_ffmpeg(t.files["vtt"])[0][0] == pytest.approx(first.start, abs=0.002)
+
+
+def test_transcribing_the_disclaimer_instead(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    master = _episode(tmp_path, jfk)
+    settings = TINY.model_copy(update={"transcribe_disclaimer": True})
+    t = transcript.transcribe(master, settings, tmp_path / "out", disclaimer_text="ignored", cache_dir=cache_dir)
+    d = master.segment("disclaimer")
+    assert d is not None
+    in_disc = [s for s in t.segments if s.start >= d.start - 0.05]
+    assert in_disc and "ignored" not in " ".join(s.text for s in t.segments)
+    assert "fellow americans" in normalise(" ".join(s.text for s in in_disc))
+
+
+# ---------------------------------------------------------------------------------------------------- bad input
+
+
+def _no_outputs(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
+
+
+def test_not_audio(tmp_path: Path, cache_dir: Path) -> None:
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio\n")
+    with pytest.raises(TranscriptError) as e:
+        transcript.transcribe(bad, TINY, tmp_path / "out", cache_dir=cache_dir)
+    assert "notes.wav" in str(e.value) and "\n" not in str(e.value)
+    assert _no_outputs(tmp_path / "out")
+
+
+def test_missing_file(tmp_path: Path, cache_dir: Path) -> None:
+    with pytest.raises(TranscriptError, match="audio file not found"):
+        transcript.transcribe(tmp_path / "nope.mp3", TINY, tmp_path / "out", cache_dir=cache_dir)
+
+
+def test_silent_file(tmp_path: Path, cache_dir: Path) -> None:
+    silent = tmp_path / "silent.wav"
+    ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono:d=5", "-y", str(silent)])
+    with pytest.raises(TranscriptError, match="no speech found") as e:
+        transcript.transcribe(silent, TINY, tmp_path / "out", cache_dir=cache_dir)
+    assert "\n" not in str(e.value)
+    assert _no_outputs(tmp_path / "out")
+
+
+def test_model_path_that_does_not_exist(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    settings = TINY.model_copy(update={"model": str(tmp_path / "models" / "whisper-x")})
+    with pytest.raises(TranscriptError, match="model path does not exist"):
+        transcript.transcribe(jfk, settings, tmp_path / "out", cache_dir=cache_dir)
+    assert _no_outputs(tmp_path / "out")
+
+
+def test_unknown_model_name_and_engine(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    with pytest.raises(TranscriptError, match="unknown model 'tiny-plus'"):
+        transcript.transcribe(jfk, TINY.model_copy(update={"model": "tiny-plus"}), tmp_path, cache_dir=cache_dir)
+    with pytest.raises(ValueError, match="engine"):
+        WhisperSettings(engine="whisperx")  # type: ignore[arg-type]
+    # Past validation (a settings object built without it), the stage still says which engines exist.
+    bogus = WhisperSettings.model_construct(**{**TINY.model_dump(), "engine": "whisperx"})
+    ref = models.resolve("tiny.en", cache_dir=cache_dir)
+    with pytest.raises(TranscriptError, match="unknown engine 'whisperx'"):
+        engines.load(bogus, ref, threads=1, cache_dir=cache_dir)
+
+
+def _copy_model(tmp_path: Path) -> Path:
+    ref = models.resolve("tiny.en", cache_dir=tmp_path)
+    assert ref.ct2_dir is not None
+    dest = tmp_path / "tiny-copy"
+    dest.mkdir()
+    for f in ref.ct2_dir.iterdir():
+        (dest / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
+def test_corrupt_model_folder(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    folder = _copy_model(tmp_path)
+    with open(folder / "model.bin", "r+b") as f:  # truncated, as by an interrupted download
+        f.truncate(1_000_000)
+    out = tmp_path / "out"
+    with pytest.raises(TranscriptError, match="corrupt model") as e:
+        transcript.transcribe(jfk, TINY.model_copy(update={"model": str(folder)}), out, cache_dir=cache_dir)
+    assert "\n" not in str(e.value)
+    assert _no_outputs(out)
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(TranscriptError, match="missing tokenizer.json"):
+        transcript.transcribe(jfk, TINY.model_copy(update={"model": str(folder)}), out, cache_dir=cache_dir)
