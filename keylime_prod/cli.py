@@ -399,7 +399,7 @@ def transcribe_cmd(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Transcribe an audio FILE (txt, srt, vtt, json, html beside it or in --out) or an EPISODE's master."""
+    """Transcribe an audio FILE (txt, srt, vtt, json, html beside it or in --out), or an EPISODE (after its master)."""
     _setup_logging(verbose, quiet or as_json)
     overrides: dict[str, Any] = {
         "engine": engine, "model": model, "compute_type": compute_type, "beam_size": beam_size,
@@ -414,7 +414,7 @@ def transcribe_cmd(
             if glossary:
                 overrides["glossary"] = (*_settings(configs, build_dir).show.whisper.glossary, *glossary)
             _run_stages(
-                target, ["transcribe"], configs=configs, build_dir=build_dir, force=force, quiet=quiet,
+                target, ["master", "transcribe"], configs=configs, build_dir=build_dir, force=force, quiet=quiet,
                 as_json=as_json, overrides={f"whisper.{k}": v for k, v in overrides.items()},
             )  # fmt: skip
             return
@@ -455,10 +455,14 @@ def notes_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write EPISODE's show notes (show-notes.md and .html) from its config, chapters and transcript."""
+    from .pipeline import STAGE_BY_NAME
+
     _setup_logging(verbose, quiet or as_json)
+    # Earlier stages run too when out of date (cached ones are only loaded), so the notes are never stale.
+    stages: list[str] = [s for s in ("master", "transcribe", "chapters", "notes") if s in STAGE_BY_NAME]
     _run(
         lambda: _run_stages(
-            episode, ["notes"], configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
+            episode, stages, configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
         )
     )
 

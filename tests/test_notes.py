@@ -1,0 +1,127 @@
+"""Show notes from the episode-258 config: content, links, Spotify chapter lines, escaping, Markdown == HTML."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from keylime_prod import chapters, notes
+from keylime_prod.artefacts import ChapterMark, Transcript, TranscriptSegment
+from keylime_prod.config import load_episode, load_show
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+
+
+class _Page(HTMLParser):
+    """Collects link targets, visible text, and the lines of the paragraph under the "Chapters" heading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.text: list[str] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs += [v or "" for k, v in attrs if k == "href"]
+        self._in_title = tag == "h1"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_title:
+            self.title += data
+
+
+def _visible(html_text: str) -> str:
+    page = _Page()
+    page.feed(html_text)
+    return " ".join(" ".join(page.text).split())
+
+
+@pytest.fixture
+def transcript(tmp_path: Path) -> Transcript:
+    files = {fmt: tmp_path / f"transcript.{fmt}" for fmt in ("txt", "srt", "vtt", "json", "html")}
+    return Transcript(
+        segments=(TranscriptSegment(14.0, 18.0, "Welcome to KeyLIME.", "Lara Varpio"),),
+        files=files,
+        language="en",
+        engine="faster-whisper",
+        model="base",
+    )
+
+
+MARKS = (
+    ChapterMark("Intro", 0.0, 13.5),
+    ChapterMark("Welcome and the paper", 13.5, 330.9),
+    ChapterMark("Why allow failure?", 330.9, 3725.0),
+    ChapterMark("Outro", 3725.0, 3740.0),
+)
+
+
+def test_notes_for_episode_258(tmp_path: Path, transcript: Transcript) -> None:
+    episode = load_episode(CONFIGS, "episode-258")
+    show = load_show(CONFIGS / "show.toml").show
+    result = notes.write_notes(episode, show, tmp_path, transcript=transcript, chapters=MARKS)
+    assert result.markdown == tmp_path / "show-notes.md" and result.html == tmp_path / "show-notes.html"
+    md = result.markdown.read_text("utf-8")
+    page = _Page()
+    page.feed(result.html.read_text("utf-8"))
+
+    assert page.title == episode.title
+    assert md.splitlines()[0].startswith("# I'm a loser, baby")
+    text = _visible(result.html.read_text("utf-8"))
+    for needle in (
+        "Hosts: Lara Varpio",
+        "Klasen JM, Lingard LA. Allowing failure for educational purposes",
+        "Can failing make you a better doctor?",
+        episode.key_points[0],
+        show.disclaimer_text,
+        "KeyLIME, episode 258 (season 1), 26 November 2019",
+    ):
+        assert needle in text, needle
+    assert "https://doi.org/10.1080/0142159X.2019.1630728" in page.hrefs
+    assert "https://pubmed.ncbi.nlm.nih.gov/31230518/" in page.hrefs
+    assert [h for h in page.hrefs if h.startswith("transcript.")] == [
+        "transcript.html", "transcript.txt", "transcript.vtt", "transcript.srt", "transcript.json",
+    ]  # fmt: skip
+
+    # Spotify reads "(HH:MM:SS) Title" lines; the chapters stage's own reader finds them in both files.
+    want = ((0, "Intro"), (13, "Welcome and the paper"), (330, "Why allow failure?"), (3725, "Outro"))
+    assert chapters.read_notes_chapters(result.markdown) == want
+    assert "(01:02:05) Outro" in md and "(00:05:30) Why allow failure?" in md
+    html_text = result.html.read_text("utf-8")
+    assert "(00:05:30) Why allow failure?<br>" in html_text
+
+
+def test_markdown_renders_to_the_same_text_as_the_html(tmp_path: Path, transcript: Transcript) -> None:
+    """An independent Markdown renderer (markdown-it, CommonMark) must show what our HTML shows, markup escaped."""
+    episode = load_episode(CONFIGS, "episode-258").model_copy(
+        update={"title": "A *bold* <claim> [about] `code` # and_so_on", "summary": "First.\n\nSecond <b>x</b>."}
+    )
+    show = load_show(CONFIGS / "show.toml").show
+    result = notes.write_notes(episode, show, tmp_path, transcript=transcript, chapters=MARKS)
+    rendered = MarkdownIt("commonmark").render(result.markdown.read_text("utf-8"))
+    ours = result.html.read_text("utf-8")
+    assert _visible(rendered) == _visible(ours.split("<article>")[1])
+    assert "<claim>" not in ours and "&lt;claim&gt;" in ours
+    page = _Page()
+    page.feed(rendered)
+    assert page.title == episode.title
+
+
+def test_no_chapters_no_transcript_no_paper(tmp_path: Path) -> None:
+    episode = load_episode(CONFIGS, "episode-258").model_copy(update={"paper": None, "key_points": ()})
+    show = load_show(CONFIGS / "show.toml").show.model_copy(update={"disclaimer_text": ""})
+    result = notes.write_notes(episode, show, tmp_path)
+    md = result.markdown.read_text("utf-8")
+    for absent in ("## Chapters", "## Transcript", "## The paper", "## Key points", "## Disclaimer"):
+        assert absent not in md
+    assert "## Summary" in md and chapters.read_notes_chapters(result.markdown) == ()
