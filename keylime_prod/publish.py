@@ -21,8 +21,10 @@ not yet in the live feed.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -218,6 +220,23 @@ def _object_key(store: Store, f: EpisodeFile, digest: FileDigest, episode_id: st
     return store.key("episodes", episode_id, name)
 
 
+def _with_links(path: Path, links: dict[str, str], scratch: Path) -> Path:
+    """``path`` with relative links to sibling files (``transcript.html``, ...) pointing at their published URLs.
+
+    Returns ``path`` itself when nothing changes, else a rewritten copy in ``scratch`` (the build stays as it was).
+    """
+    text = path.read_text("utf-8")
+    new = text
+    for name, url in links.items():
+        new = new.replace(f'href="{name}"', f'href="{html.escape(url)}"')  # HTML
+        new = new.replace(f"](<{name}>)", f"](<{url}>)").replace(f"]({name})", f"]({url})")  # Markdown
+    if new == text:
+        return path
+    out = scratch / path.name
+    out.write_text(new, encoding="utf-8")
+    return out
+
+
 def _notes_fragment(html: str) -> str:
     """The ``<article>`` (or ``<body>``) of the show-notes page, for ``content:encoded``."""
     for tag in ("article", "body"):
@@ -289,9 +308,9 @@ class _Uploader:
         )
         if obj.uploaded:
             self.bytes_uploaded += obj.size
-            log.info("uploaded %s (%d bytes, verified by %s)", self.store.describe_key(key), obj.size, obj.verified_by)
+            log.debug("uploaded %s (%d bytes, verified by %s)", self.store.describe_key(key), obj.size, obj.verified_by)
         else:
-            log.info("present %s (verified by %s)", self.store.describe_key(key), obj.verified_by)
+            log.debug("present %s (verified by %s)", self.store.describe_key(key), obj.verified_by)
         return obj
 
     def data(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
@@ -299,7 +318,7 @@ class _Uploader:
             return
         obj = self.store.put_bytes(key, data, content_type=content_type, cache_control=cache_control)
         self.bytes_uploaded += obj.size
-        log.info("wrote %s (%d bytes, verified by %s)", self.store.describe_key(key), obj.size, obj.verified_by)
+        log.debug("wrote %s (%d bytes, verified by %s)", self.store.describe_key(key), obj.size, obj.verified_by)
 
 
 def _action(obj: StoredObject, dry_run: bool) -> str:
@@ -358,6 +377,86 @@ def _show_manifest(show: ShowConfig, store: Store, up: _Uploader) -> tuple[ShowM
     return (new if changed or old is None else old), changed
 
 
+@dataclass(frozen=True)
+class _EpisodeResult:
+    release: Release
+    key: str
+    written: bool
+    files: list[PublishedFile]
+    manifest: Manifest
+
+
+def _publish_episode(
+    r: Release, show: ShowConfig, store: Store, up: _Uploader, show_guid: str, *, now: dt.datetime, scratch: Path
+) -> _EpisodeResult:
+    """Upload (or plan) one release's files, then its manifest; the feed is left to the caller."""
+    ep = r.episode
+    mkey = _manifest_key(store, ep.id)
+    old = _read_manifest(store, mkey)
+    if old is not None and old.episode_id != ep.id:
+        raise FeedError(f"the manifest is for {old.episode_id}, not {ep.id}", where=store.describe_key(mkey))
+    guid = old.guid if old else item_guid(show_guid, ep.id)
+
+    # Keys carry content hashes, so the notes' relative links to sibling files (transcript.html, ...) are rewritten
+    # to the published URLs: the notes are hashed and uploaded after everything they may link to.
+    sources = {i: f.path for i, f in enumerate(r.files)}
+    digests = {i: store.digest(f.path) for i, f in enumerate(r.files) if f.role != "notes"}
+    links = {r.files[i].path.name: store.url(_object_key(store, r.files[i], d, ep.id)) for i, d in digests.items()}
+    for i, f in enumerate(r.files):
+        if f.role == "notes":
+            sources[i] = _with_links(f.path, links, scratch)
+            digests[i] = store.digest(sources[i])
+    stored: dict[int, tuple[str, StoredObject]] = {}
+    for i in sorted(sources, key=lambda i: (r.files[i].role == "notes", i)):
+        f, digest = r.files[i], digests[i]
+        key = _object_key(store, f, digest, ep.id)
+        prev = next((o for o in old.files if o.key == key and o.sha256 == digest.sha256), None) if old else None
+        cc = store.settings.media_cache_control
+        stored[i] = key, up.file(key, sources[i], digest, _content_type(f), cc, prev.etag if prev else None)
+    done: list[PublishedFile] = []
+    entries: list[ManifestFile] = []
+    for i, f in enumerate(r.files):  # in the release's order
+        (key, obj), digest, ctype = stored[i], digests[i], _content_type(f)
+        done.append(
+            PublishedFile(
+                f.role, f.format, key, obj.url, digest.size, digest.sha256, ctype, _action(obj, up.dry_run),
+                obj.verified_by or None,
+            )
+        )  # fmt: skip
+        if not any(e.key == key for e in entries):
+            entries.append(
+                ManifestFile(
+                    role=f.role,
+                    format=f.format,
+                    name=f.path.name,
+                    key=key,
+                    size=digest.size,
+                    sha256=digest.sha256,
+                    content_type=ctype,
+                    cache_control=store.settings.media_cache_control,
+                    etag=obj.etag,
+                    verified_by=obj.verified_by or "planned",
+                )
+            )
+    notes_html = next((sources[i] for i, f in enumerate(r.files) if f.role == "notes" and f.format == "html"), None)
+    manifest = Manifest(
+        episode_id=ep.id,
+        guid=guid,
+        first_published=old.first_published if old else now,
+        updated=now,
+        item=_item(r, show, notes_html=notes_html),
+        files=tuple(entries),
+    )
+    # Rewrite the manifest only when something in it changed: the feed (built from it) then stays byte-identical.
+    written = old is None or _stable(old) != _stable(manifest)
+    if written:
+        up.data(mkey, _json_bytes(manifest.to_json()), "application/json", store.settings.manifest_cache_control)
+    else:
+        assert old is not None
+        manifest = old
+    return _EpisodeResult(r, mkey, written and not up.dry_run, done, manifest)
+
+
 def publish(
     releases: Sequence[Release],
     show: ShowConfig,
@@ -398,60 +497,12 @@ def publish(
     show_manifest, show_changed = _show_manifest(show, store, up)
 
     manifests: dict[str, Manifest] = {}
-    results: list[tuple[Release, str, bool, list[PublishedFile], Manifest]] = []
-    for r in releases:
-        ep = r.episode
-        mkey = _manifest_key(store, ep.id)
-        old = _read_manifest(store, mkey)
-        if old is not None and old.episode_id != ep.id:
-            raise FeedError(f"the manifest is for {old.episode_id}, not {ep.id}", where=store.describe_key(mkey))
-        guid = old.guid if old else item_guid(show_manifest.podcast_guid, ep.id)
-        done: list[PublishedFile] = []
-        entries: list[ManifestFile] = []
-        for f in r.files:
-            ctype = _content_type(f)
-            digest = store.digest(f.path)
-            key = _object_key(store, f, digest, ep.id)
-            prev = next((o for o in old.files if o.key == key and o.sha256 == digest.sha256), None) if old else None
-            obj = up.file(key, f.path, digest, ctype, store.settings.media_cache_control, prev.etag if prev else None)
-            done.append(
-                PublishedFile(
-                    f.role, f.format, key, obj.url, digest.size, digest.sha256, ctype, _action(obj, dry_run),
-                    obj.verified_by or None,
-                )
-            )  # fmt: skip
-            if any(e.key == key for e in entries):
-                continue
-            entries.append(
-                ManifestFile(
-                    role=f.role,
-                    format=f.format,
-                    name=f.path.name,
-                    key=key,
-                    size=digest.size,
-                    sha256=digest.sha256,
-                    content_type=ctype,
-                    cache_control=store.settings.media_cache_control,
-                    etag=obj.etag,
-                    verified_by=obj.verified_by or "planned",
-                )
-            )
-        manifest = Manifest(
-            episode_id=ep.id,
-            guid=guid,
-            first_published=old.first_published if old else now,
-            updated=now,
-            item=_item(r, show),
-            files=tuple(entries),
-        )
-        changed = old is None or _stable(old) != _stable(manifest)
-        if changed:
-            up.data(mkey, _json_bytes(manifest.to_json()), "application/json", store.settings.manifest_cache_control)
-        else:
-            assert old is not None
-            manifest = old
-        manifests[ep.id] = manifest
-        results.append((r, mkey, changed, done, manifest))
+    results: list[_EpisodeResult] = []
+    with tempfile.TemporaryDirectory(prefix="keylime-publish-") as scratch:
+        for r in releases:
+            res = _publish_episode(r, show, store, up, show_manifest.podcast_guid, now=now, scratch=Path(scratch))
+            manifests[r.episode.id] = res.manifest
+            results.append(res)
 
     # Only now, with every file and manifest verified, does the show manifest change and the feed get rebuilt.
     if show_changed:
@@ -480,16 +531,23 @@ def publish(
             guid=m.guid,
             publish_date=r.episode.publish_date,
             manifest_key=mkey,
-            manifest_written=changed and not dry_run,
+            manifest_written=changed,
             files=tuple(done),
             live=m.guid in in_feed and not dry_run,
             scheduled=r.episode.publish_date > now,
         )
-        for r, mkey, changed, done, m in results
+        for r, mkey, changed, done, m in ((x.release, x.key, x.written, x.files, x.manifest) for x in results)
     )
     for e in episodes:
-        if e.scheduled:
-            log.info("%s is uploaded and will join the feed on %s", e.episode_id, e.publish_date.isoformat())
+        sent = [f for f in e.files if f.action == "uploaded"]
+        log.info(
+            "%s: %d file(s) uploaded (%d bytes), %d already there, all verified; %s",
+            e.episode_id,
+            len(sent),
+            sum(f.size for f in sent),
+            len(e.files) - len(sent),
+            "live" if e.live else f"joins the feed on {e.publish_date.isoformat()}" if e.scheduled else "not live",
+        )
     return Published(
         target=store.description,
         dry_run=dry_run,
@@ -511,18 +569,15 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _item(r: Release, show: ShowConfig) -> ManifestItem:
+def _item(r: Release, show: ShowConfig, *, notes_html: Path | None) -> ManifestItem:
     ep = r.episode
-    notes_html = None
-    for f in r.files:
-        if f.role == "notes" and f.format == "html":
-            notes_html = _notes_fragment(f.path.read_text("utf-8"))
+    fragment = _notes_fragment(notes_html.read_text("utf-8")) if notes_html else None
     persons = tuple(ManifestPerson.model_validate(p.model_dump()) for p in (*ep.hosts, *ep.guests))
     return ManifestItem(
         title=ep.title,
         subtitle=ep.subtitle,
         summary=ep.summary,
-        notes_html=notes_html,
+        notes_html=fragment,
         link=ep.link,
         publish_date=ep.publish_date,
         duration=r.duration,

@@ -159,10 +159,14 @@ def make_release(tmp_path: Path, make_tone: Callable[..., Path]) -> Callable[...
             files += [EpisodeFile("transcript", p, fmt) for fmt, p in paths.items()]
             chapters = {"version": "1.2.0", "chapters": [{"startTime": m.start, "title": m.title} for m in marks]}
             files.append(EpisodeFile("chapters", fsutil.write_json(build / "chapters.json", chapters), "json"))
-            md = fsutil.write_text(build / "show-notes.md", f"# {title}\n\n{summary}\n")
+            # Relative links to sibling files, as the notes stage writes them: publishing points them at the URLs.
+            md = fsutil.write_text(
+                build / "show-notes.md", f"# {title}\n\n{summary}\n\n[Captions](<{episode_id}.vtt>)\n"
+            )
             html = fsutil.write_text(
                 build / "show-notes.html",
-                f"<!DOCTYPE html><html><body><article><h1>{title}</h1><p>Notes &amp; more</p></article></body></html>",
+                f"<!DOCTYPE html><html><body><article><h1>{title}</h1><p>Notes &amp; more</p>"
+                f'<p><a href="{episode_id}.vtt">Captions</a></p></article></body></html>',
             )
             files += [EpisodeFile("notes", md, "md"), EpisodeFile("notes", html, "html")]
         files.append(EpisodeFile("cover", artwork or COVER, "jpg" if (artwork or COVER).suffix == ".jpg" else "png"))

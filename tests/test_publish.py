@@ -63,8 +63,15 @@ def test_full_publish_read_back(s3_server: RcloneS3, make_release: Callable[...,
         "html": "text/html",
         "jpg": "image/jpeg",
     }
+    vtt_url = next(f.url for f in ep.files if f.format == "vtt")
     for src, f in zip(release.files, ep.files, strict=True):
-        assert get_sha256(raw, f.key) == (src.path.stat().st_size, sha256(src.path.read_bytes()))
+        want_bytes = src.path.read_bytes()
+        if f.role == "notes":  # relative links to sibling files now point at their published URLs
+            want_bytes = want_bytes.replace(b'"ep-1.vtt"', f'"{vtt_url}"'.encode()).replace(
+                b"(<ep-1.vtt>)", f"(<{vtt_url}>)".encode()
+            )
+            assert vtt_url.encode() in want_bytes
+        assert get_sha256(raw, f.key) == (len(want_bytes), sha256(want_bytes))
         head = raw.head_object(Bucket=BUCKET, Key=f.key)
         want = "application/json+chapters" if f.role == "chapters" else expected_types.get(f.format, "application/json")
         assert head["ContentType"] == want
@@ -92,6 +99,7 @@ def test_full_publish_read_back(s3_server: RcloneS3, make_release: Callable[...,
     assert int(enc.length) == raw.head_object(Bucket=BUCKET, Key=audio.key)["ContentLength"]
     assert enc.href == f"{s3_server.endpoint_url}/{BUCKET}/{audio.key}"
     assert item.id == ep.guid
+    assert f'<a href="{vtt_url}">Captions</a>' in item.content[0].value
     root = etree.fromstring(xml)
     assert root.findtext("channel/podcast:guid", namespaces={"podcast": PODCAST_NS}) == podcast_guid(show.show.feed_url)
     # Every URL the feed references is an object that exists with the size the feed claims.
@@ -195,7 +203,8 @@ def test_server_killed_mid_upload_then_rerun(
         res = publish.publish([release], show2, now=NOW)
         raw = raw_client(restarted.endpoint_url)
         for src, f in zip(release.files, res.episodes[0].files, strict=True):
-            assert get_sha256(raw, f.key) == (src.path.stat().st_size, sha256(src.path.read_bytes()))
+            if f.role != "notes":  # (rewritten links: compared in test_full_publish_read_back)
+                assert get_sha256(raw, f.key) == (src.path.stat().st_size, sha256(src.path.read_bytes()))
         item = feedparser.parse(_feed(raw)).entries[0]
         audio = next(f for f in res.episodes[0].files if f.role == "audio")
         assert item.enclosures[0].href.endswith(audio.key) and int(item.enclosures[0].length) == big.stat().st_size
@@ -228,7 +237,11 @@ def test_local_default_is_laid_out_like_the_bucket(
     assert (root / "feed.xml").is_file() and (root / "show.json").is_file()
     manifest = Manifest.model_validate_json((root / "episodes/ep-1/manifest.json").read_bytes())
     for src, f in zip(release.files, manifest.files, strict=True):
-        assert sha256((tmp_path / "public" / f.key).read_bytes()) == sha256(src.path.read_bytes()) == f.sha256
+        assert sha256((tmp_path / "public" / f.key).read_bytes()) == f.sha256
+        if f.role != "notes":  # notes get their relative links rewritten (see test_full_publish_read_back)
+            assert f.sha256 == sha256(src.path.read_bytes())
+    notes = next(f for f in release.files if f.role == "notes" and f.format == "html")
+    assert 'href="ep-1.vtt"' in notes.path.read_text()  # the build's notes are left as they were
     d = feedparser.parse((root / "feed.xml").read_bytes())
     assert d.entries[0].enclosures[0].href.startswith("https://media.example.org/podcast/episodes/ep-1/ep-1.")
     assert res.feed_url == show.show.feed_url
