@@ -10,8 +10,8 @@ configuration is the baseline: the others print their speed ratio to it.
     python bench/transcribe.py
     # the default engine on several models / compute types, a longer real-speech sample (jfk x8 with pauses)
     python bench/transcribe.py --compare faster-whisper:tiny.en:float32,faster-whisper:tiny.en:int8 --repeat 8
-    # memory on a long file: 60 minutes, default engine only
-    python bench/transcribe.py --long 60 --compare faster-whisper:tiny.en:float32
+    # memory on a long file: the demo speech looped to 60 minutes, default engine and model only
+    python bench/transcribe.py --demo --long 60 --compare faster-whisper:base:int8
 
 Threads default to 1 (``--threads``): on a shared 2-core machine one thread per engine is the fair, stable setting.
 """
@@ -156,7 +156,10 @@ def main() -> None:
             audio, reference = demo_sample(Path(tmp) / "demo.wav")
         repeat = args.repeat
         if args.long:
-            repeat = max(1, int(args.long * 60 / 12.5))  # jfk.wav: 11 s + 1.5 s pause
+            from keylime_prod import ffmpeg
+
+            length = ffmpeg.probe(audio).duration or 11.0
+            repeat = max(1, round(args.long * 60 / (length + 1.5)))
         if repeat > 1:
             audio = make_sample(audio, repeat, 1.5, Path(tmp) / "sample.wav")
             reference = " ".join([reference] * repeat) if reference else None

@@ -195,6 +195,17 @@ def _run_stages(
     marks = result.artefacts.get("chapters")
     if marks is not None:
         summary["chapters"] = {"json": str(marks.json_path), "count": len(marks.marks)}
+    spoken = result.artefacts.get("transcribe")
+    if spoken is not None:
+        summary["transcript"] = {
+            "engine": spoken.engine,
+            "model": spoken.model,
+            "segments": len(spoken.segments),
+            "files": {k: str(v) for k, v in spoken.files.items()},
+        }
+    shownotes = result.artefacts.get("notes")
+    if shownotes is not None:
+        summary["notes"] = {"markdown": str(shownotes.markdown), "html": str(shownotes.html)}
     tagged = result.artefacts.get("tag")
     if tagged is not None:
         summary["tag"] = {
