@@ -19,6 +19,7 @@ Credentials are never passed in: boto3 reads the standard ``AWS_ACCESS_KEY_ID`` 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import os
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _MIB = 1 << 20
 _READ = _MIB
+_HASH_READ = 4 * _MIB
 
 #: Content-Type of every kind of file we publish, by extension (S3 would default to ``binary/octet-stream``).
 #: The types named by ``podcast:transcript`` / ``podcast:chapters`` are served bare: Podcasting 2.0 wants the served
@@ -79,10 +81,11 @@ def _media_type(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class FileDigest:
-    """Size and hashes of a local file, computed in one pass before uploading it.
+    """Size, SHA-256 and MD5 of a local file, computed in one pass before uploading it.
 
-    ``multipart_etag`` is the ETag S3 gives a multipart upload with ``part_size`` parts (MD5 of the concatenated part
-    MD5s, then ``-N``); ``None`` for files small enough for a single PUT.
+    ``multipart`` says whether the file goes up in parts of ``part_size`` bytes; :attr:`multipart_etag` (the ETag
+    AWS gives such an upload: MD5 of the concatenated part MD5s, then ``-N``) costs another pass over the file, so
+    it is computed only when a server answers with an ETag of that form.
     """
 
     path: Path
@@ -90,7 +93,7 @@ class FileDigest:
     sha256: str
     md5: str
     part_size: int
-    multipart_etag: str | None = None
+    multipart: bool = False
 
     @property
     def sha256_b64(self) -> str:
@@ -102,6 +105,24 @@ class FileDigest:
         """The MD5 as the ``Content-MD5`` header carries it."""
         return base64.b64encode(bytes.fromhex(self.md5)).decode("ascii")
 
+    @functools.cached_property
+    def multipart_etag(self) -> str | None:
+        """``md5(part md5s)-N`` for a multipart upload of this file; ``None`` for a single PUT."""
+        if not self.multipart:
+            return None
+        part_md5s = []
+        with open(self.path, "rb") as f:
+            while True:
+                pm = hashlib.md5()
+                left = self.part_size
+                while left > 0 and (chunk := f.read(min(_READ, left))):
+                    pm.update(chunk)
+                    left -= len(chunk)
+                if left == self.part_size:
+                    break
+                part_md5s.append(pm.digest())
+        return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+
 
 def part_size_for(size: int, chunk_bytes: int) -> int:
     """The part size s3transfer will really use for a file of ``size`` bytes (it grows parts past 10,000)."""
@@ -111,34 +132,17 @@ def part_size_for(size: int, chunk_bytes: int) -> int:
 
 
 def digest_file(path: Path, *, multipart_threshold: int, chunk_bytes: int) -> FileDigest:
-    """Hash ``path`` once: SHA-256, MD5, and the multipart ETag it would get above ``multipart_threshold`` bytes."""
+    """Hash ``path`` once (SHA-256 and MD5 side by side); note whether it will be a multipart upload."""
     path = Path(path)
     size = path.stat().st_size
-    part = part_size_for(size, chunk_bytes)
     sha, md5 = hashlib.sha256(), hashlib.md5()
-    part_md5s: list[bytes] = []
-    multipart = size >= multipart_threshold
     with open(path, "rb") as f:
-        while True:
-            pm = hashlib.md5()
-            left = part
-            while left > 0:
-                chunk = f.read(min(_READ, left))
-                if not chunk:
-                    break
-                sha.update(chunk)
-                md5.update(chunk)
-                if multipart:
-                    pm.update(chunk)
-                left -= len(chunk)
-            if left == part:  # nothing read: end of file
-                break
-            if multipart:
-                part_md5s.append(pm.digest())
-            if left > 0:
-                break
-    etag = f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}" if multipart and part_md5s else None
-    return FileDigest(path, size, sha.hexdigest(), md5.hexdigest(), part, etag)
+        while chunk := f.read(_HASH_READ):
+            sha.update(chunk)
+            md5.update(chunk)
+    # s3transfer goes multipart at size >= multipart_threshold.
+    multipart = size >= multipart_threshold
+    return FileDigest(path, size, sha.hexdigest(), md5.hexdigest(), part_size_for(size, chunk_bytes), multipart)
 
 
 def digest_bytes(data: bytes) -> FileDigest:
@@ -274,7 +278,7 @@ class Store:
             # MD5s for a multipart upload). A returned x-amz-checksum-sha256 comes second: AWS, MinIO and R2 check it
             # on receipt, but some servers (rclone serve s3) store and echo whatever the client sent.
             etag = (obj.etag or "").strip('"').lower()
-            if etag and etag in (digest.md5, digest.multipart_etag):
+            if etag and (etag == digest.md5 or ("-" in etag and etag == digest.multipart_etag)):
                 return "etag-md5"
             if obj.checksum_sha256:
                 if obj.checksum_sha256 != digest.sha256_b64:
@@ -645,7 +649,7 @@ class S3Store(Store):
     ) -> None:
         label = f"upload {Path(key).name}"
         progress(label, 0, digest.size)
-        if digest.multipart_etag is None:
+        if not digest.multipart:
             # One PUT. Content-MD5 makes the server refuse a corrupted body; the SHA-256 is kept by servers that
             # support full-object checksums, so a later HEAD can prove the bytes without reading them.
             extra: dict[str, Any] = {}

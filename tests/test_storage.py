@@ -304,3 +304,21 @@ def test_secret_keys_are_not_config_fields() -> None:
     # Credentials never come from TOML: an AWS key there is an unknown field, not silently used.
     with pytest.raises(Exception, match="extra"):
         StorageSettings.model_validate({"aws_secret_access_key": "x"})
+
+
+def test_aws_style_multipart_etag_verifies_without_reading_back(tmp_path: Path) -> None:
+    # rclone answers with the whole-file MD5; AWS answers a multipart upload with md5(part md5s)-N. Both count.
+    store = storage.open_store(storage_settings(None, local_dir=tmp_path / "public"))
+    f = random_file(tmp_path / "ep.mp3", 11 * MIB)
+    key = store.key("ep.mp3")
+    store.upload_file(key, f, content_type="audio/mpeg", cache_control="x")
+    digest = store.digest(f)
+    assert digest.multipart and digest.multipart_etag is not None
+    aws = storage.RemoteObject(key=key, size=digest.size, etag=f'"{digest.multipart_etag}"')
+    assert store.verify(aws, digest) == "etag-md5"
+    # An ETag we cannot interpret (say, SSE-KMS) falls back to reading the object back.
+    opaque = storage.RemoteObject(key=key, size=digest.size, etag='"0123456789abcdef0123456789abcdef-2"')
+    assert store.verify(opaque, digest) == "read-back"
+    (tmp_path / "public" / key).write_bytes(b"x" * digest.size)
+    with pytest.raises(StorageError, match="verification failed: read back"):
+        store.verify(opaque, digest)
