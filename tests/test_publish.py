@@ -402,3 +402,41 @@ def test_cli_unreachable_endpoint_fails_fast(fake_build: Path, tmp_path: Path, a
 def test_cli_needs_an_episode_or_due(fake_build: Path, tmp_path: Path) -> None:
     p = _produce(["publish", "--configs", str(fake_build)], _cli_env(None), tmp_path)
     assert p.returncode == 2 and "give an EPISODE or --due" in p.stderr
+
+
+# ------------------------------------------------------------------------------------------------- end to end
+
+
+def test_due_builds_publishes_then_has_nothing_to_do(
+    s3_server: RcloneS3, make_speech: Callable[..., Path], make_configs: Callable[..., Path], tmp_path: Path
+) -> None:
+    """What the scheduled workflow does on a fresh runner: nothing built, nothing live -> every stage, upload, feed."""
+    cfg = make_configs([make_speech("part-1.wav", -20.0, repeat=2)], episode_id="ep-1")
+    ep1 = (cfg / "episodes" / "ep-1.toml").read_text()
+    (cfg / "episodes" / "ep-9.toml").write_text(
+        ep1.replace("2026-01-01", "2099-01-01").replace("number = 1", "number = 9")
+    )
+    build = tmp_path / "build"
+    args = ["publish", "--due", "--json", "--configs", str(cfg), "--build-dir", str(build)]
+    p = _produce(args, _cli_env(s3_server), tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert [d["episode"] for d in out["due"]] == ["ep-1"]  # ep-9 is dated 2099
+    files = out["published"]["episodes"][0]["files"]
+    assert {f["role"] for f in files} == {"audio", "transcript", "chapters", "notes", "cover"}
+    assert {f["format"] for f in files if f["role"] == "transcript"} == {"txt", "srt", "vtt", "json", "html"}
+    # The published MP3 is the tagged one, byte for byte.
+    tagged = json.loads((build / "ep-1" / "tagged.json").read_text())
+    audio = next(f for f in files if f["role"] == "audio")
+    raw = raw_client(s3_server.endpoint_url)
+    assert get_sha256(raw, audio["key"]) == (tagged["size_bytes"], tagged["sha256"])
+    feed = feedparser.parse(raw.get_object(Bucket=BUCKET, Key="show/feed.xml")["Body"].read())
+    assert [e.id for e in feed.entries] == [out["published"]["episodes"][0]["guid"]]
+    assert int(feed.entries[0].enclosures[0].length) == tagged["size_bytes"]
+    # The next scheduled run: nothing is due, nothing is written.
+    before = _tree(s3_server.root)
+    p2 = _produce(args, _cli_env(s3_server), tmp_path)
+    assert p2.returncode == 0, p2.stderr
+    again = json.loads(p2.stdout)
+    assert again["due"] == [] and again["published"] is None
+    assert _tree(s3_server.root) == before
