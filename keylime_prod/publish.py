@@ -592,15 +592,19 @@ def _item(r: Release, show: ShowConfig, *, notes_html: Path | None) -> ManifestI
 
 
 def _all_manifests(store: Store, fresh: dict[str, Manifest]) -> dict[str, Manifest]:
-    """Every episode manifest in the bucket (this run's from memory), keyed by episode id."""
-    out = dict(fresh)
+    """Every episode manifest in the bucket (this run's from memory), keyed by episode id.
+
+    One listing of the episode folders, then the manifests fetched in parallel (boto3 clients are thread-safe).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     under = store.key("episodes") + "/"
-    for key in store.list_keys(under):
-        parts = key[len(under) :].split("/")
-        if len(parts) != 2 or parts[1] != MANIFEST_NAME or parts[0] in out:
-            continue
-        m = _read_manifest(store, key)
-        if m is not None:
+    keys = [f"{under}{name}/{MANIFEST_NAME}" for name in store.list_folders(under) if name not in fresh]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda k: _read_manifest(store, k), keys))
+    out = dict(fresh)
+    for m in found:
+        if m is not None and m.episode_id not in out:
             out[m.episode_id] = m
     return out
 
