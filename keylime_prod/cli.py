@@ -534,7 +534,7 @@ def _print_published(res: Any) -> None:
         for f in e.files:
             how = f" verified by {f.verified_by}" if f.verified_by else ""
             out_console.print(f"  {verb.get(f.action, f.action)} {f.key} ({f.size:,} bytes){how}", highlight=False)
-    feed = "would update" if res.dry_run else ("updated" if res.feed_updated else "unchanged")
+    feed = ("would update" if res.dry_run else "updated") if res.feed_updated else "unchanged"
     out_console.print(f"feed {feed}: {res.feed_url} ({res.feed_items} items)", highlight=False)
 
 

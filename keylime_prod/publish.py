@@ -114,7 +114,7 @@ class PublishedEpisode:
 
 @dataclass(frozen=True)
 class Published:
-    """The publishing stage's result."""
+    """The publishing stage's result. ``feed_updated``: the feed changed (in a dry run: would change)."""
 
     target: str
     dry_run: bool
@@ -554,7 +554,7 @@ def publish(
         episodes=episodes,
         feed_key=feed_key,
         feed_url=feed_url,
-        feed_updated=feed_changed and not dry_run,
+        feed_updated=feed_changed,
         feed_items=len(in_feed),
         podcast_guid=show_manifest.podcast_guid,
         bytes_uploaded=up.bytes_uploaded,

@@ -219,10 +219,11 @@ def test_dry_run_touches_nothing(s3_server: RcloneS3, make_release: Callable[...
     assert _tree(s3_server.root) == before
     assert {f.action for f in plan.episodes[0].files} <= {"upload", "keep"}
     assert "upload" in {f.action for f in plan.episodes[0].files}
-    assert plan.dry_run and not plan.feed_updated and not plan.episodes[0].live
+    assert plan.dry_run and plan.feed_updated and not plan.episodes[0].live  # would change; nothing written
     publish.publish([release], show, now=NOW)
     plan2 = publish.publish([release], show, now=NOW, dry_run=True)
     assert {f.action for f in plan2.episodes[0].files} == {"keep"}
+    assert not plan2.feed_updated
 
 
 def test_local_default_is_laid_out_like_the_bucket(
@@ -440,3 +441,4 @@ def test_due_builds_publishes_then_has_nothing_to_do(
     again = json.loads(p2.stdout)
     assert again["due"] == [] and again["published"] is None
     assert _tree(s3_server.root) == before
+
