@@ -442,3 +442,47 @@ def test_due_builds_publishes_then_has_nothing_to_do(
     assert again["due"] == [] and again["published"] is None
     assert _tree(s3_server.root) == before
 
+
+@pytest.mark.slow
+def test_demo_episode_258_end_to_end(s3_server: RcloneS3, tmp_path: Path) -> None:
+    """`produce episode-258` (every stage, publish last) into the S3 server; a second run uploads nothing."""
+    build = tmp_path / "build"
+    args = ["episode-258", "--configs", str(REPO / "configs"), "--build-dir", str(build), "--json"]
+    env = _cli_env(s3_server, KEYLIME_S3_PREFIX="podcast")
+    p = _produce(args, env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads(p.stdout)
+    assert [s["name"] for s in summary["stages"]][-1] == "publish"
+    pub = summary["publish"]
+    ep = pub["episodes"][0]
+    assert ep["live"] and pub["feed"]["updated"]
+    raw = raw_client(s3_server.endpoint_url)
+    audio = next(f for f in ep["files"] if f["role"] == "audio")
+    mp3 = build / "episode-258" / "episode-258.mp3"
+    assert get_sha256(raw, audio["key"]) == (mp3.stat().st_size, sha256(mp3.read_bytes()))
+    for f in ep["files"]:
+        if f["role"] in ("transcript", "chapters"):
+            local = build / "episode-258" / f["key"].rsplit("/", 1)[1].split(".")[0]
+            matches = [p for p in (build / "episode-258").glob(local.name + ".*") if p.suffix == "." + f["format"]]
+            assert any(get_sha256(raw, f["key"])[1] == sha256(m.read_bytes()) for m in matches), f["key"]
+    xml = raw.get_object(Bucket=BUCKET, Key="podcast/feed.xml")["Body"].read()
+    d = feedparser.parse(xml)
+    assert not d.bozo
+    item = d.entries[0]
+    assert item.title == "I'm a loser, baby! That's why I'm outperforming you"
+    assert int(item.enclosures[0].length) == raw.head_object(Bucket=BUCKET, Key=audio["key"])["ContentLength"]
+    root = etree.fromstring(xml)
+    ns = {"podcast": PODCAST_NS}
+    assert root.findtext("channel/podcast:guid", namespaces=ns) == podcast_guid(
+        "https://media.keylime.example.org/podcast/feed.xml"
+    )
+    assert len(root.findall("channel/item/podcast:transcript", ns)) == 5
+    assert root.find("channel/item/podcast:chapters", ns) is not None
+    # Everything cached, everything already in the bucket: the second run writes nothing.
+    before = _tree(s3_server.root)
+    p2 = _produce(args, env, tmp_path)
+    assert p2.returncode == 0, p2.stderr
+    again = json.loads(p2.stdout)
+    assert all(s["cached"] for s in again["stages"] if s["name"] != "publish")
+    assert again["publish"]["bytes_uploaded"] == 0 and not again["publish"]["feed"]["updated"]
+    assert _tree(s3_server.root) == before
