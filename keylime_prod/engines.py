@@ -141,6 +141,12 @@ class FasterWhisperEngine:
                 num_workers=1,
                 download_root=str(cache_dir / "faster-whisper") if ref.download else None,
             )
+        except ValueError as e:
+            if "compute type" not in str(e):
+                raise _load_error(ref, e) from e
+            raise TranscriptError(
+                f"compute type {settings.compute_type!r} does not run on this CPU", hint="use int8 or float32"
+            ) from e
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError, the hub its own types
             raise _load_error(ref, e) from e
 
@@ -180,7 +186,9 @@ class OpenAIWhisperEngine:
         except ImportError as e:
             raise TranscriptError("the openai-whisper engine is not installed", hint=models.OPENAI_INSTALL_HINT) from e
         if settings.compute_type not in ("float32", "default", "auto"):
-            log.warning("openai-whisper runs float32 on a CPU; ignoring compute_type %s", settings.compute_type)
+            log.info(
+                "openai-whisper runs float32 on a CPU (compute_type %s is for faster-whisper)", settings.compute_type
+            )
         self.settings = settings
         self._whisper = whisper
         # One thread per physical core at most: torch with 2 threads on a busy 2-core machine ran 10x slower.

@@ -353,3 +353,16 @@ def test_corrupt_model_folder(jfk: Path, tmp_path: Path, cache_dir: Path) -> Non
     (folder / "tokenizer.json").unlink()
     with pytest.raises(TranscriptError, match="missing tokenizer.json"):
         transcript.transcribe(jfk, TINY.model_copy(update={"model": str(folder)}), out, cache_dir=cache_dir)
+
+
+def test_compute_type_errors(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    with pytest.raises(TranscriptError, match="unknown compute type 'int4'"):
+        transcript.transcribe(jfk, TINY.model_copy(update={"compute_type": "int4"}), tmp_path, cache_dir=cache_dir)
+    import ctranslate2
+
+    unsupported = sorted({"float16", "bfloat16", "int8_float16"} - set(ctranslate2.get_supported_compute_types("cpu")))
+    if unsupported:
+        with pytest.raises(TranscriptError, match="does not run on this CPU"):
+            settings = TINY.model_copy(update={"compute_type": unsupported[0]})
+            transcript.transcribe(jfk, settings, tmp_path, cache_dir=cache_dir)
+    assert _no_outputs(tmp_path)
