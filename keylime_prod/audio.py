@@ -27,15 +27,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import multiprocessing
+import pickle
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ with warnings.catch_warnings():
 from . import __version__, ffmpeg, fsutil
 from .artefacts import Loudness, Master, TimelineSegment
 from .config import Assets, AudioSettings, EpisodeConfig
-from .errors import AudioError, FFmpegError, KeylimeError
+from .errors import AudioError, FFmpegError
 from .loudness import (
     F32,
     SUB_MS,
@@ -143,22 +143,39 @@ def wav_missing_bytes(path: Path) -> int:
     return 0
 
 
-def _decode(path: Path, sr: int, ch: int, what: str, progress: Callable[[int], None] | None = None) -> Iterator[F32]:
-    """Yield float32 ``(frames, ch)`` blocks of ``path``; corrupt data is an :class:`AudioError`."""
+def _decode(
+    path: Path,
+    sr: int,
+    ch: int,
+    what: str,
+    progress: Callable[[int], None] | None = None,
+    *,
+    fmt: str = "f32le",
+    gain_db: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield ``(frames, ch)`` blocks of ``path`` (float32, or int16 with ``fmt="s16le"``: then ffmpeg applies
+    ``gain_db`` and TPDF-dithers to 16-bit itself); corrupt data is an :class:`AudioError`."""
     errors: list[str] = []
-    frame_bytes = 4 * ch
+    dtype = np.dtype(ffmpeg.PCM_FORMATS[fmt])
+    frame_bytes = dtype.itemsize * ch
     chunk = int(sr * CHUNK_SECONDS) * frame_bytes
     carry = b""
+    args = ffmpeg.decode_args(
+        path,
+        sample_rate=sr,
+        channels=ch,
+        fmt=fmt,
+        filters=[f"volume={gain_db:.6f}dB:precision=double"] if gain_db is not None else [],
+        dither="triangular" if fmt == "s16le" else None,
+    )
     try:
-        for buf in ffmpeg.read_stream(
-            ffmpeg.decode_args(path, sample_rate=sr, channels=ch), chunk_bytes=chunk, where=path, errors=errors
-        ):
+        for buf in ffmpeg.read_stream(args, chunk_bytes=chunk, where=path, errors=errors):
             if carry:
                 buf = carry + buf
             n = len(buf) // frame_bytes * frame_bytes
             carry = buf[n:]
             if n:
-                x = np.frombuffer(buf[:n], dtype="<f4").reshape(-1, ch)
+                x = np.frombuffer(buf[:n], dtype=dtype).reshape(-1, ch)
                 if progress:
                     progress(len(x))
                 yield x
@@ -356,36 +373,71 @@ def _episode_energy(
 
 
 class _BodyStream:
-    """Pass 2 over the raw parts: trimmed, gained, edge-faded float32 blocks of the body, in order."""
+    """Pass 2 over the raw parts: trimmed, gained, edge-faded blocks of the body, in order.
 
-    def __init__(self, parts: list[_Part], gains_db: list[float], s: AudioSettings, report: Callable[[int], None]):
-        self.parts, self.gains, self.s, self.report = parts, gains_db, s, report
+    Yields ``(final, block)``. A part whose measured true peak stays under the limiter's ceiling after its gain
+    cannot need limiting: ffmpeg applies the gain and dithers to 16-bit itself and the int16 blocks are final
+    (``final=True``), so Python only forwards bytes to LAME. Other parts come as float32 for the limiter.
+    """
 
-    def __iter__(self) -> Iterator[F32]:
+    def __init__(
+        self,
+        parts: list[_Part],
+        gains_db: list[float],
+        s: AudioSettings,
+        ceiling_db: float,
+        report: Callable[[int], None],
+    ):
+        self.parts, self.gains, self.s, self.ceiling_db, self.report = parts, gains_db, s, ceiling_db, report
+
+    def gain_alone(self, p: _Part, gain_db: float) -> bool:
+        """Whether gain alone keeps this part under the ceiling (0.1 dB spare for the resampler's own peaks)."""
+        return lin_to_db(p.true_peak) + gain_db <= self.ceiling_db - 0.1
+
+    def __iter__(self) -> Iterator[tuple[bool, np.ndarray]]:
         sr, ch = self.s.sample_rate, self.s.channels
         fade = int(sr * EDGE_FADE_MS / 1000)
         for i, (p, g) in enumerate(zip(self.parts, self.gains, strict=True)):
+            final = self.gain_alone(p, g)
             pos = 0
             lin = np.float32(db_to_lin(g))
-            for x in _decode(p.path, sr, ch, f"recording {i + 1}", self.report):
+            what = f"recording {i + 1}"
+            blocks = (
+                _decode(p.path, sr, ch, what, self.report, fmt="s16le", gain_db=g)
+                if final
+                else _decode(p.path, sr, ch, what, self.report)
+            )
+            for x in blocks:
                 a, b = max(p.keep_start, pos), min(p.keep_end, pos + len(x))
                 if b > a:
-                    y = x[a - pos : b - pos] * lin
+                    y = x[a - pos : b - pos] if final else x[a - pos : b - pos] * lin
                     # Edge fades at the trim points (positions relative to the kept stretch).
                     rel0, rel1 = a - p.keep_start, b - p.keep_start
                     if rel0 < fade:
                         k = np.arange(rel0, min(rel1, fade), dtype=np.float32)
-                        y[: len(k)] *= (k / fade)[:, None]
+                        y = _scale(y, slice(0, len(k)), k / fade)
                     if rel1 > p.kept - fade:
                         k = np.arange(max(rel0, p.kept - fade), rel1, dtype=np.float32)
-                        y[len(y) - len(k) :] *= ((p.kept - k) / fade)[:, None]
-                    yield y
+                        y = _scale(y, slice(len(y) - len(k), len(y)), (p.kept - k) / fade)
+                    yield final, y
                 pos += len(x)
             # Resampling can end a few frames short of the length planned from pass 1: pad so every later
             # position on the timeline is exactly where master.json says it is.
             short = p.keep_end - max(p.keep_start, pos)
             if short > 0:
-                yield np.zeros((short, ch), np.float32)
+                yield final, np.zeros((short, ch), np.int16 if final else np.float32)
+
+
+def _scale(y: np.ndarray, where: slice, ramp: np.ndarray) -> np.ndarray:
+    """Multiply frames ``where`` of ``y`` by ``ramp`` (float32 in place; int16 on a copy, rounded)."""
+    if y.dtype == np.int16:
+        y = y.copy()
+        y[where] = np.rint(y[where].astype(np.float32) * ramp[:, None]).astype(np.int16)
+        return y
+    if not y.flags.writeable:
+        y = y.copy()
+    y[where] *= ramp[:, None]
+    return y
 
 
 def _to_segment(pcm16: np.ndarray, sr: int) -> AudioSegment:
@@ -493,60 +545,43 @@ class _FollowingMeter:
         self.dec.wait()
 
 
-def _follow_in_child(conn: Connection, path: str, sr: int, ch: int) -> None:
-    """Child-process body of :class:`_ChildFollower`: follow, then send back the meter (or the error)."""
-    follower = _FollowingMeter(Path(path), sr, ch)
-    try:
-        msg = conn.recv()
-    except EOFError:
-        msg = "abort"
-    if msg != "done":
-        follower.abort()
-        return
-    try:
-        conn.send(("ok", follower.finish()))
-    except KeylimeError as e:
-        conn.send(("error", e))
-    except Exception as e:
-        conn.send(("error", AudioError(f"verifying the MP3 failed: {e}", where=path)))
-
-
 class _ChildFollower:
-    """Runs :class:`_FollowingMeter` in a child process.
+    """Runs :class:`_FollowingMeter` in a child Python process (``python -m keylime_prod._verify_child``).
 
-    In one process the render loop and the meter fight over the GIL; measured on 60 minutes (2 cores), a thread
-    made render + verify 1.6x the encode alone. A spawned process has its own interpreter.
+    In one process the render loop and the meter fight over the GIL; on 60 minutes (2 cores) a thread made
+    render + verify 1.6x the encode alone. A plain subprocess (not multiprocessing's spawn, which re-runs the
+    caller's ``__main__`` when a script lacks a main guard) has its own interpreter. The child waits for ``done``
+    on stdin, finishes, and pickles its :class:`Meter` to a file; end of stdin without ``done`` aborts it.
     """
 
-    def __init__(self, path: Path, sr: int, ch: int) -> None:
-        ctx = multiprocessing.get_context("spawn")  # fork is unsafe with the threads ffmpeg pipes use
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_follow_in_child, args=(child, str(path), sr, ch), daemon=True)
-        self.proc.start()
-        child.close()
+    def __init__(self, path: Path, sr: int, ch: int, work: Path) -> None:
         self.path = path
+        self.out = work / f"{path.stem}.meter.pickle"
+        argv = [sys.executable, "-m", "keylime_prod._verify_child", str(path), str(sr), str(ch), str(self.out)]
+        log.debug("verifier: %s", subprocess.list2cmdline(argv))
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def finish(self) -> Meter:
         """Call after the encoder has exited: measure the rest and return the meter."""
-        self.conn.send("done")
-        try:
-            status, value = self.conn.recv()
-        except EOFError:
-            raise AudioError("the MP3 verifier stopped unexpectedly", where=self.path) from None
-        finally:
-            self.proc.join(timeout=30)
-        if status != "ok":
-            raise value
-        assert isinstance(value, Meter)
-        return value
+        _, err = self.proc.communicate(input=b"done\n")
+        if self.proc.returncode != 0:
+            line = ffmpeg.last_error_line(err.decode("utf-8", "replace"))
+            raise AudioError(f"verifying the MP3 failed: {line}", where=self.path)
+        with open(self.out, "rb") as f:
+            meter = pickle.load(f)
+        assert isinstance(meter, Meter)
+        return meter
 
     def abort(self) -> None:
         """Stop the child (the render failed)."""
         with contextlib.suppress(OSError):
-            self.conn.send("abort")
-        self.proc.join(timeout=10)
-        if self.proc.is_alive():
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
 
 
 def _render(
@@ -582,7 +617,11 @@ def _render(
     assert proc.stdin is not None
     # A child process costs ~1.5 s to start (a fresh interpreter importing numpy and scipy): worth it only when
     # the episode is long enough for GIL contention to cost more.
-    follower = _ChildFollower(dest, sr, ch) if plan.total > CHILD_VERIFY_SECONDS * sr else _FollowingMeter(dest, sr, ch)
+    follower: _FollowingMeter | _ChildFollower = (
+        _ChildFollower(dest, sr, ch, dest.parent)
+        if plan.total > CHILD_VERIFY_SECONDS * sr
+        else _FollowingMeter(dest, sr, ch)
+    )
 
     def write(pcm16: np.ndarray | bytes) -> None:
         data = pcm16 if isinstance(pcm16, bytes) else pcm16.tobytes()
@@ -606,15 +645,17 @@ def _render(
         first_body = head is None
 
         def emit_body(y: F32) -> None:
+            if len(y):
+                emit_final(tpdf_dither_to_s16(y, rng))
+
+        def emit_final(q: np.ndarray) -> None:
             nonlocal pending_head, first_body
-            if not len(y):
+            if not len(q):
                 return
             if first_body and s.fade_in_ms:
-                n = min(len(y), int(sr * s.fade_in_ms / 1000))
-                y = y.copy()
-                y[:n] *= (np.arange(n, dtype=np.float32) / max(1, n))[:, None]
+                n = min(len(q), int(sr * s.fade_in_ms / 1000))
+                q = _scale(q, slice(0, n), np.arange(n, dtype=np.float32) / max(1, n))
                 first_body = False
-            q = tpdf_dither_to_s16(y, rng)
             if pending_head > 0:
                 take = min(pending_head, len(q))
                 head_body.append(q[:take])
@@ -646,8 +687,13 @@ def _render(
         if head is not None and plan.xf_in == 0:
             _flush_head()
 
-        for x in _BodyStream(parts, list(plan.part_gains_db), s, report):
-            emit_body(limiter.push(x))
+        body = _BodyStream(parts, list(plan.part_gains_db), s, plan.ceiling_db, report)
+        for final, x in body:
+            if final:
+                emit_body(limiter.flush())  # a limited part before this one ends first
+                emit_final(x)
+            else:
+                emit_body(limiter.push(x))
         emit_body(limiter.flush())
         if pending_head > 0 and head is not None:
             _flush_head()
@@ -681,13 +727,18 @@ def _render(
             tail_seg = tail_seg.fade_out(min(s.fade_out_ms, len(tail_seg)))
         if tail_seg is not None:
             write(tail_seg.raw_data)
+        t_enc = time.perf_counter()
         ffmpeg.finish(proc, where=dest)
+        log.debug("render: encoder drained in %.2f s", time.perf_counter() - t_enc)
     except BaseException:
         proc.kill()
         proc.wait()
         follower.abort()
         raise
-    return stats, follower.finish()
+    t_ver = time.perf_counter()
+    meter = follower.finish()
+    log.debug("render: verification finished %.2f s after the encoder", time.perf_counter() - t_ver)
+    return stats, meter
 
 
 def _measure_file(path: Path, sr: int, ch: int) -> Meter:

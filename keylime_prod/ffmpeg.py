@@ -223,11 +223,13 @@ def decode_args(
     filters: Sequence[str] = (),
     start: float | None = None,
     duration: float | None = None,
+    dither: str | None = None,
 ) -> list[str]:
     """Arguments that decode ``src`` to raw interleaved PCM on stdout at ``sample_rate``/``channels``.
 
     ``filters`` run before resampling (e.g. ``volume=...``); the soxr resampler keeps quality at ratios like
-    96k -> 44.1k. ``fmt`` is one of :data:`PCM_FORMATS`.
+    96k -> 44.1k. ``fmt`` is one of :data:`PCM_FORMATS`; with ``fmt="s16le"``, ``dither`` names swresample's
+    dither method (e.g. ``triangular``) for the conversion to 16-bit.
     """
     if fmt not in PCM_FORMATS:
         raise ValueError(f"unsupported PCM format {fmt}")
@@ -238,7 +240,12 @@ def decode_args(
         args += ["-t", f"{duration:.6f}"]
     args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
     # soxr at its default 20-bit precision: ~120 dB of stopband, more than 16-bit output can show.
-    chain = [*filters, f"aresample={sample_rate}:resampler=soxr"]
+    # Resample and remix in float, always: swresample normalises an integer-output downmix differently (3 dB
+    # apart from the float path for stereo to mono), so the 16-bit conversion, with its dither, is a separate step.
+    layout = {1: "mono", 2: "stereo"}.get(channels)
+    chain = [*filters, f"aresample={sample_rate}:resampler=soxr" + (f":ochl={layout}" if layout else "")]
+    if dither and fmt == "s16le":
+        chain += ["aformat=sample_fmts=flt", f"aresample=osf=s16:dither_method={dither}"]
     args += [
         "-af",
         ",".join(chain),

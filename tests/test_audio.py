@@ -253,3 +253,14 @@ def test_bad_asset_is_named(tmp_path: Path, make_speech) -> None:
         audio.master(episode(src), AudioSettings(), Assets(intro=bad), tmp_path / "b")
     assert str(bad) in str(ei.value)
     _assert_nothing_written(tmp_path / "b")
+
+
+def test_long_episode_verifier_in_child_process(tmp_path: Path, make_speech, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Episodes over CHILD_VERIFY_SECONDS are verified by a child process; it must measure what the thread does."""
+    src = make_speech("s.wav", -5.0)
+    inproc = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "a")
+    monkeypatch.setattr(audio, "CHILD_VERIFY_SECONDS", 0)
+    child = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    assert child.audio_sha256 == inproc.audio_sha256
+    assert child.output_loudness == inproc.output_loudness
+    assert not list((tmp_path / "b").rglob("*.pickle"))  # the child's hand-over file went with the temp folder
