@@ -67,9 +67,9 @@ app = typer.Typer(
 
 ConfigsOpt = Annotated[
     Path | None,
-    typer.Option("--configs", help="Folder with show.toml and episodes/ [env KEYLIME_CONFIGS; default ./configs]."),
+    typer.Option("--configs", help="Folder with show.toml and episodes/ (env KEYLIME_CONFIGS; default ./configs)."),
 ]
-BuildDirOpt = Annotated[Path | None, typer.Option("--build-dir", help="Root of the build folders [default ./build].")]
+BuildDirOpt = Annotated[Path | None, typer.Option("--build-dir", help="Root of the build folders (default ./build).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors; no progress bars.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]
@@ -297,7 +297,9 @@ def chapters_cmd(
     ] = False,
     notes: Annotated[
         Path | None,
-        typer.Option("--notes", help="With --check: notes whose (HH:MM:SS) lines must agree [default: built notes]."),
+        typer.Option(
+            "--notes", help="With --check: notes whose (HH:MM:SS) lines must agree (default: the built notes)."
+        ),
     ] = None,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
@@ -388,14 +390,14 @@ def _whisper_settings(configs: Path | None, overrides: dict[str, Any]) -> Whispe
 def transcribe_cmd(
     target: Annotated[str, typer.Argument(help="An audio file (any format ffmpeg reads) or an episode id.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder for a file's transcripts [default: beside the file].")
+        Path | None, typer.Option("--out", "-o", help="Folder for a file's transcripts (default: beside the file).")
     ] = None,
     engine: Annotated[str | None, typer.Option(help="faster-whisper (default) or openai-whisper.")] = None,
     model: Annotated[str | None, typer.Option(help="Bundled name (tiny.en, base), Whisper name or path.")] = None,
     compute_type: Annotated[str | None, typer.Option(help="faster-whisper: float32, int8, ...")] = None,
     beam_size: Annotated[int | None, typer.Option(help="Beam size (1-10).")] = None,
     language: Annotated[str | None, typer.Option(help="Spoken language code, e.g. en.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads [default: one per physical core].")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (default: one per physical core).")] = None,
     vad: Annotated[
         bool | None, typer.Option("--vad/--no-vad", help="Transcribe only what VAD finds is speech.")
     ] = None,
