@@ -59,6 +59,24 @@ Role = Literal["audio", "transcript", "chapters", "notes", "cover"]
 # ------------------------------------------------------------------------------------------------------ inputs
 
 
+def _manifest_entry(
+    role: Role, fmt: str, name: str, key: str, digest: FileDigest, ctype: str, store: Store, obj: StoredObject
+) -> ManifestFile:
+    """The manifest line of one verified (or, in a dry run, planned) object."""
+    return ManifestFile(
+        role=role,
+        format=fmt,
+        name=name,
+        key=key,
+        size=digest.size,
+        sha256=digest.sha256,
+        content_type=ctype,
+        cache_control=store.settings.media_cache_control,
+        etag=obj.etag,
+        verified_by=obj.verified_by or "planned",
+    )
+
+
 @dataclass(frozen=True)
 class EpisodeFile:
     """One file of an episode's build to publish: its role in the feed, its path, and its format (extension)."""
@@ -355,18 +373,7 @@ def _show_manifest(show: ShowConfig, store: Store, up: _Uploader) -> tuple[ShowM
     new = ShowManifest(
         podcast_guid=guid,
         feed_url=show.show.feed_url,
-        artwork=ManifestFile(
-            role="cover",
-            format=fmt,
-            name=f.path.name,
-            key=akey,
-            size=digest.size,
-            sha256=digest.sha256,
-            content_type=ctype,
-            cache_control=store.settings.media_cache_control,
-            etag=obj.etag,
-            verified_by=obj.verified_by or "planned",
-        ),
+        artwork=_manifest_entry("cover", fmt, f.path.name, akey, digest, ctype, store, obj),
     )
     changed = old is None or (
         old.podcast_guid,
@@ -424,20 +431,7 @@ def _publish_episode(
             )
         )  # fmt: skip
         if not any(e.key == key for e in entries):
-            entries.append(
-                ManifestFile(
-                    role=f.role,
-                    format=f.format,
-                    name=f.path.name,
-                    key=key,
-                    size=digest.size,
-                    sha256=digest.sha256,
-                    content_type=ctype,
-                    cache_control=store.settings.media_cache_control,
-                    etag=obj.etag,
-                    verified_by=obj.verified_by or "planned",
-                )
-            )
+            entries.append(_manifest_entry(f.role, f.format, f.path.name, key, digest, ctype, store, obj))
     notes_html = next((sources[i] for i, f in enumerate(r.files) if f.role == "notes" and f.format == "html"), None)
     manifest = Manifest(
         episode_id=ep.id,
