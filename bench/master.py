@@ -35,18 +35,25 @@ from keylime_prod.config import load_settings  # noqa: E402
 JFK = REPO / "tests" / "data" / "jfk.wav"
 
 
-def make_input(path: Path, minutes: float) -> None:
-    """A long speech-like stereo recording: jfk.wav looped with slowly varying level and panning, plus room noise."""
+def make_input(path: Path, minutes: float, transients: bool = False) -> None:
+    """A long speech-like stereo recording: jfk.wav looped with slowly varying level and panning, plus room noise;
+    with ``transients``, a 3 ms 2 kHz burst at 0.9 of full scale every 2.5 s (so the limiter has work to do)."""
     if path.exists():
         return
     seconds = minutes * 60
+    speech_out = "[m]" if transients else "[o]"
     chain = (
         f"[0:a]aloop=loop=-1:size=2147483647,atrim=duration={seconds},aresample=48000,"
         "volume='0.35+0.25*sin(2*PI*t/97)':eval=frame,"
         "pan=stereo|c0=0.9*c0|c1=0.7*c0[s];"
         f"anoisesrc=color=pink:amplitude=0.001:seed=11:r=48000:d={seconds},pan=stereo|c0=c0|c1=c0[n];"
-        "[s][n]amix=inputs=2:duration=first:normalize=0[o]"
+        f"[s][n]amix=inputs=2:duration=first:normalize=0{speech_out}"
     )
+    if transients:
+        chain += (
+            f";aevalsrc='if(lt(mod(t\\,2.5)\\,0.003)\\,0.9*sin(2*PI*2000*t)\\,0)':s=48000:d={seconds},"
+            "pan=stereo|c0=c0|c1=c0[c];[m][c]amix=inputs=2:duration=first:normalize=0[o]"
+        )
     tmp = path.with_suffix(".part.wav")
     subprocess.run(
         [ffmpeg.binary(), "-hide_banner", "-v", "error", "-y", "-i", str(JFK), "-filter_complex", chain,
@@ -101,12 +108,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/keylime-bench"))
+    ap.add_argument("--transients", action="store_true", help="add loud bursts so the true-peak limiter must work")
     args = ap.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    src = work / f"speech-{args.minutes:g}min-48k-24bit-stereo.wav"
-    print(f"input: {src} ({args.minutes:g} min, 48 kHz, 24-bit, stereo)", flush=True)
-    make_input(src, args.minutes)
+    kind = "-transients" if args.transients else ""
+    src = work / f"speech-{args.minutes:g}min-48k-24bit-stereo{kind}.wav"
+    print(f"input: {src} ({args.minutes:g} min, 48 kHz, 24-bit, stereo{', with transients' if kind else ''})")
+    make_input(src, args.minutes, args.transients)
     settings = load_settings(REPO / "configs")
     a = settings.show.audio
     env = {**os.environ, "PYTHONPATH": str(REPO)}
