@@ -90,6 +90,7 @@ class _Part:
     sample_peak: float  # linear, whole file
     lra: float
     k_energy: np.ndarray  # 10 ms K-weighted energies of the kept stretch
+    peaks: np.ndarray  # 10 ms sample peaks of the kept stretch (to predict what the limiter will take)
 
     @property
     def kept(self) -> int:
@@ -235,6 +236,7 @@ def _measure_part(path: Path, settings: AudioSettings, index: int, report: Calla
         sample_peak=float(meter.peaks.max()),
         lra=lra_from_energy(ke),
         k_energy=ke,
+        peaks=meter.peaks[s0:s1].astype(np.float64),
     )
 
 
@@ -335,9 +337,14 @@ def _episode_energy(
     asset_gains: dict[str, float],
     layout: tuple[int, int, int, int, int, int | None, int | None, int],
     s: AudioSettings,
+    ceiling_db: float | None = None,
 ) -> np.ndarray:
     """10 ms K-weighted energies of the planned episode, fades included (overlaps add energy: the beds and the
-    speech are uncorrelated). Used to aim the whole file at the target before rendering anything."""
+    speech are uncorrelated). Used to aim the whole file at the target before rendering anything.
+
+    With ``ceiling_db``, a 10 ms block of speech whose peak the gain pushes over the ceiling is counted at the
+    level the limiter will bring it down to, so heavy limiting does not leave the file short of the target and
+    cost a second render (limiting loses loudness only where it acts; the meter sees it block by block)."""
     _, xf_in, body_start, _, _, d_start, o_start, total = layout
     sub = s.sample_rate * SUB_MS // 1000
     e = np.zeros(total // sub + 2)
@@ -356,7 +363,13 @@ def _episode_energy(
         fade_in = 0
     pos = body_start
     for p, g in zip(parts, part_gains, strict=True):
-        place(p.k_energy, pos, g, fade_in)
+        energy = p.k_energy
+        if ceiling_db is not None:
+            # True peaks sit a little over the sample peaks: count 0.5 dB more, so the prediction errs on the side
+            # of more limiting.
+            over = p.peaks[: len(energy)] * 10 ** ((g + 0.5 - ceiling_db) / 20)
+            energy = energy * np.minimum(1.0, 1.0 / np.maximum(over, 1e-12) ** 2)
+        place(energy, pos, g, fade_in)
         fade_in = 0
         pos += p.kept
     last = "outro" if o_start is not None else ("disclaimer" if d_start is not None else None)
@@ -846,8 +859,23 @@ def master(
         n: s.target_lufs + (s.music_offset_lu if a.is_music else 0.0) - a.loudness for n, a in loaded.items()
     }
     layout = _layout(parts, loaded, s)
-    whole = integrated_from_energy(_episode_energy(parts, loaded, part_gains, asset_gains, layout, s))
-    shift = s.target_lufs - whole
+
+    def aim(shift: float, ceiling_db: float | None) -> float:
+        """The shift that puts the planned file on the target (a few rounds: limiting depends on the shift)."""
+        for _ in range(1 if ceiling_db is None else 4):
+            energy = _episode_energy(
+                parts,
+                loaded,
+                [g + shift for g in part_gains],
+                {k: v + shift for k, v in asset_gains.items()},
+                layout,
+                s,
+                ceiling_db,
+            )
+            shift += s.target_lufs - integrated_from_energy(energy)
+        return shift
+
+    shift = aim(0.0, None)
 
     build_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=build_dir, prefix=".master-") as tmp:
@@ -856,8 +884,8 @@ def master(
         ceiling = s.true_peak_db - MIN_CODEC_MARGIN_DB
         d_lu, d_tp = _calibrate(parts[loudest], part_gains[loudest] + shift, s, ceiling, work)
         clock.lap("calibrate")
-        shift -= d_lu  # the codec made it quieter by -d_lu: pre-compensate
         ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
+        shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
 
         final = build_dir / f"{episode.id}.mp3"
         for attempt in range(1, MAX_RENDERS + 1):
