@@ -294,6 +294,8 @@ class EpisodeConfig(_Model):
     summary: str = Field(min_length=1)
     key_points: tuple[str, ...] = ()
     recordings: tuple[Path, ...] = Field(min_length=1)
+    #: Who speaks in each recording (same order), for transcript voice tags; empty: the first host throughout.
+    speakers: tuple[str, ...] = ()
     chapters: tuple[Chapter, ...] = ()
     glossary: tuple[str, ...] = ()
     artwork: Path | None = None
@@ -315,6 +317,15 @@ class EpisodeConfig(_Model):
                 raise ValueError(f"{v!r} is not an ISO 8601 date such as 2019-11-26 or 2019-11-26T06:00:00Z") from None
             return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
         return v
+
+    @model_validator(mode="after")
+    def _one_speaker_per_recording(self) -> EpisodeConfig:
+        if self.speakers and len(self.speakers) != len(self.recordings):
+            raise ValueError(
+                f"speakers names {len(self.speakers)} people for {len(self.recordings)} recordings: give one name "
+                "per recording, in the same order, or leave it out"
+            )
+        return self
 
     @model_validator(mode="after")
     def _chapters_ordered(self) -> EpisodeConfig:

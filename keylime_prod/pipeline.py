@@ -248,6 +248,7 @@ def _transcribe_key(run: Run) -> str:
         s.whisper.model_dump(mode="json", exclude={"threads"}),
         _glossary(run),
         _speaker(run),
+        run.episode.speakers,
         s.show.disclaimer_text,
     )
 
@@ -259,6 +260,7 @@ def _transcribe_run(run: Run) -> Transcript:
         s.whisper,
         run.build_dir,
         speaker=_speaker(run),
+        speakers=run.episode.speakers,
         glossary=_glossary(run),
         disclaimer_text=s.show.disclaimer_text,
         cache_dir=models.default_cache_dir(),

@@ -76,6 +76,7 @@ def transcribe(
     *,
     stem: str = "transcript",
     speaker: str | None = None,
+    speakers: Sequence[str] = (),
     glossary: Sequence[str] = (),
     disclaimer_text: str = "",
     cache_dir: Path | None = None,
@@ -84,7 +85,8 @@ def transcribe(
     """Transcribe ``source`` with ``settings`` and write ``<out_dir>/<stem>.{txt,srt,vtt,json,html}``.
 
     ``source`` is a master (its body and disclaimer are transcribed at their places on the episode timeline) or any
-    audio file (transcribed whole). ``speaker`` labels the speech (VTT voice tags, JSON ``speaker``).
+    audio file (transcribed whole). ``speaker`` labels the speech (VTT voice tags, JSON ``speaker``); with a master,
+    ``speakers`` (one name per raw recording, in order) labels each recording's stretch of the body instead.
     ``glossary`` adds to ``settings.glossary``: names and terms that steer the model's spelling. With a master and
     ``settings.transcribe_disclaimer`` off, ``disclaimer_text`` is used as the disclaimer's transcript.
     ``cache_dir`` keeps converted/joined models (default: :func:`keylime_prod.models.default_cache_dir`).
@@ -95,7 +97,7 @@ def transcribe(
     progress = progress or null_progress
     cache_dir = Path(cache_dir) if cache_dir is not None else models.default_cache_dir()
     t0 = time.perf_counter()
-    audio_path, regions = _regions(source, settings, speaker, disclaimer_text)
+    audio_path, regions = _regions(source, settings, speaker, disclaimer_text, speakers)
     out_dir = Path(out_dir)
     outputs = {fmt: out_dir / f"{stem}.{fmt}" for fmt in FORMATS}
     if any(p.resolve() == Path(audio_path).resolve() for p in outputs.values()):
@@ -184,12 +186,27 @@ def transcribe(
 
 
 def _regions(
-    source: Master | Path, settings: WhisperSettings, speaker: str | None, disclaimer_text: str
+    source: Master | Path,
+    settings: WhisperSettings,
+    speaker: str | None,
+    disclaimer_text: str,
+    speakers: Sequence[str] = (),
 ) -> tuple[Path, list[_Region]]:
     if isinstance(source, Master):
         if not source.mp3.is_file():
             raise TranscriptError("the master MP3 is missing", where=source.mp3, hint="run `produce master` again")
-        regions = [_Region("body", source.body.start, source.body.end, speaker)]
+        if speakers and len(speakers) != len(source.pieces):
+            raise TranscriptError(
+                f"{len(speakers)} speaker name(s) for {len(source.pieces)} recording(s)",
+                where=source.report,
+                hint="give one name per recording in the episode's `speakers`",
+            )
+        if speakers:
+            # One region per raw recording: they meet in trimmed room tone, so no word is cut at the seam, and each
+            # recording's words carry its speaker's voice tag.
+            regions = [_Region("body", p.start, p.end, name) for p, name in zip(source.pieces, speakers, strict=True)]
+        else:
+            regions = [_Region("body", source.body.start, source.body.end, speaker)]
         disc = source.segment("disclaimer")
         if disc is not None and disc.duration > 0:
             known = None if settings.transcribe_disclaimer or not disclaimer_text.strip() else disclaimer_text

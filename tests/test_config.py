@@ -141,3 +141,11 @@ def test_cli_overrides_win_and_none_is_ignored() -> None:
     assert out.audio.target_lufs == -19.0 and out.audio.channels == show.audio.channels
     with pytest.raises(ConfigError, match="with command-line options.*audio.target_lufs"):
         apply_overrides(show, {"audio.target_lufs": 99.0}, source=CONFIGS)
+
+
+def test_one_speaker_per_recording(tmp_path: Path) -> None:
+    cfg = episode_cfg(tmp_path, 'publish_date = 2019-11-26\nspeakers = ["A", "B"]\n' + BASE)
+    with pytest.raises(ConfigError, match="one name per recording"):
+        load_episode(cfg, "ep-1")
+    ok = episode_cfg(tmp_path, 'publish_date = 2019-11-26\nspeakers = ["A"]\n' + BASE)
+    assert load_episode(ok, "ep-1").speakers == ("A",)

@@ -366,3 +366,33 @@ def test_compute_type_errors(jfk: Path, tmp_path: Path, cache_dir: Path) -> None
             settings = TINY.model_copy(update={"compute_type": unsupported[0]})
             transcript.transcribe(jfk, settings, tmp_path, cache_dir=cache_dir)
     assert _no_outputs(tmp_path)
+
+
+def test_speakers_per_recording(make_speech, tmp_path: Path, cache_dir: Path) -> None:
+    """Two recordings, two names: each recording's words carry its speaker's voice tag, split where master.json
+    says the second recording starts on the published timeline."""
+    from keylime_prod import audio
+    from keylime_prod.config import Assets, AudioSettings, EpisodeConfig
+
+    a, b = make_speech("a.wav", -6.0), make_speech("b.flac", -10.0)
+    ep = EpisodeConfig(
+        id="ep",
+        number=1,
+        title="t",
+        publish_date="2026-01-01",
+        hosts=[{"name": "Ada Host"}],
+        summary="s",
+        recordings=[a, b],
+        speakers=["Ada Host", "Bo Guest"],
+    )
+    m = audio.master(ep, AudioSettings(), Assets(), tmp_path / "build")
+    t = transcript.transcribe(
+        m, TINY, tmp_path / "build", speaker="Ada Host", speakers=ep.speakers, cache_dir=cache_dir
+    )
+    seam = m.pieces[1].start
+    names = {(s.speaker, s.start >= seam) for s in t.segments}
+    assert names == {("Ada Host", False), ("Bo Guest", True)}
+    vtt = t.files["vtt"].read_text()
+    assert "<v Ada Host>" in vtt and "<v Bo Guest>" in vtt
+    with pytest.raises(TranscriptError, match="1 speaker name"):
+        transcript.transcribe(m, TINY, tmp_path / "x", speakers=["Only One"], cache_dir=cache_dir)
