@@ -9,9 +9,11 @@ parsers are pure functions tested on literal strings (the ffmpeg-normalize ``_pa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -126,36 +128,66 @@ def finish(proc: subprocess.Popen[bytes], *, where: str | Path | None = None) ->
 
 
 def read_stream(
-    args: Sequence[str], *, chunk_bytes: int, where: str | Path | None = None, errors: list[str] | None = None
+    args: Sequence[str],
+    *,
+    chunk_bytes: int,
+    where: str | Path | None = None,
+    errors: list[str] | None = None,
+    prefetch: int = 8,
 ) -> Iterator[bytes]:
     """Run ffmpeg and yield its stdout in chunks of ``chunk_bytes`` (the last may be shorter).
 
-    stderr is drained on a thread so a decoder that reports many errors cannot fill the pipe and deadlock us; its
-    lines are appended to ``errors`` if given. Raises :class:`FFmpegError` if ffmpeg exits non-zero.
+    A thread reads ahead up to ``prefetch`` chunks: with only the 64 KiB pipe buffer between them, ffmpeg would stall
+    whenever the consumer computes, and the two would take turns instead of running on both cores (measured: pass 1
+    of the mastering stage spent a quarter of its time waiting on reads). stderr is drained on another thread so a
+    decoder that reports many errors cannot fill its pipe and deadlock us; its lines are appended to ``errors`` if
+    given. Raises :class:`FFmpegError` if ffmpeg exits non-zero.
     """
     proc = popen(args)
     lines: list[str] = [] if errors is None else errors
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=max(1, prefetch))
+    stop = threading.Event()
 
     def drain() -> None:
         assert proc.stderr is not None
         for raw in proc.stderr:
             lines.append(raw.decode("utf-8", "replace").rstrip())
 
-    t = threading.Thread(target=drain, daemon=True)
-    t.start()
-    assert proc.stdout is not None
+    def pump() -> None:
+        assert proc.stdout is not None
+        try:
+            while not stop.is_set():
+                buf = proc.stdout.read(chunk_bytes)
+                if not buf:
+                    break
+                while not stop.is_set():
+                    try:
+                        chunks.put(buf, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except (OSError, ValueError):
+            pass  # the consumer stopped and closed the pipe
+        finally:
+            with contextlib.suppress(queue.Full):
+                chunks.put(None, timeout=1)
+
+    threads = [threading.Thread(target=drain, daemon=True), threading.Thread(target=pump, daemon=True)]
+    for t in threads:
+        t.start()
+    finished = False
     try:
-        while True:
-            buf = proc.stdout.read(chunk_bytes)
-            if not buf:
-                break
+        while (buf := chunks.get()) is not None:
             yield buf
+        finished = True
     finally:
-        if proc.poll() is None and proc.stdout is not None and not proc.stdout.closed:
+        if not finished:
             # The consumer stopped early (error or break): do not leave ffmpeg running.
+            stop.set()
             proc.kill()
         rc = proc.wait()
-        t.join(timeout=5)
+        for t in threads:
+            t.join(timeout=5)
         if proc.stdout:
             proc.stdout.close()
         if proc.stderr:
