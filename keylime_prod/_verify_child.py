@@ -6,6 +6,8 @@ stdin when the encoder has finished; end of stdin without it means abort.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -17,6 +19,9 @@ from .errors import KeylimeError
 def main(argv: list[str]) -> int:
     """Follow the file, wait for ``done``, write the pickled meter; return the exit code."""
     path, sr, ch, out = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
+    # LAME is the critical path: the verifier (and the decoder it starts) takes the CPU it leaves over.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
     follower = _FollowingMeter(path, sr, ch)
     if sys.stdin.readline().strip() != "done":
         follower.abort()
