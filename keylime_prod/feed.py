@@ -18,13 +18,14 @@ import html
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 # Order matters: feedgen.util uses lxml.etree without importing it; feedgen.feed imports it first.
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import Self
 
 from .config import FeedSettings, ShowInfo
 from .errors import FeedError
@@ -63,6 +64,30 @@ def item_guid(show_guid: str, episode_id: str) -> str:
 class _Doc(BaseModel):
     # Manifests are read back by later versions: keep unknown keys out of the way rather than failing.
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Document(_Doc):
+    """A JSON document kept in the bucket (an episode manifest, show.json): written and read back the same way."""
+
+    _what: ClassVar[str] = "document"
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Self:
+        """Read one back; :class:`FeedError` naming ``where`` and the first bad field if it is not one."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise FeedError(
+                f"not a valid {cls._what}: field {field}: {first['msg']}",
+                where=where,
+                hint="re-publish the episode with `produce publish EPISODE`",
+            ) from None
 
 
 class ManifestFile(_Doc):
@@ -116,8 +141,10 @@ class ManifestItem(_Doc):
     transcript_language: str | None = None
 
 
-class Manifest(_Doc):
+class Manifest(_Document):
     """``<prefix>/episodes/<id>/manifest.json``: one episode's feed entry and its verified files."""
+
+    _what: ClassVar[str] = "publish manifest"
 
     schema_: str = Field(default=MANIFEST_SCHEMA, alias="schema")
     episode_id: str
@@ -133,27 +160,11 @@ class Manifest(_Doc):
         """The first file with ``role`` (and ``format``)."""
         return next((f for f in self.files if f.role == role and (fmt is None or f.format == fmt)), None)
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON document."""
-        return self.model_dump(mode="json", by_alias=True)
 
-    @classmethod
-    def parse(cls, data: bytes, where: str) -> Manifest:
-        """Read a manifest; :class:`FeedError` naming ``where`` if it is not one."""
-        try:
-            return cls.model_validate_json(data)
-        except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise FeedError(
-                f"not a valid publish manifest: field {field}: {first['msg']}",
-                where=where,
-                hint="re-publish the episode with `produce publish EPISODE`",
-            ) from None
-
-
-class ShowManifest(_Doc):
+class ShowManifest(_Document):
     """``<prefix>/show.json``: the show's ``podcast:guid`` (fixed on the first publish) and its cover art."""
+
+    _what: ClassVar[str] = "show manifest"
 
     schema_: str = Field(default=SHOW_SCHEMA, alias="schema")
     podcast_guid: str
@@ -161,18 +172,6 @@ class ShowManifest(_Doc):
     artwork: ManifestFile
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON document."""
-        return self.model_dump(mode="json", by_alias=True)
-
-    @classmethod
-    def parse(cls, data: bytes, where: str) -> ShowManifest:
-        """Read ``show.json``; :class:`FeedError` naming ``where`` if it is not one."""
-        try:
-            return cls.model_validate_json(data)
-        except ValidationError as e:
-            raise FeedError(f"not a valid show manifest: {e.errors()[0]['msg']}", where=where) from None
 
 
 # ----------------------------------------------------------------------------------------------------- extension
