@@ -35,7 +35,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -189,9 +189,11 @@ def _decode(
         )
 
 
-def _measure_part(path: Path, settings: AudioSettings, index: int, report: Callable[[int], None]) -> _Part:
+def _measure_part(
+    path: Path, info: ffmpeg.Probe, settings: AudioSettings, index: int, report: Callable[[int], None]
+) -> _Part:
+    """Pass 1 over one raw recording (``info``: its probe, from the up-front check)."""
     what = f"recording {index + 1}"
-    info = _check_file(path, what)
     sr, ch = settings.sample_rate, settings.channels
     # Measure at the file's own rate: resampling an hour of audio only to measure it would cost as much as the
     # measurement. (Rates that are not a whole number of frames per 10 ms, like 22050, are resampled so the
@@ -253,8 +255,8 @@ class _Asset:
 
 
 def _load_asset(name: str, path: Path, settings: AudioSettings) -> _Asset:
+    """Decode and measure a (checked) intro, disclaimer or outro."""
     what = f"{name} asset"
-    _check_file(path, what)
     sr, ch = settings.sample_rate, settings.channels
     blocks = list(_decode(path, sr, ch, what))
     pcm = np.concatenate(blocks) if blocks else np.zeros((0, ch), np.float32)
@@ -270,14 +272,9 @@ def _load_asset(name: str, path: Path, settings: AudioSettings) -> _Asset:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """Frame positions of everything on the final timeline, and the gains."""
+class _Layout:
+    """Frame positions of everything on the final timeline (crossfades make neighbours overlap)."""
 
-    sr: int
-    ch: int
-    part_gains_db: tuple[float, ...]
-    asset_gains_db: dict[str, float]
-    ceiling_db: float  # where the limiter aims (the spec ceiling minus the codec margin)
     intro_frames: int
     xf_in: int
     body_start: int
@@ -288,9 +285,18 @@ class _Plan:
     total: int
 
 
-def _layout(
-    parts: list[_Part], assets: dict[str, _Asset], s: AudioSettings
-) -> tuple[int, int, int, int, int, int | None, int | None, int]:
+@dataclass(frozen=True)
+class _Plan(_Layout):
+    """A layout plus the gains and the limiter's ceiling of one render."""
+
+    sr: int
+    ch: int
+    part_gains_db: tuple[float, ...]
+    asset_gains_db: dict[str, float]
+    ceiling_db: float  # where the limiter aims (the spec ceiling minus the codec margin)
+
+
+def _layout(parts: list[_Part], assets: dict[str, _Asset], s: AudioSettings) -> _Layout:
     sr = s.sample_rate
     intro = assets.get("intro")
     disc = assets.get("disclaimer")
@@ -315,7 +321,7 @@ def _layout(
     else:
         o_start = None
         total = (d_start + len(disc.pcm)) if (disc and d_start is not None) else body_end
-    return ilen, xf_in, body_start, body, gap, d_start, o_start, total
+    return _Layout(ilen, xf_in, body_start, body, gap, d_start, o_start, total)
 
 
 def _ramp_energy(n: int, fade_in: int, fade_out: int) -> np.ndarray:
@@ -335,7 +341,7 @@ def _episode_energy(
     assets: dict[str, _Asset],
     part_gains: list[float],
     asset_gains: dict[str, float],
-    layout: tuple[int, int, int, int, int, int | None, int | None, int],
+    layout: _Layout,
     s: AudioSettings,
     ceiling_db: float | None = None,
 ) -> np.ndarray:
@@ -345,7 +351,8 @@ def _episode_energy(
     With ``ceiling_db``, a 10 ms block of speech whose peak the gain pushes over the ceiling is counted at the
     level the limiter will bring it down to, so heavy limiting does not leave the file short of the target and
     cost a second render (limiting loses loudness only where it acts; the meter sees it block by block)."""
-    _, xf_in, body_start, _, _, d_start, o_start, total = layout
+    xf_in, body_start, d_start, o_start = layout.xf_in, layout.body_start, layout.disclaimer_start, layout.outro_start
+    total = layout.total
     sub = s.sample_rate * SUB_MS // 1000
     e = np.zeros(total // sub + 2)
 
@@ -831,15 +838,13 @@ def master(
     sr, ch = s.sample_rate, s.channels
     build_dir = Path(build_dir)
     # Validate every input before any long work so a bad file fails in seconds, not after an hour of decoding.
-    for i, rec in enumerate(episode.recordings):
-        _check_file(Path(rec), f"recording {i + 1}")
+    probes = [_check_file(Path(rec), f"recording {i + 1}") for i, rec in enumerate(episode.recordings)]
     named = {"intro": assets.intro, "disclaimer": assets.disclaimer, "outro": assets.outro}
     for name, path in named.items():
         if path is not None:
             _check_file(Path(path), f"{name} asset")
 
     # Pass 1: measure.
-    probes = [ffmpeg.probe(Path(p)) for p in episode.recordings]
     expected = sum(int((pr.duration or 0) * sr) for pr in probes) or 1
     done = [0]
 
@@ -848,7 +853,10 @@ def master(
         progress("Measuring loudness", done[0], expected)
 
     clock = _Clock()
-    parts = [_measure_part(Path(rec), s, i, report) for i, rec in enumerate(episode.recordings)]
+    parts = [
+        _measure_part(Path(rec), info, s, i, report)
+        for i, (rec, info) in enumerate(zip(episode.recordings, probes, strict=True))
+    ]
     clock.lap("measure")
     loaded = {name: _load_asset(name, Path(path), s) for name, path in named.items() if path is not None}
     clock.lap("assets")
@@ -891,19 +899,12 @@ def master(
         for attempt in range(1, MAX_RENDERS + 1):
             gains = [g + shift for g in part_gains]
             plan = _Plan(
+                **asdict(layout),
                 sr=sr,
                 ch=ch,
                 part_gains_db=tuple(gains),
                 asset_gains_db={k: v + shift for k, v in asset_gains.items()},
                 ceiling_db=ceiling,
-                intro_frames=layout[0],
-                xf_in=layout[1],
-                body_start=layout[2],
-                body_frames=layout[3],
-                gap=layout[4],
-                disclaimer_start=layout[5],
-                outro_start=layout[6],
-                total=layout[7],
             )
             mp3_tmp = work / f"render-{attempt}.mp3"
             stats, out = _render(mp3_tmp, parts, loaded, plan, s, progress)
