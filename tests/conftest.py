@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from keylime_prod import ffmpeg
+from keylime_prod import ffmpeg, fsutil
+from keylime_prod.artefacts import Loudness, Master, TimelineSegment
 
 #: Publishing fixtures (rclone serve s3, AWS env, fake builds) live in their own plugin module.
 pytest_plugins = ["conftest_s3"]
@@ -163,3 +164,29 @@ def copy_tree(src: Path, dest: Path) -> Path:
     """Copy a folder (fixtures are copied before anything writes to them)."""
     shutil.copytree(src, dest)
     return dest
+
+
+def write_fake_master(
+    build: Path, mp3: Path, duration: float, episode_id: str, segments: Sequence[TimelineSegment] | None = None
+) -> Master:
+    """A ``master.json`` beside ``mp3`` as the mastering stage writes it, for tests of later stages that need a
+    master but not mastering (default timeline: one body segment over the whole file)."""
+    loud = Loudness(integrated_lufs=-16.0, lra_lu=3.0, true_peak_dbtp=-1.5, sample_peak_dbfs=-1.8)
+    master = Master(
+        episode_id=episode_id,
+        mp3=mp3,
+        report=build / "master.json",
+        duration=duration,
+        sample_rate=44100,
+        channels=2,
+        bitrate_kbps=128,
+        audio_sha256=fsutil.sha256_file(mp3),
+        segments=tuple(segments) if segments is not None else (TimelineSegment("body", 0.0, duration),),
+        input_loudness=loud,
+        output_loudness=loud,
+        method="gain",
+        gain_db=0.0,
+        tools={"ffmpeg": ffmpeg.version()},
+    )
+    fsutil.write_json(master.report, master.to_json())
+    return master

@@ -16,7 +16,7 @@ import pytest
 from s3server import ACCESS_KEY, SECRET_KEY, RcloneS3
 
 from keylime_prod import fsutil
-from keylime_prod.artefacts import ChapterMark, Loudness, Master, TimelineSegment
+from keylime_prod.artefacts import ChapterMark
 from keylime_prod.config import FeedSettings, Person, ShowConfig, ShowInfo, StorageSettings
 
 if TYPE_CHECKING:
@@ -179,27 +179,6 @@ def make_release(tmp_path: Path, make_tone: Callable[..., Path]) -> Callable[...
         )
 
     return make
-
-
-def write_fake_master(build: Path, mp3: Path, duration: float, episode_id: str) -> Path:
-    """A ``master.json`` beside ``mp3`` as the mastering stage writes it (for pipeline tests without mastering)."""
-    loud = Loudness(integrated_lufs=-16.0, lra_lu=3.0, true_peak_dbtp=-1.5, sample_peak_dbfs=-2.0)
-    master = Master(
-        episode_id=episode_id,
-        mp3=mp3,
-        report=build / "master.json",
-        duration=duration,
-        sample_rate=44100,
-        channels=2,
-        bitrate_kbps=128,
-        audio_sha256=fsutil.sha256_file(mp3),
-        segments=(TimelineSegment("body", 0.0, duration),),
-        input_loudness=loud,
-        output_loudness=loud,
-        method="gain",
-        gain_db=0.0,
-    )
-    return fsutil.write_json(build / "master.json", master.to_json())
 
 
 def read_json(data: bytes) -> Any:

@@ -11,10 +11,11 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from conftest import write_fake_master
 from PIL import Image
 
-from keylime_prod import ffmpeg, fsutil
-from keylime_prod.artefacts import Loudness, Master, TimelineSegment
+from keylime_prod import ffmpeg
+from keylime_prod.artefacts import Master, TimelineSegment
 from keylime_prod.config import EpisodeConfig, Settings, load_episode, load_settings
 
 EPISODE_ID = "ep-7"
@@ -138,24 +139,7 @@ def make_master(build_dir: Path, pristine_mp3: Path | None = None) -> Master:
         shutil.copyfile(pristine_mp3, mp3)
     else:
         make_mp3(mp3)
-    loud = Loudness(integrated_lufs=-16.0, lra_lu=3.0, true_peak_dbtp=-1.5, sample_peak_dbfs=-1.8)
-    master = Master(
-        episode_id=EPISODE_ID,
-        mp3=mp3,
-        report=build_dir / "master.json",
-        duration=DURATION,
-        sample_rate=44100,
-        channels=2,
-        bitrate_kbps=128,
-        audio_sha256=sha256(mp3),
-        segments=SEGMENTS,
-        input_loudness=loud,
-        output_loudness=loud,
-        method="gain",
-        gain_db=0.0,
-        tools={"ffmpeg": ffmpeg.version()},
-    )
-    fsutil.write_json(master.report, master.to_json())
+    master = write_fake_master(build_dir, mp3, DURATION, EPISODE_ID, SEGMENTS)
     return Master.load(master.report)
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import feedparser
 import pytest
-from conftest_s3 import BUCKET, make_show, sha256, storage_settings, write_fake_master
+from conftest import write_fake_master
+from conftest_s3 import BUCKET, make_show, sha256, storage_settings
 from lxml import etree
 from s3server import SECRET_KEY, RcloneS3
 from test_feed import text_of
