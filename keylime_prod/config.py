@@ -222,6 +222,9 @@ class FeedSettings(_Model):
     filename: str = "feed.xml"
     max_items: int = Field(default=0, ge=0)  # 0: all
     cache_control: str = "public, max-age=300"  # short: players should see a new episode within minutes
+    # Podcasting 2.0 podcast:locked (owner: show.owner_email): other platforms must not import the feed without the
+    # owner's consent. Validators expect it; set false only to let a new host import the feed.
+    locked: bool = True
     # Podcasting 2.0 podcast:guid. Leave unset: it is derived from feed_url on the first publish and then kept in the
     # bucket (show.json) for the life of the show, even if the feed moves. Set it only to carry over an existing one.
     podcast_guid: str | None = Field(
@@ -301,6 +304,9 @@ class EpisodeConfig(_Model):
     artwork: Path | None = None
     explicit: bool | None = None
     link: str | None = None
+    #: The item <guid> this episode keeps forever. Leave unset for new episodes (one is derived from the show's
+    #: podcast:guid); set it to the guid an old host gave the episode, or every subscriber downloads it again.
+    guid: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"^\S(.*\S)?$")
 
     @field_validator("publish_date", mode="before")
     @classmethod

@@ -8,7 +8,10 @@ nothing but the repository and the bucket.
 The feed is made with feedgen and its ``podcast`` extension (the ``itunes:`` tags Apple requires), plus
 :class:`PodcastIndexExtension`, a small feedgen extension for the Podcasting 2.0 namespace
 (https://podcastindex.org/namespace/1.0): ``podcast:guid``, ``podcast:person``, ``podcast:transcript`` and
-``podcast:chapters``. lxml does all escaping, so ``&``, ``<``, quotes and emoji in titles come out as valid XML.
+``podcast:chapters``, ``podcast:locked``; and Podlove Simple Chapters (``psc:chapters``,
+https://podlove.org/simple-chapters/), the only chapters Spotify reads besides timestamps in the description. lxml
+does all escaping, so ``&``, ``<``, quotes and emoji in titles come out as valid XML; ``'`` and ``"`` stay literal in
+element text (docs/platform.md: gPodder's podcastparser decodes no ``&#x27;``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
+#: Podlove Simple Chapters 1.2 (https://podlove.org/simple-chapters/).
+PSC_NS = "http://podlove.org/simple-chapters"
 #: Podcasting 2.0 ``podcast:guid``: UUIDv5 in this namespace of the feed URL without scheme and trailing slash.
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 MANIFEST_SCHEMA = "keylime-prod/publish-manifest/1"
@@ -42,6 +48,10 @@ SHOW_SCHEMA = "keylime-prod/publish-show/1"
 TIMED_TRANSCRIPTS = ("vtt", "srt", "json")
 #: Apple Podcasts: episode descriptions up to 4000 characters.
 MAX_DESCRIPTION = 4000
+#: Spotify builds chapters from description timestamps only with at least 3 of them, the first at 00:00:00, and
+#: titles under 40 characters (docs/platform.md, "Chapters by app").
+SPOTIFY_MIN_STAMPS = 3
+SPOTIFY_MAX_TITLE = 39
 
 
 def podcast_guid(feed_url: str) -> str:
@@ -198,6 +208,7 @@ class PodcastIndexExtension(BaseExtension):
         self.guid: str | None = None
         self.persons: list[ManifestPerson] = []
         self.explicit: bool | None = None
+        self.locked_owner: str | None = None
 
     def extend_ns(self) -> dict[str, str]:
         """Declare ``xmlns:podcast``."""
@@ -208,6 +219,12 @@ class PodcastIndexExtension(BaseExtension):
         channel = rss_feed[0]
         if self.guid:
             xml_elem(f"{{{PODCAST_NS}}}guid", channel).text = self.guid
+        if self.locked_owner:
+            # Podcasting 2.0 podcast:locked: "yes" tells other platforms not to import the feed without the owner,
+            # whose email (the itunes:owner one) they check against.
+            el = xml_elem(f"{{{PODCAST_NS}}}locked", channel)
+            el.text = "yes"
+            el.attrib["owner"] = self.locked_owner
         for p in self.persons:
             _person(channel, p)
         if self.explicit is not None:
@@ -216,17 +233,18 @@ class PodcastIndexExtension(BaseExtension):
 
 
 class PodcastIndexEntryExtension(BaseEntryExtension):
-    """Item-level Podcasting 2.0 tags: transcripts, chapters, persons; and ``itunes:explicit``."""
+    """Item-level Podcasting 2.0 tags: transcripts, chapters, persons; ``itunes:explicit``; ``psc:chapters``."""
 
     def __init__(self) -> None:
         self.transcripts: list[dict[str, str]] = []
         self.chapters: dict[str, str] | None = None
         self.persons: list[ManifestPerson] = []
         self.explicit: bool | None = None
+        self.simple_chapters: list[ManifestChapter] = []
 
     def extend_ns(self) -> dict[str, str]:
-        """Declare ``xmlns:podcast``."""
-        return {"podcast": PODCAST_NS}
+        """Declare ``xmlns:podcast`` and ``xmlns:psc``."""
+        return {"podcast": PODCAST_NS, "psc": PSC_NS}
 
     def extend_rss(self, entry: Any) -> Any:
         """Add the tags to ``<item>``."""
@@ -242,26 +260,72 @@ class PodcastIndexEntryExtension(BaseEntryExtension):
             _person(entry, p)
         if self.explicit is not None:
             xml_elem(f"{{{ITUNES_NS}}}explicit", entry).text = "true" if self.explicit else "false"
+        if self.simple_chapters:
+            psc = xml_elem(f"{{{PSC_NS}}}chapters", entry)
+            psc.attrib["version"] = "1.2"
+            for c in self.simple_chapters:
+                el = xml_elem(f"{{{PSC_NS}}}chapter", psc)
+                # Normal Play Time, HH:MM:SS.mmm (Podlove Simple Chapters 1.2).
+                el.attrib["start"] = _clock(c.start, millis=True)
+                el.attrib["title"] = c.title
         return entry
 
 
 # ---------------------------------------------------------------------------------------------------------- feed
 
 
-def _clock(seconds: float) -> str:
+def _clock(seconds: float, *, millis: bool = False) -> str:
+    if millis:
+        ms = round(seconds * 1000)
+        return f"{ms // 3_600_000:02d}:{ms % 3_600_000 // 60_000:02d}:{ms % 60_000 // 1000:02d}.{ms % 1000:03d}"
     s = int(seconds)
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _short(title: str, limit: int) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+def description_stamps(chapters: Sequence[ManifestChapter]) -> list[str]:
+    """One ``(HH:MM:SS) Title`` line per chapter, the way Spotify and Apple read chapters from a description.
+
+    Spotify's rules (docs/platform.md): the first timestamp is 00:00:00 (the first chapter covers the file from its
+    start, so it is written as 00:00:00 even if it was marked a moment later) and titles are under 40 characters
+    (longer ones are shortened with an ellipsis). Spotify needs at least :data:`SPOTIFY_MIN_STAMPS` of them.
+    """
+    return [
+        f"({_clock(0.0 if i == 0 else c.start)}) {_short(c.title, SPOTIFY_MAX_TITLE)}" for i, c in enumerate(chapters)
+    ]
+
+
+_ENTITY_QUOTES = {"&#x27;": "'", "&#39;": "'", "&apos;": "'", "&quot;": '"', "&#34;": '"', "&#x22;": '"'}
+_ENTITY_QUOTES_RE = re.compile("|".join(re.escape(k) for k in _ENTITY_QUOTES), flags=re.I)
+
+
+def literal_quotes(fragment: str) -> str:
+    """``fragment`` (HTML) with quote entities in its text written as the characters themselves.
+
+    gPodder's podcastparser decodes only named and decimal entities in the HTML it reads and drops ``&#x27;``
+    (issue 11: "Im a loser, baby!"); ``'`` and ``"`` need no escaping in HTML text. Tags and their attribute values
+    are left exactly as they are.
+    """
+    parts = re.split(r"(<[^>]*>)", fragment)
+    return "".join(
+        p if i % 2 else _ENTITY_QUOTES_RE.sub(lambda m: _ENTITY_QUOTES[m.group(0).lower()], p)
+        for i, p in enumerate(parts)
+    )
 
 
 def description_html(item: ManifestItem) -> str:
     """The item ``<description>``: the summary, then one ``(HH:MM:SS) Title`` line per chapter, as HTML.
 
-    RSS readers treat ``<description>`` as HTML, so the plain-text summary is HTML-escaped first: a title such as
-    ``<live>`` shows as written instead of vanishing as an unknown tag. Spotify builds chapters only from such
-    timestamps in the description (docs/platform.md). The text stays within Apple's 4000 characters by shortening
-    the summary, never the timestamps.
+    RSS readers treat ``<description>`` as HTML, so the plain-text summary is HTML-escaped first (``quote=False``:
+    quotes stay literal): a title such as ``<live>`` shows as written instead of vanishing as an unknown tag. Spotify
+    builds chapters only from such timestamps in the description (:func:`description_stamps`). The text stays within
+    Apple's 4000 characters by shortening the summary, never the timestamps.
     """
-    stamps = [f"({_clock(c.start)}) {c.title}" for c in item.chapters]
+    stamps = description_stamps(item.chapters)
     room = MAX_DESCRIPTION - (sum(len(x) + 1 for x in stamps) + 1 if stamps else 0)
     summary = item.summary.strip()
     if len(summary) > room:
@@ -330,12 +394,14 @@ def build_feed(
         ext.explicit = show.explicit
         channel_persons = [ManifestPerson.model_validate(h.model_dump()) for h in show.hosts]
         ext.persons = channel_persons
+        if settings.locked:
+            ext.locked_owner = show.owner_email
         newest = max((max(m.item.publish_date, m.updated) for m in live), default=None)
         fg.lastBuildDate(newest or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
 
         # feedgen prepends each entry: add the oldest first so the newest ends up on top.
         for m in reversed(live):
-            _add_item(fg, m, url=url, channel_persons=channel_persons)
+            _add_item(fg, m, url=url, channel_persons=channel_persons, channel_explicit=show.explicit)
         return bytes(fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True))
     except FeedError:
         raise
@@ -346,7 +412,14 @@ def build_feed(
         ) from e
 
 
-def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_persons: list[ManifestPerson]) -> None:
+def _add_item(
+    fg: Any,
+    m: Manifest,
+    *,
+    url: Callable[[str], str],
+    channel_persons: list[ManifestPerson],
+    channel_explicit: bool,
+) -> None:
     item = m.item
     audio = m.file("audio")
     where = f"manifest of {m.episode_id}"
@@ -362,7 +435,8 @@ def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_person
         fe.description(description_html(item))
         if item.notes_html:
             # CDATA keeps the HTML readable; a "]]>" inside would end it early, so such notes are escaped instead.
-            fe.content(content=item.notes_html, type="CDATA" if "]]>" not in item.notes_html else None)
+            notes = literal_quotes(item.notes_html)
+            fe.content(content=notes, type="CDATA" if "]]>" not in notes else None)
         # RSS enclosure: length is the object's exact byte size, as verified on upload.
         fe.enclosure(url(audio.key), str(audio.size), audio.content_type)
         fe.podcast.itunes_duration(str(round(item.duration)))
@@ -373,11 +447,14 @@ def _add_item(fg: Any, m: Manifest, *, url: Callable[[str], str], channel_person
             fe.podcast.itunes_season(item.season)
         if item.subtitle:
             fe.podcast.itunes_subtitle(item.subtitle)
+        # Validators expect an item itunes:title (the title without show name or number) and itunes:explicit.
+        fe.podcast.itunes_title(item.title)
         cover = m.file("cover")
         if cover is not None:
             fe.podcast.itunes_image(url(cover.key))
         ext = fe.podcastindex
-        ext.explicit = item.explicit
+        ext.explicit = channel_explicit if item.explicit is None else item.explicit
+        ext.simple_chapters = list(item.chapters)
         for f in m.files:
             if f.role == "transcript":
                 t = {"url": url(f.key), "type": f.content_type.split(";")[0]}

@@ -402,7 +402,13 @@ def _publish_episode(
     old = _read_manifest(store, mkey)
     if old is not None and old.episode_id != ep.id:
         raise FeedError(f"the manifest is for {old.episode_id}, not {ep.id}", where=store.describe_key(mkey))
-    guid = old.guid if old else item_guid(show_guid, ep.id)
+    # The item guid never changes: the episode config's (carried over from an old host) wins, else the one the
+    # manifest recorded on the first publish, else a new one.
+    guid = ep.guid or (old.guid if old else item_guid(show_guid, ep.id))
+    if old is not None and old.guid != guid:
+        log.warning(
+            "%s: the guid changes from %s to %s (episode config): apps see a new episode", ep.id, old.guid, guid
+        )
 
     # Keys carry content hashes, so the notes' relative links to sibling files (transcript.html, ...) are rewritten
     # to the published URLs: the notes are hashed and uploaded after everything they may link to.

@@ -120,6 +120,7 @@ def make_release(tmp_path: Path, make_tone: Callable[..., Path]) -> Callable[...
         guests: tuple[Person, ...] = (),
         artwork: Path | None = None,
         with_extras: bool = True,
+        guid: str | None = None,
     ) -> Release:
         build = tmp_path / "build" / episode_id
         build.mkdir(parents=True, exist_ok=True)
@@ -137,6 +138,7 @@ def make_release(tmp_path: Path, make_tone: Callable[..., Path]) -> Callable[...
             summary=summary,
             recordings=(Path("raw.wav"),),
             artwork=artwork,
+            guid=guid,
         )
         files = [EpisodeFile("audio", mp3, "mp3")]
         marks = (ChapterMark("Welcome", 0.0, 1.0), ChapterMark("The paper & its <claims>", 1.0, seconds))

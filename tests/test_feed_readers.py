@@ -1,0 +1,111 @@
+"""The feed as real podcast apps read it (issue 11): gPodder's podcastparser, the Podcast Index's podcast-partytime
+(Node.js) and feedparser, each reading what it is known to be picky about."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+from conftest_s3 import make_show, storage_settings
+from feed_readers import gpodder, partytime
+from test_feed import feed_of, manifest, show_manifest, url
+
+from keylime_prod import publish
+from keylime_prod.feed import build_feed, item_guid
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
+# As the notes stage writes HTML (html.escape with quote=True): the entities gPodder did not decode.
+NOTES = '<p>I&#x27;m a loser, baby! That&#x27;s why &quot;Creep&quot; &amp; co.</p><p><a href="x.vtt">T</a></p>'
+CHAPTERS = [
+    {"start": 1.5, "title": "Welcome"},
+    {"start": 95.0, "title": "What the paper of Lingard and colleagues says about teams"},
+    {"start": 1234.5, "title": "Key points"},
+    {"start": 1800.25, "title": "Disclaimer"},
+]
+STAMP = re.compile(r"^\((\d\d):(\d\d):(\d\d)\) (.+)$", re.M)
+
+
+def _feed() -> bytes:
+    return feed_of(manifest(summary="I'm here. It's \"fine\".", notes_html=NOTES, chapters=CHAPTERS))
+
+
+def test_gpodder_keeps_apostrophes_and_quotes() -> None:
+    xml = _feed()
+    assert b"&#x27;" not in xml and b"&#39;" not in xml
+    ep = gpodder(xml)["episodes"][0]
+    # gPodder reads content:encoded as the description (issue 11: it showed "Im a loser, baby! Thats why").
+    assert ep["description"].startswith("I'm a loser, baby! That's why \"Creep\" & co.")
+    assert 'href="x.vtt"' in ep["description_html"]  # tags and attributes untouched
+
+
+def test_description_timestamps_for_spotify_and_apple(tmp_path: Path) -> None:
+    xml = _feed()
+    # What the Podcast Index stores as the item description (the <description> element, HTML decoded once).
+    text = partytime(xml, tmp_path)["items"][0]["description"]
+    text = re.sub(r"<[^>]+>", "\n", text)
+    stamps = STAMP.findall(text)
+    assert len(stamps) >= 3  # Spotify: at least three
+    assert stamps[0][:3] == ("00", "00", "00")  # Spotify: the first at 00:00:00 (the chapter was marked at 1.5 s)
+    assert [s[3] for s in stamps][2:] == ["Key points", "Disclaimer"]
+    assert all(len(s[3]) < 40 for s in stamps)  # Spotify: titles under 40 characters
+    assert stamps[1][3].endswith("…") and stamps[1][3].startswith("What the paper of Lingard")
+    assert [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s, _ in stamps] == [0, 95, 1234, 1800]
+
+
+def test_podlove_simple_chapters_read_by_gpodder() -> None:
+    ep = gpodder(_feed())["episodes"][0]
+    assert [(c["start"], c["title"]) for c in ep["chapters"]] == [
+        (1, "Welcome"),  # podcastparser keeps whole seconds
+        (95, CHAPTERS[1]["title"]),  # full titles here: psc has no length rule
+        (1234, "Key points"),
+        (1800, "Disclaimer"),
+    ]
+
+
+def test_partytime_reads_locked_owner_explicit_and_title(tmp_path: Path) -> None:
+    xml = feed_of(
+        manifest(title="Teams & 'trust'"), manifest("ep-2", explicit=True, date=dt.datetime(2026, 2, 1, tzinfo=UTC))
+    )
+    feed = partytime(xml, tmp_path)
+    assert feed["locked"] is True and feed["podcastOwner"] == "owner@example.org"
+    assert "locked" in feed["pc20support"]["1"]
+    items = {i["guid"]: i for i in feed["items"]}
+    one = items[item_guid("c6da6de0-a986-5d32-88a3-b033f83e4403", "ep-1")]
+    two = items[item_guid("c6da6de0-a986-5d32-88a3-b033f83e4403", "ep-2")]
+    assert one["title"] == "Teams & 'trust'"
+    # Item itunes:explicit on every item: the channel's (false) where the episode says nothing.
+    assert one["explicit"] is False and two["explicit"] is True
+
+
+def test_item_itunes_title_read_by_feedparser() -> None:
+    # feedparser reads only yes/clean for itunes:explicit (Apple now writes true/false): partytime checks that one.
+    d = feedparser.parse(feed_of(manifest(title="Teams & 'trust'"), manifest("ep-2", title="Two")))
+    assert not d.bozo
+    assert sorted(e["itunes_title"] for e in d.entries) == ["Teams & 'trust'", "Two"]
+
+
+def test_unlocked_feed_says_nothing() -> None:
+    show = make_show(storage_settings(None))
+    settings = show.feed.model_copy(update={"locked": False})
+    xml = build_feed(show.show, [manifest()], show_manifest=show_manifest(), url=url, settings=settings, now=NOW)
+    assert b"podcast:locked" not in xml
+    assert b"podcast:locked" in feed_of(manifest())
+
+
+def test_episode_config_guid_is_the_item_guid_forever(
+    tmp_path: Path, make_release: Callable[..., publish.Release]
+) -> None:
+    old_host_guid = "https://old-host.example.com/?p=258"
+    show = make_show(storage_settings(None, local_dir=tmp_path / "public"))
+    res = publish.publish([make_release(guid=old_host_guid)], show, now=NOW)
+    assert res.episodes[0].guid == old_host_guid
+    xml = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    assert [e["guid"] for e in gpodder(xml)["episodes"]] == [old_host_guid]
+    # A re-publish (new title, new build) keeps it.
+    res = publish.publish([make_release(guid=old_host_guid, title="Renamed")], show, now=NOW)
+    xml = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    assert [(e["guid"], e["title"]) for e in gpodder(xml)["episodes"]] == [(old_host_guid, "Renamed")]
