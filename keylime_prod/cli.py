@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .config import Settings, WhisperSettings, load_settings
-from .errors import ConfigError, KeylimeError
+from .errors import ArchiveError, ConfigError, KeylimeError
 from .progress import ProgressFn
 
 #: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
@@ -632,6 +632,52 @@ def check_cmd(
             for e in report.errors:
                 err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(max(e.exit_code for e in report.errors))
+
+    _run(go)
+
+
+# ------------------------------------------------------------------------------------------ archive (issue 12)
+
+
+@app.command("import")
+def import_cmd(
+    feed: Annotated[str, typer.Argument(help="The old feed: an http(s) URL or a file.")],
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", envvar="KEYLIME_MEDIA", help="Folder for the media, not in git (default ./media)."),
+    ] = None,
+    no_fetch: Annotated[
+        bool, typer.Option("--no-fetch", help="Leave the media at its URL; the batch fetches it.")
+    ] = False,
+    remaster: Annotated[
+        bool, typer.Option("--remaster", help="New configs say remaster = true (default: keep the old MP3).")
+    ] = False,
+    configs: ConfigsOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import an existing show's feed: a config per item (its guid kept forever) and its media, resumably."""
+    from .importer import import_feed
+
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        folder = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
+        with _progress(not quiet and not as_json) as progress:
+            res = import_feed(
+                feed, folder, media_dir=media or Path("media"), fetch=not no_fetch, remaster=remaster,
+                **({"progress": progress} if progress else {}),
+            )  # fmt: skip
+        if as_json:
+            _emit_json(res.to_json())
+        elif not quiet:
+            for e in res.episodes:
+                out_console.print(f"{e.episode_id}: config {e.config}, media {e.media}", highlight=False)
+        for p in res.problems:
+            err_console.print(f"[red]error:[/red] {p}", highlight=False, soft_wrap=True)
+        if res.problems:
+            raise typer.Exit(ArchiveError.exit_code)
 
     _run(go)
 

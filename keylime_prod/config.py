@@ -281,6 +281,28 @@ class Chapter(_Model):
         return parse_clock(v) if isinstance(v, str) else v
 
 
+class ArchiveSource(_Model):
+    """Where an episode imported from an existing feed came from (``produce import``, docs/archive.md).
+
+    ``url`` and ``length`` are the old item's enclosure; the media is fetched from there (resumable, checked against
+    ``length``) when the recording file is not on disk. ``remaster = false`` keeps the published MP3 as the master:
+    measured and reported, never re-encoded; ``true`` runs it through the full audio path like a new episode.
+    """
+
+    url: str
+    length: int | None = Field(default=None, ge=0)
+    type: str = "audio/mpeg"
+    duration: float | None = Field(default=None, ge=0)
+    remaster: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s) URL")
+        return v
+
+
 class EpisodeConfig(_Model):
     """One ``configs/episodes/<id>.toml``. ``id`` comes from the file name."""
 
@@ -307,6 +329,8 @@ class EpisodeConfig(_Model):
     #: The item <guid> this episode keeps forever. Leave unset for new episodes (one is derived from the show's
     #: podcast:guid); set it to the guid an old host gave the episode, or every subscriber downloads it again.
     guid: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"^\S(.*\S)?$")
+    #: Set for episodes imported from an existing feed.
+    archive: ArchiveSource | None = None
 
     @field_validator("publish_date", mode="before")
     @classmethod

@@ -89,3 +89,9 @@ class PublishError(KeylimeError):
     """Publishing an episode failed (build missing, date not valid, ...)."""
 
     exit_code = 9
+
+
+class ArchiveError(KeylimeError):
+    """Importing an existing feed or running a batch over the archive failed (bad feed, media fetch, cluster)."""
+
+    exit_code = 10

@@ -14,7 +14,7 @@ from keylime_prod import ffmpeg, fsutil
 from keylime_prod.artefacts import Loudness, Master, TimelineSegment
 
 #: Publishing fixtures (rclone serve s3, AWS env, fake builds) live in their own plugin module.
-pytest_plugins = ["conftest_s3"]
+pytest_plugins = ["conftest_s3", "conftest_archive"]
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
