@@ -289,18 +289,11 @@ class ArchiveSource(_Model):
     measured and reported, never re-encoded; ``true`` runs it through the full audio path like a new episode.
     """
 
-    url: str
+    url: str = Field(pattern=r"^https?://[^\s/]+")  # the old enclosure
     length: int | None = Field(default=None, ge=0)
     type: str = "audio/mpeg"
     duration: float | None = Field(default=None, ge=0)
     remaster: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("must be an http(s) URL")
-        return v
 
 
 class EpisodeConfig(_Model):
