@@ -10,6 +10,7 @@ from conftest import ebur128, run_ffmpeg
 
 from keylime_prod import audio, ffmpeg
 from keylime_prod.artefacts import Master
+from keylime_prod.audio import render
 from keylime_prod.config import Assets, AudioSettings, EpisodeConfig
 from keylime_prod.errors import AudioError
 
@@ -261,7 +262,7 @@ def test_long_episode_verifier_in_child_process(tmp_path: Path, make_speech, mon
     """Episodes over CHILD_VERIFY_SECONDS are verified by a child process; it must measure what the thread does."""
     src = make_speech("s.wav", -5.0)
     inproc = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "a")
-    monkeypatch.setattr(audio, "CHILD_VERIFY_SECONDS", 0)
+    monkeypatch.setattr(render, "CHILD_VERIFY_SECONDS", 0)
     child = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
     assert child.audio_sha256 == inproc.audio_sha256
     assert child.output_loudness == inproc.output_loudness

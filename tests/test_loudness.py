@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keylime_prod import ffmpeg, loudness
+from keylime_prod import ffmpeg
+from keylime_prod.audio import loudness
 
 SR = 48000
 

@@ -1,0 +1,10 @@
+"""The mastering stage as a package: one module per concern (see :mod:`.master` for the order of the steps).
+
+``inputs`` (decode, probe, trim), ``plan`` (the loudness plan and the codec calibration), ``render`` (the streaming
+render and limiter), ``verify`` (the decoded-MP3 check and its child process), ``loudness`` (the BS.1770 meter),
+``master`` (the stage function and its report).
+"""
+
+from .master import REPORT_NAME, master
+
+__all__ = ["REPORT_NAME", "master"]

@@ -1,0 +1,213 @@
+"""Inputs of the mastering stage: check, probe, decode and measure (pass 1) the raw recordings and the assets.
+
+Every file is decoded by our own ffmpeg call to float32 PCM at the output rate (pydub's ``from_file`` needs ffprobe,
+which the imageio-ffmpeg wheel lacks, and would also truncate 24-bit/float sources to 16-bit before the gain). A
+:class:`~keylime_prod.audio.loudness.Meter` keeps 10 ms sums only; leading and trailing silence is trimmed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import ffmpeg
+from ..config import AudioSettings
+from ..errors import AudioError, FFmpegError
+from .loudness import F32, SUB_MS, Meter, integrated_from_energy, lra_from_energy, sound_bounds
+
+CHUNK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """One raw recording after pass 1."""
+
+    path: Path
+    frames: int  # decoded length at the output rate
+    keep_start: int  # first kept frame (leading silence trimmed, ``keep_silence_ms`` left)
+    keep_end: int  # one past the last kept frame
+    loudness: float  # integrated loudness of the kept stretch, LUFS
+    true_peak: float  # linear, whole file
+    sample_peak: float  # linear, whole file
+    lra: float
+    k_energy: np.ndarray  # 10 ms K-weighted energies of the kept stretch
+    peaks: np.ndarray  # 10 ms sample peaks of the kept stretch (to predict what the limiter will take)
+
+    @property
+    def kept(self) -> int:
+        return self.keep_end - self.keep_start
+
+
+def check_file(path: Path, what: str) -> ffmpeg.Probe:
+    """Fail with one clear line if ``path`` is missing, empty or not decodable audio."""
+    if not path.exists():
+        raise AudioError(f"{what} not found", where=path, hint="check the path in the config")
+    if not path.is_file():
+        raise AudioError(f"{what} is not a file", where=path)
+    if path.stat().st_size == 0:
+        raise AudioError(f"{what} is empty (0 bytes)", where=path, hint="re-export the recording")
+    try:
+        info = ffmpeg.probe(path)
+    except FFmpegError as e:
+        raise AudioError(
+            f"{what} is not a supported audio file ({e.message})",
+            where=path,
+            hint="use WAV, FLAC, MP3, M4A/AAC or OGG/Opus",
+        ) from None
+    missing = wav_missing_bytes(path)
+    if missing:
+        raise AudioError(
+            f"{what} is truncated: its WAV header promises {missing} more bytes of audio than the file holds",
+            where=path,
+            hint="re-export or re-copy the recording (a crashed recorder leaves files like this)",
+        )
+    return info
+
+
+def wav_missing_bytes(path: Path) -> int:
+    """For a RIFF/WAVE file, how many bytes of the ``data`` chunk its header promises but the file lacks (0 if
+    complete or not a WAV). ffmpeg decodes such files silently, so this is the only way to catch the cut."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(8)
+            cid, clen = hdr[:4], int.from_bytes(hdr[4:8], "little")
+            if cid == b"data":
+                if clen in (0, 0xFFFFFFFF):  # streaming writers leave these: length unknown, not a promise
+                    return 0
+                return max(0, pos + 8 + clen - size)
+            pos += 8 + clen + (clen & 1)
+    return 0
+
+
+def decode(
+    path: Path,
+    sr: int,
+    ch: int,
+    what: str,
+    progress: Callable[[int], None] | None = None,
+    *,
+    fmt: str = "f32le",
+    gain_db: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield ``(frames, ch)`` blocks of ``path`` (float32, or int16 with ``fmt="s16le"``: then ffmpeg applies
+    ``gain_db`` and TPDF-dithers to 16-bit itself); corrupt data is an :class:`AudioError`."""
+    errors: list[str] = []
+    dtype = np.dtype(ffmpeg.PCM_FORMATS[fmt])
+    frame_bytes = dtype.itemsize * ch
+    chunk = int(sr * CHUNK_SECONDS) * frame_bytes
+    carry = b""
+    args = ffmpeg.decode_args(
+        path,
+        sample_rate=sr,
+        channels=ch,
+        fmt=fmt,
+        filters=[f"volume={gain_db:.6f}dB:precision=double"] if gain_db is not None else [],
+        dither="triangular" if fmt == "s16le" else None,
+    )
+    try:
+        for buf in ffmpeg.read_stream(args, chunk_bytes=chunk, where=path, errors=errors):
+            if carry:
+                buf = carry + buf
+            n = len(buf) // frame_bytes * frame_bytes
+            carry = buf[n:]
+            if n:
+                x = np.frombuffer(buf[:n], dtype=dtype).reshape(-1, ch)
+                if progress:
+                    progress(len(x))
+                yield x
+    except FFmpegError as e:
+        raise AudioError(f"{what} could not be decoded: {e.message}", where=path, hint="re-export the file") from None
+    bad = [ln for ln in errors if ln.strip()]
+    if bad:
+        raise AudioError(
+            f"{what} is corrupt or truncated: {bad[-1].strip()}", where=path, hint="re-export or re-copy the file"
+        )
+
+
+def measure_part(
+    path: Path, info: ffmpeg.Probe, settings: AudioSettings, index: int, report: Callable[[int], None]
+) -> Part:
+    """Pass 1 over one raw recording (``info``: its probe, from the up-front check)."""
+    what = f"recording {index + 1}"
+    sr, ch = settings.sample_rate, settings.channels
+    # Measure at the file's own rate: resampling an hour of audio only to measure it would cost as much as the
+    # measurement. (Rates that are not a whole number of frames per 10 ms, like 22050, are resampled so the
+    # 10 ms grid stays exact.) Channels: a downmix to the output's count changes loudness, so measure that; an
+    # upmix of mono (-3 dB into each channel) keeps loudness but would hide 3 dB of the file's true peak.
+    rate_in = info.sample_rate if info.sample_rate % 100 == 0 else sr
+    ch_in = min(info.channels, ch)
+    meter = Meter(rate_in, ch_in)
+    for x in decode(path, rate_in, ch_in, what, lambda n: report(n * sr // rate_in)):
+        meter.add(x)
+    if meter.frames == 0:
+        raise AudioError(f"{what} decodes to no audio", where=path, hint="re-export the recording")
+    decoded = meter.frames / rate_in
+    if info.duration and info.duration > 1.0 and decoded < 0.95 * info.duration - 0.5:
+        raise AudioError(
+            f"{what} is truncated: the header says {info.duration:.1f} s but only {decoded:.1f} s decode",
+            where=path,
+            hint="re-export or re-copy the file",
+        )
+    bounds = sound_bounds(meter.power, settings.silence_threshold_db)
+    if bounds is None:
+        raise AudioError(
+            f"{what} is silent (nothing above {settings.silence_threshold_db:g} dBFS)",
+            where=path,
+            hint="check the recording, or lower audio.silence_threshold_db",
+        )
+    keep = settings.keep_silence_ms // SUB_MS
+    s0, s1 = max(0, bounds[0] - keep), min(len(meter.power), bounds[1] + keep)
+    ke = meter.k_energy[s0:s1]
+    lufs = integrated_from_energy(ke)
+    if not math.isfinite(lufs):
+        raise AudioError(f"{what} is silent (below the -70 LUFS gate)", where=path, hint="check the recording")
+    sub = sr * SUB_MS // 1000  # 10 ms in output frames: the grid maps exactly between rates
+    frames = round(meter.frames * sr / rate_in)
+    return Part(
+        path=path,
+        frames=frames,
+        keep_start=s0 * sub,
+        keep_end=min(frames, s1 * sub),
+        loudness=lufs,
+        true_peak=meter.true_peak,
+        sample_peak=float(meter.peaks.max()),
+        lra=lra_from_energy(ke),
+        k_energy=ke,
+        peaks=meter.peaks[s0:s1].astype(np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class Asset:
+    """An intro, disclaimer or outro, decoded whole (they are short), with its measured loudness."""
+
+    name: str
+    path: Path
+    pcm: F32
+    loudness: float
+    k_energy: np.ndarray
+    is_music: bool
+
+
+def load_asset(name: str, path: Path, settings: AudioSettings) -> Asset:
+    """Decode and measure a (checked) intro, disclaimer or outro."""
+    what = f"{name} asset"
+    sr, ch = settings.sample_rate, settings.channels
+    blocks = list(decode(path, sr, ch, what))
+    pcm = np.concatenate(blocks) if blocks else np.zeros((0, ch), np.float32)
+    meter = Meter(sr, ch, true_peak=False)
+    meter.add(pcm)
+    lufs = integrated_from_energy(meter.k_energy)
+    if len(pcm) == 0 or not math.isfinite(lufs):
+        raise AudioError(f"{what} is silent", where=path, hint="check the file named in [assets]")
+    return Asset(name, path, pcm, lufs, meter.k_energy, is_music=name != "disclaimer")

@@ -1,0 +1,328 @@
+"""The mastering stage: raw recordings in, a loudness-correct MP3 with intro, disclaimer and outro out.
+
+``master(episode, settings, assets, build_dir) -> Master``. What it does, in order:
+
+1. **Probe and measure** (pass 1, streaming; :mod:`.inputs`): BS.1770-4 integrated loudness, LRA, true peak, and
+   where speech starts and ends, from 10 ms sums only.
+2. **Plan the gain** (:mod:`.plan`): each part to the target on its own, beds relative to speech, the *file* on
+   target.
+3. **Calibrate the codec** (:func:`.plan.calibrate`) on a 20 s excerpt and pre-compensate.
+4. **Render** (pass 2, streaming into LAME; :mod:`.render`).
+5. **Verify** the decoded MP3 with the meter (:mod:`.verify`): integrated loudness within ``tolerance_lu`` of the
+   target and true peak under the ceiling, or correct and render again (at most twice). ``master.json`` (built by
+   :func:`build_report`) says whether gain alone or the limiter got there (ffmpeg's ``loudnorm`` switches to
+   dynamic mode silently; we say so).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__, ffmpeg, fsutil
+from ..artefacts import Loudness, Master, TimelineSegment
+from ..config import Assets, AudioSettings, EpisodeConfig
+from ..errors import AudioError
+from ..progress import ProgressFn, null_progress
+from .inputs import Asset, Part, check_file, load_asset, measure_part
+from .loudness import SUB_MS, Meter, integrated_from_energy, lin_to_db, lra_from_energy
+from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
+from .render import RenderStats, render
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "master.json"
+MAX_RENDERS = 3
+
+
+class _Clock:
+    """Wall time per step, summed over repeats (recorded in master.json so slow steps are visible)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 3)
+        self._t = now
+        log.debug("mastering step %s: %.2f s", name, self.laps[name])
+
+
+def master(
+    episode: EpisodeConfig,
+    settings: AudioSettings,
+    assets: Assets,
+    build_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+) -> Master:
+    """Master one episode into ``build_dir/<id>.mp3`` and ``build_dir/master.json``.
+
+    Raises :class:`AudioError` for unusable inputs (missing, empty, corrupt, truncated, unsupported, silent) and
+    writes nothing under the final names in that case: both outputs appear atomically at the very end.
+    """
+    progress = progress or null_progress
+    s = settings
+    sr, ch = s.sample_rate, s.channels
+    build_dir = Path(build_dir)
+    # Validate every input before any long work so a bad file fails in seconds, not after an hour of decoding.
+    probes = [check_file(Path(rec), f"recording {i + 1}") for i, rec in enumerate(episode.recordings)]
+    named = {"intro": assets.intro, "disclaimer": assets.disclaimer, "outro": assets.outro}
+    for name, path in named.items():
+        if path is not None:
+            check_file(Path(path), f"{name} asset")
+
+    # Pass 1: measure.
+    expected = sum(int((pr.duration or 0) * sr) for pr in probes) or 1
+    done = [0]
+
+    def report(n: int) -> None:
+        done[0] += n
+        progress("Measuring loudness", done[0], expected)
+
+    clock = _Clock()
+    parts = [
+        measure_part(Path(rec), info, s, i, report)
+        for i, (rec, info) in enumerate(zip(episode.recordings, probes, strict=True))
+    ]
+    clock.lap("measure")
+    loaded = {name: load_asset(name, Path(path), s) for name, path in named.items() if path is not None}
+    clock.lap("assets")
+
+    # Plan: level each part to the target, beds relative to speech, then aim the whole file at the target.
+    part_gains = [s.target_lufs - p.loudness for p in parts]
+    asset_gains = {
+        n: s.target_lufs + (s.music_offset_lu if a.is_music else 0.0) - a.loudness for n, a in loaded.items()
+    }
+    layout = plan_layout(parts, loaded, s)
+
+    def aim(shift: float, ceiling_db: float | None) -> float:
+        """The shift that puts the planned file on the target (a few rounds: limiting depends on the shift)."""
+        for _ in range(1 if ceiling_db is None else 4):
+            energy = episode_energy(
+                parts,
+                loaded,
+                [g + shift for g in part_gains],
+                {k: v + shift for k, v in asset_gains.items()},
+                layout,
+                s,
+                ceiling_db,
+            )
+            shift += s.target_lufs - integrated_from_energy(energy)
+        return shift
+
+    shift = aim(0.0, None)
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build_dir, prefix=".master-") as tmp:
+        work = Path(tmp)
+        loudest = max(range(len(parts)), key=lambda i: parts[i].kept)
+        ceiling = s.true_peak_db - MIN_CODEC_MARGIN_DB
+        d_lu, d_tp = calibrate(parts[loudest], part_gains[loudest] + shift, s, ceiling, work)
+        clock.lap("calibrate")
+        ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
+        shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
+
+        final = build_dir / f"{episode.id}.mp3"
+        for attempt in range(1, MAX_RENDERS + 1):
+            gains = [g + shift for g in part_gains]
+            plan = Plan(
+                **asdict(layout),
+                sr=sr,
+                ch=ch,
+                part_gains_db=tuple(gains),
+                asset_gains_db={k: v + shift for k, v in asset_gains.items()},
+                ceiling_db=ceiling,
+            )
+            mp3_tmp = work / f"render-{attempt}.mp3"
+            stats, out = render(mp3_tmp, parts, loaded, plan, s, progress)
+            clock.lap("render+verify")
+            got = out.measure()
+            err_lu = s.target_lufs - got.integrated_lufs
+            over = got.true_peak_dbtp - s.true_peak_db
+            log.info(
+                "render %d: %.2f LUFS, %.2f dBTP (limiter: %.2f dB max reduction)",
+                attempt, got.integrated_lufs, got.true_peak_dbtp, stats.reduction_db,
+            )  # fmt: skip
+            if abs(err_lu) <= min(0.2, s.tolerance_lu) and over <= 0.0:
+                break
+            if attempt == MAX_RENDERS:
+                if abs(err_lu) <= s.tolerance_lu and over <= 0.0:
+                    break
+                raise AudioError(
+                    f"could not reach {s.target_lufs:g} LUFS / {s.true_peak_db:g} dBTP after {attempt} renders "
+                    f"(got {got.integrated_lufs:.2f} LUFS, {got.true_peak_dbtp:.2f} dBTP)",
+                    where=episode.id,
+                    hint="check the recordings for clipping, or relax audio.tolerance_lu",
+                )
+            shift += err_lu
+            if over > 0.0:
+                ceiling -= over + 0.1
+
+        mp3_info = ffmpeg.probe(mp3_tmp)
+        # LAME's header carries the encoder delay and padding, so decoders return exactly the frames we wrote.
+        duration = round(plan.total / sr, 6)
+        if mp3_info.duration is not None and abs(mp3_info.duration - duration) > 0.05:
+            log.warning("%s: ffmpeg reads %.2f s, %.2f s were written", final.name, mp3_info.duration, duration)
+        with fsutil.atomic_path(final) as t:
+            Path(mp3_tmp).replace(t)
+    result = build_report(
+        episode, s, parts, loaded, plan, stats, out, renders=attempt, codec=(d_lu, d_tp), seconds=clock.laps,
+        mp3=final, mp3_info=mp3_info, build_dir=build_dir,
+    )  # fmt: skip
+    fsutil.write_json(result.report, result.to_json())
+    out_l = result.output_loudness
+    log.info(
+        "%s: %.2f LUFS, %.2f dBTP (%s)",
+        final.name, out_l.integrated_lufs, out_l.true_peak_dbtp,
+        "gain alone" if result.method == "gain" else f"gain and up to {-stats.reduction_db:.1f} dB of limiting",
+    )  # fmt: skip
+    return result
+
+
+def build_report(
+    episode: EpisodeConfig,
+    s: AudioSettings,
+    parts: list[Part],
+    loaded: dict[str, Asset],
+    plan: Plan,
+    stats: RenderStats,
+    out: Meter,
+    *,
+    renders: int,
+    codec: tuple[float, float],
+    seconds: dict[str, float],
+    mp3: Path,
+    mp3_info: ffmpeg.Probe,
+    build_dir: Path,
+) -> Master:
+    """The :class:`Master` artefact (``master.json``) of a finished render: where every segment and raw part sits
+    on the final timeline, input and output loudness, what gain and limiter did, and how long each step took."""
+    sr, ch = plan.sr, plan.ch
+    got = out.measure()
+    d_lu, d_tp = codec
+    final = mp3
+    duration = round(plan.total / sr, 6)
+    method = "limiter" if stats.limited_frames > 0 or stats.reduction_db < -0.01 else "gain"
+    sub = sr * SUB_MS // 1000
+
+    def secs(frames: int) -> float:
+        return round(frames / sr, 6)
+
+    segs: list[TimelineSegment] = []
+    if "intro" in loaded:
+        segs.append(TimelineSegment("intro", 0.0, secs(plan.intro_frames), 0.0, (loaded["intro"].path.name,)))
+    first_raw = parts[0].keep_start
+    segs.append(
+        TimelineSegment(
+            "body",
+            secs(plan.body_start),
+            secs(plan.body_start + plan.body_frames),
+            secs(first_raw),
+            tuple(p.path.name for p in parts),
+        )
+    )
+    if plan.disclaimer_start is not None:
+        d = loaded["disclaimer"]
+        segs.append(
+            TimelineSegment(
+                "disclaimer", secs(plan.disclaimer_start), secs(plan.disclaimer_start + len(d.pcm)), 0.0,
+                (d.path.name,),
+            )
+        )  # fmt: skip
+    if plan.outro_start is not None:
+        o = loaded["outro"]
+        segs.append(
+            TimelineSegment("outro", secs(plan.outro_start), secs(plan.outro_start + len(o.pcm)), 0.0, (o.path.name,))
+        )
+    # Where each raw part sits: raw time (joined raw files, as a producer's editor shows them) -> episode time.
+    pieces: list[TimelineSegment] = []
+    raw_off, pos = 0, plan.body_start
+    for i, p in enumerate(parts):
+        pieces.append(
+            TimelineSegment(
+                f"part-{i + 1}", secs(pos), secs(pos + p.kept), secs(raw_off + p.keep_start),
+                (p.path.name,),
+            )
+        )  # fmt: skip
+        raw_off += p.frames
+        pos += p.kept
+
+    body_ke = np.concatenate([p.k_energy for p in parts])
+    input_loudness = Loudness(
+        integrated_lufs=round(integrated_from_energy(body_ke), 2),
+        lra_lu=round(lra_from_energy(body_ke), 2),
+        true_peak_dbtp=round(lin_to_db(max(p.true_peak for p in parts)), 2),
+        sample_peak_dbfs=round(lin_to_db(max(p.sample_peak for p in parts)), 2),
+    )
+    b0, b1 = plan.body_start // sub, (plan.body_start + plan.body_frames) // sub
+    body_out = out.measure(b0, b1)
+    output_loudness = Loudness(
+        integrated_lufs=round(got.integrated_lufs, 2),
+        lra_lu=round(got.lra_lu, 2),
+        true_peak_dbtp=round(got.true_peak_dbtp, 2),
+        sample_peak_dbfs=round(got.sample_peak_dbfs, 2),
+    )
+    result = Master(
+        episode_id=episode.id,
+        mp3=final,
+        report=build_dir / REPORT_NAME,
+        duration=duration,
+        sample_rate=sr,
+        channels=ch,
+        bitrate_kbps=s.bitrate_kbps,
+        audio_sha256=fsutil.sha256_file(final),
+        segments=tuple(segs),
+        input_loudness=input_loudness,
+        output_loudness=output_loudness,
+        method=method,
+        gain_db=round(float(np.mean(plan.part_gains_db)), 2),
+        settings=s.model_dump(mode="json"),
+        tools={"keylime-prod": __version__, "ffmpeg": ffmpeg.version(), "encoder": "libmp3lame"},
+        pieces=tuple(pieces),
+        details={
+            "parts": [
+                {
+                    "file": p.path.name,
+                    "input_lufs": round(p.loudness, 2),
+                    "input_true_peak_dbtp": round(lin_to_db(p.true_peak), 2),
+                    "input_lra_lu": round(p.lra, 2),
+                    "gain_db": round(g, 2),
+                    "trimmed_start_s": secs(p.keep_start),
+                    "trimmed_end_s": secs(p.frames - p.keep_end),
+                }
+                for p, g in zip(parts, plan.part_gains_db, strict=True)
+            ],
+            "assets": {
+                n: {
+                    "file": a.path.name,
+                    "input_lufs": round(a.loudness, 2),
+                    "gain_db": round(plan.asset_gains_db[n], 2),
+                }
+                for n, a in loaded.items()
+            },
+            "body_output": {
+                "integrated_lufs": round(body_out.integrated_lufs, 2),
+                "lra_lu": round(body_out.lra_lu, 2),
+            },
+            "codec_calibration": {"loudness_lu": round(d_lu, 3), "true_peak_db": round(d_tp, 3)},
+            "limiter": {
+                "ceiling_dbtp": round(plan.ceiling_db, 2),
+                "max_reduction_db": round(stats.reduction_db, 2),
+                "limited_seconds": round(stats.limited_frames / sr, 3),
+            },
+            "renders": renders,
+            "seconds": seconds,
+            "mp3": {"codec": mp3_info.codec, "sample_rate": mp3_info.sample_rate, "channels": mp3_info.channels},
+        },
+    )
+    return result
+
+
+__all__ = ["REPORT_NAME", "master"]
