@@ -95,3 +95,15 @@ class ArchiveError(KeylimeError):
     """Importing an existing feed or running a batch over the archive failed (bad feed, media fetch, cluster)."""
 
     exit_code = 10
+
+
+class ReportError(KeylimeError):
+    """The production report could not be made (its inputs are unreadable)."""
+
+    exit_code = 11
+
+
+class VerifyError(KeylimeError):
+    """``produce verify`` could not run at all (no feed to check, bad state file); problems it finds are results."""
+
+    exit_code = 12

@@ -1,0 +1,196 @@
+"""The production report (issue 11): build/<id>/report.html from master.json, loudness.json and words.json.
+
+The page is read back with lxml's HTML parser and its plots with Pillow; the curves and words are fixtures in the
+formats the master and transcribe stages agreed to write (docs: PROTOCOL), at levels we know.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import lxml.html
+import pytest
+from PIL import Image
+
+from keylime_prod import report
+from keylime_prod.artefacts import ChapterMark, Loudness, Master, TimelineSegment
+from keylime_prod.errors import ReportError
+
+HOP = 0.1
+
+
+def _master(tmp_path: Path, **details: object) -> Master:
+    return Master(
+        episode_id="ep-9",
+        mp3=tmp_path / "ep-9.mp3",
+        report=tmp_path / "master.json",
+        duration=100.0,
+        sample_rate=44100,
+        channels=2,
+        bitrate_kbps=128,
+        audio_sha256="0" * 64,
+        segments=(
+            TimelineSegment("intro", 0.0, 10.0),
+            TimelineSegment("body", 9.0, 80.0),
+            TimelineSegment("disclaimer", 80.5, 90.0),
+            TimelineSegment("outro", 89.0, 100.0),
+        ),
+        input_loudness=Loudness(-21.3, 8.1, -0.4, -0.5),
+        output_loudness=Loudness(-16.1, 3.2, -1.3, -1.4),
+        method="limiter",
+        gain_db=5.2,
+        pieces=(TimelineSegment("part-1", 9.0, 50.0), TimelineSegment("part-2", 50.0, 80.0)),
+        details={
+            "parts": [
+                {"file": "lara.flac", "input_lufs": -24.0, "gain_db": 8.0},
+                {"file": "jason.m4a", "input_lufs": -17.0, "gain_db": 1.4},
+            ],
+            "limiter": {"ceiling_dbtp": -1.3, "max_reduction_db": -1.35, "limited_seconds": 0.104},
+            **details,
+        },
+    )
+
+
+def _curves(tmp_path: Path) -> Path:
+    """Body part 1 at -15 LUFS, part 2 at -19 (with pauses at -60: a noise floor), music at -18, -inf at the end."""
+    n = int(100 / HOP)
+    after = []
+    for i in range(n):
+        t = i * HOP
+        if 9 <= t < 50:
+            after.append(-60.0 if int(t) % 10 == 0 else -15.0)
+        elif 50 <= t < 80:
+            after.append(-60.0 if int(t) % 10 == 0 else -19.0)
+        elif t >= 99.5:
+            after.append(None)
+        else:
+            after.append(-18.0)
+    before = [None if v is None else v - 5 for v in after]
+    path = tmp_path / "loudness.json"
+    data = {
+        "hop_s": HOP,
+        "before": {"momentary": before, "short_term": before},
+        "after": {"momentary": after, "short_term": after},
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _words(tmp_path: Path) -> Path:
+    words = [
+        {"start": 12.0, "end": 12.4, "word": " The", "probability": 0.99, "speaker": "Lara"},
+        {"start": 12.4, "end": 13.0, "word": " paper", "probability": 0.95, "speaker": "Lara"},
+        {"start": 13.0, "end": 13.5, "word": " by", "probability": 0.97, "speaker": "Lara"},
+        {"start": 64.0, "end": 64.6, "word": " Lingarm,", "probability": 0.31, "speaker": "Jason"},
+        {"start": 70.0, "end": 70.5, "word": " lunar", "probability": 0.12, "speaker": "Jason"},
+        {"start": 71.0, "end": 71.5, "word": " baby.", "probability": 0.55, "speaker": "Jason"},
+        {"start": 72.0, "end": 72.5, "word": " Varpio", "probability": 0.90, "speaker": "Jason"},
+    ]
+    path = tmp_path / "words.json"
+    path.write_text(json.dumps({"words": words}))
+    return path
+
+
+def _write(tmp_path: Path, master: Master, *, curves: bool = True, words: bool = True) -> report.Report:
+    return report.write_report(
+        master,
+        tmp_path / "report.html",
+        title="Teams & 'trust' <live>",
+        target_lufs=-16.0,
+        ceiling_dbtp=-1.0,
+        curves=report.load_curves(_curves(tmp_path)) if curves else None,
+        words=report.load_words(_words(tmp_path)) if words else None,
+        chapters=(ChapterMark("Welcome", 0.0, 40.0), ChapterMark("Findings", 40.0, 100.0)),
+        glossary=("Lingard", "Varpio", "KeyLIME", "Varpio"),
+    )
+
+
+def _tables(doc: lxml.html.HtmlElement) -> list[list[list[str]]]:
+    return [
+        [[c.text_content() for c in tr.xpath("./td|./th")] for tr in t.xpath(".//tr")] for t in doc.xpath("//table")
+    ]
+
+
+def test_report_page_is_self_contained_with_real_plots(tmp_path: Path) -> None:
+    rep = _write(tmp_path, _master(tmp_path))
+    text = rep.html.read_text("utf-8")
+    doc = lxml.html.fromstring(text)
+    assert doc.findtext(".//title") == "Production report: Teams & 'trust' <live>"  # escaped, read back as written
+    sources = [el.get("src") or el.get("href") for el in doc.xpath("//*[@src or @href]")]
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing fetched from outside
+    images = [Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))) for s in sources]
+    assert [im.format for im in images] == ["PNG", "PNG"]
+    assert all(im.width >= 800 and im.height >= 150 for im in images)
+    # The loudness plot is not blank: it holds many colours (curves, shading, target line).
+    assert len(images[0].convert("RGB").getcolors(1 << 20) or []) > 50
+
+
+def test_report_figures_from_master_and_curves(tmp_path: Path) -> None:
+    rep = _write(tmp_path, _master(tmp_path, leveler={"max_gain_db": 6.5, "mode": "speech"}, denoise=True))
+    assert (rep.integrated_before, rep.integrated_after, rep.method) == (-21.3, -16.1, "limiter")
+    # Per recording: BS.1770 gating drops the -60 pauses, so each part reads its speech level.
+    assert [(p.name, p.before_lufs, p.after_lufs) for p in rep.parts] == [
+        ("lara.flac", -24.0, -15.0),
+        ("jason.m4a", -17.0, -19.0),
+    ]
+    assert {s.name: s.after_lufs for s in rep.speakers} == {"Lara": -15.0, "Jason": -19.0}
+    assert rep.noise_floor_lufs == -60.0
+    assert rep.processing["limiter"]["max_reduction_db"] == -1.35
+    assert rep.processing["leveler"] == {"max_gain_db": 6.5, "mode": "speech"}  # new master fields, read defensively
+    assert rep.processing["denoise"] == {"value": True}
+    summary = dict(rep.summary())
+    assert summary["reached by"].startswith("gain plus true-peak limiter")
+    rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
+    flat = {r[0]: r[1] for t in rows for r in t if len(r) == 2}
+    assert flat["integrated"] == "-21.3 -> -16.1 LUFS (target -16)"
+    assert flat["true peak"] == "-0.40 -> -1.30 dBTP (ceiling -1)"
+    assert json.loads(json.dumps(rep.to_json()))["parts"][1]["after_lufs"] == -19.0
+
+
+def test_transcript_review_lists_unsure_words_and_missing_terms(tmp_path: Path) -> None:
+    rep = _write(tmp_path, _master(tmp_path))
+    assert [(w.text, w.start, w.probability) for w in rep.low_confidence] == [
+        ("lunar", 70.0, 0.12),
+        ("Lingarm,", 64.0, 0.31),
+        ("baby.", 71.0, 0.55),
+    ]
+    missing = {m.text: m for m in rep.missing_terms}
+    assert set(missing) == {"Lingard", "KeyLIME"}  # Varpio was heard; listed twice, checked once
+    assert missing["Lingard"].start == 64.0 and "lingarm" in missing["Lingard"].note
+    rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
+    review = next(t for t in rows if t[0] == ["time", "word", "probability", "speaker"])
+    assert review[1] == ["00:01:10", "lunar", "0.12", "Jason"]
+
+
+def test_report_without_curves_or_words_says_what_is_missing(tmp_path: Path) -> None:
+    rep = _write(tmp_path, _master(tmp_path), curves=False, words=False)
+    text = rep.html.read_text("utf-8")
+    assert "No loudness curves (loudness.json)" in text and "No word list (words.json)" in text
+    assert rep.noise_floor_lufs is None and rep.speakers == ()
+    assert [p.after_lufs for p in rep.parts] == [None, None]
+    assert report.load_curves(tmp_path / "absent.json") is None and report.load_words(tmp_path / "absent.json") is None
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "loudness.json"
+    bad.write_text(json.dumps({"hop_s": 0.1, "before": {"momentary": []}}))
+    with pytest.raises(ReportError, match=r"loudness.json: not the agreed format"):
+        report.load_curves(bad)
+    bad.write_text(
+        json.dumps(
+            {
+                "hop_s": 0.1,
+                "before": {"momentary": ["x"], "short_term": []},
+                "after": {"momentary": [], "short_term": []},
+            }
+        )
+    )
+    with pytest.raises(ReportError, match=r"field before.momentary"):
+        report.load_curves(bad)
+    words = tmp_path / "words.json"
+    words.write_text(json.dumps({"words": [{"start": 1, "word": "x"}]}))
+    with pytest.raises(ReportError, match=r"words.json: words\[\]"):
+        report.load_words(words)
