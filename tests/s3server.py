@@ -51,6 +51,7 @@ class RcloneS3:
         key: Path | None = None,
         read_timeout: str = "10s",
         extra_args: tuple[str, ...] = (),
+        auth: bool = True,
     ) -> None:
         self.root = Path(root)
         self.access_key = access_key
@@ -59,6 +60,7 @@ class RcloneS3:
         self.key = key
         self.read_timeout = read_timeout
         self.extra_args = extra_args
+        self.auth = auth  # False: anonymous reads, as a public bucket serves them
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
         self.scheme = "http"
@@ -85,7 +87,7 @@ class RcloneS3:
         argv = [
             rclone_binary(), "serve", "s3", str(self.root),
             "--addr", "127.0.0.1:0",
-            "--auth-key", f"{self.access_key},{self.secret_key}",
+            *(["--auth-key", f"{self.access_key},{self.secret_key}"] if self.auth else []),
             "--server-read-timeout", self.read_timeout,
             "--config", os.devnull,
             "-v",

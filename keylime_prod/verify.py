@@ -1,0 +1,633 @@
+"""``produce verify``: the release check a podcast app makes, run against what is live.
+
+Apps never see our build folder: they fetch the feed, then each enclosure, transcript, chapters file and artwork it
+names, over HTTP(S). This module does the same and reports every problem on one line (docs/platform.md lists the
+rules; docs/release.md what each check means):
+
+- the feed answers 200, parses (feedparser) and carries Apple's required tags, channel and item;
+- every enclosure answers HEAD with 200, ``Content-Length`` equal to the enclosure ``length`` and the enclosure
+  ``type``, and a byte-range GET with **206**, the right ``Content-Range`` and length (Apple requires byte ranges;
+  ``rclone serve s3`` answers 200, which is reported);
+- transcripts and chapters answer with the media type the feed names (Podcasting 2.0);
+- artwork is JPEG/PNG, RGB, square, 1400-3000 px (Apple);
+- descriptions are at most 4000 bytes; guids are unique and the same as the last run's (a small state file);
+- the MP3s asked for (``--audio``) are downloaded once: integrated loudness and true peak measured with ffmpeg's
+  ``ebur128`` within the target, and the ID3 tag readable, its ``TGID`` equal to the item ``<guid>``.
+
+Requests run in parallel (HEADs and 1 KiB ranged GETs; nothing is downloaded whole except artwork, chapters and the
+MP3s an audio check needs). Offline, :class:`LocalFetcher` answers from the ``public/`` folder instead, so the
+feed's content is checked but the hosting checks only see the files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from . import ffmpeg, fsutil
+from .errors import KeylimeError, VerifyError
+from .feed import ITUNES_NS, MAX_DESCRIPTION, PODCAST_NS, SPOTIFY_MIN_STAMPS
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["error", "warning"]
+#: Bytes asked for by the ranged GET (Apple: hosts must answer byte ranges; players ask for the first bytes first).
+RANGE_BYTES = 1024
+ARTWORK_MIN_PX, ARTWORK_MAX_PX = 1400, 3000
+STATE_SCHEMA = "keylime-prod/verify-state/1"
+_NS = {"itunes": ITUNES_NS, "podcast": PODCAST_NS}
+_STAMP = re.compile(r"\((\d\d):(\d\d):(\d\d)\) ")
+
+
+# --------------------------------------------------------------------------------------------------- fetching
+
+
+@dataclass(frozen=True)
+class Response:
+    """What a server answered: status, headers (lower-case names) and the body read (possibly only its start)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    def media_type(self) -> str:
+        """``Content-Type`` without parameters, lower case."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class Fetcher(Protocol):
+    """How verify reaches a URL: over HTTP(S), or from the local publish folder."""
+
+    def head(self, url: str) -> Response:
+        """A HEAD request."""
+        ...
+
+    def get(self, url: str, *, first: int | None = None) -> Response:
+        """A GET; with ``first``, a ranged GET for bytes ``0..first-1`` that never reads more than ``first`` bytes."""
+        ...
+
+
+class HttpFetcher:
+    """urllib3 with a connection pool as wide as the checks run in parallel; retries connection errors twice."""
+
+    def __init__(self, *, workers: int = 16, timeout: float = 20.0) -> None:
+        import urllib3
+
+        self._urllib3 = urllib3
+        self.pool = urllib3.PoolManager(
+            num_pools=8,
+            maxsize=workers,
+            timeout=urllib3.Timeout(connect=5.0, read=timeout),
+            retries=urllib3.Retry(total=2, redirect=5, status=0, raise_on_status=False),
+            headers={"User-Agent": "keylime-prod-verify/1"},
+        )
+
+    def _request(self, method: str, url: str, headers: dict[str, str], first: int | None) -> Response:
+        try:
+            r = self.pool.request(method, url, headers=headers, preload_content=False, redirect=True)
+        except self._urllib3.exceptions.HTTPError as e:
+            raise VerifyError(f"cannot reach {url}: {e}") from e
+        try:
+            if method == "HEAD":
+                body = b""
+            elif first is None:
+                body = r.read()
+            else:
+                body = r.read(first + 1)
+        except self._urllib3.exceptions.HTTPError as e:
+            raise VerifyError(f"connection broke reading {url}: {e}") from e
+        finally:
+            # A server that ignored the Range header would send the whole file: close the connection instead of
+            # reading (or draining) the rest.
+            if first is not None and r.status != 206:
+                r.close()
+            else:
+                r.release_conn()
+        return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, body)
+
+    def head(self, url: str) -> Response:
+        """HEAD ``url``."""
+        return self._request("HEAD", url, {}, None)
+
+    def get(self, url: str, *, first: int | None = None) -> Response:
+        """GET ``url`` (only its first bytes with ``first``)."""
+        headers = {"Range": f"bytes=0-{first - 1}"} if first else {}
+        return self._request("GET", url, headers, first)
+
+
+class LocalFetcher:
+    """Answers for public URLs from the folder they were published from (``produce verify --offline``).
+
+    ``base_url`` is the public URL of ``root``. Headers are what a well-configured host would send for the files
+    (types by extension, as :mod:`keylime_prod.storage` uploads them): offline, the hosting checks prove only that
+    the files exist with the right sizes.
+    """
+
+    def __init__(self, root: Path, base_url: str) -> None:
+        self.root = Path(root).resolve()
+        self.base_url = base_url.rstrip("/")
+
+    def _path(self, url: str) -> Path | None:
+        if url.startswith(self.base_url + "/"):
+            rel = urllib.parse.unquote(url[len(self.base_url) + 1 :])
+        elif url.startswith("file://"):
+            return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+        else:
+            return None
+        p = (self.root / rel).resolve()
+        return p if p.is_relative_to(self.root) else None
+
+    def _headers(self, p: Path) -> dict[str, str]:
+        from .storage import CHAPTERS_TYPE, content_type_for
+
+        ctype = CHAPTERS_TYPE if p.name.startswith("chapters.") and p.suffix == ".json" else content_type_for(p)
+        return {"content-type": ctype, "content-length": str(p.stat().st_size), "accept-ranges": "bytes"}
+
+    def head(self, url: str) -> Response:
+        """The file's size and type, or 404."""
+        p = self._path(url)
+        if p is None or not p.is_file():
+            return Response(404, {})
+        return Response(200, self._headers(p))
+
+    def get(self, url: str, *, first: int | None = None) -> Response:
+        """The file (or its first bytes, as a 206 would give them), or 404."""
+        p = self._path(url)
+        if p is None or not p.is_file():
+            return Response(404, {})
+        h = self._headers(p)
+        if first is None:
+            return Response(200, h, p.read_bytes())
+        with open(p, "rb") as f:
+            data = f.read(first)
+        size = int(h["content-length"])
+        h.update({"content-length": str(len(data)), "content-range": f"bytes 0-{len(data) - 1}/{size}"})
+        return Response(206, h, data)
+
+
+# ----------------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing an app would stumble on. ``where``: the item (its guid or title) or ``feed``."""
+
+    severity: Severity
+    where: str
+    check: str
+    message: str
+    url: str | None = None
+
+    def line(self) -> str:
+        """The one line ``produce verify`` prints."""
+        return f"{self.severity}: {self.where}: {self.check}: {self.message}" + (f" ({self.url})" if self.url else "")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The result of :func:`verify_feed`."""
+
+    feed_url: str
+    items: int
+    checked: tuple[str, ...]
+    audio_checked: tuple[str, ...]
+    problems: tuple[Problem, ...]
+    requests: int
+    seconds: float
+    offline: bool = False
+    state: Path | None = None
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """The problems that fail the check."""
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """``produce verify --json``."""
+        return {
+            "schema": "keylime-prod/verify/1",
+            "feed_url": self.feed_url,
+            "offline": self.offline,
+            "ok": self.ok,
+            "items": self.items,
+            "checked": list(self.checked),
+            "audio_checked": list(self.audio_checked),
+            "errors": len(self.errors),
+            "warnings": len(self.problems) - len(self.errors),
+            "problems": [vars(p) for p in self.problems],
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """The loudness an MP3 must have: Apple's -16 LUFS +-1 LU and true peak at or under -1 dBTP by default."""
+
+    target_lufs: float = -16.0
+    tolerance_lu: float = 1.0
+    true_peak_dbtp: float = -1.0
+
+
+# ------------------------------------------------------------------------------------------------------ checks
+
+
+@dataclass
+class _Ctx:
+    """What the checks share across threads: the fetcher and the problems found (appends under a lock)."""
+
+    fetch: Fetcher
+    problems: list[Problem] = field(default_factory=list)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, severity: Severity, where: str, check: str, message: str, url: str | None = None) -> None:
+        with self.lock:
+            self.problems.append(Problem(severity, where, check, message, url))
+
+    def call(self, where: str, check: str, url: str, fn: Callable[[], Response]) -> Response | None:
+        with self.lock:
+            self.requests += 1
+        try:
+            return fn()
+        except KeylimeError as e:
+            self.add("error", where, check, e.message, url)
+            return None
+
+
+@dataclass(frozen=True)
+class _Item:
+    where: str
+    guid: str | None
+    title: str
+    enclosure: dict[str, str] | None
+    transcripts: tuple[dict[str, str], ...]
+    chapters: dict[str, str] | None
+    image: str | None
+    description: str
+    el: Any
+
+
+def _text(el: Any, path: str) -> str | None:
+    found = el.find(path, _NS)
+    return (found.text or "").strip() if found is not None else None
+
+
+def _parse_items(channel: Any) -> list[_Item]:
+    out = []
+    for i, it in enumerate(channel.iterfind("item")):
+        guid = _text(it, "guid")
+        title = _text(it, "title") or ""
+        enc = it.find("enclosure")
+        chap = it.find("podcast:chapters", _NS)
+        img = it.find("itunes:image", _NS)
+        out.append(
+            _Item(
+                where=guid or title or f"item {i + 1}",
+                guid=guid,
+                title=title,
+                enclosure=dict(enc.attrib) if enc is not None else None,
+                transcripts=tuple(dict(t.attrib) for t in it.iterfind("podcast:transcript", _NS)),
+                chapters=dict(chap.attrib) if chap is not None else None,
+                image=img.get("href") if img is not None else None,
+                description=_text(it, "description") or "",
+                el=it,
+            )
+        )
+    return out
+
+
+def _check_channel(ctx: _Ctx, channel: Any, url: str) -> str | None:
+    """Apple's required channel tags; returns the channel artwork URL."""
+    w = "feed"
+    for tag in ("title", "description", "language"):
+        if not _text(channel, tag):
+            ctx.add("error", w, "required tag", f"<{tag}> is missing or empty (Apple requires it)", url)
+    desc = _text(channel, "description") or ""
+    if len(desc.encode("utf-8")) > MAX_DESCRIPTION:
+        ctx.add("error", w, "description", f"{len(desc.encode())} bytes, Apple allows {MAX_DESCRIPTION}", url)
+    image = channel.find("itunes:image", _NS)
+    if image is None or not image.get("href"):
+        ctx.add("error", w, "required tag", "<itunes:image href> is missing (Apple requires it)", url)
+    if channel.find("itunes:category", _NS) is None:
+        ctx.add("error", w, "required tag", "<itunes:category> is missing (Apple requires it)", url)
+    if _text(channel, "itunes:explicit") not in ("true", "false", "yes", "no", "clean"):
+        ctx.add("error", w, "required tag", "<itunes:explicit> is missing or not true/false (Apple requires it)", url)
+    locked = channel.find("podcast:locked", _NS)
+    if locked is None or not locked.get("owner"):
+        ctx.add("warning", w, "podcast:locked", "missing, or without owner (validators expect it)", url)
+    return image.get("href") if image is not None else None
+
+
+def _check_item_tags(ctx: _Ctx, item: _Item, url: str) -> None:
+    w = item.where
+    if not item.title:
+        ctx.add("error", w, "required tag", "<title> is missing or empty (Apple requires it)", url)
+    if not item.guid:
+        ctx.add("error", w, "guid", "no <guid>: apps cannot tell this episode from a new one", url)
+    enc = item.enclosure
+    if enc is None or not enc.get("url") or not enc.get("type") or not enc.get("length", "").isdigit():
+        ctx.add("error", w, "required tag", "<enclosure url length type> is missing or incomplete", url)
+    if len(item.description.encode("utf-8")) > MAX_DESCRIPTION:
+        ctx.add("error", w, "description", f"{len(item.description.encode())} bytes, Apple allows {MAX_DESCRIPTION}")
+    if _text(item.el, "itunes:title") is None:
+        ctx.add("warning", w, "itunes:title", "item has no <itunes:title> (validators expect it)")
+    if _text(item.el, "itunes:explicit") is None:
+        ctx.add("warning", w, "itunes:explicit", "item has no <itunes:explicit> (validators expect it)")
+    stamps = _STAMP.findall(item.description)
+    if stamps and (len(stamps) < SPOTIFY_MIN_STAMPS or stamps[0] != ("00", "00", "00")):
+        ctx.add(
+            "warning", w, "chapters",
+            f"description has {len(stamps)} timestamps starting at {':'.join(stamps[0])}: Spotify needs at least "
+            f"{SPOTIFY_MIN_STAMPS}, the first at 00:00:00",
+        )  # fmt: skip
+
+
+def _check_enclosure(ctx: _Ctx, item: _Item) -> None:
+    enc = item.enclosure
+    if not enc or not enc.get("url"):
+        return
+    w, url = item.where, enc["url"]
+    length = int(enc["length"]) if enc.get("length", "").isdigit() else None
+    head = ctx.call(w, "enclosure HEAD", url, lambda: ctx.fetch.head(url))
+    if head is None:
+        return
+    if head.status != 200:
+        ctx.add("error", w, "enclosure HEAD", f"answered {head.status}, not 200", url)
+        return
+    size = head.headers.get("content-length")
+    if length is not None and size != str(length):
+        ctx.add("error", w, "enclosure length", f"Content-Length {size} but the feed says length={length}", url)
+    if head.media_type() != enc.get("type", "").lower():
+        ctx.add(
+            "error",
+            w,
+            "enclosure type",
+            f"served as {head.media_type() or 'nothing'}, feed says {enc.get('type')}",
+            url,
+        )
+    r = ctx.call(w, "byte range", url, lambda: ctx.fetch.get(url, first=RANGE_BYTES))
+    if r is None:
+        return
+    want = min(RANGE_BYTES, length) if length else RANGE_BYTES
+    if r.status != 206:
+        ctx.add("error", w, "byte range", f"a GET for bytes=0-{RANGE_BYTES - 1} answered {r.status}, not 206 "
+                "(Apple requires byte-range support)", url)  # fmt: skip
+        return
+    total = str(length) if length is not None else r"\d+"
+    if not re.fullmatch(rf"bytes 0-{want - 1}/{total}", r.headers.get("content-range", "")):
+        ctx.add("error", w, "byte range", f"Content-Range {r.headers.get('content-range')!r}, want "
+                f"'bytes 0-{want - 1}/{length}'", url)  # fmt: skip
+    if len(r.body) != want:
+        ctx.add("error", w, "byte range", f"{len(r.body)} bytes in the 206 body, want {want}", url)
+    if r.media_type() != enc.get("type", "").lower():
+        ctx.add("error", w, "byte range", f"206 served as {r.media_type() or 'nothing'}", url)
+    if enc.get("type") == "audio/mpeg" and r.body[:3] != b"ID3":
+        ctx.add("warning", w, "ID3", "the MP3 does not start with an ID3 tag: players show no chapters or cover", url)
+
+
+def _check_sidecars(ctx: _Ctx, item: _Item) -> None:
+    w = item.where
+    for t in item.transcripts:
+        url, want = t.get("url", ""), t.get("type", "").lower()
+        r = ctx.call(w, "transcript", url, lambda url=url: ctx.fetch.head(url))  # type: ignore[misc]
+        if r is None:
+            continue
+        if r.status != 200:
+            ctx.add("error", w, "transcript", f"answered {r.status}, not 200", url)
+        elif r.media_type() != want:
+            ctx.add("error", w, "transcript", f"served as {r.media_type() or 'nothing'}, the feed says {want}", url)
+        elif "access-control-allow-origin" not in r.headers and not isinstance(ctx.fetch, LocalFetcher):
+            ctx.add("warning", w, "transcript", "no Access-Control-Allow-Origin: web players cannot load it", url)
+    if item.chapters:
+        url, want = item.chapters.get("url", ""), item.chapters.get("type", "").lower()
+        r = ctx.call(w, "chapters", url, lambda: ctx.fetch.get(url))
+        if r is None:
+            return
+        if r.status != 200:
+            ctx.add("error", w, "chapters", f"answered {r.status}, not 200", url)
+            return
+        if r.media_type() != want:
+            ctx.add("error", w, "chapters", f"served as {r.media_type() or 'nothing'}, the feed says {want}", url)
+        try:
+            doc = json.loads(r.body)
+            ok = isinstance(doc, dict) and isinstance(doc.get("chapters"), list) and "version" in doc
+        except ValueError:
+            ok = False
+        if not ok:
+            ctx.add("error", w, "chapters", 'not a Podcasting 2.0 chapters file {"version", "chapters": [...]}', url)
+
+
+def _check_artwork(ctx: _Ctx, where: str, url: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    r = ctx.call(where, "artwork", url, lambda: ctx.fetch.get(url))
+    if r is None:
+        return
+    if r.status != 200:
+        ctx.add("error", where, "artwork", f"answered {r.status}, not 200", url)
+        return
+    try:
+        with Image.open(io.BytesIO(r.body)) as im:
+            fmt, mode, (w, h) = im.format, im.mode, im.size
+    except (UnidentifiedImageError, OSError):
+        ctx.add("error", where, "artwork", "not an image Pillow can read", url)
+        return
+    bad = []
+    if fmt not in ("JPEG", "PNG"):
+        bad.append(f"{fmt}, not JPEG or PNG")
+    if mode != "RGB":
+        bad.append(f"colour mode {mode}, not RGB")
+    if w != h or not ARTWORK_MIN_PX <= w <= ARTWORK_MAX_PX:
+        bad.append(f"{w}x{h} px, not square {ARTWORK_MIN_PX}-{ARTWORK_MAX_PX}")
+    ext = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}.get(fmt or "", ())
+    if ext and not urllib.parse.urlparse(url).path.lower().endswith(ext):
+        bad.append(f"the name does not end in {ext[0]} for {fmt} content")
+    if r.media_type() not in ("image/jpeg", "image/png"):
+        bad.append(f"served as {r.media_type() or 'nothing'}")
+    for b in bad:
+        ctx.add("error", where, "artwork", f"{b} (Apple's artwork rules)", url)
+
+
+def _check_audio(ctx: _Ctx, item: _Item, limits: AudioLimits, scratch: Path, feed_url: str) -> None:
+    """Download the MP3 once: loudness and true peak with ffmpeg's ebur128, the ID3 tag with mutagen."""
+    from .tags import read_tags
+
+    assert item.enclosure is not None
+    w, url = item.where, item.enclosure["url"]
+    r = ctx.call(w, "audio", url, lambda: ctx.fetch.get(url))
+    if r is None or r.status != 200:
+        if r is not None:
+            ctx.add("error", w, "audio", f"a full GET answered {r.status}", url)
+        return
+    mp3 = fsutil.write_bytes(scratch / f"{abs(hash(url))}.mp3", r.body)
+    try:
+        m = ffmpeg.measure_ebur128(mp3)
+    except KeylimeError as e:
+        ctx.add("error", w, "loudness", f"ffmpeg cannot measure it: {e.message}", url)
+        return
+    if abs(m.integrated_lufs - limits.target_lufs) > limits.tolerance_lu:
+        ctx.add("error", w, "loudness", f"{m.integrated_lufs:.1f} LUFS, want {limits.target_lufs:g} "
+                f"+-{limits.tolerance_lu:g} LU (measured with ffmpeg ebur128 on the MP3)", url)  # fmt: skip
+    if m.true_peak_dbtp is None or m.true_peak_dbtp > limits.true_peak_dbtp:
+        ctx.add("error", w, "true peak", f"{m.true_peak_dbtp} dBTP, over {limits.true_peak_dbtp:g} dBTP", url)
+    try:
+        tags = read_tags(mp3)
+    except KeylimeError as e:
+        ctx.add("error", w, "ID3", f"unreadable: {e.message}", url)
+        return
+    if not tags.frames.get("TIT2"):
+        ctx.add("error", w, "ID3", "no title (TIT2)", url)
+    tgid = next(iter(tags.frames.get("TGID", ())), None)
+    if item.guid and tgid is not None and tgid != item.guid:
+        ctx.add("error", w, "ID3", f"TGID {tgid!r} is not the feed's <guid> {item.guid!r}: apps see two episodes", url)
+    wfed = next(iter(tags.frames.get("WFED", ())), None)
+    if wfed is not None and wfed != feed_url:
+        ctx.add("warning", w, "ID3", f"WFED {wfed!r} is not the feed URL {feed_url!r}", url)
+
+
+# -------------------------------------------------------------------------------------------------------- state
+
+
+def _state_key(item: _Item) -> str:
+    """An item's identity that does not depend on its guid: the episode folder in the enclosure URL, else the title."""
+    url = (item.enclosure or {}).get("url", "")
+    m = re.search(r"/episodes/([^/]+)/[^/]+$", urllib.parse.urlparse(url).path)
+    return f"episode:{m.group(1)}" if m else f"title:{item.title}"
+
+
+def _check_guids(ctx: _Ctx, items: Sequence[_Item], state: Path | None, feed_url: str) -> None:
+    seen: dict[str, str] = {}
+    for it in items:
+        if it.guid and it.guid in seen:
+            ctx.add("error", it.where, "guid", f"the same guid as {seen[it.guid]!r}: apps keep only one of them")
+        elif it.guid:
+            seen[it.guid] = it.title
+    if state is None:
+        return
+    try:
+        old = json.loads(state.read_text("utf-8")) if state.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise VerifyError(f"unreadable state file: {e}", where=state, hint="delete it to start over") from e
+    recorded: dict[str, str] = dict(old.get("feeds", {}).get(feed_url, {}))
+    for it in items:
+        if not it.guid:
+            continue
+        key = _state_key(it)
+        before = recorded.get(key)
+        if before is None:
+            recorded[key] = it.guid  # first seen: remembered
+        elif before != it.guid:
+            # Kept as recorded: a changed guid stays an error until it is changed back (or the state file reset).
+            ctx.add("error", it.where, "guid", f"was {before!r} on the last run ({key}): every subscriber gets the "
+                    "episode again", state.as_posix())  # fmt: skip
+    feeds = dict(old.get("feeds", {}))
+    feeds[feed_url] = dict(sorted(recorded.items()))
+    fsutil.write_json(state, {"schema": STATE_SCHEMA, "feeds": feeds})
+
+
+# -------------------------------------------------------------------------------------------------------- entry
+
+
+def _select(items: Sequence[_Item], wanted: Iterable[str] | None) -> list[_Item]:
+    if wanted is None:
+        return list(items)
+    wanted = set(wanted)
+    return [it for it in items if (it.guid in wanted) or (_state_key(it).removeprefix("episode:") in wanted)]
+
+
+def verify_feed(
+    feed_url: str,
+    *,
+    fetch: Fetcher,
+    episodes: Iterable[str] | None = None,
+    audio: int | Literal["all"] = 1,
+    limits: AudioLimits = AudioLimits(),
+    state: Path | None = None,
+    workers: int = 16,
+) -> Verified:
+    """Check the feed at ``feed_url`` and what it points to, as an app would.
+
+    ``episodes``: guids or episode ids (the ``episodes/<id>/`` folder of the enclosure) to check; ``None`` for every
+    item. ``audio``: how many of the checked items, newest first, get the full-download checks (loudness, true
+    peak, ID3), or ``"all"``. ``state``: the JSON file that remembers each episode's guid between runs. Problems are
+    results; :class:`VerifyError` only when nothing can be checked (the state file is unreadable).
+    """
+    from lxml import etree
+
+    t0 = time.perf_counter()
+    ctx = _Ctx(fetch)
+    offline = isinstance(fetch, LocalFetcher)
+    r = ctx.call("feed", "feed", feed_url, lambda: fetch.get(feed_url))
+    if r is None or r.status != 200:
+        if r is not None:
+            ctx.add("error", "feed", "feed", f"answered {r.status}, not 200", feed_url)
+        return Verified(feed_url, 0, (), (), tuple(ctx.problems), ctx.requests, time.perf_counter() - t0, offline)
+    import feedparser
+
+    parsed = feedparser.parse(r.body)
+    if parsed.bozo:
+        ctx.add("error", "feed", "feed", f"feedparser: {parsed.get('bozo_exception')}", feed_url)
+    if r.media_type() not in ("application/rss+xml", "application/xml", "text/xml"):
+        ctx.add(
+            "warning", "feed", "feed", f"served as {r.media_type() or 'nothing'}, not application/rss+xml", feed_url
+        )
+    try:
+        root = etree.fromstring(r.body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as e:
+        ctx.add("error", "feed", "feed", f"not XML: {e}", feed_url)
+        return Verified(feed_url, 0, (), (), tuple(ctx.problems), ctx.requests, time.perf_counter() - t0, offline)
+    channel = root.find("channel")
+    if channel is None:
+        ctx.add("error", "feed", "feed", "no <channel>: not an RSS 2.0 feed", feed_url)
+        return Verified(feed_url, 0, (), (), tuple(ctx.problems), ctx.requests, time.perf_counter() - t0, offline)
+    art = _check_channel(ctx, channel, feed_url)
+    items = _parse_items(channel)
+    _check_guids(ctx, items, state, feed_url)
+    chosen = _select(items, episodes)
+    if episodes is not None:
+        missing = set(episodes) - {it.guid for it in chosen} - {_state_key(it)[8:] for it in chosen}
+        for m in sorted(missing):
+            ctx.add("error", m, "feed", "not in the feed (not published, or not due yet)", feed_url)
+    for it in chosen:
+        _check_item_tags(ctx, it, feed_url)
+    images = sorted({u for u in [art, *(it.image for it in chosen)] if u})
+    # Items are in the feed's order, newest first (we build it so; Apple sorts by pubDate anyway).
+    n_audio = len(chosen) if audio == "all" else max(0, int(audio))
+    with_audio = [it for it in chosen if it.enclosure and it.enclosure.get("url")][:n_audio]
+    with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="keylime-verify-") as tmp:
+        jobs = [pool.submit(_check_enclosure, ctx, it) for it in chosen]
+        jobs += [pool.submit(_check_sidecars, ctx, it) for it in chosen]
+        jobs += [pool.submit(_check_artwork, ctx, "feed" if u == art else "artwork", u) for u in images]
+        jobs += [pool.submit(_check_audio, ctx, it, limits, Path(tmp), feed_url) for it in with_audio]
+        for j in jobs:
+            j.result()
+    order = {it.where: i for i, it in enumerate(items)}
+    problems = sorted(ctx.problems, key=lambda p: (p.where != "feed", order.get(p.where, len(order)), p.check))
+    return Verified(
+        feed_url=feed_url,
+        items=len(items),
+        checked=tuple(it.where for it in chosen),
+        audio_checked=tuple(it.where for it in with_audio),
+        problems=tuple(problems),
+        requests=ctx.requests,
+        seconds=time.perf_counter() - t0,
+        offline=offline,
+        state=state,
+    )
