@@ -87,14 +87,21 @@ def _series(d: Any, path: Path, key: str) -> np.ndarray:
         ) from None
 
 
-def load_curves(path: Path) -> Curves | None:
-    """Read ``loudness.json``; ``None`` if it is not there (a master made before the curves were recorded)."""
+def _read_json(path: Path, what: str, hint: str) -> Any:
+    """The JSON document at ``path``; ``None`` if there is no such file."""
     try:
-        d = json.loads(Path(path).read_text("utf-8"))
+        return json.loads(Path(path).read_text("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise ReportError(f"unreadable loudness curves: {e}", where=path, hint="re-run `produce master`") from e
+        raise ReportError(f"unreadable {what}: {e}", where=path, hint=hint) from e
+
+
+def load_curves(path: Path) -> Curves | None:
+    """Read ``loudness.json``; ``None`` if it is not there (a master made before the curves were recorded)."""
+    d = _read_json(path, "loudness curves", "re-run `produce master`")
+    if d is None:
+        return None
     try:
         hop = float(d["hop_s"])
         if not hop > 0:
@@ -112,12 +119,9 @@ def load_curves(path: Path) -> Curves | None:
 
 def load_words(path: Path) -> tuple[Word, ...] | None:
     """Read ``words.json``; ``None`` if it is not there (no transcript, or one made before words were recorded)."""
-    try:
-        d = json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
+    d = _read_json(path, "word list", "re-run `produce transcribe`")
+    if d is None:
         return None
-    except (OSError, ValueError) as e:
-        raise ReportError(f"unreadable word list: {e}", where=path, hint="re-run `produce transcribe`") from e
     try:
         return tuple(
             Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]), w.get("speaker"))

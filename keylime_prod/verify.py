@@ -32,6 +32,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -270,6 +271,20 @@ class _Ctx:
             self.add("error", where, check, e.message, url)
             return None
 
+    def fetch_ok(
+        self, where: str, check: str, url: str, fn: Callable[[], Response], *, media_type: str | None = None
+    ) -> Response | None:
+        """``fn()``'s answer if it is a 200 (its media type checked against ``media_type``); else one problem."""
+        r = self.call(where, check, url, fn)
+        if r is None:
+            return None
+        if r.status != 200:
+            self.add("error", where, check, f"answered {r.status}, not 200", url)
+            return None
+        if media_type is not None and r.media_type() != media_type.lower():
+            self.add("error", where, check, f"served as {r.media_type() or 'nothing'}, the feed says {media_type}", url)
+        return r
+
 
 @dataclass(frozen=True)
 class _Item:
@@ -365,23 +380,12 @@ def _check_enclosure(ctx: _Ctx, item: _Item) -> None:
         return
     w, url = item.where, enc["url"]
     length = int(enc["length"]) if enc.get("length", "").isdigit() else None
-    head = ctx.call(w, "enclosure HEAD", url, lambda: ctx.fetch.head(url))
+    head = ctx.fetch_ok(w, "enclosure HEAD", url, lambda: ctx.fetch.head(url), media_type=enc.get("type", ""))
     if head is None:
-        return
-    if head.status != 200:
-        ctx.add("error", w, "enclosure HEAD", f"answered {head.status}, not 200", url)
         return
     size = head.headers.get("content-length")
     if length is not None and size != str(length):
         ctx.add("error", w, "enclosure length", f"Content-Length {size} but the feed says length={length}", url)
-    if head.media_type() != enc.get("type", "").lower():
-        ctx.add(
-            "error",
-            w,
-            "enclosure type",
-            f"served as {head.media_type() or 'nothing'}, feed says {enc.get('type')}",
-            url,
-        )
     r = ctx.call(w, "byte range", url, lambda: ctx.fetch.get(url, first=RANGE_BYTES))
     if r is None:
         return
@@ -405,26 +409,16 @@ def _check_enclosure(ctx: _Ctx, item: _Item) -> None:
 def _check_sidecars(ctx: _Ctx, item: _Item) -> None:
     w = item.where
     for t in item.transcripts:
-        url, want = t.get("url", ""), t.get("type", "").lower()
-        r = ctx.call(w, "transcript", url, lambda url=url: ctx.fetch.head(url))  # type: ignore[misc]
-        if r is None:
-            continue
-        if r.status != 200:
-            ctx.add("error", w, "transcript", f"answered {r.status}, not 200", url)
-        elif r.media_type() != want:
-            ctx.add("error", w, "transcript", f"served as {r.media_type() or 'nothing'}, the feed says {want}", url)
-        elif "access-control-allow-origin" not in r.headers and not isinstance(ctx.fetch, LocalFetcher):
+        url = t.get("url", "")
+        r = ctx.fetch_ok(w, "transcript", url, partial(ctx.fetch.head, url), media_type=t.get("type", ""))
+        cors = r is None or "access-control-allow-origin" in r.headers or isinstance(ctx.fetch, LocalFetcher)
+        if not cors:
             ctx.add("warning", w, "transcript", "no Access-Control-Allow-Origin: web players cannot load it", url)
     if item.chapters:
-        url, want = item.chapters.get("url", ""), item.chapters.get("type", "").lower()
-        r = ctx.call(w, "chapters", url, lambda: ctx.fetch.get(url))
+        url = item.chapters.get("url", "")
+        r = ctx.fetch_ok(w, "chapters", url, lambda: ctx.fetch.get(url), media_type=item.chapters.get("type", ""))
         if r is None:
             return
-        if r.status != 200:
-            ctx.add("error", w, "chapters", f"answered {r.status}, not 200", url)
-            return
-        if r.media_type() != want:
-            ctx.add("error", w, "chapters", f"served as {r.media_type() or 'nothing'}, the feed says {want}", url)
         try:
             doc = json.loads(r.body)
             ok = isinstance(doc, dict) and isinstance(doc.get("chapters"), list) and "version" in doc
@@ -437,11 +431,8 @@ def _check_sidecars(ctx: _Ctx, item: _Item) -> None:
 def _check_artwork(ctx: _Ctx, where: str, url: str) -> None:
     from PIL import Image, UnidentifiedImageError
 
-    r = ctx.call(where, "artwork", url, lambda: ctx.fetch.get(url))
+    r = ctx.fetch_ok(where, "artwork", url, lambda: ctx.fetch.get(url))
     if r is None:
-        return
-    if r.status != 200:
-        ctx.add("error", where, "artwork", f"answered {r.status}, not 200", url)
         return
     try:
         with Image.open(io.BytesIO(r.body)) as im:
@@ -471,10 +462,8 @@ def _check_audio(ctx: _Ctx, item: _Item, limits: AudioLimits, scratch: Path, fee
 
     assert item.enclosure is not None
     w, url = item.where, item.enclosure["url"]
-    r = ctx.call(w, "audio", url, lambda: ctx.fetch.get(url))
-    if r is None or r.status != 200:
-        if r is not None:
-            ctx.add("error", w, "audio", f"a full GET answered {r.status}", url)
+    r = ctx.fetch_ok(w, "audio", url, lambda: ctx.fetch.get(url))
+    if r is None:
         return
     mp3 = fsutil.write_bytes(scratch / f"{abs(hash(url))}.mp3", r.body)
     try:
