@@ -7,6 +7,7 @@ Stages never import each other; they share these plain data types instead (faste
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,8 @@ class Tagged:
     def to_json(self) -> dict[str, Any]:
         """The ``tagged.json`` document (paths relative to its folder where they live there)."""
         d = asdict(self)
-        d["mp3"] = self.mp3.name
+        # Relative to tagged.json's folder (the tagged MP3 sits in a folder of its own below it).
+        d["mp3"] = Path(os.path.relpath(self.mp3, self.report.parent)).as_posix() if self.report else self.mp3.name
         d["artwork"] = str(self.artwork) if self.artwork else None
         d["report"] = self.report.name if self.report else None
         return {"schema": "keylime-prod/tagged/1", **d}

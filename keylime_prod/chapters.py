@@ -23,17 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mutagen import MutagenError
-from mutagen.id3 import ID3, ID3NoHeaderError
-
-from . import ffmpeg, fsutil
+from . import ffmpeg, fsutil, id3
 from .artefacts import ChapterMark, Chapters, Master
 from .config import EpisodeConfig, TagSettings
 from .errors import FFmpegError, TagError
+from .layout import BuildLayout
 
 log = logging.getLogger(__name__)
 
-CHAPTERS_NAME = "chapters.json"
 #: Podcasting 2.0 JSON chapters format version we write (podcastindex-org/podcast-namespace, chapters/jsonChapters.md).
 JSON_VERSION = "1.2.0"
 #: A configured first chapter this close to the body start is moved onto it instead of leaving a sliver before it.
@@ -74,18 +71,18 @@ def build_chapters(
     episode: EpisodeConfig,
     master: Master,
     settings: TagSettings,
-    out_dir: Path | None = None,
+    layout: BuildLayout | None = None,
     *,
     images_dir: Path | None = None,
     write: bool = True,
 ) -> Chapters:
     """Merge the configured and the automatic chapters onto the episode timeline and write ``chapters.json``.
 
-    ``out_dir`` defaults to the folder of ``master.json``. ``images_dir`` resolves relative chapter ``img`` paths
+    ``layout`` defaults to the folder of ``master.json``. ``images_dir`` resolves relative chapter ``img`` paths
     (the episodes config folder). ``write=False`` only computes the marks (used to reload a finished stage).
     Raises :class:`TagError` naming the chapter when one starts past the end of the body or inside a part after it.
     """
-    out_dir = Path(out_dir) if out_dir is not None else master.report.parent
+    layout = layout or BuildLayout(master.report.parent, master.episode_id)
     duration_ms = math.floor(master.duration * 1000.0 + 1e-6)
     body = master.body
     titles = {
@@ -160,7 +157,7 @@ def build_chapters(
             raise TagError(f"chapter {title!r} would be empty ({start} ms to {end} ms)", where=f"{episode.id} chapters")
         marks.append(ChapterMark(title=title, start=start / 1000.0, end=end / 1000.0, url=url, img=img))
 
-    json_path = out_dir / CHAPTERS_NAME
+    json_path = layout.chapters_json
     result = Chapters(marks=tuple(marks), json_path=json_path)
     if write:
         fsutil.write_json(json_path, to_json(result))
@@ -226,57 +223,6 @@ def read_chapters_json(path: Path) -> tuple[ChapterMark, ...]:
     return tuple(marks)
 
 
-def read_id3_chapters(mp3: Path) -> tuple[ChapterMark, ...]:
-    """Read the chapters of an MP3 in the order its top-level CTOC lists them.
-
-    Players ignore CHAP frames that no top-level CTOC reaches, so a missing CTOC, a CTOC without the top-level
-    and ordered flags, or a CHAP left out of it is an error here (ID3v2 Chapter Frame Addendum, section 4).
-    """
-    from mutagen.id3 import CTOCFlags
-
-    mp3 = Path(mp3)
-    try:
-        tags = ID3(mp3, translate=False)
-    except ID3NoHeaderError:
-        raise TagError("no ID3 tag, so no chapters", where=mp3, hint="run `produce tag EPISODE`") from None
-    except (MutagenError, OSError) as e:
-        raise TagError(f"cannot read ID3 tags: {e}", where=mp3) from e
-    chaps = {f.element_id: f for f in tags.getall("CHAP")}
-    tocs = tags.getall("CTOC")
-    top = [t for t in tocs if t.flags & CTOCFlags.TOP_LEVEL]
-    if chaps and not top:
-        raise TagError("CHAP frames without a top-level CTOC (players ignore them)", where=mp3)
-    if len(top) > 1:
-        raise TagError(f"{len(top)} top-level CTOC frames, expected one", where=mp3)
-    if not top:
-        return ()
-    toc = top[0]
-    if not toc.flags & CTOCFlags.ORDERED:
-        raise TagError("the top-level CTOC is not flagged as ordered", where=mp3)
-    missing = [c for c in toc.child_element_ids if c not in chaps]
-    if missing:
-        raise TagError(f"the CTOC lists chapters with no CHAP frame: {', '.join(missing)}", where=mp3)
-    orphans = sorted(set(chaps) - set(toc.child_element_ids))
-    if orphans:
-        raise TagError(f"CHAP frames not listed in the CTOC: {', '.join(orphans)}", where=mp3)
-    marks = []
-    for cid in toc.child_element_ids:
-        f = chaps[cid]
-        title = " ".join(str(t) for t in f.sub_frames["TIT2"].text) if "TIT2" in f.sub_frames else ""
-        wxxx = f.sub_frames.getall("WXXX")
-        apic = f.sub_frames.getall("APIC")
-        marks.append(
-            ChapterMark(
-                title=title,
-                start=f.start_time / 1000.0,
-                end=f.end_time / 1000.0,
-                url=wxxx[0].url if wxxx else None,
-                img=f"embedded {apic[0].mime}" if apic else None,
-            )
-        )
-    return tuple(marks)
-
-
 def decoded_duration(mp3: Path) -> float:
     """Decode ``mp3`` fully with ffmpeg and return its length in seconds (gapless: encoder delay and padding removed).
 
@@ -330,7 +276,7 @@ def check_chapters(
     the ``(HH:MM:SS) Title`` lines must list the same chapters (to the whole second, rounded down).
     """
     mp3, chapters_json = Path(mp3), Path(chapters_json)
-    in_id3 = read_id3_chapters(mp3)
+    in_id3 = id3.read_chapters(mp3)
     in_json = read_chapters_json(chapters_json)
     duration = decoded_duration(mp3)
     dur_ms = _ms(duration)

@@ -317,20 +317,18 @@ def chapters_cmd(
             as_json=as_json and not check,
         )  # fmt: skip
         if check:
-            from .artefacts import Master
-            from .chapters import CHAPTERS_NAME, check_chapters
-            from .notes import MARKDOWN_NAME
+            from .artefacts import Tagged
+            from .chapters import check_chapters
 
-            bdir = _settings(configs, build_dir).build_dir(episode)
-            master = Master.load(bdir / "master.json")
-            built_notes = bdir / MARKDOWN_NAME
-            use_notes = notes or (built_notes if built_notes.is_file() else None)
-            result = check_chapters(master.mp3, bdir / CHAPTERS_NAME, notes=use_notes)
+            layout = _settings(configs, build_dir).layout(episode)
+            mp3 = Tagged.load(layout.tagged_json).mp3
+            use_notes = notes or (layout.notes_md if layout.notes_md.is_file() else None)
+            result = check_chapters(mp3, layout.chapters_json, notes=use_notes)
             if as_json:
-                _emit_json({"episode": episode, "mp3": str(master.mp3), **result.__dict__})
+                _emit_json({"episode": episode, "mp3": str(mp3), **result.__dict__})
             elif not quiet:
                 out_console.print(
-                    f"{episode}: {result.count} chapters agree in {master.mp3.name} and {CHAPTERS_NAME}"
+                    f"{episode}: {result.count} chapters agree in {mp3.name} and {layout.chapters_json.name}"
                     f"{' and the notes' if result.notes_checked else ''} (max difference {result.max_diff_ms} ms, "
                     f"audio {result.duration:.3f} s)",
                     highlight=False,

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .layout import BuildLayout
 
 #: Episode ids are file names, never paths: letters, digits, dot, dash, underscore; no leading dot.
 EPISODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -369,9 +370,9 @@ class Settings(_Model):
     configs_dir: Path
     build_root: Path = Path("build")
 
-    def build_dir(self, episode_id: str) -> Path:
-        """The build folder of one episode."""
-        return self.build_root / episode_id
+    def layout(self, episode_id: str) -> BuildLayout:
+        """Where every file of one episode's build lives (``<build_root>/<id>/...``)."""
+        return BuildLayout.of(self.build_root, episode_id)
 
 
 # ------------------------------------------------------------------------------------------------------ loading

@@ -21,11 +21,9 @@ from . import fsutil
 from .artefacts import ChapterMark, Chapters, Notes, Transcript
 from .config import EpisodeConfig, Paper, Person, ShowInfo
 from .errors import NotesError
+from .layout import BuildLayout
 
 log = logging.getLogger(__name__)
-
-MARKDOWN_NAME = "show-notes.md"
-HTML_NAME = "show-notes.html"
 
 #: Transcript formats in the order listed, with the label a listener sees.
 TRANSCRIPT_LABELS = (
@@ -55,27 +53,26 @@ class _Section:
 def write_notes(
     episode: EpisodeConfig,
     show: ShowInfo,
-    out_dir: Path,
+    layout: BuildLayout,
     *,
     transcript: Transcript | None = None,
     chapters: Sequence[ChapterMark] = (),
     base_url: str | None = None,
 ) -> Notes:
-    """Write ``<out_dir>/show-notes.md`` and ``show-notes.html`` and return where they are.
+    """Write ``layout.notes_md`` and ``layout.notes_html`` and return where they are.
 
     ``chapters`` are marks on the published timeline (the chapters stage's output). Transcript links are relative
     to the notes (the files sit beside them) unless ``base_url`` is given, e.g. the public folder of the episode.
     """
-    out_dir = Path(out_dir)
     title, sections = _outline(episode, show, transcript, chapters, base_url)
     md = _markdown(title, sections)
     page = _html(title, sections, language=show.language)
-    notes = Notes(markdown=out_dir / MARKDOWN_NAME, html=out_dir / HTML_NAME)
+    notes = Notes(markdown=layout.notes_md, html=layout.notes_html)
     try:
         fsutil.write_text(notes.markdown, md)
         fsutil.write_text(notes.html, page)
     except OSError as e:
-        raise NotesError(f"cannot write show notes: {e.strerror or e}", where=out_dir) from e
+        raise NotesError(f"cannot write show notes: {e.strerror or e}", where=layout.root) from e
     log.info("show notes: %s, %s", notes.markdown.name, notes.html.name)
     return notes
 

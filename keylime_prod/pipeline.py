@@ -25,11 +25,10 @@ from . import audio, chapters, fsutil, models, notes, publish, storage, tags, tr
 from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
 from .config import EpisodeConfig, Settings, list_episodes, load_episode
 from .errors import KeylimeError, PublishError
+from .layout import BuildLayout
 from .progress import ProgressFn, null_progress
 
 log = logging.getLogger(__name__)
-
-STATE_FILE = "state.json"
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Run:
 
     settings: Settings
     episode: EpisodeConfig
-    build_dir: Path
+    layout: BuildLayout
     force: bool = False
     progress: ProgressFn = null_progress
     results: dict[str, Any] = field(default_factory=dict)
@@ -56,7 +55,7 @@ class Run:
         if art is None:
             raise KeylimeError(
                 f"stage {name!r} has not run for {self.episode.id}",
-                where=self.build_dir,
+                where=self.layout.root,
                 hint=f"run `produce {name} {self.episode.id}` or `produce {self.episode.id}` first",
             )
         return art
@@ -122,14 +121,13 @@ def _master_key(run: Run) -> str:
 
 def _master_run(run: Run) -> Master:
     s = run.settings.show
-    return audio.master(run.episode, s.audio, s.assets, run.build_dir, progress=run.progress)
+    return audio.master(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress)
 
 
 def _master_load(run: Run) -> Master | None:
-    report = run.build_dir / audio.REPORT_NAME
-    if not report.is_file():
+    if not run.layout.master_json.is_file():
         return None
-    m = Master.load(report)
+    m = Master.load(run.layout.master_json)
     return m if m.mp3.is_file() else None
 
 
@@ -163,7 +161,7 @@ def _chapters_key(run: Run) -> str:
 def _chapters_run(run: Run) -> Chapters:
     s = run.settings.show
     return chapters.build_chapters(
-        run.episode, run.require("master"), s.tags, run.build_dir, images_dir=_episodes_dir(run)
+        run.episode, run.require("master"), s.tags, run.layout, images_dir=_episodes_dir(run)
     )
 
 
@@ -171,12 +169,10 @@ def _chapters_load(run: Run) -> Chapters | None:
     # chapters.json does not carry local chapter images (they are embedded in ID3 only), so the marks are rebuilt
     # from master.json and the config; the tag stage's check then proves they still agree with the file.
     master = run.artefact("master")
-    if master is None or not (run.build_dir / chapters.CHAPTERS_NAME).is_file():
+    if master is None or not run.layout.chapters_json.is_file():
         return None
     s = run.settings.show
-    return chapters.build_chapters(
-        run.episode, master, s.tags, run.build_dir, images_dir=_episodes_dir(run), write=False
-    )
+    return chapters.build_chapters(run.episode, master, s.tags, run.layout, images_dir=_episodes_dir(run), write=False)
 
 
 def _transcript_text(run: Run) -> str | None:
@@ -208,7 +204,7 @@ def _tag_key(run: Run) -> str:
 def _tag_run(run: Run) -> Tagged:
     s = run.settings.show
     marks: Chapters = run.require("chapters")
-    json_path = marks.json_path or run.build_dir / chapters.CHAPTERS_NAME
+    json_path = marks.json_path or run.layout.chapters_json
     show_notes = run.artefact("notes") if "notes" in STAGE_BY_NAME else None
 
     def verify(tmp: Path) -> None:
@@ -217,13 +213,13 @@ def _tag_run(run: Run) -> Tagged:
         chapters.check_chapters(tmp, json_path, notes=show_notes.markdown if show_notes else None)
 
     return tags.write_tags(
-        run.require("master"), run.episode, s.show, s.tags, chapters=marks, transcript=_transcript_text(run),
-        verify=verify,
+        run.require("master"), run.episode, s.show, s.tags, run.layout, chapters=marks,
+        transcript=_transcript_text(run), verify=verify,
     )  # fmt: skip
 
 
 def _tag_load(run: Run) -> Tagged | None:
-    return tags.load_tagged(run.build_dir)
+    return tags.load_tagged(run.layout)
 
 
 def _speaker(run: Run) -> str:
@@ -258,7 +254,8 @@ def _transcribe_run(run: Run) -> Transcript:
     return transcript.transcribe(
         run.require("master"),
         s.whisper,
-        run.build_dir,
+        run.layout.transcript_dir,
+        stem=run.layout.transcript_stem,
         speaker=_speaker(run),
         speakers=run.episode.speakers,
         glossary=_glossary(run),
@@ -269,10 +266,9 @@ def _transcribe_run(run: Run) -> Transcript:
 
 
 def _transcribe_load(run: Run) -> Transcript | None:
-    report = transcript.report_path(run.build_dir)
-    if not report.is_file():
+    if not run.layout.transcript_report.is_file():
         return None
-    t = Transcript.load(report)
+    t = Transcript.load(run.layout.transcript_report)
     return t if all(p.is_file() for p in t.files.values()) else None
 
 
@@ -298,14 +294,14 @@ def _notes_run(run: Run) -> Notes:
     return notes.write_notes(
         run.episode,
         run.settings.show.show,
-        run.build_dir,
+        run.layout,
         transcript=run.require("transcribe"),
         chapters=_notes_chapters(run),
     )
 
 
 def _notes_load(run: Run) -> Notes | None:
-    n = Notes(markdown=run.build_dir / notes.MARKDOWN_NAME, html=run.build_dir / notes.HTML_NAME)
+    n = Notes(markdown=run.layout.notes_md, html=run.layout.notes_html)
     return n if n.markdown.is_file() and n.html.is_file() else None
 
 
@@ -324,7 +320,7 @@ def _publish_release(run: Run) -> publish.Release:
     master: Master | None = artefact("master")
     if master is None or not master.mp3.is_file():
         raise PublishError(
-            f"{ep.id} has not been built", where=run.build_dir, hint=f"run `produce {ep.id}` to build it first"
+            f"{ep.id} has not been built", where=run.layout.root, hint=f"run `produce {ep.id}` to build it first"
         )
     missing = [n for n in ("transcribe", "chapters", "notes", "tag") if n in STAGE_BY_NAME and artefact(n) is None]
     if missing:
@@ -371,9 +367,9 @@ STAGE_BY_NAME = {s.name: s for s in STAGES}
 # ------------------------------------------------------------------------------------------------------ running
 
 
-def _read_state(build_dir: Path) -> dict[str, Any]:
+def _read_state(layout: BuildLayout) -> dict[str, Any]:
     try:
-        data = json.loads((build_dir / STATE_FILE).read_text("utf-8"))
+        data = json.loads(layout.state_json.read_text("utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -398,10 +394,10 @@ def run_episode(
     unknown = [n for n in wanted if n not in STAGE_BY_NAME]
     if unknown:
         raise KeylimeError(f"unknown stage(s): {', '.join(unknown)}", hint=f"stages: {', '.join(STAGE_BY_NAME)}")
-    build_dir = settings.build_dir(episode_id)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    run = Run(settings=settings, episode=episode, build_dir=build_dir, force=force, progress=progress or null_progress)
-    state = _read_state(build_dir)
+    layout = settings.layout(episode_id)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    run = Run(settings=settings, episode=episode, layout=layout, force=force, progress=progress or null_progress)
+    state = _read_state(layout)
     done: list[StageResult] = []
     for stage in STAGES:
         if stage.name not in wanted:
@@ -430,10 +426,10 @@ def run_episode(
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(secs, 3),
         }
-        fsutil.write_json(build_dir / STATE_FILE, state)
+        fsutil.write_json(layout.state_json, state)
         if on_stage:
             on_stage(stage.name, "done")
-    return RunResult(episode_id, build_dir, tuple(done), dict(run.results))
+    return RunResult(episode_id, layout.root, tuple(done), dict(run.results))
 
 
 # --------------------------------------------------------------------------------------------------- publishing
@@ -454,12 +450,12 @@ def publish_episodes(
     releases = []
     for episode_id in episode_ids:
         episode = load_episode(settings.configs_dir, episode_id)
-        build_dir = settings.build_dir(episode_id)
-        if not build_dir.is_dir():
+        layout = settings.layout(episode_id)
+        if not layout.root.is_dir():
             raise PublishError(
-                f"{episode_id} has not been built", where=build_dir, hint=f"run `produce {episode_id}` to build it"
+                f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
             )
-        run = Run(settings=settings, episode=episode, build_dir=build_dir, progress=progress or null_progress)
+        run = Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress)
         releases.append(_publish_release(run))
     return publish.publish(releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress)
 
@@ -538,7 +534,7 @@ def publish_due(
             run = Run(
                 settings=settings,
                 episode=by_id[d.episode_id],
-                build_dir=settings.build_dir(d.episode_id),
+                layout=settings.layout(d.episode_id),
                 progress=progress or null_progress,
             )
             releases.append(_publish_release(run))

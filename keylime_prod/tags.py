@@ -1,14 +1,12 @@
-"""The tag stage: ID3 tags, cover art and chapters written into the mastered MP3 with mutagen.
+"""The tag stage: a tagged copy of the master, with ID3 text, cover art and chapters.
 
-ID3v2.3 by default (the version most players read), v2.4 by config. The frames: TIT2 title, TIT3 subtitle, TPE1
-hosts (and guests), TPE2 and TALB the show, TRCK episode number, date (TYER/TDAT/TIME in v2.3, TDRC/TDRL in v2.4),
-TCON genre, COMM and TDES description, APIC front cover, TCOP, WOAR show website, WOAF/WXXX episode page, the
-iTunes podcast frames PCST/TGID/WFED, TENC/TSSE encoder, TLEN length, USLT transcript, and the chapters as CHAP
-frames under one top-level, ordered CTOC (ID3v2 Chapter Frame Addendum; players ignore chapters without the CTOC).
+This module decides *what* the tag says (:func:`tag_data`, from the episode and show config); :mod:`keylime_prod.id3`
+(the one ID3 boundary) decides how it is written: ID3v2.3 by default (the version most players read), v2.4 by
+config, chapters as CHAP frames under one top-level, ordered CTOC.
 
-Artwork is checked, never trusted and never re-encoded (:func:`check_artwork`, Apple's artwork rules). The MP3 is
-tagged atomically: copied to a temporary file beside it, stripped of any old tag (so writing twice leaves one set
-of frames), tagged, optionally verified, and moved onto the original name with ``os.replace``.
+Artwork is checked, never trusted and never re-encoded (:func:`check_artwork`, Apple's artwork rules). The master is
+only read: the tagged MP3 is written atomically to its own path (``BuildLayout.tagged_mp3``), stripped of any old tag
+(so writing twice leaves one set of frames), optionally verified, then moved into place with ``os.replace``.
 """
 
 from __future__ import annotations
@@ -17,69 +15,25 @@ import datetime as dt
 import io
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mutagen import MutagenError
-from mutagen.id3 import (
-    APIC,
-    CHAP,
-    COMM,
-    CTOC,
-    ID3,
-    PCST,
-    TALB,
-    TCON,
-    TCOP,
-    TDAT,
-    TDES,
-    TDRC,
-    TDRL,
-    TENC,
-    TGID,
-    TIME,
-    TIT2,
-    TIT3,
-    TLEN,
-    TPE1,
-    TPE2,
-    TRCK,
-    TSSE,
-    TYER,
-    USLT,
-    WFED,
-    WOAF,
-    WOAR,
-    WXXX,
-    CTOCFlags,
-    ID3NoHeaderError,
-    ID3Tags,
-    PictureType,
-)
-from mutagen.id3 import delete as delete_id3
 from PIL import Image, UnidentifiedImageError
 
-from . import __version__, fsutil
+from . import __version__, fsutil, id3
 from .artefacts import Chapters, Master, Tagged
 from .config import EpisodeConfig, ShowInfo, TagSettings
 from .errors import TagError
+from .layout import BuildLayout
 
 log = logging.getLogger(__name__)
-
-REPORT_NAME = "tagged.json"
 
 #: Apple Podcasts artwork rules (docs/platform.md): square, 1400-3000 px, JPEG or PNG, RGB, no alpha.
 ARTWORK_MIN_PX = 1400
 ARTWORK_MAX_PX = 3000
 _FORMATS = {"JPEG": ("image/jpeg", (".jpg", ".jpeg")), "PNG": ("image/png", (".png",))}
 _ARTWORK_HINT = "export it again as a square RGB JPEG or PNG, 1400-3000 px; keylime-prod never re-encodes artwork"
-
-#: ISO 639-1 -> ISO 639-2 for COMM/USLT, whose language field is three letters (ID3v2.3 section 4.11).
-_LANG3 = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "pt": "por", "nl": "nld", "ja": "jpn"}
-_UTF8 = 3  # ID3 text encoding; mutagen converts it to UTF-16 when saving v2.3, which has no UTF-8
 
 
 # ------------------------------------------------------------------------------------------------------ artwork
@@ -154,10 +108,6 @@ def check_artwork(path: Path, *, cover: bool = True) -> Artwork:
 # ------------------------------------------------------------------------------------------------------ frames
 
 
-def _lang3(language: str) -> str:
-    return _LANG3.get(language.split("-")[0].lower(), "und")  # "und": ISO 639-2 "undetermined"
-
-
 def episode_url(episode: EpisodeConfig, show: ShowInfo) -> str:
     """The episode's web page: its ``link``, else the show website."""
     return episode.link or show.website
@@ -168,7 +118,7 @@ def episode_guid(episode: EpisodeConfig, show: ShowInfo) -> str:
     return episode.link or f"{show.website.rstrip('/')}#{episode.id}"
 
 
-def build_id3(
+def tag_data(
     master: Master,
     episode: EpisodeConfig,
     show: ShowInfo,
@@ -178,107 +128,35 @@ def build_id3(
     chapters: Chapters | None = None,
     transcript: str | None = None,
     chapter_images: dict[str, Artwork] | None = None,
-) -> ID3:
-    """Build the complete ID3 tag in memory (pure: reads nothing but what it is given)."""
-    tags = _ChapterOrderID3()
-    lang = _lang3(show.language)
+) -> id3.TagData:
+    """What the tag says, from the config and the artefacts (pure: reads nothing but what it is given)."""
     url = episode_url(episode, show)
-    people = ", ".join(p.name for p in (*episode.hosts, *episode.guests))
-    utc = episode.publish_date.astimezone(dt.timezone.utc)
-    when = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    text: list[Any] = [
-        TIT2(encoding=_UTF8, text=[episode.title]),
-        TPE1(encoding=_UTF8, text=[people]),
-        TPE2(encoding=_UTF8, text=[show.author]),
-        TALB(encoding=_UTF8, text=[show.title]),
-        TRCK(encoding=_UTF8, text=[str(episode.number)]),
-        TCON(encoding=_UTF8, text=[settings.genre]),
-        COMM(encoding=_UTF8, lang=lang, desc="", text=[episode.summary]),
-        TDES(encoding=_UTF8, text=[episode.summary]),  # iTunes podcast description
-        TCOP(encoding=_UTF8, text=[show.copyright]),
-        WOAR(url=show.website),
-        WOAF(url=url),
-        WXXX(encoding=_UTF8, desc="", url=url),
-        PCST(value=1),  # iTunes: this file is a podcast episode
-        TGID(encoding=_UTF8, text=[episode_guid(episode, show)]),  # iTunes podcast (episode) id
-        WFED(encoding=_UTF8, url=show.feed_url),
-        TENC(encoding=_UTF8, text=[settings.encoded_by]),
-        TSSE(encoding=_UTF8, text=[_encoder_settings(master)]),
-        TLEN(encoding=_UTF8, text=[str(int(master.duration * 1000))]),
-        APIC(encoding=_UTF8, mime=artwork.mime, type=PictureType.COVER_FRONT, desc="Cover", data=artwork.data),
-    ]
-    if episode.subtitle:
-        text.append(TIT3(encoding=_UTF8, text=[episode.subtitle]))
-    if settings.id3_version == 4:
-        # ID3v2.4 timestamps (section 4.2.5): recording time and release time.
-        text += [TDRC(encoding=_UTF8, text=[when]), TDRL(encoding=_UTF8, text=[when])]
-    else:
-        # ID3v2.3 has no TDRC: year, DDMM and HHMM frames (ID3v2.3 section 4.2.1). Written here rather than left to
-        # mutagen's update_to_v23(), which drops TIME when the minute is 0.
-        text += [
-            TYER(encoding=_UTF8, text=[utc.strftime("%Y")]),
-            TDAT(encoding=_UTF8, text=[utc.strftime("%d%m")]),
-            TIME(encoding=_UTF8, text=[utc.strftime("%H%M")]),
-        ]
-    if transcript and settings.include_lyrics:
-        text.append(USLT(encoding=_UTF8, lang=lang, desc="", text=transcript))
-    for frame in text:
-        tags.add(frame)
-    if chapters is not None and chapters.marks:
-        ids = []
-        for i, m in enumerate(chapters.marks):
-            cid = f"chp{i}"
-            ids.append(cid)
-            subs: list[Any] = [TIT2(encoding=_UTF8, text=[m.title])]
-            if m.url:
-                subs.append(WXXX(encoding=_UTF8, desc="", url=m.url))
-            if m.img and chapter_images and m.img in chapter_images:
-                pic = chapter_images[m.img]
-                subs.append(APIC(encoding=_UTF8, mime=pic.mime, type=PictureType.OTHER, desc=m.title[:64],
-                                 data=pic.data))  # fmt: skip
-            tags.add(
-                CHAP(
-                    element_id=cid,
-                    start_time=round(m.start * 1000),
-                    end_time=round(m.end * 1000),
-                    # 0xFFFFFFFF: byte offsets unused, players use the times (Chapter Frame Addendum 3.1).
-                    start_offset=0xFFFFFFFF,
-                    end_offset=0xFFFFFFFF,
-                    sub_frames=subs,
-                )
-            )
-        tags.add(
-            CTOC(
-                element_id="toc",
-                flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
-                child_element_ids=ids,
-                sub_frames=[TIT2(encoding=_UTF8, text=["Chapters"])],
-            )
-        )
-    if settings.id3_version == 3:
-        tags.update_to_v23()  # mutagen: required before saving v2.3 (converts frames, recurses into CHAP/CTOC)
-    return tags
-
-
-class _ChapterOrderID3(ID3):
-    """An ID3 tag that writes its CHAP frames in chronological order.
-
-    mutagen orders frames by a priority list and then by size. ffmpeg (and the players built on it) list ID3
-    chapters in file order, not by time, so the CHAP frames go last, sorted by start time; everything else keeps
-    mutagen's order.
-    """
-
-    def _write(self, config: Any) -> bytearray:
-        rest = ID3Tags()
-        for f in self.values():
-            if f.FrameID != "CHAP":
-                rest.add(f)
-        data = rest._write(config)
-        for chap in sorted(self.getall("CHAP"), key=lambda f: (f.start_time, f.element_id)):
-            one = ID3Tags()
-            one.add(chap)
-            data += one._write(config)
-        return data
+    return id3.TagData(
+        title=episode.title,
+        people=", ".join(p.name for p in (*episode.hosts, *episode.guests)),
+        author=show.author,
+        album=show.title,
+        track=str(episode.number),
+        genre=settings.genre,
+        description=episode.summary,
+        copyright=show.copyright,
+        website=show.website,
+        url=url,
+        guid=episode_guid(episode, show),
+        feed_url=show.feed_url,
+        encoded_by=settings.encoded_by,
+        encoder_settings=_encoder_settings(master),
+        length_ms=int(master.duration * 1000),
+        cover_mime=artwork.mime,
+        cover=artwork.data,
+        date=episode.publish_date.astimezone(dt.timezone.utc),
+        language=show.language,
+        version=settings.id3_version,
+        subtitle=episode.subtitle,
+        lyrics=transcript if settings.include_lyrics else None,
+        chapters=chapters.marks if chapters is not None else (),
+        chapter_images={k: (a.mime, a.data) for k, a in (chapter_images or {}).items()},
+    )
 
 
 def _encoder_settings(master: Master) -> str:
@@ -295,46 +173,36 @@ def write_tags(
     episode: EpisodeConfig,
     show: ShowInfo,
     settings: TagSettings,
+    layout: BuildLayout | None = None,
     *,
     chapters: Chapters | None = None,
     transcript: str | None = None,
     verify: Callable[[Path], None] | None = None,
 ) -> Tagged:
-    """Tag ``master.mp3`` in place, atomically, and write ``tagged.json`` beside it.
+    """Write a tagged copy of the master to ``layout.tagged_mp3``, atomically, and ``layout.tagged_json``.
 
-    The cover is the episode's artwork, else the show's, checked by :func:`check_artwork`. ``transcript`` becomes
-    USLT when ``settings.include_lyrics``. ``verify`` is called on the tagged temporary file before it replaces the
-    original (the pipeline passes the chapter check), so a file that fails it never reaches the final name.
-    Any old ID3 tag is removed first: writing twice leaves one set of frames.
+    The master MP3 is only read, so its ``audio_sha256`` stays true; the tagged file is its own artefact with its
+    own hash. ``layout`` defaults to the folder of ``master.json``. The cover is the episode's artwork, else the
+    show's, checked by :func:`check_artwork`. ``transcript`` becomes USLT when ``settings.include_lyrics``.
+    ``verify`` is called on the tagged temporary file before it takes its final name (the pipeline passes the
+    chapter check), so a file that fails it never gets there. Writing twice leaves one set of frames.
     """
+    layout = layout or BuildLayout(master.report.parent, master.episode_id)
     art_path = episode.artwork or show.artwork
     artwork = check_artwork(art_path)
     chapter_images: dict[str, Artwork] = {}
     for m in chapters.marks if chapters else ():
         if m.img and not m.img.startswith(("http://", "https://")):
             chapter_images[m.img] = check_artwork(Path(m.img), cover=False)
-    tags = build_id3(
+    data = tag_data(
         master, episode, show, settings, artwork, chapters=chapters, transcript=transcript,
         chapter_images=chapter_images,
     )  # fmt: skip
-    mp3 = master.mp3
-    if not mp3.is_file():
-        raise TagError("the mastered MP3 is missing", where=mp3, hint=f"run `produce master {episode.id}`")
-    try:
-        with fsutil.atomic_path(mp3) as tmp:
-            shutil.copyfile(mp3, tmp)
-            try:
-                delete_id3(tmp)  # old ID3v2 and ID3v1 tags: re-tagging must not duplicate frames
-            except ID3NoHeaderError:
-                pass
-            # v1=0 removes any ID3v1 tag; its 30-byte fields would truncate titles and drop non-Latin-1 text.
-            tags.save(tmp, v2_version=settings.id3_version, v1=0)
-            if verify is not None:
-                verify(tmp)
-    except (MutagenError, OSError) as e:
-        raise TagError(f"cannot write ID3 tags: {e}", where=mp3) from e
-    frames = tuple(sorted(ID3(mp3, translate=False).keys()))
-    report = mp3.parent / REPORT_NAME
+    if not master.mp3.is_file():
+        raise TagError("the mastered MP3 is missing", where=master.mp3, hint=f"run `produce master {episode.id}`")
+    mp3 = layout.tagged_mp3
+    id3.write_tag(master.mp3, mp3, id3.build_tag(data), version=settings.id3_version, verify=verify)
+    frames = id3.frame_keys(mp3)
     result = Tagged(
         mp3=mp3,
         id3_version=settings.id3_version,
@@ -343,9 +211,9 @@ def write_tags(
         sha256=fsutil.sha256_file(mp3),
         size_bytes=os.path.getsize(mp3),
         artwork=artwork.path,
-        report=report,
+        report=layout.tagged_json,
     )
-    fsutil.write_json(report, result.to_json())
+    fsutil.write_json(layout.tagged_json, result.to_json())
     log.info(
         "%s: tagged ID3v2.%d, %d frames, %d chapters, cover %dx%d %s",
         episode.id, settings.id3_version, len(frames), result.chapters, artwork.width, artwork.height, artwork.format,
@@ -353,55 +221,11 @@ def write_tags(
     return result
 
 
-def load_tagged(build_dir: Path) -> Tagged | None:
-    """The tag stage's result from ``build_dir``, or ``None`` when it is missing or the MP3 changed since."""
-    report = Path(build_dir) / REPORT_NAME
-    if not report.is_file():
+def load_tagged(layout: BuildLayout) -> Tagged | None:
+    """The tag stage's result, or ``None`` when it is missing or the tagged MP3 changed since."""
+    if not layout.tagged_json.is_file():
         return None
-    tagged = Tagged.load(report)
+    tagged = Tagged.load(layout.tagged_json)
     if not tagged.mp3.is_file() or fsutil.sha256_file(tagged.mp3) != tagged.sha256:
-        return None  # re-mastered (untagged) or edited since: tag again
+        return None  # deleted or edited since: tag again
     return tagged
-
-
-# ------------------------------------------------------------------------------------------------------ reading
-
-
-@dataclass(frozen=True)
-class TagReadback:
-    """What an MP3's ID3 tag holds, read back with mutagen as written (no v2.3 -> v2.4 translation)."""
-
-    version: int  # 3 or 4
-    frames: dict[str, list[str]]  # frame id (mutagen hash key) -> its text/URL values
-    cover_mime: str | None
-    cover: bytes | None
-    chapter_ids: tuple[str, ...]
-
-
-def read_tags(mp3: Path) -> TagReadback:
-    """Read an MP3's ID3 tag back: version, every frame's text, the front cover, the CTOC's chapter ids."""
-    try:
-        tags = ID3(mp3, translate=False)
-    except ID3NoHeaderError:
-        raise TagError("no ID3 tag", where=mp3, hint="run `produce tag EPISODE`") from None
-    except (MutagenError, OSError) as e:
-        raise TagError(f"cannot read ID3 tags: {e}", where=mp3) from e
-    frames: dict[str, list[str]] = {}
-    for key, f in tags.items():
-        if hasattr(f, "text"):
-            frames[key] = [str(t) for t in (f.text if isinstance(f.text, list) else [f.text])]
-        elif hasattr(f, "url"):
-            frames[key] = [f.url]
-        elif hasattr(f, "value"):
-            frames[key] = [str(f.value)]
-        else:
-            frames[key] = []
-    covers = [f for f in tags.getall("APIC") if f.type == PictureType.COVER_FRONT]
-    tocs = tags.getall("CTOC")
-    return TagReadback(
-        version=tags.version[1],
-        frames=frames,
-        cover_mime=covers[0].mime if covers else None,
-        cover=covers[0].data if covers else None,
-        chapter_ids=tuple(tocs[0].child_element_ids) if tocs else (),
-    )

@@ -21,9 +21,9 @@ from keylime_prod.chapters import (
     check_chapters,
     parse_progress_time,
     read_chapters_json,
-    read_id3_chapters,
 )
 from keylime_prod.errors import ConfigError, TagError
+from keylime_prod.id3 import read_chapters
 from keylime_prod.tags import write_tags
 
 
@@ -42,9 +42,9 @@ def _setup(tmp_path: Path, pristine: Path, **kw):  # type: ignore[no-untyped-def
 def _tagged(tmp_path: Path, pristine: Path, **kw):  # type: ignore[no-untyped-def]
     cfg, settings, episode, master = _setup(tmp_path, pristine, **kw)
     chapters = build_chapters(episode, master, settings.show.tags, images_dir=cfg / "episodes")
-    write_tags(master, episode, settings.show.show, settings.show.tags, chapters=chapters)
+    tagged = write_tags(master, episode, settings.show.show, settings.show.tags, chapters=chapters)
     assert chapters.json_path is not None
-    return master, chapters, chapters.json_path
+    return tagged.mp3, chapters, chapters.json_path
 
 
 def test_config_and_automatic_chapters_merge_on_the_episode_timeline(tmp_path: Path, pristine_mp3: Path) -> None:
@@ -134,19 +134,19 @@ def test_out_of_order_chapters_are_a_config_error_naming_the_chapter(tmp_path: P
 
 
 def test_tagged_mp3_and_json_agree_and_ffmpeg_reads_the_same_chapters(tmp_path: Path, pristine_mp3: Path) -> None:
-    master, chapters, json_path = _tagged(tmp_path, pristine_mp3)
-    result = check_chapters(master.mp3, json_path)
+    mp3, chapters, json_path = _tagged(tmp_path, pristine_mp3)
+    result = check_chapters(mp3, json_path)
     assert (result.count, result.max_diff_ms) == (len(chapters.marks), 0)
     assert result.duration == pytest.approx(tf.DURATION, abs=1e-3)
 
     # mutagen: CTOC top-level + ordered, children in order, embedded TIT2/WXXX.
-    assert [(m.title, m.start, m.end, m.url) for m in read_id3_chapters(master.mp3)] == [
+    assert [(m.title, m.start, m.end, m.url) for m in read_chapters(mp3)] == [
         (m.title, m.start, m.end, m.url) for m in chapters.marks
     ]
     # ffmpeg's own ID3 parser, in file order. The ffmpeg command line shifts chapters by the start time it reports
     # (the encoder delay), clamping at zero; add it back to compare with our millisecond times.
-    _, ff = ffmpeg.read_ffmetadata(master.mp3)
-    offset_ms = round(tf.ffmpeg_start_offset(master.mp3) * 1000)
+    _, ff = ffmpeg.read_ffmetadata(mp3)
+    offset_ms = round(tf.ffmpeg_start_offset(mp3) * 1000)
     assert 20 <= offset_ms <= 60
     assert [c["title"] for c in ff] == [m.title for m in chapters.marks]
     for c, m in zip(ff, chapters.marks, strict=True):
@@ -160,10 +160,10 @@ def test_tagged_mp3_and_json_agree_and_ffmpeg_reads_the_same_chapters(tmp_path: 
     notes.write_text(
         "# Notes\n\nSome text (not a chapter).\n\n" + "\n".join(f"- {x}" for x in chapters.timestamp_lines())
     )
-    assert check_chapters(master.mp3, json_path, notes=notes).notes_checked
+    assert check_chapters(mp3, json_path, notes=notes).notes_checked
     notes.write_text("\n".join(chapters.timestamp_lines()[:-1]))
     with pytest.raises(TagError, match="chapter lines in the notes"):
-        check_chapters(master.mp3, json_path, notes=notes)
+        check_chapters(mp3, json_path, notes=notes)
 
 
 def _edit_json(path: Path, i: int, **changes: object) -> None:
@@ -173,47 +173,47 @@ def _edit_json(path: Path, i: int, **changes: object) -> None:
 
 
 def test_disagreement_by_more_than_1_ms_fails(tmp_path: Path, pristine_mp3: Path) -> None:
-    master, chapters, json_path = _tagged(tmp_path, pristine_mp3)
+    mp3, chapters, json_path = _tagged(tmp_path, pristine_mp3)
     start = chapters.marks[3].start
     _edit_json(json_path, 3, startTime=round(start + 0.001, 3))
-    assert check_chapters(master.mp3, json_path).max_diff_ms == 1  # within tolerance
+    assert check_chapters(mp3, json_path).max_diff_ms == 1  # within tolerance
     _edit_json(json_path, 3, startTime=round(start + 0.002, 3))
     with pytest.raises(TagError, match=r"chapter 4 \('Part two: naïve café'\): start differs by 2 ms"):
-        check_chapters(master.mp3, json_path)
+        check_chapters(mp3, json_path)
     _edit_json(json_path, 3, startTime=start, title="Part 2")
     with pytest.raises(TagError, match=re.escape("title in chapters.json is 'Part 2'")):
-        check_chapters(master.mp3, json_path)
+        check_chapters(mp3, json_path)
 
 
 def test_overlap_and_count_mismatch_fail(tmp_path: Path, pristine_mp3: Path) -> None:
-    master, chapters, json_path = _tagged(tmp_path, pristine_mp3)
+    mp3, chapters, json_path = _tagged(tmp_path, pristine_mp3)
     _edit_json(json_path, 1, endTime=chapters.marks[2].start + 0.5)
     with pytest.raises(TagError, match=r"chapters.json chapter 2 \('Disclaimer'\) overlaps the next one"):
-        check_chapters(master.mp3, json_path)
+        check_chapters(mp3, json_path)
     doc = json.loads(json_path.read_text("utf-8"))
     doc["chapters"].pop()
     json_path.write_text(json.dumps(doc))
     with pytest.raises(TagError, match=re.escape("6 chapters in the MP3 but 5 in chapters.json")):
-        check_chapters(master.mp3, json_path)
+        check_chapters(mp3, json_path)
 
 
 def test_running_past_the_end_of_the_audio_fails(tmp_path: Path, pristine_mp3: Path) -> None:
-    master, _chapters, json_path = _tagged(tmp_path, pristine_mp3)
-    tags = ID3(master.mp3, translate=False)
+    mp3, _chapters, json_path = _tagged(tmp_path, pristine_mp3)
+    tags = ID3(mp3, translate=False)
     last = tags["CHAP:chp5"]
     last.end_time += 50
-    tags.save(master.mp3, v2_version=3, v1=0)
+    tags.save(mp3, v2_version=3, v1=0)
     with pytest.raises(TagError, match=r"ID3 chapter 6 \('Outro'\) runs past the end of the audio: ends at 12050 ms"):
-        check_chapters(master.mp3, json_path)
+        check_chapters(mp3, json_path)
 
 
 def test_chapters_without_a_top_level_ctoc_are_rejected(tmp_path: Path, pristine_mp3: Path) -> None:
-    master, _, json_path = _tagged(tmp_path, pristine_mp3)
-    tags = ID3(master.mp3, translate=False)
+    mp3, _, json_path = _tagged(tmp_path, pristine_mp3)
+    tags = ID3(mp3, translate=False)
     tags.delall("CTOC")
-    tags.save(master.mp3, v2_version=3, v1=0)
+    tags.save(mp3, v2_version=3, v1=0)
     with pytest.raises(TagError, match="CHAP frames without a top-level CTOC"):
-        check_chapters(master.mp3, json_path)
+        check_chapters(mp3, json_path)
 
 
 def test_json_reader_fills_missing_end_times(tmp_path: Path) -> None:

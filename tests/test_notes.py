@@ -11,6 +11,7 @@ from markdown_it import MarkdownIt
 from keylime_prod import chapters, notes
 from keylime_prod.artefacts import ChapterMark, Transcript, TranscriptSegment
 from keylime_prod.config import load_episode, load_show
+from keylime_prod.layout import BuildLayout
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -69,7 +70,7 @@ MARKS = (
 def test_notes_for_episode_258(tmp_path: Path, transcript: Transcript) -> None:
     episode = load_episode(CONFIGS, "episode-258")
     show = load_show(CONFIGS / "show.toml").show
-    result = notes.write_notes(episode, show, tmp_path, transcript=transcript, chapters=MARKS)
+    result = notes.write_notes(episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=MARKS)
     assert result.markdown == tmp_path / "show-notes.md" and result.html == tmp_path / "show-notes.html"
     md = result.markdown.read_text("utf-8")
     page = _Page()
@@ -107,7 +108,7 @@ def test_markdown_renders_to_the_same_text_as_the_html(tmp_path: Path, transcrip
         update={"title": "A *bold* <claim> [about] `code` # and_so_on", "summary": "First.\n\nSecond <b>x</b>."}
     )
     show = load_show(CONFIGS / "show.toml").show
-    result = notes.write_notes(episode, show, tmp_path, transcript=transcript, chapters=MARKS)
+    result = notes.write_notes(episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=MARKS)
     rendered = MarkdownIt("commonmark").render(result.markdown.read_text("utf-8"))
     ours = result.html.read_text("utf-8")
     assert _visible(rendered) == _visible(ours.split("<article>")[1])
@@ -120,7 +121,7 @@ def test_markdown_renders_to_the_same_text_as_the_html(tmp_path: Path, transcrip
 def test_no_chapters_no_transcript_no_paper(tmp_path: Path) -> None:
     episode = load_episode(CONFIGS, "episode-258").model_copy(update={"paper": None, "key_points": ()})
     show = load_show(CONFIGS / "show.toml").show.model_copy(update={"disclaimer_text": ""})
-    result = notes.write_notes(episode, show, tmp_path)
+    result = notes.write_notes(episode, show, BuildLayout(tmp_path, episode.id))
     md = result.markdown.read_text("utf-8")
     for absent in ("## Chapters", "## Transcript", "## The paper", "## Key points", "## Disclaimer"):
         assert absent not in md

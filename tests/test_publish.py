@@ -459,7 +459,7 @@ def test_demo_episode_258_end_to_end(s3_server: RcloneS3, tmp_path: Path) -> Non
     assert ep["live"] and pub["feed"]["updated"]
     raw = raw_client(s3_server.endpoint_url)
     audio = next(f for f in ep["files"] if f["role"] == "audio")
-    mp3 = build / "episode-258" / "episode-258.mp3"
+    mp3 = build / "episode-258" / "tagged" / "episode-258.mp3"  # the tagged copy is what goes out
     assert get_sha256(raw, audio["key"]) == (mp3.stat().st_size, sha256(mp3.read_bytes()))
     for f in ep["files"]:
         if f["role"] in ("transcript", "chapters"):

@@ -13,7 +13,9 @@ from keylime_prod import ffmpeg
 from keylime_prod.artefacts import Tagged
 from keylime_prod.chapters import build_chapters, check_chapters
 from keylime_prod.errors import TagError
-from keylime_prod.tags import load_tagged, read_tags, write_tags
+from keylime_prod.id3 import read_tags
+from keylime_prod.layout import BuildLayout
+from keylime_prod.tags import load_tagged, write_tags
 
 TRANSCRIPT = "Welcome to the show.\nToday: failure 🎧 and what it teaches."
 
@@ -42,8 +44,8 @@ def _tag(tmp_path: Path, pristine: Path, *, transcript: str | None = TRANSCRIPT,
 
 
 def test_id3v23_frames_read_back_with_mutagen(tmp_path: Path, pristine_mp3: Path) -> None:
-    cfg, _settings, episode, master, chapters, tagged = _tag(tmp_path, pristine_mp3)
-    raw = ID3(master.mp3, translate=False)  # as written, no v2.3 -> v2.4 upgrade
+    cfg, _settings, episode, _master, chapters, tagged = _tag(tmp_path, pristine_mp3)
+    raw = ID3(tagged.mp3, translate=False)  # as written, no v2.3 -> v2.4 upgrade
     assert raw.version == (2, 3, 0) and tagged.id3_version == 3
 
     def text(key: str) -> str:
@@ -80,15 +82,15 @@ def test_id3v23_frames_read_back_with_mutagen(tmp_path: Path, pristine_mp3: Path
         assert chap.sub_frames["TIT2"].text == [m.title]
         assert [w.url for w in chap.sub_frames.getall("WXXX")] == ([m.url] if m.url else [])
     # The readback helper and the stage's report agree with the file.
-    back = read_tags(master.mp3)
+    back = read_tags(tagged.mp3)
     assert back.version == 3 and back.cover == apic.data and back.chapter_ids == tuple(toc.child_element_ids)
     assert set(tagged.frames) == set(raw.keys()) and tagged.chapters == len(chapters.marks)
-    assert tagged.sha256 == tf.sha256(master.mp3) and tagged.size_bytes == master.mp3.stat().st_size
+    assert tagged.sha256 == tf.sha256(tagged.mp3) and tagged.size_bytes == tagged.mp3.stat().st_size
 
 
 def test_ffmpeg_reads_the_same_tags_and_chapters(tmp_path: Path, pristine_mp3: Path) -> None:
-    _, _, episode, master, chapters, _ = _tag(tmp_path, pristine_mp3)
-    tags, chaps = ffmpeg.read_ffmetadata(master.mp3)  # ffmpeg's own ID3 parser, independent of mutagen
+    _, _, episode, _master, chapters, tagged = _tag(tmp_path, pristine_mp3)
+    tags, chaps = ffmpeg.read_ffmetadata(tagged.mp3)  # ffmpeg's own ID3 parser, independent of mutagen
     assert tags["title"] == tf.EMOJI_TITLE
     assert tags["artist"] == "Lara Varpio, Zoë Guest"
     assert tags["album"] == "Test Show ✓"
@@ -103,7 +105,7 @@ def test_ffmpeg_reads_the_same_tags_and_chapters(tmp_path: Path, pristine_mp3: P
     assert tags["TDES"] == episode.summary
     assert tags["TGID"] == "https://show.example.org/episodes/7"
     # Chapters in chronological file order, titles intact; ffmpeg's times are shifted by its reported start.
-    offset_ms = round(tf.ffmpeg_start_offset(master.mp3) * 1000)
+    offset_ms = round(tf.ffmpeg_start_offset(tagged.mp3) * 1000)
     assert [c["title"] for c in chaps] == [m.title for m in chapters.marks]
     starts = [max(0, round(m.start * 1000) - offset_ms) for m in chapters.marks]
     assert all(abs(int(c["START"]) - s) <= 1 for c, s in zip(chaps, starts, strict=True))
@@ -111,42 +113,42 @@ def test_ffmpeg_reads_the_same_tags_and_chapters(tmp_path: Path, pristine_mp3: P
 
 def test_tagged_file_decodes_cleanly_to_the_same_audio(tmp_path: Path, pristine_mp3: Path) -> None:
     before = tf.decode_pcm(pristine_mp3)
-    _, _, _, master, _, _ = _tag(tmp_path, pristine_mp3)
-    assert ffmpeg.run(["-v", "error", "-i", str(master.mp3), "-f", "null", "-"]).stderr == b""
-    after = tf.decode_pcm(master.mp3)
+    _, _, _, _master, _, tagged = _tag(tmp_path, pristine_mp3)
+    assert ffmpeg.run(["-v", "error", "-i", str(tagged.mp3), "-f", "null", "-"]).stderr == b""
+    after = tf.decode_pcm(tagged.mp3)
     assert len(after) == len(before) == round(tf.DURATION * 44100) * 2 * 2  # same duration, to the sample
     assert after == before  # and the same samples: tagging touched no audio
-    assert tf.sha256(pristine_mp3) != tf.sha256(master.mp3)
+    assert tf.sha256(pristine_mp3) != tf.sha256(tagged.mp3)
 
 
 def test_id3v24_by_config(tmp_path: Path, pristine_mp3: Path) -> None:
-    _, _, _, master, _, tagged = _tag(tmp_path, pristine_mp3, id3_version=4)
-    raw = ID3(master.mp3, translate=False)
+    _, _, _, _master, _, tagged = _tag(tmp_path, pristine_mp3, id3_version=4)
+    raw = ID3(tagged.mp3, translate=False)
     assert raw.version == (2, 4, 0) and tagged.id3_version == 4
     assert str(raw["TDRC"].text[0]) == "2019-11-26 06:00:00" and str(raw["TDRL"].text[0]) == "2019-11-26 06:00:00"
     assert "TYER" not in raw
-    tags, chaps = ffmpeg.read_ffmetadata(master.mp3)
+    tags, chaps = ffmpeg.read_ffmetadata(tagged.mp3)
     assert tags["title"] == tf.EMOJI_TITLE and tags["date"] == "2019-11-26T06:00:00" and len(chaps) == 6
 
 
 def test_writing_twice_leaves_one_set_of_frames(tmp_path: Path, pristine_mp3: Path) -> None:
     _, settings, episode, master, chapters, first = _tag(tmp_path, pristine_mp3)
-    frames_before = ID3(master.mp3, translate=False).keys()
-    # A foreign tag left by another tool: an extra TXXX and an ID3v1 trailer; both must go.
-    foreign = ID3(master.mp3, translate=False)
+    frames_before = ID3(first.mp3, translate=False).keys()
+    # A foreign tag left on the master by another tool: an extra TXXX and an ID3v1 trailer; neither is copied.
+    foreign = ID3(first.mp3, translate=False)
     foreign.add(TXXX(encoding=3, desc="junk", text=["x"]))
     foreign.save(master.mp3, v2_version=3, v1=V1.CREATE)
     assert master.mp3.read_bytes()[-128:-125] == b"TAG"
     second = write_tags(
         master, episode, settings.show.show, settings.show.tags, chapters=chapters, transcript=TRANSCRIPT
     )
-    raw = ID3(master.mp3, translate=False)
+    raw = ID3(second.mp3, translate=False)
     assert sorted(raw.keys()) == sorted(frames_before)
     assert len(raw.getall("APIC")) == 1 and len(raw.getall("CTOC")) == 1 and len(raw.getall("TIT2")) == 1
-    assert master.mp3.read_bytes()[-128:-125] != b"TAG"
+    assert second.mp3.read_bytes()[-128:-125] != b"TAG"
     # Byte-identical to the first run: the tag is rebuilt from scratch, never appended to.
     assert second.sha256 == first.sha256
-    assert len(ffmpeg.read_ffmetadata(master.mp3)[1]) == len(chapters.marks)
+    assert len(ffmpeg.read_ffmetadata(second.mp3)[1]) == len(chapters.marks)
 
 
 def test_failed_verification_leaves_the_mp3_untouched(tmp_path: Path, pristine_mp3: Path) -> None:
@@ -155,14 +157,17 @@ def test_failed_verification_leaves_the_mp3_untouched(tmp_path: Path, pristine_m
     master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine_mp3)
     before = tf.sha256(master.mp3)
 
+    layout = BuildLayout(master.report.parent, tf.EPISODE_ID)
+
     def refuse(path: Path) -> None:
-        assert path != master.mp3 and path.parent == master.mp3.parent  # a temp file beside it
+        assert path != layout.tagged_mp3 and path.parent == layout.tagged_mp3.parent  # a temp file beside it
         raise TagError("verification failed on purpose", where=path)
 
     with pytest.raises(TagError, match="on purpose"):
         write_tags(master, episode, settings.show.show, settings.show.tags, verify=refuse)
     assert tf.sha256(master.mp3) == before
-    assert sorted(p.name for p in master.mp3.parent.iterdir()) == ["ep-7.mp3", "master.json"]
+    files = sorted(str(p.relative_to(layout.root)) for p in layout.root.rglob("*") if p.is_file())
+    assert files == ["ep-7.mp3", "master.json"]
 
 
 @pytest.mark.parametrize(
@@ -200,7 +205,7 @@ def test_episode_artwork_wins_and_chapter_images_are_embedded(tmp_path: Path, pr
     master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine_mp3)
     chapters_ = build_chapters(episode, master, settings.show.tags, images_dir=cfg / "episodes")
     tagged = write_tags(master, episode, settings.show.show, settings.show.tags, chapters=chapters_)
-    raw = ID3(master.mp3, translate=False)
+    raw = ID3(tagged.mp3, translate=False)
     (cover,) = raw.getall("APIC")
     assert cover.mime == "image/png" and cover.data == ep_cover.read_bytes() and tagged.artwork == ep_cover
     slide = next(f for f in raw.getall("CHAP") if f.sub_frames["TIT2"].text == ["Slide"])
@@ -211,12 +216,14 @@ def test_episode_artwork_wins_and_chapter_images_are_embedded(tmp_path: Path, pr
 
 def test_no_transcript_no_uslt_and_reload(tmp_path: Path, pristine_mp3: Path) -> None:
     _, _, _, master, _, tagged = _tag(tmp_path, pristine_mp3, transcript=None)
-    assert "USLT" not in {k[:4] for k in ID3(master.mp3, translate=False)}
-    assert load_tagged(master.mp3.parent) == tagged
-    assert Tagged.load(master.mp3.parent / "tagged.json") == tagged
-    # A re-mastered (untagged) MP3 makes the stored result stale.
-    master.mp3.write_bytes(pristine_mp3.read_bytes())
-    assert load_tagged(master.mp3.parent) is None
+    assert "USLT" not in {k[:4] for k in ID3(tagged.mp3, translate=False)}
+    layout = BuildLayout(master.report.parent, tf.EPISODE_ID)
+    assert load_tagged(layout) == tagged
+    assert Tagged.load(layout.tagged_json) == tagged
+    # The master keeps its own hash; an edited tagged file makes the stored result stale.
+    assert tf.sha256(master.mp3) == master.audio_sha256 != tagged.sha256
+    tagged.mp3.write_bytes(pristine_mp3.read_bytes())
+    assert load_tagged(layout) is None
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -254,12 +261,12 @@ def test_produce_tag_and_chapters_check(tmp_path: Path, pristine_mp3: Path) -> N
     summary = json.loads(first.stdout)
     assert [(s["name"], s["cached"]) for s in summary["stages"]] == [("chapters", False), ("tag", False)]
     assert summary["tag"]["chapters"] == 6 and summary["tag"]["id3_version"] == 3
-    assert summary["tag"]["sha256"] == tf.sha256(build / tf.EPISODE_ID / "ep-7.mp3")
+    assert summary["tag"]["sha256"] == tf.sha256(build / tf.EPISODE_ID / "tagged" / "ep-7.mp3")
     again = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json").stdout)
     assert [s["cached"] for s in again["stages"]] == [True, True]
     v4 = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json", "--id3-version", "4").stdout)
     assert [s["cached"] for s in v4["stages"]] == [True, False] and v4["tag"]["id3_version"] == 4
-    assert ID3(build / tf.EPISODE_ID / "ep-7.mp3", translate=False).version == (2, 4, 0)
+    assert ID3(build / tf.EPISODE_ID / "tagged" / "ep-7.mp3", translate=False).version == (2, 4, 0)
 
     ok = _cli("chapters", tf.EPISODE_ID, *common, "--check")
     assert ok.exit_code == 0 and "6 chapters agree" in ok.stdout
@@ -329,18 +336,19 @@ def test_demo_episode_258_master_then_tag(tmp_path: Path) -> None:
     assert abs(doc["chapters"][5]["startTime"] - outro.start) <= 0.001
     assert doc["chapters"][-1]["endTime"] <= master.duration
 
+    tagged_mp3 = build / "tagged" / "episode-258.mp3"
     # ffmpeg's reader sees the same chapters and tags; the file decodes cleanly to the very same audio.
-    tags, chaps = ffmpeg.read_ffmetadata(master.mp3)
+    tags, chaps = ffmpeg.read_ffmetadata(tagged_mp3)
     assert tags["title"] == episode.title and tags["genre"] == "Podcast" and tags["track"] == "258"
     assert [c["title"] for c in chaps] == titles
-    offset_ms = round(tf.ffmpeg_start_offset(master.mp3) * 1000)
+    offset_ms = round(tf.ffmpeg_start_offset(tagged_mp3) * 1000)
     for c, j in zip(chaps[1:], doc["chapters"][1:], strict=True):
         assert abs(int(c["START"]) + offset_ms - round(j["startTime"] * 1000)) <= 1
-    assert hashlib.sha256(tf.decode_pcm(master.mp3)).hexdigest() == untagged_pcm
-    assert check_chapters(master.mp3, build / "chapters.json").duration == pytest.approx(master.duration, abs=0.001)
+    assert hashlib.sha256(tf.decode_pcm(tagged_mp3)).hexdigest() == untagged_pcm
+    assert check_chapters(tagged_mp3, build / "chapters.json").duration == pytest.approx(master.duration, abs=0.001)
 
     # The cover is the demo artwork, checked and embedded byte for byte.
     cover = check_artwork(configs / "assets" / "cover.jpg")
     assert (cover.width, cover.height) == (3000, 3000)
-    assert read_tags(master.mp3).cover == cover.data
+    assert read_tags(tagged_mp3).cover == cover.data
     assert {p: tf.sha256(p) for p in inputs} == before  # raw inputs never modified

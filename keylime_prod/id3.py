@@ -1,0 +1,329 @@
+"""The one ID3 boundary: every mutagen call that builds, writes or reads an ID3 tag lives here.
+
+mediafile wraps each mutagen call in one ``mutagen_call`` that turns mutagen's errors into its own; :func:`mutagen_call`
+does the same here, so a broken or unreadable tag is always a one-line :class:`TagError` naming the file. The tag
+stage decides *what* to write (a :class:`TagData`, plain values); this module decides *how*: frame classes, the
+ID3v2.3/2.4 differences, chapter frames (ID3v2 Chapter Frame Addendum) and reading them back.
+
+The frames: TIT2 title, TIT3 subtitle, TPE1 hosts (and guests), TPE2 author, TALB the show, TRCK episode number, date
+(TYER/TDAT/TIME in v2.3, TDRC/TDRL in v2.4), TCON genre, COMM and TDES description, APIC front cover, TCOP, WOAR show
+website, WOAF/WXXX episode page, the iTunes podcast frames PCST/TGID/WFED, TENC/TSSE encoder, TLEN length, USLT
+transcript, and the chapters as CHAP frames under one top-level, ordered CTOC (players ignore chapters without it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mutagen import MutagenError
+from mutagen.id3 import (
+    APIC,
+    CHAP,
+    COMM,
+    CTOC,
+    ID3,
+    PCST,
+    TALB,
+    TCON,
+    TCOP,
+    TDAT,
+    TDES,
+    TDRC,
+    TDRL,
+    TENC,
+    TGID,
+    TIME,
+    TIT2,
+    TIT3,
+    TLEN,
+    TPE1,
+    TPE2,
+    TRCK,
+    TSSE,
+    TYER,
+    USLT,
+    WFED,
+    WOAF,
+    WOAR,
+    WXXX,
+    CTOCFlags,
+    ID3NoHeaderError,
+    ID3Tags,
+    PictureType,
+)
+from mutagen.id3 import delete as delete_id3
+
+from . import fsutil
+from .artefacts import ChapterMark
+from .errors import TagError
+
+#: ISO 639-1 -> ISO 639-2 for COMM/USLT, whose language field is three letters (ID3v2.3 section 4.11).
+_LANG3 = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "pt": "por", "nl": "nld", "ja": "jpn"}
+_UTF8 = 3  # ID3 text encoding; mutagen converts it to UTF-16 when saving v2.3, which has no UTF-8
+
+
+@contextlib.contextmanager
+def mutagen_call(where: Path, action: str = "read", *, no_tag: str = "no ID3 tag") -> Iterator[None]:
+    """Turn mutagen's and the OS's errors inside the block into one :class:`TagError` naming ``where``."""
+    try:
+        yield
+    except ID3NoHeaderError:
+        raise TagError(no_tag, where=where, hint="run `produce tag EPISODE`") from None
+    except (MutagenError, OSError) as e:
+        raise TagError(f"cannot {action} ID3 tags: {e}", where=where) from e
+
+
+def open_tag(mp3: Path, *, no_tag: str = "no ID3 tag") -> ID3:
+    """The ID3 tag of ``mp3`` as written (no v2.3 -> v2.4 translation)."""
+    with mutagen_call(mp3, no_tag=no_tag):
+        return ID3(mp3, translate=False)
+
+
+# ------------------------------------------------------------------------------------------------------ writing
+
+
+@dataclass(frozen=True)
+class TagData:
+    """What the tag stage wants written, as plain values; :func:`build_tag` turns it into frames."""
+
+    title: str
+    people: str  # TPE1: hosts and guests
+    author: str  # TPE2
+    album: str  # TALB: the show
+    track: str  # TRCK: episode number
+    genre: str
+    description: str  # COMM and TDES
+    copyright: str
+    website: str  # WOAR
+    url: str  # WOAF and WXXX: the episode page
+    guid: str  # TGID
+    feed_url: str  # WFED
+    encoded_by: str  # TENC
+    encoder_settings: str  # TSSE
+    length_ms: int  # TLEN
+    cover_mime: str
+    cover: bytes
+    date: dt.datetime  # UTC
+    language: str  # ISO 639-1 (COMM/USLT take ISO 639-2)
+    version: int = 3  # 3 or 4
+    subtitle: str = ""
+    lyrics: str | None = None  # USLT
+    chapters: tuple[ChapterMark, ...] = ()
+    #: Chapter ``img`` value -> (mime, bytes) for images embedded in the CHAP frames.
+    chapter_images: Mapping[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+def _lang3(language: str) -> str:
+    return _LANG3.get(language.split("-")[0].lower(), "und")  # "und": ISO 639-2 "undetermined"
+
+
+def build_tag(d: TagData) -> ID3:
+    """The complete ID3 tag in memory (pure: reads nothing but what it is given)."""
+    tags = _ChapterOrderID3()
+    lang = _lang3(d.language)
+    when = d.date.strftime("%Y-%m-%dT%H:%M:%S")
+    text: list[Any] = [
+        TIT2(encoding=_UTF8, text=[d.title]),
+        TPE1(encoding=_UTF8, text=[d.people]),
+        TPE2(encoding=_UTF8, text=[d.author]),
+        TALB(encoding=_UTF8, text=[d.album]),
+        TRCK(encoding=_UTF8, text=[d.track]),
+        TCON(encoding=_UTF8, text=[d.genre]),
+        COMM(encoding=_UTF8, lang=lang, desc="", text=[d.description]),
+        TDES(encoding=_UTF8, text=[d.description]),  # iTunes podcast description
+        TCOP(encoding=_UTF8, text=[d.copyright]),
+        WOAR(url=d.website),
+        WOAF(url=d.url),
+        WXXX(encoding=_UTF8, desc="", url=d.url),
+        PCST(value=1),  # iTunes: this file is a podcast episode
+        TGID(encoding=_UTF8, text=[d.guid]),  # iTunes podcast (episode) id
+        WFED(encoding=_UTF8, url=d.feed_url),
+        TENC(encoding=_UTF8, text=[d.encoded_by]),
+        TSSE(encoding=_UTF8, text=[d.encoder_settings]),
+        TLEN(encoding=_UTF8, text=[str(d.length_ms)]),
+        APIC(encoding=_UTF8, mime=d.cover_mime, type=PictureType.COVER_FRONT, desc="Cover", data=d.cover),
+    ]
+    if d.subtitle:
+        text.append(TIT3(encoding=_UTF8, text=[d.subtitle]))
+    if d.version == 4:
+        # ID3v2.4 timestamps (section 4.2.5): recording time and release time.
+        text += [TDRC(encoding=_UTF8, text=[when]), TDRL(encoding=_UTF8, text=[when])]
+    else:
+        # ID3v2.3 has no TDRC: year, DDMM and HHMM frames (ID3v2.3 section 4.2.1). Written here rather than left to
+        # mutagen's update_to_v23(), which drops TIME when the minute is 0.
+        text += [
+            TYER(encoding=_UTF8, text=[d.date.strftime("%Y")]),
+            TDAT(encoding=_UTF8, text=[d.date.strftime("%d%m")]),
+            TIME(encoding=_UTF8, text=[d.date.strftime("%H%M")]),
+        ]
+    if d.lyrics:
+        text.append(USLT(encoding=_UTF8, lang=lang, desc="", text=d.lyrics))
+    for frame in text:
+        tags.add(frame)
+    _add_chapters(tags, d.chapters, d.chapter_images)
+    if d.version == 3:
+        tags.update_to_v23()  # mutagen: required before saving v2.3 (converts frames, recurses into CHAP/CTOC)
+    return tags
+
+
+def _add_chapters(tags: ID3, marks: tuple[ChapterMark, ...], images: Mapping[str, tuple[str, bytes]]) -> None:
+    if not marks:
+        return
+    ids = []
+    for i, m in enumerate(marks):
+        cid = f"chp{i}"
+        ids.append(cid)
+        subs: list[Any] = [TIT2(encoding=_UTF8, text=[m.title])]
+        if m.url:
+            subs.append(WXXX(encoding=_UTF8, desc="", url=m.url))
+        if m.img and m.img in images:
+            mime, data = images[m.img]
+            subs.append(APIC(encoding=_UTF8, mime=mime, type=PictureType.OTHER, desc=m.title[:64], data=data))
+        tags.add(
+            CHAP(
+                element_id=cid,
+                start_time=round(m.start * 1000),
+                end_time=round(m.end * 1000),
+                # 0xFFFFFFFF: byte offsets unused, players use the times (Chapter Frame Addendum 3.1).
+                start_offset=0xFFFFFFFF,
+                end_offset=0xFFFFFFFF,
+                sub_frames=subs,
+            )
+        )
+    tags.add(
+        CTOC(
+            element_id="toc",
+            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+            child_element_ids=ids,
+            sub_frames=[TIT2(encoding=_UTF8, text=["Chapters"])],
+        )
+    )
+
+
+class _ChapterOrderID3(ID3):
+    """An ID3 tag that writes its CHAP frames in chronological order.
+
+    mutagen orders frames by a priority list and then by size. ffmpeg (and the players built on it) list ID3
+    chapters in file order, not by time, so the CHAP frames go last, sorted by start time; everything else keeps
+    mutagen's order.
+    """
+
+    def _write(self, config: Any) -> bytearray:
+        rest = ID3Tags()
+        for f in self.values():
+            if f.FrameID != "CHAP":
+                rest.add(f)
+        data = rest._write(config)
+        for chap in sorted(self.getall("CHAP"), key=lambda f: (f.start_time, f.element_id)):
+            one = ID3Tags()
+            one.add(chap)
+            data += one._write(config)
+        return data
+
+
+def write_tag(src: Path, dest: Path, tag: ID3, *, version: int, verify: Callable[[Path], None] | None = None) -> None:
+    """Write a copy of ``src`` carrying ``tag`` (and no other) to ``dest``, atomically.
+
+    The copy is stripped of any old tag first, so tagging twice leaves one set of frames; ``verify`` runs on the
+    tagged temporary file before it takes ``dest``'s name, so a file that fails it never gets there.
+    """
+    with mutagen_call(dest, "write"), fsutil.atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+        with contextlib.suppress(ID3NoHeaderError):
+            delete_id3(tmp)  # old ID3v2 and ID3v1 tags: re-tagging must not duplicate frames
+        # v1=0 removes any ID3v1 tag; its 30-byte fields would truncate titles and drop non-Latin-1 text.
+        tag.save(tmp, v2_version=version, v1=0)
+        if verify is not None:
+            verify(tmp)
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class TagReadback:
+    """What an MP3's ID3 tag holds, read back with mutagen as written (no v2.3 -> v2.4 translation)."""
+
+    version: int  # 3 or 4
+    frames: dict[str, list[str]]  # frame id (mutagen hash key) -> its text/URL values
+    cover_mime: str | None
+    cover: bytes | None
+    chapter_ids: tuple[str, ...]
+
+
+def frame_keys(mp3: Path) -> tuple[str, ...]:
+    """The sorted frame keys of ``mp3``'s tag (mutagen hash keys, e.g. ``CHAP:chp0``)."""
+    return tuple(sorted(open_tag(mp3).keys()))
+
+
+def read_tags(mp3: Path) -> TagReadback:
+    """Read an MP3's ID3 tag back: version, every frame's text, the front cover, the CTOC's chapter ids."""
+    tags = open_tag(mp3)
+    frames: dict[str, list[str]] = {}
+    for key, f in tags.items():
+        if hasattr(f, "text"):
+            frames[key] = [str(t) for t in (f.text if isinstance(f.text, list) else [f.text])]
+        elif hasattr(f, "url"):
+            frames[key] = [f.url]
+        elif hasattr(f, "value"):
+            frames[key] = [str(f.value)]
+        else:
+            frames[key] = []
+    covers = [f for f in tags.getall("APIC") if f.type == PictureType.COVER_FRONT]
+    tocs = tags.getall("CTOC")
+    return TagReadback(
+        version=tags.version[1],
+        frames=frames,
+        cover_mime=covers[0].mime if covers else None,
+        cover=covers[0].data if covers else None,
+        chapter_ids=tuple(tocs[0].child_element_ids) if tocs else (),
+    )
+
+
+def read_chapters(mp3: Path) -> tuple[ChapterMark, ...]:
+    """Read the chapters of an MP3 in the order its top-level CTOC lists them.
+
+    Players ignore CHAP frames that no top-level CTOC reaches, so a missing CTOC, a CTOC without the top-level
+    and ordered flags, or a CHAP left out of it is an error here (ID3v2 Chapter Frame Addendum, section 4).
+    """
+    mp3 = Path(mp3)
+    tags = open_tag(mp3, no_tag="no ID3 tag, so no chapters")
+    chaps = {f.element_id: f for f in tags.getall("CHAP")}
+    top = [t for t in tags.getall("CTOC") if t.flags & CTOCFlags.TOP_LEVEL]
+    if chaps and not top:
+        raise TagError("CHAP frames without a top-level CTOC (players ignore them)", where=mp3)
+    if len(top) > 1:
+        raise TagError(f"{len(top)} top-level CTOC frames, expected one", where=mp3)
+    if not top:
+        return ()
+    toc = top[0]
+    if not toc.flags & CTOCFlags.ORDERED:
+        raise TagError("the top-level CTOC is not flagged as ordered", where=mp3)
+    missing = [c for c in toc.child_element_ids if c not in chaps]
+    if missing:
+        raise TagError(f"the CTOC lists chapters with no CHAP frame: {', '.join(missing)}", where=mp3)
+    orphans = sorted(set(chaps) - set(toc.child_element_ids))
+    if orphans:
+        raise TagError(f"CHAP frames not listed in the CTOC: {', '.join(orphans)}", where=mp3)
+    marks = []
+    for cid in toc.child_element_ids:
+        f = chaps[cid]
+        title = " ".join(str(t) for t in f.sub_frames["TIT2"].text) if "TIT2" in f.sub_frames else ""
+        wxxx = f.sub_frames.getall("WXXX")
+        apic = f.sub_frames.getall("APIC")
+        marks.append(
+            ChapterMark(
+                title=title,
+                start=f.start_time / 1000.0,
+                end=f.end_time / 1000.0,
+                url=wxxx[0].url if wxxx else None,
+                img=f"embedded {apic[0].mime}" if apic else None,
+            )
+        )
+    return tuple(marks)

@@ -1,0 +1,80 @@
+"""The build folder's layout: every path in ``build/<id>/`` comes from one :class:`BuildLayout`.
+
+yt-dlp decides every output name in one place (``prepare_filename``); here the pipeline makes one layout per episode
+and hands it to the stages, so no stage spells a file name itself and two stages can never disagree about where a
+file lives. A new output is one more property here::
+
+    build/<id>/<id>.mp3             the master (untagged: master.json's audio_sha256 is its hash)
+    build/<id>/master.json          how it was mastered
+    build/<id>/transcript.*         txt, srt, vtt, json, html and transcript.report.json
+    build/<id>/chapters.json        Podcasting 2.0 chapters
+    build/<id>/show-notes.{md,html}
+    build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
+    build/<id>/tagged.json          what the tag stage wrote (and the tagged file's own hash)
+    build/<id>/state.json           the pipeline's per-stage cache keys
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BuildLayout:
+    """Where each file of one episode's build lives. ``root`` is ``<build root>/<episode id>``."""
+
+    root: Path
+    episode_id: str
+
+    @classmethod
+    def of(cls, build_root: Path, episode_id: str) -> BuildLayout:
+        """The layout of ``episode_id`` under ``build_root`` (the ``--build-dir``, ``./build`` by default)."""
+        return cls(Path(build_root) / episode_id, episode_id)
+
+    # -- master (written by audio.master, which takes ``root`` and names these two itself)
+    @property
+    def master_mp3(self) -> Path:
+        return self.root / f"{self.episode_id}.mp3"
+
+    @property
+    def master_json(self) -> Path:
+        return self.root / "master.json"
+
+    # -- transcript (transcript.transcribe writes ``<transcript_dir>/<transcript_stem>.<fmt>``)
+    transcript_stem = "transcript"
+
+    @property
+    def transcript_dir(self) -> Path:
+        return self.root
+
+    @property
+    def transcript_report(self) -> Path:
+        return self.root / f"{self.transcript_stem}.report.json"
+
+    # -- chapters, notes, tags
+    @property
+    def chapters_json(self) -> Path:
+        return self.root / "chapters.json"
+
+    @property
+    def notes_md(self) -> Path:
+        return self.root / "show-notes.md"
+
+    @property
+    def notes_html(self) -> Path:
+        return self.root / "show-notes.html"
+
+    @property
+    def tagged_mp3(self) -> Path:
+        # Same file name as the master, in its own folder: the published key (``<name>.<sha>.mp3``) keeps its name.
+        return self.root / "tagged" / f"{self.episode_id}.mp3"
+
+    @property
+    def tagged_json(self) -> Path:
+        return self.root / "tagged.json"
+
+    # -- the pipeline's own files
+    @property
+    def state_json(self) -> Path:
+        return self.root / "state.json"
