@@ -458,7 +458,7 @@ def _check_artwork(ctx: _Ctx, where: str, url: str) -> None:
 
 def _check_audio(ctx: _Ctx, item: _Item, limits: AudioLimits, scratch: Path, feed_url: str) -> None:
     """Download the MP3 once: loudness and true peak with ffmpeg's ebur128, the ID3 tag with mutagen."""
-    from .tags import read_tags
+    from .id3 import read_tags
 
     assert item.enclosure is not None
     w, url = item.where, item.enclosure["url"]
