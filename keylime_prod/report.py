@@ -364,13 +364,17 @@ def _review(words: Sequence[Word], glossary: Sequence[str]) -> tuple[tuple[Revie
             continue
         seen.add(key)
         n = len(want)
-        grams = [" ".join(heard[i : i + n]) for i in range(len(heard) - n + 1)]
-        if key in grams:
+        # Each distinct run of n words, with where it was first said (an hour of speech has ~9000 words, but only a
+        # few thousand distinct ones: difflib is run over those).
+        first: dict[str, float] = {}
+        for i in range(len(heard) - n + 1):
+            first.setdefault(" ".join(heard[i : i + n]), toks[i][1])
+        if key in first:
             continue
         # Where it was most likely said: the closest-sounding run of words (issue 11: "Lingard" heard as "Lingarm").
-        close = difflib.get_close_matches(key, grams, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(key, first, n=1, cutoff=0.6)
         if close:
-            at = toks[grams.index(close[0])][1]
+            at = first[close[0]]
             missing.append(ReviewItem(at, term, None, f"never written; closest: {close[0]!r}"))
         else:
             missing.append(ReviewItem(0.0, term, None, "never written, nothing close"))

@@ -1,0 +1,144 @@
+"""What the production report adds to a 60-minute episode: ``report.write_report`` in a fresh process.
+
+Makes the inputs a 60-minute episode has (master.json with two recordings, ``loudness.json`` at a 100 ms hop: 4 x
+36 000 blocks, ``words.json`` with 9 000 words, 12 chapters, a 20-term glossary), then alternates rounds of
+
+* report:   a fresh interpreter that imports keylime_prod.report (numpy, matplotlib) and writes report.html;
+* baseline: a fresh interpreter that imports keylime_prod.artefacts (numpy) and loads master.json, the part of a
+            ``produce`` run that exists anyway;
+
+and prints the median seconds of each, the difference (what the report adds), and each side's peak RSS.
+
+    python bench/report.py                # 60 minutes, 5 rounds
+    python bench/report.py --minutes 120 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))
+
+from upload import run_child  # noqa: E402
+
+REPORT = """
+import sys, time
+t0 = time.perf_counter()
+from pathlib import Path
+from keylime_prod import report
+from keylime_prod.artefacts import ChapterMark, Master
+d = Path(sys.argv[1])
+m = Master.load(d / "master.json")
+marks = [ChapterMark(f"Chapter {i}", i * m.duration / 12, (i + 1) * m.duration / 12) for i in range(12)]
+r = report.write_report(
+    m, d / "report.html", title="Bench", target_lufs=-16.0, ceiling_dbtp=-1.0,
+    curves=report.load_curves(d / "loudness.json"), words=report.load_words(d / "words.json"),
+    chapters=marks, glossary=[f"Term{i}" for i in range(20)],
+)
+print(time.perf_counter() - t0, r.seconds)
+"""
+BASELINE = """
+import sys, time
+t0 = time.perf_counter()
+from pathlib import Path
+from keylime_prod.artefacts import Master
+Master.load(Path(sys.argv[1]) / "master.json")
+print(time.perf_counter() - t0, 0.0)
+"""
+
+
+def make_inputs(folder: Path, minutes: float) -> None:
+    """master.json, loudness.json and words.json of an episode ``minutes`` long (speech-like levels, seeded)."""
+    rnd = random.Random(258)
+    dur = minutes * 60
+    half = dur / 2
+    master = {
+        "schema": "keylime-prod/master/1", "episode_id": "bench", "mp3": "bench.mp3", "report": "master.json",
+        "duration": dur, "sample_rate": 44100, "channels": 2, "bitrate_kbps": 128, "audio_sha256": "0" * 64,
+        "segments": [
+            {"name": "intro", "start": 0.0, "end": 15.0},
+            {"name": "body", "start": 13.5, "end": dur - 30},
+            {"name": "disclaimer", "start": dur - 29.5, "end": dur - 15},
+            {"name": "outro", "start": dur - 16, "end": dur},
+        ],
+        "input_loudness": {"integrated_lufs": -20.1, "lra_lu": 8.0, "true_peak_dbtp": -1.2, "sample_peak_dbfs": -1.3},
+        "output_loudness": {"integrated_lufs": -16.0, "lra_lu": 3.1, "true_peak_dbtp": -1.2, "sample_peak_dbfs": -1.3},
+        "method": "limiter", "gain_db": 4.1,
+        "pieces": [
+            {"name": "part-1", "start": 13.5, "end": half, "source_start": 1.0, "sources": ["a.flac"]},
+            {"name": "part-2", "start": half, "end": dur - 30, "source_start": half, "sources": ["b.m4a"]},
+        ],
+        "details": {
+            "parts": [
+                {"file": "a.flac", "input_lufs": -24.0, "gain_db": 8.0},
+                {"file": "b.m4a", "input_lufs": -17.0, "gain_db": 1.0},
+            ],
+            "limiter": {"ceiling_dbtp": -1.3, "max_reduction_db": -1.4, "limited_seconds": 0.5},
+        },
+    }  # fmt: skip
+    (folder / "master.json").write_text(json.dumps(master))
+    n = int(dur / 0.1)
+    after = [round(-16 + 4 * math.sin(i / 50) + rnd.gauss(0, 2), 2) if i % 97 else None for i in range(n)]
+    before = [None if v is None else round(v - 4, 2) for v in after]
+    curves = {
+        "hop_s": 0.1,
+        "before": {"momentary": before, "short_term": before},
+        "after": {"momentary": after, "short_term": after},
+    }
+    (folder / "loudness.json").write_text(json.dumps(curves))
+    # An hour of conversation uses a couple of thousand distinct words, the common ones far more often (Zipf).
+    vocabulary = [f"w{i}" for i in range(2000)]
+    weights = [1 / (i + 1) for i in range(2000)]
+    words, t = [], 14.0
+    while t < dur - 31:
+        word = rnd.choices(vocabulary, weights)[0]
+        words.append({"start": round(t, 2), "end": round(t + 0.3, 2), "word": f" {word}",
+                      "probability": round(rnd.random(), 3), "speaker": "A" if t < half else "B"})  # fmt: skip
+        t += 0.4
+    (folder / "words.json").write_text(json.dumps({"words": words}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    with tempfile.TemporaryDirectory(prefix="keylime-bench-report-") as tmp:
+        folder = Path(tmp)
+        make_inputs(folder, args.minutes)
+        words = len(json.loads((folder / "words.json").read_text())["words"])
+        run_child([sys.executable, "-c", REPORT, str(folder)], env)  # warm the page cache and matplotlib's fonts
+        sides: dict[str, list[tuple[float, float, float]]] = {"report": [], "baseline": []}
+        for _ in range(args.rounds):
+            for name, code in (("report", REPORT), ("baseline", BASELINE)):
+                wall, rss, out = run_child([sys.executable, "-c", code, str(folder)], env)
+                inner = float(out.split()[1])
+                sides[name].append((wall, rss, inner))
+        size = (folder / "report.html").stat().st_size
+    med = {k: statistics.median(w for w, _, _ in v) for k, v in sides.items()}
+    rss = {k: max(r for _, r, _ in v) for k, v in sides.items()}
+    stage = statistics.median(i for _, _, i in sides["report"])
+    print(f"episode: {args.minutes:g} min, {words} words, loudness.json 4 x {int(args.minutes * 600)} blocks")
+    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
+    print(f"report process:   {med['report']:.2f} s median of {args.rounds}, peak RSS {rss['report']:.0f} MiB")
+    print(f"baseline process: {med['baseline']:.2f} s, peak RSS {rss['baseline']:.0f} MiB")
+    print(f"the report adds:  {med['report'] - med['baseline']:.2f} s (write_report itself {stage:.2f} s)")
+    print(f"report.html: {size / 1024:.0f} KiB, self-contained")
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"bench took {time.perf_counter() - t0:.0f} s")
