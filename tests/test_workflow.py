@@ -104,3 +104,19 @@ def test_installs_with_the_readme_command_and_publishes_due_episodes_from_secret
         assert env[var] == "${{ secrets." + var + " }}"
     # No expression is expanded inside a shell script (template injection): inputs reach it through env.
     assert "${{" not in publish["run"]
+
+
+def test_verifies_the_live_feed_after_publishing_with_the_guid_record_cached() -> None:
+    steps = next(iter(load()["jobs"].values()))["steps"]
+    names = [s.get("name", "") for s in steps]
+    publish = next(i for i, s in enumerate(steps) if "args=(publish --due --json)" in s.get("run", ""))
+    check = next(i for i, s in enumerate(steps) if "produce verify" in s.get("run", ""))
+    assert check > publish, names  # after publishing, never before
+    run_ = steps[check]["run"]
+    state = re.search(r"produce verify --all --json --state (\S+)", run_)
+    assert state, run_
+    assert 'exit "$status"' in run_  # a problem fails the run, after the summary is written
+    assert "${{" not in run_
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == state.group(1)
+    assert steps.index(cache) < check
