@@ -159,7 +159,7 @@ def _emit_json(obj: Any) -> None:
 
 def _run_stages(
     episode: str,
-    stages: list[str] | None,
+    upto: str | None,
     *,
     configs: Path | None,
     build_dir: Path | None,
@@ -177,7 +177,7 @@ def _run_stages(
             err_console.print(f"[green]✓[/green] {name}" + (" (cached)" if what == "cached" else ""))
 
     with _progress(not quiet and not as_json) as progress:
-        result = run_episode(settings, episode, stages=stages, force=force, progress=progress, on_stage=on_stage)
+        result = run_episode(settings, episode, upto=upto, force=force, progress=progress, on_stage=on_stage)
     summary: dict[str, Any] = {
         "episode": result.episode_id,
         "build_dir": str(result.build_dir),
@@ -278,7 +278,7 @@ def master_cmd(
     _run(
         lambda: _run_stages(
             episode,
-            ["master"],
+            "master",
             configs=configs,
             build_dir=build_dir,
             force=force,
@@ -313,7 +313,7 @@ def chapters_cmd(
 
     def go() -> None:
         _run_stages(
-            episode, ["chapters"], configs=configs, build_dir=build_dir, force=force, quiet=quiet or check,
+            episode, "chapters", configs=configs, build_dir=build_dir, force=force, quiet=quiet or check,
             as_json=as_json and not check,
         )  # fmt: skip
         if check:
@@ -353,7 +353,7 @@ def tag_cmd(
     _run(
         lambda: _run_stages(
             episode,
-            ["chapters", "tag"],
+            "tag",
             configs=configs,
             build_dir=build_dir,
             force=force,
@@ -425,7 +425,7 @@ def transcribe_cmd(
             if glossary:
                 overrides["glossary"] = (*_settings(configs, build_dir).show.whisper.glossary, *glossary)
             _run_stages(
-                target, ["master", "transcribe"], configs=configs, build_dir=build_dir, force=force, quiet=quiet,
+                target, "transcribe", configs=configs, build_dir=build_dir, force=force, quiet=quiet,
                 as_json=as_json, overrides={f"whisper.{k}": v for k, v in overrides.items()},
             )  # fmt: skip
             return
@@ -466,14 +466,11 @@ def notes_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write EPISODE's show notes (show-notes.md and .html) from its config, chapters and transcript."""
-    from .pipeline import STAGE_BY_NAME
-
     _setup_logging(verbose, quiet or as_json)
     # Earlier stages run too when out of date (cached ones are only loaded), so the notes are never stale.
-    stages: list[str] = [s for s in ("master", "transcribe", "chapters", "notes") if s in STAGE_BY_NAME]
     _run(
         lambda: _run_stages(
-            episode, stages, configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
+            episode, "notes", configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
         )
     )
 
@@ -566,7 +563,7 @@ def publish_cmd(
 
     def go() -> None:
         from .errors import ConfigError
-        from .pipeline import publish_due, publish_episodes
+        from .release import publish_due, publish_episodes
 
         if (episode is None) == (not due):
             raise ConfigError(

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import audio, chapters, fsutil, models, notes, publish, storage, tags, transcript
+from . import audio, chapters, fsutil, models, notes, publish, tags, transcript
 from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
-from .config import EpisodeConfig, Settings, list_episodes, load_episode
+from .config import EpisodeConfig, Settings, load_episode
 from .errors import KeylimeError, PublishError
 from .layout import BuildLayout
 from .progress import ProgressFn, null_progress
@@ -63,12 +63,17 @@ class Run:
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline step: ``run`` does the work; ``key`` (optional) makes it cacheable; ``load`` reads its output."""
+    """One pipeline step: ``run`` does the work; ``key`` (optional) makes it cacheable; ``load`` reads its output.
+
+    ``needs`` names the stages whose artefacts ``run`` requires: asking for a stage runs (or loads, when cached)
+    those first, so no caller carries its own list of stages.
+    """
 
     name: str
     run: Callable[[Run], Any]
     key: Callable[[Run], str] | None = None
     load: Callable[[Run], Any] | None = None
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,7 +310,7 @@ def _notes_load(run: Run) -> Notes | None:
     return n if n.markdown.is_file() and n.html.is_file() else None
 
 
-def _publish_release(run: Run) -> publish.Release:
+def release_of(run: Run) -> publish.Release:
     """What the build folder holds for publishing: the tagged MP3 (else the master's), the transcript files,
     chapters.json, the show notes and the cover art (the episode's own, else the show's).
 
@@ -349,22 +354,58 @@ def _publish_release(run: Run) -> publish.Release:
 
 def _publish_run(run: Run) -> publish.Published:
     # Never cached: the bucket is the state. A re-run finds every object verified and uploads nothing.
-    return publish.publish([_publish_release(run)], run.settings.show, progress=run.progress)
+    return publish.publish([release_of(run)], run.settings.show, progress=run.progress)
 
 
 #: The order of the whole pipeline: publishing is last, so the feed changes only after everything else.
 STAGES: tuple[Stage, ...] = (
     Stage("master", _master_run, _master_key, _master_load),
-    Stage("transcribe", _transcribe_run, _transcribe_key, _transcribe_load),
-    Stage("chapters", _chapters_run, _chapters_key, _chapters_load),
-    Stage("notes", _notes_run, _notes_key, _notes_load),
-    Stage("tag", _tag_run, _tag_key, _tag_load),
-    Stage("publish", _publish_run),
+    Stage("transcribe", _transcribe_run, _transcribe_key, _transcribe_load, needs=("master",)),
+    Stage("chapters", _chapters_run, _chapters_key, _chapters_load, needs=("master",)),
+    Stage("notes", _notes_run, _notes_key, _notes_load, needs=("transcribe", "chapters")),
+    # The transcript (USLT) is used when it exists; tagging alone never starts a transcription.
+    Stage("tag", _tag_run, _tag_key, _tag_load, needs=("master", "chapters")),
+    Stage("publish", _publish_run, needs=("tag", "notes")),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
 
+def stages_up_to(*names: str) -> list[str]:
+    """``names`` and every stage they need, directly or not, in :data:`STAGES` order."""
+    unknown = [n for n in names if n not in STAGE_BY_NAME]
+    if unknown:
+        raise KeylimeError(f"unknown stage(s): {', '.join(unknown)}", hint=f"stages: {', '.join(STAGE_BY_NAME)}")
+    wanted = set(names)
+    todo = list(names)
+    while todo:
+        for need in STAGE_BY_NAME[todo.pop()].needs:
+            if need not in wanted:
+                wanted.add(need)
+                todo.append(need)
+    return [s.name for s in STAGES if s.name in wanted]
+
+
 # ------------------------------------------------------------------------------------------------------ running
+
+
+def mark_up_to_date(settings: Settings, episode_id: str, stage: str) -> None:
+    """Record ``stage``'s output, already in the build folder, as up to date with the current inputs.
+
+    For a result made outside the pipeline (a master rendered by another tool, or a test's fixture): later runs
+    load it instead of redoing the stage, until its inputs change.
+    """
+    layout = settings.layout(episode_id)
+    run = Run(settings=settings, episode=load_episode(settings.configs_dir, episode_id), layout=layout)
+    step = STAGE_BY_NAME[stage]
+    if step.key is None or step.load is None or step.load(run) is None:
+        raise KeylimeError(f"no cacheable {stage} output to record for {episode_id}", where=layout.root)
+    state = _read_state(layout)
+    state[stage] = {"key": step.key(run), "finished": _now_iso(), "seconds": 0.0}
+    fsutil.write_json(layout.state_json, state)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _read_state(layout: BuildLayout) -> dict[str, Any]:
@@ -379,21 +420,21 @@ def run_episode(
     settings: Settings,
     episode_id: str,
     *,
-    stages: Sequence[str] | None = None,
+    upto: str | Sequence[str] | None = None,
     force: bool = False,
     progress: ProgressFn | None = None,
     on_stage: Callable[[str, str], None] | None = None,
 ) -> RunResult:
-    """Run ``stages`` (default: all, in :data:`STAGES` order) for one episode.
+    """Run the pipeline for one episode up to stage ``upto`` (default: all of it), with what that stage needs.
+
+    ``upto`` may name several stages: ``STAGE_BY_NAME["publish"].needs`` builds everything publishing needs.
 
     A stage whose recorded key still matches is skipped and its artefact loaded, unless ``force``. ``on_stage`` is
     called with ``(stage, "start" | "done" | "cached")`` for the CLI's status line.
     """
     episode = load_episode(settings.configs_dir, episode_id)
-    wanted = list(stages) if stages is not None else [s.name for s in STAGES]
-    unknown = [n for n in wanted if n not in STAGE_BY_NAME]
-    if unknown:
-        raise KeylimeError(f"unknown stage(s): {', '.join(unknown)}", hint=f"stages: {', '.join(STAGE_BY_NAME)}")
+    targets = (upto,) if isinstance(upto, str) else tuple(upto or (STAGES[-1].name,))
+    wanted = stages_up_to(*targets)
     layout = settings.layout(episode_id)
     layout.root.mkdir(parents=True, exist_ok=True)
     run = Run(settings=settings, episode=episode, layout=layout, force=force, progress=progress or null_progress)
@@ -423,133 +464,10 @@ def run_episode(
         done.append(StageResult(stage.name, secs, cached=False))
         state[stage.name] = {
             "key": key,
-            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished": _now_iso(),
             "seconds": round(secs, 3),
         }
         fsutil.write_json(layout.state_json, state)
         if on_stage:
             on_stage(stage.name, "done")
     return RunResult(episode_id, layout.root, tuple(done), dict(run.results))
-
-
-# --------------------------------------------------------------------------------------------------- publishing
-
-
-def publish_episodes(
-    settings: Settings,
-    episode_ids: Sequence[str],
-    *,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-    progress: ProgressFn | None = None,
-) -> publish.Published:
-    """Publish what the build folders of ``episode_ids`` hold (``produce publish EPISODE``); the feed changes once.
-
-    Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it.
-    """
-    releases = []
-    for episode_id in episode_ids:
-        episode = load_episode(settings.configs_dir, episode_id)
-        layout = settings.layout(episode_id)
-        if not layout.root.is_dir():
-            raise PublishError(
-                f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
-            )
-        run = Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress)
-        releases.append(_publish_release(run))
-    return publish.publish(releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress)
-
-
-@dataclass(frozen=True)
-class DueFailure:
-    """An episode ``--due`` could not build or read; the others are published regardless."""
-
-    episode_id: str
-    error: KeylimeError
-
-
-@dataclass(frozen=True)
-class DueResult:
-    """The outcome of :func:`publish_due`. ``unbuilt`` (dry run only): due episodes that would be built first."""
-
-    now: dt.datetime
-    due: tuple[publish.DueEpisode, ...]
-    published: publish.Published | None
-    failures: tuple[DueFailure, ...]
-    unbuilt: tuple[str, ...] = ()
-    dry_run: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """A machine-readable summary for CI (``produce publish --due --json``)."""
-        return {
-            "now": self.now.isoformat(),
-            "dry_run": self.dry_run,
-            "due": [
-                {"episode": d.episode_id, "publish_date": d.publish_date.isoformat(), "reason": d.reason}
-                for d in self.due
-            ],
-            "unbuilt": list(self.unbuilt),
-            "published": self.published.to_json() if self.published else None,
-            "failures": [
-                {"episode": f.episode_id, "error": str(f.error), "exit_code": f.error.exit_code} for f in self.failures
-            ],
-        }
-
-
-def publish_due(
-    settings: Settings,
-    *,
-    now: dt.datetime | None = None,
-    dry_run: bool = False,
-    progress: ProgressFn | None = None,
-    on_stage: Callable[[str, str, str], None] | None = None,
-) -> DueResult:
-    """``produce publish --due``: every episode whose date has come and that is not live gets built (the stages
-    whose cached result is missing or stale), uploaded and verified; then the feed is rebuilt once.
-
-    The bucket is the only state consulted, so a fresh CI runner does the right thing. An episode that fails to
-    load or build is reported in ``failures`` and the others still go out. ``on_stage`` gets
-    ``(episode, stage, "start" | "done" | "cached")``. With ``dry_run`` nothing is built or written.
-    """
-    now = now or dt.datetime.now(dt.timezone.utc)
-    store = storage.open_store(settings.show.storage)
-    failures: list[DueFailure] = []
-    episodes: list[EpisodeConfig] = []
-    for episode_id in list_episodes(settings.configs_dir):
-        try:
-            episodes.append(load_episode(settings.configs_dir, episode_id))
-        except KeylimeError as e:
-            log.error("%s: %s", episode_id, e)
-            failures.append(DueFailure(episode_id, e))
-    due = publish.due(episodes, settings.show, store=store, now=now)
-    by_id = {e.id: e for e in episodes}
-    build = [s.name for s in STAGES if s.name != "publish"]
-    releases: list[publish.Release] = []
-    unbuilt: list[str] = []
-    for d in due:
-        try:
-            if not dry_run:
-                cb = (lambda stage, what, _id=d.episode_id: on_stage(_id, stage, what)) if on_stage else None
-                run_episode(settings, d.episode_id, stages=build, progress=progress, on_stage=cb)
-            run = Run(
-                settings=settings,
-                episode=by_id[d.episode_id],
-                layout=settings.layout(d.episode_id),
-                progress=progress or null_progress,
-            )
-            releases.append(_publish_release(run))
-        except PublishError as e:
-            if dry_run:  # not built yet: a real run would build it first
-                unbuilt.append(d.episode_id)
-            else:
-                log.error("%s: %s", d.episode_id, e)
-                failures.append(DueFailure(d.episode_id, e))
-        except KeylimeError as e:
-            log.error("%s: %s", d.episode_id, e)
-            failures.append(DueFailure(d.episode_id, e))
-    published = None
-    if releases:
-        published = publish.publish(
-            releases, settings.show, store=store, now=now, dry_run=dry_run, progress=progress or null_progress
-        )
-    return DueResult(now, due, published, tuple(failures), tuple(unbuilt), dry_run)

@@ -26,7 +26,7 @@ from s3server import SECRET_KEY, RcloneS3
 from test_feed import text_of
 from test_storage import get_sha256, random_file, raw_client
 
-from keylime_prod import pipeline, publish, storage
+from keylime_prod import publish, release, storage
 from keylime_prod.config import load_settings
 from keylime_prod.errors import PublishError, StorageError
 from keylime_prod.feed import PODCAST_NS, Manifest, podcast_guid
@@ -290,11 +290,11 @@ def test_pipeline_publishes_a_build_and_refuses_a_missing_one(fake_build: Path, 
     settings = load_settings(fake_build, tmp_path / "build")
     local = settings.show.storage.model_copy(update={"local_dir": tmp_path / "public"})
     settings = settings.model_copy(update={"show": settings.show.model_copy(update={"storage": local})})
-    res = pipeline.publish_episodes(settings, ["ep-1"], now=NOW)
+    res = release.publish_episodes(settings, ["ep-1"], now=NOW)
     assert [f.role for f in res.episodes[0].files] == ["audio", "cover"]
     assert res.episodes[0].live
     with pytest.raises(PublishError, match="ep-2 has not been built.*produce ep-2"):
-        pipeline.publish_episodes(settings, ["ep-2"], now=NOW)
+        release.publish_episodes(settings, ["ep-2"], now=NOW)
 
 
 def _produce(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -12,9 +12,11 @@ from mutagen.id3 import ID3v1SaveOptions as V1
 from keylime_prod import ffmpeg
 from keylime_prod.artefacts import Tagged
 from keylime_prod.chapters import build_chapters, check_chapters
+from keylime_prod.config import load_settings
 from keylime_prod.errors import TagError
 from keylime_prod.id3 import read_tags
 from keylime_prod.layout import BuildLayout
+from keylime_prod.pipeline import mark_up_to_date
 from keylime_prod.tags import load_tagged, write_tags
 
 TRANSCRIPT = "Welcome to the show.\nToday: failure 🎧 and what it teaches."
@@ -255,17 +257,22 @@ def test_produce_tag_and_chapters_check(tmp_path: Path, pristine_mp3: Path) -> N
     cfg = tf.write_configs(tmp_path)
     build = tmp_path / "build"
     tf.make_master(build / tf.EPISODE_ID, pristine_mp3)
+    mark_up_to_date(load_settings(cfg, build), tf.EPISODE_ID, "master")  # a master made outside the pipeline
     common = ("--configs", str(cfg), "--build-dir", str(build))
     first = _cli("tag", tf.EPISODE_ID, *common, "--json")
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
-    assert [(s["name"], s["cached"]) for s in summary["stages"]] == [("chapters", False), ("tag", False)]
+    assert [(s["name"], s["cached"]) for s in summary["stages"]] == [
+        ("master", True),
+        ("chapters", False),
+        ("tag", False),
+    ]
     assert summary["tag"]["chapters"] == 6 and summary["tag"]["id3_version"] == 3
     assert summary["tag"]["sha256"] == tf.sha256(build / tf.EPISODE_ID / "tagged" / "ep-7.mp3")
     again = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json").stdout)
-    assert [s["cached"] for s in again["stages"]] == [True, True]
+    assert [s["cached"] for s in again["stages"]] == [True, True, True]
     v4 = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json", "--id3-version", "4").stdout)
-    assert [s["cached"] for s in v4["stages"]] == [True, False] and v4["tag"]["id3_version"] == 4
+    assert [s["cached"] for s in v4["stages"]] == [True, True, False] and v4["tag"]["id3_version"] == 4
     assert ID3(build / tf.EPISODE_ID / "tagged" / "ep-7.mp3", translate=False).version == (2, 4, 0)
 
     ok = _cli("chapters", tf.EPISODE_ID, *common, "--check")
@@ -285,6 +292,7 @@ def test_produce_tag_with_bad_artwork_is_one_line_exit_6(tmp_path: Path, pristin
     tf.make_image(cfg / "assets" / "cover.jpg", (1400, 1400), "RGBA", "PNG")
     build = tmp_path / "build"
     master = tf.make_master(build / tf.EPISODE_ID, pristine_mp3)
+    mark_up_to_date(load_settings(cfg, build), tf.EPISODE_ID, "master")
     result = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q")
     assert result.exit_code == 6
     (line,) = result.stderr.strip().splitlines()

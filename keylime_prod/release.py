@@ -1,0 +1,138 @@
+"""Publishing several episodes at once: ``produce publish EPISODE...`` and ``produce publish --due``.
+
+The pipeline (:mod:`keylime_prod.pipeline`) is the one orchestrator of an episode's stages; this module only decides
+*which* episodes go out and hands each one's :func:`~keylime_prod.pipeline.release_of` to the publishing stage, so
+the feed changes once for all of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import publish, storage
+from .config import EpisodeConfig, Settings, list_episodes, load_episode
+from .errors import KeylimeError, PublishError
+from .pipeline import STAGE_BY_NAME, Run, release_of, run_episode
+from .progress import ProgressFn, null_progress
+
+log = logging.getLogger(__name__)
+
+
+def publish_episodes(
+    settings: Settings,
+    episode_ids: Sequence[str],
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    progress: ProgressFn | None = None,
+) -> publish.Published:
+    """Publish what the build folders of ``episode_ids`` hold (``produce publish EPISODE``); the feed changes once.
+
+    Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it.
+    """
+    releases = []
+    for episode_id in episode_ids:
+        episode = load_episode(settings.configs_dir, episode_id)
+        layout = settings.layout(episode_id)
+        if not layout.root.is_dir():
+            raise PublishError(
+                f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
+            )
+        releases.append(
+            release_of(Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress))
+        )
+    return publish.publish(releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress)
+
+
+@dataclass(frozen=True)
+class DueFailure:
+    """An episode ``--due`` could not build or read; the others are published regardless."""
+
+    episode_id: str
+    error: KeylimeError
+
+
+@dataclass(frozen=True)
+class DueResult:
+    """The outcome of :func:`publish_due`. ``unbuilt`` (dry run only): due episodes that would be built first."""
+
+    now: dt.datetime
+    due: tuple[publish.DueEpisode, ...]
+    published: publish.Published | None
+    failures: tuple[DueFailure, ...]
+    unbuilt: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A machine-readable summary for CI (``produce publish --due --json``)."""
+        return {
+            "now": self.now.isoformat(),
+            "dry_run": self.dry_run,
+            "due": [
+                {"episode": d.episode_id, "publish_date": d.publish_date.isoformat(), "reason": d.reason}
+                for d in self.due
+            ],
+            "unbuilt": list(self.unbuilt),
+            "published": self.published.to_json() if self.published else None,
+            "failures": [
+                {"episode": f.episode_id, "error": str(f.error), "exit_code": f.error.exit_code} for f in self.failures
+            ],
+        }
+
+
+def publish_due(
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+    on_stage: Callable[[str, str, str], None] | None = None,
+) -> DueResult:
+    """``produce publish --due``: every episode whose date has come and that is not live gets built (the stages
+    whose cached result is missing or stale), uploaded and verified; then the feed is rebuilt once.
+
+    The bucket is the only state consulted, so a fresh CI runner does the right thing. An episode that fails to
+    load or build is reported in ``failures`` and the others still go out. ``on_stage`` gets
+    ``(episode, stage, "start" | "done" | "cached")``. With ``dry_run`` nothing is built or written.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    store = storage.open_store(settings.show.storage)
+    failures: list[DueFailure] = []
+    episodes: list[EpisodeConfig] = []
+    for episode_id in list_episodes(settings.configs_dir):
+        try:
+            episodes.append(load_episode(settings.configs_dir, episode_id))
+        except KeylimeError as e:
+            log.error("%s: %s", episode_id, e)
+            failures.append(DueFailure(episode_id, e))
+    due = publish.due(episodes, settings.show, store=store, now=now)
+    by_id = {e.id: e for e in episodes}
+    releases: list[publish.Release] = []
+    unbuilt: list[str] = []
+    for d in due:
+        try:
+            if not dry_run:
+                cb = (lambda stage, what, _id=d.episode_id: on_stage(_id, stage, what)) if on_stage else None
+                needs = STAGE_BY_NAME["publish"].needs
+                run_episode(settings, d.episode_id, upto=needs, progress=progress, on_stage=cb)
+            run = Run(settings, by_id[d.episode_id], settings.layout(d.episode_id), progress=progress or null_progress)
+            releases.append(release_of(run))
+        except PublishError as e:
+            if dry_run:  # not built yet: a real run would build it first
+                unbuilt.append(d.episode_id)
+            else:
+                log.error("%s: %s", d.episode_id, e)
+                failures.append(DueFailure(d.episode_id, e))
+        except KeylimeError as e:
+            log.error("%s: %s", d.episode_id, e)
+            failures.append(DueFailure(d.episode_id, e))
+    published = None
+    if releases:
+        published = publish.publish(
+            releases, settings.show, store=store, now=now, dry_run=dry_run, progress=progress or null_progress
+        )
+    return DueResult(now, due, published, tuple(failures), tuple(unbuilt), dry_run)
