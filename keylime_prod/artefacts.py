@@ -232,7 +232,8 @@ class Tagged:
     chapters: int = 0
     sha256: str = ""  # of the tagged MP3 (master.json's audio_sha256 is the untagged file's)
     size_bytes: int = 0
-    artwork: Path | None = None
+    #: The cover's file name, never its local path: tagged.json travels with the build folder (issue 11).
+    artwork: str | None = None
     report: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -240,7 +241,6 @@ class Tagged:
         d = asdict(self)
         # Relative to tagged.json's folder (the tagged MP3 sits in a folder of its own below it).
         d["mp3"] = Path(os.path.relpath(self.mp3, self.report.parent)).as_posix() if self.report else self.mp3.name
-        d["artwork"] = str(self.artwork) if self.artwork else None
         d["report"] = self.report.name if self.report else None
         return {"schema": "keylime-prod/tagged/1", **d}
 
@@ -252,7 +252,7 @@ class Tagged:
             d = json.loads(report.read_text("utf-8"))
             d.pop("schema", None)
             d["mp3"] = report.parent / d["mp3"]
-            d["artwork"] = Path(d["artwork"]) if d.get("artwork") else None
+            d["artwork"] = Path(d["artwork"]).name if d.get("artwork") else None  # older files held a path
             d["report"] = report
             d["frames"] = tuple(d.get("frames", ()))
             return cls(**d)

@@ -48,14 +48,15 @@ from mutagen.id3 import (
     TSSE,
     TYER,
     USLT,
-    WFED,
     WOAF,
     WOAR,
     WXXX,
     CTOCFlags,
+    Frames,
     ID3NoHeaderError,
     ID3Tags,
     PictureType,
+    TextFrame,
 )
 from mutagen.id3 import delete as delete_id3
 
@@ -79,10 +80,21 @@ def mutagen_call(where: Path, action: str = "read", *, no_tag: str = "no ID3 tag
         raise TagError(f"cannot {action} ID3 tags: {e}", where=where) from e
 
 
+class WFED(TextFrame):
+    """iTunes' podcast feed URL frame, as the *text* frame iTunes, TagLib and eyeD3 read: an encoding byte, then the
+    URL (docs/platform.md, "ID3"). mutagen's own ``WFED`` is a URL frame with no encoding byte, which those readers
+    show garbled (eyeD3: ``Unknown encoding value b'h'``, URL ``ttps://...``; issue 11). mutagen names a frame by its
+    class, so this class must be called ``WFED``; :func:`open_tag` reads it with this class too."""
+
+
+#: mutagen's frame classes with :class:`WFED` as a text frame, for reading our own tags back.
+KNOWN_FRAMES = {**Frames, "WFED": WFED}
+
+
 def open_tag(mp3: Path, *, no_tag: str = "no ID3 tag") -> ID3:
-    """The ID3 tag of ``mp3`` as written (no v2.3 -> v2.4 translation)."""
+    """The ID3 tag of ``mp3`` as written (no v2.3 -> v2.4 translation; ``WFED`` as the text frame it is)."""
     with mutagen_call(mp3, no_tag=no_tag):
-        return ID3(mp3, translate=False)
+        return ID3(mp3, translate=False, known_frames=KNOWN_FRAMES)
 
 
 # ------------------------------------------------------------------------------------------------------ writing
@@ -143,7 +155,7 @@ def build_tag(d: TagData) -> ID3:
         WXXX(encoding=_UTF8, desc="", url=d.url),
         PCST(value=1),  # iTunes: this file is a podcast episode
         TGID(encoding=_UTF8, text=[d.guid]),  # iTunes podcast (episode) id
-        WFED(encoding=_UTF8, url=d.feed_url),
+        WFED(encoding=_UTF8, text=[d.feed_url]),  # a text frame: see WFED
         TENC(encoding=_UTF8, text=[d.encoded_by]),
         TSSE(encoding=_UTF8, text=[d.encoder_settings]),
         TLEN(encoding=_UTF8, text=[str(d.length_ms)]),

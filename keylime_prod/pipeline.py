@@ -193,12 +193,13 @@ def _tag_key(run: Run) -> str:
     marks: Chapters = run.require("chapters")
     s = run.settings.show
     return digest(
-        "tag/1",
+        "tag/2",  # 2: WFED as a text frame, TGID the feed's item guid (issue 11)
         master.audio_sha256,
         master.duration,
         run.episode.model_dump(),
         s.show.model_dump(),
         s.tags.model_dump(),
+        s.feed.podcast_guid,
         file_digest(run.episode.artwork or s.show.artwork),
         [(m.title, m.start, m.end, m.url, m.img) for m in marks.marks],
         _chapter_image_digests(run),
@@ -219,7 +220,7 @@ def _tag_run(run: Run) -> Tagged:
 
     return tags.write_tags(
         run.require("master"), run.episode, s.show, s.tags, run.layout, chapters=marks,
-        transcript=_transcript_text(run), verify=verify,
+        transcript=_transcript_text(run), verify=verify, show_guid=s.feed.podcast_guid,
     )  # fmt: skip
 
 

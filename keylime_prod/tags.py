@@ -25,6 +25,7 @@ from . import __version__, fsutil, id3
 from .artefacts import Chapters, Master, Tagged
 from .config import EpisodeConfig, ShowInfo, TagSettings
 from .errors import TagError
+from .feed import item_guid, podcast_guid
 from .layout import BuildLayout
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,12 @@ def episode_url(episode: EpisodeConfig, show: ShowInfo) -> str:
     return episode.link or show.website
 
 
-def episode_guid(episode: EpisodeConfig, show: ShowInfo) -> str:
-    """The iTunes podcast id (TGID): the episode page, else ``<website>#<episode id>``; stable for the show's life."""
-    return episode.link or f"{show.website.rstrip('/')}#{episode.id}"
+def episode_guid(episode: EpisodeConfig, show: ShowInfo, show_guid: str | None = None) -> str:
+    """The iTunes podcast id (TGID): the item ``<guid>`` the feed gives the episode, so apps that match the two see one
+    episode (issue 11). That is the episode config's ``guid``, else the UUIDv5 of the episode id in the show's
+    ``podcast:guid`` (``show_guid``: ``[feed] podcast_guid``, else derived from ``feed_url``), as publishing assigns.
+    """
+    return episode.guid or item_guid(show_guid or podcast_guid(show.feed_url), episode.id)
 
 
 def tag_data(
@@ -128,6 +132,7 @@ def tag_data(
     chapters: Chapters | None = None,
     transcript: str | None = None,
     chapter_images: dict[str, Artwork] | None = None,
+    show_guid: str | None = None,
 ) -> id3.TagData:
     """What the tag says, from the config and the artefacts (pure: reads nothing but what it is given)."""
     url = episode_url(episode, show)
@@ -142,7 +147,7 @@ def tag_data(
         copyright=show.copyright,
         website=show.website,
         url=url,
-        guid=episode_guid(episode, show),
+        guid=episode_guid(episode, show, show_guid),
         feed_url=show.feed_url,
         encoded_by=settings.encoded_by,
         encoder_settings=_encoder_settings(master),
@@ -178,6 +183,7 @@ def write_tags(
     chapters: Chapters | None = None,
     transcript: str | None = None,
     verify: Callable[[Path], None] | None = None,
+    show_guid: str | None = None,
 ) -> Tagged:
     """Write a tagged copy of the master to ``layout.tagged_mp3``, atomically, and ``layout.tagged_json``.
 
@@ -185,7 +191,8 @@ def write_tags(
     own hash. ``layout`` defaults to the folder of ``master.json``. The cover is the episode's artwork, else the
     show's, checked by :func:`check_artwork`. ``transcript`` becomes USLT when ``settings.include_lyrics``.
     ``verify`` is called on the tagged temporary file before it takes its final name (the pipeline passes the
-    chapter check), so a file that fails it never gets there. Writing twice leaves one set of frames.
+    chapter check), so a file that fails it never gets there. Writing twice leaves one set of frames. ``show_guid``
+    is the show's ``podcast:guid`` when configured (``TGID`` is the feed's item guid: :func:`episode_guid`).
     """
     layout = layout or BuildLayout(master.report.parent, master.episode_id)
     art_path = episode.artwork or show.artwork
@@ -196,7 +203,7 @@ def write_tags(
             chapter_images[m.img] = check_artwork(Path(m.img), cover=False)
     data = tag_data(
         master, episode, show, settings, artwork, chapters=chapters, transcript=transcript,
-        chapter_images=chapter_images,
+        chapter_images=chapter_images, show_guid=show_guid,
     )  # fmt: skip
     if not master.mp3.is_file():
         raise TagError("the mastered MP3 is missing", where=master.mp3, hint=f"run `produce master {episode.id}`")
@@ -210,7 +217,7 @@ def write_tags(
         chapters=len(chapters.marks) if chapters else 0,
         sha256=fsutil.sha256_file(mp3),
         size_bytes=os.path.getsize(mp3),
-        artwork=artwork.path,
+        artwork=artwork.path.name,
         report=layout.tagged_json,
     )
     fsutil.write_json(layout.tagged_json, result.to_json())

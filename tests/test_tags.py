@@ -14,12 +14,15 @@ from keylime_prod.artefacts import Tagged
 from keylime_prod.chapters import build_chapters, check_chapters
 from keylime_prod.config import load_settings
 from keylime_prod.errors import TagError
+from keylime_prod.feed import item_guid, podcast_guid
 from keylime_prod.id3 import read_tags
 from keylime_prod.layout import BuildLayout
 from keylime_prod.pipeline import mark_up_to_date
 from keylime_prod.tags import load_tagged, write_tags
 
 TRANSCRIPT = "Welcome to the show.\nToday: failure 🎧 and what it teaches."
+#: TGID is the feed's item guid (issue 11): the episode id in the show's podcast:guid namespace.
+GUID = item_guid(podcast_guid("https://media.example.org/podcast/feed.xml"), tf.EPISODE_ID)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +68,10 @@ def test_id3v23_frames_read_back_with_mutagen(tmp_path: Path, pristine_mp3: Path
     assert raw.getall("WXXX")[0].url == "https://show.example.org/episodes/7"
     assert raw.getall("WOAR")[0].url == "https://show.example.org/"
     assert raw["PCST"].value == 1
-    assert text("TGID") == "https://show.example.org/episodes/7"
+    assert text("TGID") == GUID
     assert text("TDES") == episode.summary
-    assert raw["WFED"].url == "https://media.example.org/podcast/feed.xml"
+    # WFED is a text frame (eyeD3 and TagLib read it in tests/test_id3_readers.py); mutagen needs our frame class.
+    assert read_tags(tagged.mp3).frames["WFED"] == ["https://media.example.org/podcast/feed.xml"]
     assert text("TENC") == "keylime-prod" and "LAME" in text("TSSE") and "128 kbps" in text("TSSE")
     assert raw.getall("USLT")[0].text == TRANSCRIPT
     # Cover: front cover, the file's bytes exactly (never re-encoded).
@@ -105,7 +109,7 @@ def test_ffmpeg_reads_the_same_tags_and_chapters(tmp_path: Path, pristine_mp3: P
     assert tags["encoded_by"] == "keylime-prod"
     assert tags["lyrics-eng"] == TRANSCRIPT
     assert tags["TDES"] == episode.summary
-    assert tags["TGID"] == "https://show.example.org/episodes/7"
+    assert tags["TGID"] == GUID
     # Chapters in chronological file order, titles intact; ffmpeg's times are shifted by its reported start.
     offset_ms = round(tf.ffmpeg_start_offset(tagged.mp3) * 1000)
     assert [c["title"] for c in chaps] == [m.title for m in chapters.marks]
@@ -209,7 +213,7 @@ def test_episode_artwork_wins_and_chapter_images_are_embedded(tmp_path: Path, pr
     tagged = write_tags(master, episode, settings.show.show, settings.show.tags, chapters=chapters_)
     raw = ID3(tagged.mp3, translate=False)
     (cover,) = raw.getall("APIC")
-    assert cover.mime == "image/png" and cover.data == ep_cover.read_bytes() and tagged.artwork == ep_cover
+    assert cover.mime == "image/png" and cover.data == ep_cover.read_bytes() and tagged.artwork == ep_cover.name
     slide = next(f for f in raw.getall("CHAP") if f.sub_frames["TIT2"].text == ["Slide"])
     assert slide.sub_frames.getall("APIC")[0].data == (cfg / "episodes" / "slide.jpg").read_bytes()
     doc = chapters_.json_path.read_text("utf-8") if chapters_.json_path else ""
