@@ -95,6 +95,24 @@ class Master:
         offset = min(max(t - best.source_start, 0.0), best.duration)
         return best.start + offset
 
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {
+            "mp3": str(self.mp3),
+            "duration": round(self.duration, 3),
+            "integrated_lufs": self.output_loudness.integrated_lufs,
+            "true_peak_dbtp": self.output_loudness.true_peak_dbtp,
+            "method": self.method,
+        }
+
+    def describe(self) -> str:
+        """One line for people."""
+        out = self.output_loudness
+        return (
+            f"{self.episode_id}: {self.mp3} ({self.duration / 60:.1f} min, {out.integrated_lufs:.1f} LUFS, "
+            f"{out.true_peak_dbtp:.1f} dBTP, {self.method})"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The ``master.json`` document."""
         d = asdict(self)
@@ -139,6 +157,10 @@ class Chapters:
 
     marks: tuple[ChapterMark, ...]
     json_path: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {"json": str(self.json_path), "count": len(self.marks)}
 
     def timestamp_lines(self) -> tuple[str, ...]:
         """``(HH:MM:SS) Title`` per mark, for the show notes (Spotify builds chapters only from these lines).
@@ -187,6 +209,25 @@ class Transcript:
         """The plain text, one segment per line."""
         return "\n".join(s.text.strip() for s in self.segments)
 
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {
+            "source": self.source,
+            "engine": self.engine,
+            "model": self.model,
+            "segments": len(self.segments),
+            "audio_seconds": self.audio_seconds,
+            "elapsed_seconds": self.elapsed_seconds,
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+    def describe(self) -> str:
+        """One line for people."""
+        return (
+            f"{Path(self.source).name}: {len(self.segments)} segments, {self.audio_seconds:.0f} s in "
+            f"{self.elapsed_seconds:.1f} s ({self.engine} {self.model})"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The ``<stem>.report.json`` document (file paths relative to its folder)."""
         d = asdict(self)
@@ -221,6 +262,10 @@ class Notes:
     markdown: Path
     html: Path
 
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {"markdown": str(self.markdown), "html": str(self.html)}
+
 
 @dataclass(frozen=True)
 class Tagged:
@@ -235,6 +280,24 @@ class Tagged:
     #: The cover's file name, never its local path: tagged.json travels with the build folder (issue 11).
     artwork: str | None = None
     report: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {
+            "mp3": str(self.mp3),
+            "id3_version": self.id3_version,
+            "frames": len(self.frames),
+            "chapters": self.chapters,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+        }
+
+    def describe(self) -> str:
+        """One line for people."""
+        return (
+            f"tagged ID3v2.{self.id3_version}, {len(self.frames)} frames, {self.chapters} chapters, "
+            f"{self.size_bytes:,} bytes"
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The ``tagged.json`` document (paths relative to its folder where they live there)."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ffmpeg, fsutil, id3
-from .artefacts import ChapterMark, Chapters, Master
+from .artefacts import ChapterMark, Chapters, Master, Tagged
 from .config import EpisodeConfig, TagSettings
 from .errors import FFmpegError, TagError
 from .layout import BuildLayout
@@ -193,6 +193,32 @@ class ChapterCheck:
     duration: float  # decoded length of the MP3, seconds
     max_diff_ms: int
     notes_checked: bool = False
+    mp3: Path | None = None
+    chapters_json: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {
+            "mp3": str(self.mp3), "count": self.count, "duration": self.duration, "max_diff_ms": self.max_diff_ms,
+            "notes_checked": self.notes_checked,
+        }  # fmt: skip
+
+    def describe(self) -> str:
+        """One line for people."""
+        name = self.mp3.name if self.mp3 else "the MP3"
+        json_name = self.chapters_json.name if self.chapters_json else "the JSON"
+        return (
+            f"{self.count} chapters agree in {name} and {json_name}{' and the notes' if self.notes_checked else ''} "
+            f"(max difference {self.max_diff_ms} ms, audio {self.duration:.3f} s)"
+        )
+
+
+def check_build(layout: BuildLayout, *, notes: Path | None = None) -> ChapterCheck:
+    """:func:`check_chapters` on a build: its tagged MP3, its ``chapters.json`` and ``notes`` (default: the built
+    show notes, when they exist)."""
+    mp3 = Tagged.load(layout.tagged_json).mp3
+    use_notes = notes or (layout.notes_md if layout.notes_md.is_file() else None)
+    return check_chapters(mp3, layout.chapters_json, notes=use_notes)
 
 
 def read_chapters_json(path: Path) -> tuple[ChapterMark, ...]:
@@ -329,4 +355,4 @@ def check_chapters(
                 hint="rebuild the notes after the chapters",
             )
     log.info("%s: %d chapters agree (max difference %d ms)", mp3.name, len(in_id3), worst)
-    return ChapterCheck(count=len(in_id3), duration=duration, max_diff_ms=worst, notes_checked=notes is not None)
+    return ChapterCheck(len(in_id3), duration, worst, notes is not None, mp3, chapters_json)

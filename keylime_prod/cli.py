@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from typer.core import TyperGroup
 
 from . import __version__
-from .config import Settings, WhisperSettings, load_settings
+from .config import Settings, StorageSettings, load_settings, storage_sources, whisper_settings
 from .errors import ArchiveError, ConfigError, KeylimeError
 from .progress import ProgressFn
 
@@ -64,21 +63,39 @@ app = typer.Typer(
 )
 
 # ------------------------------------------------------------------------------------------------ shared options
+# Declared once, used by every command (fastapi-cli's shape). Options default to None so config.load_settings lays
+# only what was given on top of show.toml; an option that mirrors an environment variable says so with ``envvar=``.
 
+EpisodeArg = Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")]
 ConfigsOpt = Annotated[
     Path | None,
-    typer.Option("--configs", help="Folder with show.toml and episodes/ (env KEYLIME_CONFIGS; default ./configs)."),
+    typer.Option(
+        "--configs", envvar="KEYLIME_CONFIGS", help="Folder with show.toml and episodes/ (default ./configs)."
+    ),
 ]
 BuildDirOpt = Annotated[Path | None, typer.Option("--build-dir", help="Root of the build folders (default ./build).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks on errors.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors; no progress bars.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo stages even when their cached result is up to date.")]
+# Storage: CI sets these from secrets. Credentials are never options: only the AWS variables or a profile.
+_ENV = StorageSettings.ENV
+S3EndpointOpt = Annotated[
+    str | None, typer.Option("--s3-endpoint-url", envvar=_ENV["endpoint_url"], help="S3-compatible endpoint URL.")
+]
+S3BucketOpt = Annotated[str | None, typer.Option("--s3-bucket", envvar=_ENV["bucket"], help="Bucket name.")]
+S3PrefixOpt = Annotated[
+    str | None, typer.Option("--s3-prefix", envvar=_ENV["prefix"], help="Key prefix in the bucket.")
+]
+PublicUrlOpt = Annotated[
+    str | None, typer.Option("--public-base-url", envvar=_ENV["public_base_url"], help="Public URL of the prefix.")
+]
 
 
 class _State:
     verbose = False
     quiet = False
+    storage: dict[str, str | None] = {}  # noqa: RUF012  (set once per process by the callback)
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -98,14 +115,8 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _settings(configs: Path | None, build_dir: Path | None, **overrides: Any) -> Settings:
-    configs = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
-    settings = load_settings(configs, build_dir, **overrides)
-    # KEYLIME_S3_ENDPOINT_URL / _BUCKET / _PREFIX and KEYLIME_PUBLIC_BASE_URL win over show.toml (CI sets them from
-    # secrets). Resolved here, never inside a stage; credentials stay with boto3 (AWS_* variables or a profile).
-    storage = settings.show.storage.with_env(os.environ)
-    if storage is not settings.show.storage:
-        settings = settings.model_copy(update={"show": settings.show.model_copy(update={"storage": storage})})
-    return settings
+    # Storage options / KEYLIME_S3_* variables (from the callback) win over show.toml; config.py does the merging.
+    return load_settings(configs, build_dir, sources=storage_sources(), **_State.storage, **overrides)
 
 
 @contextmanager
@@ -168,6 +179,7 @@ def _run_stages(
     as_json: bool,
     overrides: dict[str, Any] | None = None,
 ) -> None:
+    """Run the pipeline up to ``upto`` and print what each artefact says about itself."""
     from .pipeline import run_episode
 
     settings = _settings(configs, build_dir, **(overrides or {}))
@@ -178,64 +190,22 @@ def _run_stages(
 
     with _progress(not quiet and not as_json) as progress:
         result = run_episode(settings, episode, upto=upto, force=force, progress=progress, on_stage=on_stage)
-    summary: dict[str, Any] = {
-        "episode": result.episode_id,
-        "build_dir": str(result.build_dir),
-        "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "cached": s.cached} for s in result.stages],
-    }
-    master = result.artefacts.get("master")
-    if master is not None:
-        summary["master"] = {
-            "mp3": str(master.mp3),
-            "duration": round(master.duration, 3),
-            "integrated_lufs": master.output_loudness.integrated_lufs,
-            "true_peak_dbtp": master.output_loudness.true_peak_dbtp,
-            "method": master.method,
-        }
-    marks = result.artefacts.get("chapters")
-    if marks is not None:
-        summary["chapters"] = {"json": str(marks.json_path), "count": len(marks.marks)}
-    spoken = result.artefacts.get("transcribe")
-    if spoken is not None:
-        summary["transcript"] = {
-            "engine": spoken.engine,
-            "model": spoken.model,
-            "segments": len(spoken.segments),
-            "files": {k: str(v) for k, v in spoken.files.items()},
-        }
-    shownotes = result.artefacts.get("notes")
-    if shownotes is not None:
-        summary["notes"] = {"markdown": str(shownotes.markdown), "html": str(shownotes.html)}
-    tagged = result.artefacts.get("tag")
-    if tagged is not None:
-        summary["tag"] = {
-            "mp3": str(tagged.mp3),
-            "id3_version": tagged.id3_version,
-            "frames": len(tagged.frames),
-            "chapters": tagged.chapters,
-            "size_bytes": tagged.size_bytes,
-            "sha256": tagged.sha256,
-        }
-    if result.artefacts.get("publish") is not None:
-        summary["publish"] = result.artefacts["publish"].to_json()
     if as_json:
-        _emit_json(summary)
-    elif not quiet and master is not None:
-        out_console.print(
-            f"{result.episode_id}: {master.mp3} ({master.duration / 60:.1f} min, "
-            f"{master.output_loudness.integrated_lufs:.1f} LUFS, {master.output_loudness.true_peak_dbtp:.1f} dBTP, "
-            f"{master.method})",
-            highlight=False,
-        )
-    if tagged is not None and not as_json and not quiet:
-        out_console.print(
-            f"{result.episode_id}: tagged ID3v2.{tagged.id3_version}, {len(tagged.frames)} frames, "
-            f"{tagged.chapters} chapters, {tagged.size_bytes:,} bytes",
-            highlight=False,
-        )
-    published = result.artefacts.get("publish")
-    if published is not None and not as_json and not quiet:
-        _print_published(published)
+        _emit_json(result.to_json())
+        return
+    if quiet:
+        return
+    art = result.artefacts
+    if art.get("master") is not None:
+        _say(art["master"].describe())
+    if art.get("tag") is not None:
+        _say(f"{result.episode_id}: {art['tag'].describe()}")
+    if art.get("publish") is not None:
+        _print_published(art["publish"])
+
+
+def _say(line: str) -> None:
+    out_console.print(line, highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------------ commands
@@ -243,7 +213,7 @@ def _run_stages(
 
 @app.command("run", hidden=True)
 def run_cmd(
-    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    episode: EpisodeArg,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
     force: ForceOpt = False,
@@ -262,7 +232,7 @@ def run_cmd(
 
 @app.command("master")
 def master_cmd(
-    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    episode: EpisodeArg,
     target_lufs: Annotated[float | None, typer.Option(help="Integrated loudness target, LUFS.")] = None,
     true_peak: Annotated[float | None, typer.Option(help="True-peak ceiling, dBTP.")] = None,
     configs: ConfigsOpt = None,
@@ -291,7 +261,7 @@ def master_cmd(
 
 @app.command("chapters")
 def chapters_cmd(
-    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    episode: EpisodeArg,
     check: Annotated[
         bool, typer.Option("--check", help="Also check that the tagged MP3 and chapters.json agree (within 1 ms).")
     ] = False,
@@ -317,29 +287,20 @@ def chapters_cmd(
             as_json=as_json and not check,
         )  # fmt: skip
         if check:
-            from .artefacts import Tagged
-            from .chapters import check_chapters
+            from .chapters import check_build
 
-            layout = _settings(configs, build_dir).layout(episode)
-            mp3 = Tagged.load(layout.tagged_json).mp3
-            use_notes = notes or (layout.notes_md if layout.notes_md.is_file() else None)
-            result = check_chapters(mp3, layout.chapters_json, notes=use_notes)
+            result = check_build(_settings(configs, build_dir).layout(episode), notes=notes)
             if as_json:
-                _emit_json({"episode": episode, "mp3": str(mp3), **result.__dict__})
+                _emit_json({"episode": episode, **result.summary()})
             elif not quiet:
-                out_console.print(
-                    f"{episode}: {result.count} chapters agree in {mp3.name} and {layout.chapters_json.name}"
-                    f"{' and the notes' if result.notes_checked else ''} (max difference {result.max_diff_ms} ms, "
-                    f"audio {result.duration:.3f} s)",
-                    highlight=False,
-                )
+                _say(f"{episode}: {result.describe()}")
 
     _run(go)
 
 
 @app.command("tag")
 def tag_cmd(
-    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    episode: EpisodeArg,
     id3_version: Annotated[int | None, typer.Option("--id3-version", help="ID3v2 version: 3 (default) or 4.")] = None,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
@@ -362,26 +323,6 @@ def tag_cmd(
             overrides={"tags.id3_version": id3_version},
         )
     )
-
-
-def _whisper_settings(configs: Path | None, overrides: dict[str, Any]) -> WhisperSettings:
-    """[whisper] from show.toml when there is one (else the defaults), with non-None CLI values laid on top."""
-    from pydantic import ValidationError
-
-    from .config import load_show
-
-    folder = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
-    show_toml = folder / "show.toml"
-    base = load_show(show_toml).whisper if (configs is not None or show_toml.is_file()) else WhisperSettings()
-    data = {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        return WhisperSettings.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"option for whisper.{field}: {first['msg']}", hint="see `produce transcribe --help`"
-        ) from None
 
 
 @app.command("transcribe")
@@ -429,35 +370,25 @@ def transcribe_cmd(
                 as_json=as_json, overrides={f"whisper.{k}": v for k, v in overrides.items()},
             )  # fmt: skip
             return
-        settings = _whisper_settings(configs, overrides)
+        settings = whisper_settings(configs, overrides)
         with _progress(not quiet and not as_json) as progress:
             result = transcript.transcribe(
                 path, settings, out or path.parent, stem=path.stem, speaker=speaker, glossary=glossary or (),
                 cache_dir=models.default_cache_dir(), progress=progress,
             )  # fmt: skip
         if as_json:
-            _emit_json(
-                {
-                    "source": result.source, "engine": result.engine, "model": result.model,
-                    "segments": len(result.segments), "audio_seconds": result.audio_seconds,
-                    "elapsed_seconds": result.elapsed_seconds, "files": {k: str(v) for k, v in result.files.items()},
-                }
-            )  # fmt: skip
+            _emit_json(result.summary())
         elif not quiet:
-            out_console.print(
-                f"{path.name}: {len(result.segments)} segments, {result.audio_seconds:.0f} s in "
-                f"{result.elapsed_seconds:.1f} s ({result.engine} {result.model})",
-                highlight=False,
-            )
+            _say(result.describe())
             for p in result.files.values():
-                out_console.print(f"  {p}", highlight=False)
+                _say(f"  {p}")
 
     _run(go)
 
 
 @app.command("notes")
 def notes_cmd(
-    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    episode: EpisodeArg,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
     force: ForceOpt = False,
@@ -562,7 +493,6 @@ def publish_cmd(
     _setup_logging(verbose, quiet or as_json)
 
     def go() -> None:
-        from .errors import ConfigError
         from .release import publish_due, publish_episodes
 
         if (episode is None) == (not due):
@@ -617,7 +547,7 @@ def check_cmd(
     _setup_logging(verbose, quiet or as_json)
 
     def go() -> None:
-        report = check_all(configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs")))
+        report = check_all(configs or Path("configs"))
         if as_json:
             _emit_json(report.to_json())
         elif not quiet:
@@ -658,7 +588,7 @@ def import_cmd(
     _setup_logging(verbose, quiet or as_json)
 
     def go() -> None:
-        folder = configs or Path(os.environ.get("KEYLIME_CONFIGS", "configs"))
+        folder = configs or Path("configs")
         with _progress(not quiet and not as_json) as progress:
             res = import_feed(
                 feed, folder, media_dir=media or Path("media"), fetch=not no_fetch, remaster=remaster,
@@ -688,8 +618,19 @@ def main_callback(
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
     ] = False,
+    s3_endpoint_url: S3EndpointOpt = None,
+    s3_bucket: S3BucketOpt = None,
+    s3_prefix: S3PrefixOpt = None,
+    public_base_url: PublicUrlOpt = None,
 ) -> None:
     """Produce a podcast episode end to end: `produce EPISODE` masters, transcribes, tags and publishes it."""
+    given = {
+        "endpoint_url": s3_endpoint_url,
+        "bucket": s3_bucket,
+        "prefix": s3_prefix,
+        "public_base_url": public_base_url,
+    }
+    _State.storage = {f"storage.{k}": v for k, v in given.items()}
 
 
 def main() -> None:

@@ -184,37 +184,14 @@ class StorageSettings(_Model):
             raise ValueError("must be a key prefix such as podcast or shows/keylime (no '//', '.' or '..')")
         return v
 
-    #: Environment variables that override the TOML (for CI); credentials are never among them.
+    #: Environment variables that override the TOML (for CI), by field; credentials are never among them. The CLI
+    #: declares an option for each (Typer ``envvar=``) and hands the values to :func:`load_settings`.
     ENV: ClassVar[dict[str, str]] = {
-        "KEYLIME_S3_ENDPOINT_URL": "endpoint_url",
-        "KEYLIME_S3_BUCKET": "bucket",
-        "KEYLIME_S3_PREFIX": "prefix",
-        "KEYLIME_PUBLIC_BASE_URL": "public_base_url",
+        "endpoint_url": "KEYLIME_S3_ENDPOINT_URL",
+        "bucket": "KEYLIME_S3_BUCKET",
+        "prefix": "KEYLIME_S3_PREFIX",
+        "public_base_url": "KEYLIME_PUBLIC_BASE_URL",
     }
-
-    @classmethod
-    def env_overrides(cls, environ: Mapping[str, str]) -> dict[str, str]:
-        """Dotted overrides (``storage.bucket`` ...) from ``KEYLIME_S3_*`` variables; empty ones count as unset.
-
-        The CLI lays these on the TOML so the environment wins; stages never read the environment themselves.
-        """
-        return {f"storage.{field}": environ[var] for var, field in cls.ENV.items() if environ.get(var, "").strip()}
-
-    def with_env(self, environ: Mapping[str, str]) -> StorageSettings:
-        """These settings with the ``KEYLIME_S3_*`` / ``KEYLIME_PUBLIC_BASE_URL`` values laid on top (they win).
-
-        A bad value is a :class:`ConfigError` naming the variable.
-        """
-        env = {k.split(".", 1)[1]: v.strip() for k, v in self.env_overrides(environ).items()}
-        if not env:
-            return self
-        try:
-            return StorageSettings.model_validate({**self.model_dump(), **env})
-        except ValidationError as e:
-            first = e.errors()[0]
-            field = str(first["loc"][0]) if first["loc"] else ""
-            var = next((v for v, f in self.ENV.items() if f == field), "KEYLIME_S3_*")
-            raise ConfigError(f"{var}: {first['msg']}", where="environment", hint=f"fix or unset {var}") from None
 
 
 class FeedSettings(_Model):
@@ -418,7 +395,13 @@ def _fmt_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _validation_error(path: Path, err: ValidationError) -> ConfigError:
+def describe_validation_error(err: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """The one-line text of a pydantic error: the first bad field and what is wrong with it.
+
+    The one formatter for every pydantic model here (configs, command-line options, the bucket's JSON documents).
+    ``names`` maps a dotted field to what the user set it with (an environment variable or an option), so the line
+    names that instead of the field.
+    """
     first = err.errors()[0]
     field = _fmt_loc(tuple(first["loc"])) or "(file)"
     msg = first["msg"]
@@ -427,7 +410,12 @@ def _validation_error(path: Path, err: ValidationError) -> ConfigError:
     elif first["type"] == "extra_forbidden":
         msg = "unknown field (a typo?)"
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return ConfigError(f"field {field}: {msg}{more}", where=path, hint="fix the field and run `produce check`")
+    label = (names or {}).get(field)
+    return f"{label}: {msg}{more}" if label else f"field {field}: {msg}{more}"
+
+
+def _validation_error(path: Path, err: ValidationError) -> ConfigError:
+    return ConfigError(describe_validation_error(err), where=path, hint="fix the field and run `produce check`")
 
 
 def _resolve(base: Path, p: Path | None) -> Path | None:
@@ -489,20 +477,50 @@ def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:
     )
 
 
-def load_settings(configs_dir: Path, build_root: Path | None = None, **overrides: Any) -> Settings:
-    """Load ``<configs_dir>/show.toml`` and apply CLI overrides (``None`` values are ignored).
+def load_settings(
+    configs_dir: Path | None,
+    build_root: Path | None = None,
+    *,
+    sources: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load ``<configs_dir>/show.toml`` (default ``./configs``) and lay the overrides on it (``None`` is ignored).
 
-    ``overrides`` are dotted section keys, e.g. ``{"audio.target_lufs": -19.0, "whisper.engine": "openai-whisper"}``.
+    ``overrides`` are dotted section keys, e.g. ``{"audio.target_lufs": -19.0, "storage.bucket": "b"}``: command-line
+    options and the environment variables the CLI reads with them. ``sources`` names where each came from (an
+    option or a variable) for the error message. This is the only place TOML, options and environment meet.
     """
-    configs_dir = Path(configs_dir)
+    configs_dir = Path(configs_dir or "configs")
     show = load_show(configs_dir / "show.toml")
-    show = apply_overrides(show, overrides, source=configs_dir / "show.toml")
+    show = apply_overrides(show, overrides, source=configs_dir / "show.toml", names=sources)
     return Settings(show=show, configs_dir=configs_dir.resolve(), build_root=Path(build_root or "build"))
 
 
-def apply_overrides(cfg: ShowConfig, overrides: dict[str, Any], *, source: Path) -> ShowConfig:
-    """Lay non-``None`` dotted overrides on ``cfg`` and re-validate."""
-    items = {k: v for k, v in overrides.items() if v is not None}
+def storage_sources() -> dict[str, str]:
+    """``storage.<field>`` -> its environment variable, for :func:`load_settings`'s ``sources``."""
+    return {f"storage.{f}": var for f, var in StorageSettings.ENV.items()}
+
+
+def whisper_settings(configs_dir: Path | None, overrides: Mapping[str, Any]) -> WhisperSettings:
+    """``[whisper]`` from show.toml when there is one (else the defaults), with non-``None`` options laid on top.
+
+    For ``produce transcribe FILE``, which needs no show: a ``configs_dir`` given explicitly must hold a show.toml.
+    """
+    show_toml = Path(configs_dir or "configs") / "show.toml"
+    base = load_show(show_toml).whisper if (configs_dir is not None or show_toml.is_file()) else WhisperSettings()
+    data = {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return WhisperSettings.model_validate(data)
+    except ValidationError as e:
+        names = {k: f"option for whisper.{k}" for k in overrides}
+        raise ConfigError(describe_validation_error(e, names), hint="see `produce transcribe --help`") from None
+
+
+def apply_overrides(
+    cfg: ShowConfig, overrides: Mapping[str, Any], *, source: Path, names: Mapping[str, str] | None = None
+) -> ShowConfig:
+    """Lay non-``None`` dotted overrides on ``cfg`` and re-validate; ``names`` as in :func:`load_settings`."""
+    items = {k: v.strip() if isinstance(v, str) else v for k, v in overrides.items() if v is not None}
     if not items:
         return cfg
     data = cfg.model_dump()
@@ -514,4 +532,9 @@ def apply_overrides(cfg: ShowConfig, overrides: dict[str, Any], *, source: Path)
     try:
         return ShowConfig.model_validate(data)
     except ValidationError as e:
+        label = (names or {}).get(_fmt_loc(tuple(e.errors()[0]["loc"])))
+        if label:
+            raise ConfigError(
+                describe_validation_error(e, names), where="environment", hint=f"fix or unset {label}"
+            ) from None
         raise _validation_error(Path(f"{source} (with command-line options)"), e) from None

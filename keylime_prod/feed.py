@@ -31,7 +31,7 @@ from feedgen.util import xml_elem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
-from .config import FeedSettings, ShowInfo
+from .config import FeedSettings, ShowInfo, describe_validation_error
 from .errors import FeedError
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,8 @@ class _Document(_Doc):
         try:
             return cls.model_validate_json(data)
         except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
             raise FeedError(
-                f"not a valid {cls._what}: field {field}: {first['msg']}",
+                f"not a valid {cls._what}: {describe_validation_error(e)}",
                 where=where,
                 hint="re-publish the episode with `produce publish EPISODE`",
             ) from None

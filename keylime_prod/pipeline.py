@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import audio, chapters, fsutil, models, notes, publish, tags, transcript
 from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
@@ -93,6 +93,22 @@ class RunResult:
     build_dir: Path
     stages: tuple[StageResult, ...]
     artefacts: dict[str, Any]
+
+    #: The key each artefact's summary has in :meth:`to_json` (``--json`` output), by stage.
+    JSON_KEYS: ClassVar[dict[str, str]] = {"transcribe": "transcript", "notes": "notes", "tag": "tag"}
+
+    def to_json(self) -> dict[str, Any]:
+        """A machine-readable summary of the run (``produce EPISODE --json``): each artefact summarises itself."""
+        out: dict[str, Any] = {
+            "episode": self.episode_id,
+            "build_dir": str(self.build_dir),
+            "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "cached": s.cached} for s in self.stages],
+        }
+        for stage in STAGE_BY_NAME:
+            art = self.artefacts.get(stage)
+            if art is not None:
+                out[self.JSON_KEYS.get(stage, stage)] = art.to_json() if stage == "publish" else art.summary()
+        return out
 
 
 def digest(*parts: Any) -> str:

@@ -19,7 +19,7 @@ from conftest_s3 import BUCKET, storage_settings
 from s3server import ACCESS_KEY, SECRET_KEY, FaultProxy, RcloneS3
 
 from keylime_prod import storage
-from keylime_prod.config import StorageSettings
+from keylime_prod.config import StorageSettings, apply_overrides, load_show, storage_sources
 from keylime_prod.errors import ConfigError, StorageError
 
 MIB = 1 << 20
@@ -279,8 +279,11 @@ def test_local_store_same_layout(tmp_path: Path) -> None:
     assert not any(p.name.endswith(".part") for p in (tmp_path / "public").rglob("*"))
 
 
-def test_env_overrides_win_and_empty_ones_are_ignored() -> None:
-    base = StorageSettings(bucket="from-toml", prefix="toml")
+def test_env_overrides_win_and_empty_ones_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import _State, app
+
     env = {
         "KEYLIME_S3_ENDPOINT_URL": "https://s3.example.com/",
         "KEYLIME_S3_BUCKET": "from-env",
@@ -288,7 +291,11 @@ def test_env_overrides_win_and_empty_ones_are_ignored() -> None:
         "KEYLIME_PUBLIC_BASE_URL": "https://cdn.example.com/podcast/",
         "AWS_SECRET_ACCESS_KEY": "never-read-here",
     }
-    s = base.with_env(env)
+    # Typer reads the variables (envvar=); config.load_settings lays them on show.toml.
+    CliRunner().invoke(app, ["models", "list"], env=env)
+    show_toml = Path(__file__).resolve().parent.parent / "configs" / "show.toml"
+    base = load_show(show_toml).model_copy(update={"storage": StorageSettings(bucket="from-toml", prefix="toml")})
+    s = apply_overrides(base, _State.storage, source=Path("show.toml"), names=storage_sources()).storage
     assert (s.endpoint_url, s.bucket, s.prefix, s.public_base_url) == (
         "https://s3.example.com",
         "from-env",
@@ -296,7 +303,9 @@ def test_env_overrides_win_and_empty_ones_are_ignored() -> None:
         "https://cdn.example.com/podcast",
     )
     with pytest.raises(ConfigError, match="KEYLIME_S3_ENDPOINT_URL: .*http"):
-        base.with_env({"KEYLIME_S3_ENDPOINT_URL": "s3.example.com"})
+        apply_overrides(
+            base, {"storage.endpoint_url": "s3.example.com"}, source=Path("show.toml"), names=storage_sources()
+        )
     assert "secret" not in " ".join(StorageSettings.model_fields)
 
 
