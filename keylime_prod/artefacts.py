@@ -47,6 +47,29 @@ class TimelineSegment:
 
 
 @dataclass(frozen=True)
+class MixTrack:
+    """One track of a multitrack session as the mix used it (issue 10). Times are on the session timeline, the
+    mixed body's own time (``Master.body_to_episode`` maps them onto the published file).
+
+    ``start_s``: where the track's first sample sits on the session timeline; ``offset_s``: the same relative to
+    the first track (what the episode's ``offset`` means), found by cross-correlation (``offset_source`` ``auto``,
+    with its ``confidence``) or taken from the config (``config``). ``regions``: where its speaker talks.
+    """
+
+    file: str
+    speaker: str
+    start_s: float
+    offset_s: float
+    offset_source: str
+    confidence: float
+    speech_lufs: float
+    gain_db: float
+    own_speech_s: float
+    bleed_reduction_db: float
+    regions: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Master:
     """The mastering stage's result: the MP3 and everything ``master.json`` records."""
 
@@ -70,6 +93,8 @@ class Master:
     pieces: tuple[TimelineSegment, ...] = ()
     #: Per-part and per-asset levels, limiter and codec-calibration figures (informational).
     details: dict[str, Any] = field(default_factory=dict)
+    #: A multitrack session's tracks (empty for recordings played one after the other).
+    tracks: tuple[MixTrack, ...] = ()
 
     def segment(self, name: str) -> TimelineSegment | None:
         """The timeline segment called ``name``, if the episode has one."""
@@ -133,6 +158,10 @@ class Master:
                 d[key] = tuple(TimelineSegment(**{**s, "sources": tuple(s.get("sources", ()))}) for s in d.get(key, ()))
             d["input_loudness"] = Loudness(**d["input_loudness"])
             d["output_loudness"] = Loudness(**d["output_loudness"])
+            d["tracks"] = tuple(
+                MixTrack(**{**t, "regions": tuple((a, b) for a, b in t.get("regions", ()))})
+                for t in d.get("tracks", ())
+            )
             return cls(**d)
         except FileNotFoundError:
             raise AudioError("no master found", where=report, hint="run `produce master EPISODE` first") from None

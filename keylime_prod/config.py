@@ -274,6 +274,19 @@ class ArchiveSource(_Model):
     remaster: bool = False
 
 
+class Track(_Model):
+    """One speaker's own recording of a multitrack session (issue 10): tracks play at the same time and are mixed.
+
+    ``offset`` (seconds, may be negative) is where this track's first sample sits relative to the first track's.
+    Leave it out: it is found by cross-correlating the tracks (the bleed, or a clap); a given value is the fallback
+    when that match is weak.
+    """
+
+    file: Path
+    speaker: str = Field(min_length=1)
+    offset: float | None = Field(default=None, ge=-3600.0, le=3600.0)
+
+
 class EpisodeConfig(_Model):
     """One ``configs/episodes/<id>.toml``. ``id`` comes from the file name."""
 
@@ -289,7 +302,9 @@ class EpisodeConfig(_Model):
     paper: Paper | None = None
     summary: str = Field(min_length=1)
     key_points: tuple[str, ...] = ()
-    recordings: tuple[Path, ...] = Field(min_length=1)
+    #: Recordings played one after the other; or ``tracks`` (one per speaker, played at the same time), not both.
+    recordings: tuple[Path, ...] = ()
+    tracks: tuple[Track, ...] = ()
     #: Who speaks in each recording (same order), for transcript voice tags; empty: the first host throughout.
     speakers: tuple[str, ...] = ()
     chapters: tuple[Chapter, ...] = ()
@@ -318,6 +333,26 @@ class EpisodeConfig(_Model):
                 raise ValueError(f"{v!r} is not an ISO 8601 date such as 2019-11-26 or 2019-11-26T06:00:00Z") from None
             return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
         return v
+
+    @model_validator(mode="after")
+    def _recordings_or_tracks(self) -> EpisodeConfig:
+        if self.recordings and self.tracks:
+            raise ValueError(
+                "recordings and [[tracks]] are both given: use recordings for files played one after the other, "
+                "or [[tracks]] for one file per speaker played at the same time, not both"
+            )
+        if not self.recordings and not self.tracks:
+            raise ValueError("no audio: give recordings = [...] or one [[tracks]] table per speaker")
+        if self.tracks and self.speakers:
+            raise ValueError("speakers names the people of recordings; with [[tracks]] each track names its speaker")
+        people = [p.name for p in (*self.hosts, *self.guests)]
+        for i, t in enumerate(self.tracks):
+            if t.speaker not in people:
+                raise ValueError(
+                    f"tracks[{i}].speaker: {t.speaker!r} is not a host or guest of this episode "
+                    f"({', '.join(people)}): add them to [[guests]] or fix the name"
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_speaker_per_recording(self) -> EpisodeConfig:
@@ -409,6 +444,10 @@ def describe_validation_error(err: ValidationError, names: Mapping[str, str] | N
         msg = "required field is missing"
     elif first["type"] == "extra_forbidden":
         msg = "unknown field (a typo?)"
+    elif first["type"] == "value_error" and not first["loc"]:
+        # A check across fields (a model validator) names its fields in its own message.
+        more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        return ConfigError(msg.removeprefix("Value error, ") + more, where=path, hint="fix it and run `produce check`")
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     label = (names or {}).get(field)
     return f"{label}: {msg}{more}" if label else f"field {field}: {msg}{more}"
@@ -472,6 +511,7 @@ def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:
     return ep.model_copy(
         update={
             "recordings": tuple(_resolve(base, r) for r in ep.recordings),
+            "tracks": tuple(t.model_copy(update={"file": _resolve(base, t.file)}) for t in ep.tracks),
             "artwork": _resolve(base, ep.artwork),
         }
     )

@@ -135,6 +135,7 @@ def _master_key(run: Run) -> str:
     return digest(
         "master/1",
         [file_digest(p) for p in run.episode.recordings],
+        [(file_digest(t.file), t.speaker, t.offset) for t in run.episode.tracks],
         {k: file_digest(v) for k, v in s.assets.model_dump().items()},
         s.audio.model_dump(),
     )
@@ -142,7 +143,8 @@ def _master_key(run: Run) -> str:
 
 def _master_run(run: Run) -> Master:
     s = run.settings.show
-    return audio.master(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress)
+    stage = audio.master_tracks if run.episode.tracks else audio.master
+    return stage(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress)
 
 
 def _master_load(run: Run) -> Master | None:

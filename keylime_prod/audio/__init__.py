@@ -6,5 +6,6 @@ render and limiter), ``verify`` (the decoded-MP3 check and its child process), `
 """
 
 from .master import REPORT_NAME, master
+from .multitrack import master_tracks
 
-__all__ = ["REPORT_NAME", "master"]
+__all__ = ["REPORT_NAME", "master", "master_tracks"]
