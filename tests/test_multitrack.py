@@ -34,7 +34,7 @@ EDGE_S = 0.35  # measure turns away from their edges (the gate's hold and ramps 
 def built(tmp_path_factory: pytest.TempPathFactory) -> Master:
     build = tmp_path_factory.mktemp("mt-build")
     settings = load_settings(CONFIGS, build_root=build)
-    result = run_episode(settings, "multitrack-demo", stages=["master"])
+    result = run_episode(settings, "multitrack-demo", upto="master")
     master: Master = result.artefacts["master"]
     return master
 
