@@ -232,6 +232,7 @@ class Transcript:
     speech_seconds: float = 0.0  # what VAD kept of them
     elapsed_seconds: float = 0.0  # wall time, model loading included
     report: Path | None = None  # <stem>.report.json
+    words: Path | None = None  # words.json: every word's timing, probability and speaker (keylime_prod.transcript)
 
     @property
     def text(self) -> str:
@@ -262,6 +263,7 @@ class Transcript:
         d = asdict(self)
         d["files"] = {k: Path(v).name for k, v in self.files.items()}
         d.pop("report", None)
+        d["words"] = Path(self.words).name if self.words is not None else None
         return {"schema": "keylime-prod/transcript/1", **d}
 
     @classmethod
@@ -273,6 +275,7 @@ class Transcript:
             d.pop("schema", None)
             d["segments"] = tuple(TranscriptSegment(**s) for s in d["segments"])
             d["files"] = {k: report.parent / v for k, v in d["files"].items()}
+            d["words"] = report.parent / d["words"] if d.get("words") else None
             return cls(**d, report=report)
         except FileNotFoundError:
             raise TranscriptError(

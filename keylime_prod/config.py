@@ -117,6 +117,12 @@ class WhisperSettings(_Model):
     threads: int = Field(default=0, ge=0, le=64)  # 0: one per physical core
     glossary: tuple[str, ...] = ()  # names and terms to spell right; the episode's glossary is added
     transcribe_disclaimer: bool = False  # False: the disclaimer's known text (show.disclaimer_text) is its transcript
+    # faster-whisper: 30 s windows decoded side by side (issue 14; size chosen by measurement, docs/transcripts.md).
+    # 0: sequential decoding, each window conditioned on the previous one's text (the mode before issue 14).
+    batch_size: int = Field(default=8, ge=0, le=64)
+    # Word timings (and probabilities) cut the captions and feed words.json; off only to compare with the old mode,
+    # when words are spread over each segment by their share of characters.
+    word_timestamps: bool = True
 
 
 class TagSettings(_Model):

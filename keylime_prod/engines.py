@@ -35,6 +35,7 @@ from .errors import TranscriptError
 log = logging.getLogger(__name__)
 
 ENGINES = ("faster-whisper", "openai-whisper")
+SAMPLE_RATE = 16000
 
 #: CTranslate2 compute types (``ctranslate2.get_supported_compute_types("cpu")`` is a subset of these).
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16",
@@ -42,12 +43,23 @@ COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int
 
 
 @dataclass(frozen=True)
-class Piece:
-    """A stretch of text an engine returned, seconds relative to the samples it was given."""
+class Word:
+    """One word with its timing (cross-attention alignment, both libraries' ``word_timestamps``) and probability."""
 
     start: float
     end: float
     text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch of text an engine returned, seconds relative to the samples it was given, with its words."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
 
 
 class Engine(Protocol):
@@ -55,10 +67,38 @@ class Engine(Protocol):
 
     name: str
     compute_type: str
+    batch_size: int  # 0: sequential decoding (each window conditioned on the previous one's text)
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str]) -> list[Piece]:
-        """Transcribe 16 kHz mono float32 samples; ``glossary`` terms steer the spelling in every window."""
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[float] = ()) -> list[Piece]:
+        """Transcribe 16 kHz mono float32 samples; ``glossary`` terms steer the spelling in every window.
+
+        ``breaks`` are the times (seconds) where the caller joined separate speech stretches: a batched engine cuts
+        its 30-second windows there, never inside a stretch.
+        """
         ...
+
+
+#: Whisper's window. Batched decoding cuts the speech into windows of at most this length, at speech borders.
+WINDOW_SECONDS = 30.0
+
+
+def windows(length: float, breaks: Sequence[float], max_len: float = WINDOW_SECONDS) -> list[tuple[float, float]]:
+    """Cut ``[0, length]`` into windows of at most ``max_len`` seconds, at the latest break that fits.
+
+    A stretch longer than ``max_len`` with no break in it (the caller's VAD keeps them shorter) is cut hard.
+    """
+    bounds = [*sorted(b for b in breaks if 0.0 < b < length), length]
+    out: list[tuple[float, float]] = []
+    start = prev = 0.0
+    for b in bounds:
+        while b - start > max_len:
+            cut = prev if prev > start else start + max_len
+            out.append((start, cut))
+            start = cut
+        prev = b
+    if length - start > 0.01:
+        out.append((start, length))
+    return out
 
 
 #: Room the glossary may take of the 223-token prompt (Whisper: n_text_ctx // 2 - 1); the rest is previous text.
@@ -131,6 +171,7 @@ class FasterWhisperEngine:
             )
         self.settings = settings
         self.compute_type = settings.compute_type
+        self.batch_size = settings.batch_size
         src = str(ref.ct2_dir) if ref.ct2_dir is not None else str(ref.download)
         try:
             self.model = _GlossaryModel(
@@ -150,25 +191,55 @@ class FasterWhisperEngine:
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError, the hub its own types
             raise _load_error(ref, e) from e
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str]) -> list[Piece]:
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[float] = ()) -> list[Piece]:
         """See :class:`Engine`."""
+        from faster_whisper import BatchedInferencePipeline
+
         s = self.settings
         tok = self._tokenizer_cls(
             self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=s.language or "en"
         )
         self.model.glossary = glossary_tokens(glossary, tok.encode, tok.timestamp_begin)
         try:
-            segments, _info = self.model.transcribe(
-                audio,
-                language=s.language,
-                beam_size=s.beam_size,
-                best_of=5,
-                vad_filter=False,  # done once, by the caller, for both engines
-                condition_on_previous_text=True,
-                without_timestamps=False,
-            )
+            if self.batch_size > 0:
+                # Windows decoded side by side (issue 14: 2.2-2.5x faster at equal WER). No window sees the one
+                # before it, so the glossary prompt is all the context each gets. Text tokens only: a window is
+                # decoded once, with no seek, so a timestamp the decoder ends on early would drop the rest of the
+                # window (measured on the demo: 23 words deleted with timestamps, 1 without); word timings come
+                # from the cross-attention alignment either way.
+                clips = [{"start": a, "end": b} for a, b in windows(len(audio) / SAMPLE_RATE, breaks)]
+                segments, _info = BatchedInferencePipeline(self.model).transcribe(
+                    audio,
+                    language=s.language,
+                    beam_size=s.beam_size,
+                    best_of=5,
+                    batch_size=self.batch_size,
+                    vad_filter=False,
+                    clip_timestamps=clips,
+                    without_timestamps=True,
+                    word_timestamps=s.word_timestamps,
+                )
+            else:
+                segments, _info = self.model.transcribe(
+                    audio,
+                    language=s.language,
+                    beam_size=s.beam_size,
+                    best_of=5,
+                    vad_filter=False,  # done once, by the caller, for both engines
+                    condition_on_previous_text=True,
+                    without_timestamps=False,
+                    word_timestamps=s.word_timestamps,
+                )
             # faster-whisper yields lazily: materialise inside the stage (style.md, point 3).
-            return [Piece(seg.start, seg.end, seg.text) for seg in segments]
+            return [
+                Piece(
+                    seg.start,
+                    seg.end,
+                    seg.text,
+                    tuple(Word(w.start, w.end, w.word, w.probability) for w in seg.words or ()),
+                )
+                for seg in segments
+            ]
         except (RuntimeError, ValueError) as e:
             raise TranscriptError(f"faster-whisper failed: {e}") from e
 
@@ -178,6 +249,7 @@ class OpenAIWhisperEngine:
 
     name = "openai-whisper"
     compute_type = "float32"  # openai-whisper runs float32 on a CPU (fp16 is GPU only)
+    batch_size = 0  # openai-whisper decodes one window at a time
 
     def __init__(self, settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> None:
         try:
@@ -202,8 +274,8 @@ class OpenAIWhisperEngine:
             ckpt = ref.checkpoint or models.export_openai(ref, cache_dir=cache_dir)
             self.model = _load_checkpoint(ckpt, torch, whisper)
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str]) -> list[Piece]:
-        """See :class:`Engine`."""
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[float] = ()) -> list[Piece]:
+        """See :class:`Engine` (``breaks`` do not matter to sequential decoding)."""
         s = self.settings
         model = self.model
         tok = self._whisper.tokenizer.get_tokenizer(
@@ -230,12 +302,24 @@ class OpenAIWhisperEngine:
                 best_of=5,
                 fp16=False,
                 condition_on_previous_text=True,
+                word_timestamps=s.word_timestamps,
             )
         except (RuntimeError, ValueError) as e:
             raise TranscriptError(f"openai-whisper failed: {e}") from e
         finally:
             del model.decode
-        return [Piece(float(seg["start"]), float(seg["end"]), str(seg["text"])) for seg in result["segments"]]
+        return [
+            Piece(
+                float(seg["start"]),
+                float(seg["end"]),
+                str(seg["text"]),
+                tuple(
+                    Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]))
+                    for w in seg.get("words") or ()
+                ),
+            )
+            for seg in result["segments"]
+        ]
 
 
 def _load_checkpoint(path: Path, torch: Any, whisper: Any) -> Any:

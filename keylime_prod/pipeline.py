@@ -252,9 +252,18 @@ def _speaker(run: Run) -> str:
 
 
 def _glossary(run: Run) -> list[str]:
-    # Episode terms plus everyone who may be named on air; the show-level glossary comes in with the settings.
-    people = [*run.episode.hosts, *run.episode.guests, *run.settings.show.show.hosts]
-    return [*run.episode.glossary, *(p.name for p in people)]
+    # The episode's own words (glossary, people, authors, titles); the show-level glossary comes with the settings.
+    return transcript.episode_hints(run.episode, run.settings.show.show.hosts)
+
+
+def _transcript_page(run: Run) -> transcript.Page:
+    # The web page's header and player: locally the MP3 beside it (the publish stage maps names to URLs).
+    ep, show = run.episode, run.settings.show.show
+    master: Master = run.require("master")
+    return transcript.Page(
+        title=ep.title, show=show.title, number=ep.number, date=ep.publish_date.date(),
+        link=ep.link or show.website, audio=master.mp3.name,
+    )  # fmt: skip
 
 
 def _transcribe_key(run: Run) -> str:
@@ -270,6 +279,7 @@ def _transcribe_key(run: Run) -> str:
         _speaker(run),
         run.episode.speakers,
         s.show.disclaimer_text,
+        _transcript_page(run),
     )
 
 
@@ -284,6 +294,8 @@ def _transcribe_run(run: Run) -> Transcript:
         speakers=run.episode.speakers,
         glossary=_glossary(run),
         disclaimer_text=s.show.disclaimer_text,
+        page=_transcript_page(run),
+        words_file=run.build_dir / "words.json",
         cache_dir=models.default_cache_dir(),
         progress=run.progress,
     )

@@ -7,6 +7,7 @@ MP3 (and where ffmpeg's silencedetect says the words start).
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import re
@@ -134,16 +135,25 @@ class _Html(HTMLParser):
         super().__init__()
         self.tags: list[str] = []
         self.text: list[str] = []
+        self.attrs: dict[str, list[dict[str, str | None]]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
+        self.attrs.setdefault(tag, []).append(dict(attrs))
 
     def handle_data(self, data: str) -> None:
-        self.text.append(data)
+        if self.tags and self.tags[-1] not in ("script", "style"):  # what a reader sees, not code
+            self.text.append(data)
 
 
 def test_every_format_is_written_and_readable(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
-    t = transcript.transcribe(jfk, TINY, tmp_path, stem="talk", speaker="John F. Kennedy", cache_dir=cache_dir)
+    page = transcript.Page(
+        title="Ask not", show="Speeches", number=7, date=dt.date(1961, 1, 20), link="https://example.org/7",
+        audio="jfk.wav",
+    )  # fmt: skip
+    t = transcript.transcribe(
+        jfk, TINY, tmp_path, stem="talk", speaker="John F. Kennedy", page=page, cache_dir=cache_dir
+    )
     assert {k: p.name for k, p in t.files.items()} == {
         "txt": "talk.txt", "srt": "talk.srt", "vtt": "talk.vtt", "json": "talk.json", "html": "talk.html",
     }  # fmt: skip
@@ -177,14 +187,32 @@ def test_every_format_is_written_and_readable(jfk: Path, tmp_path: Path, cache_d
         assert isinstance(seg["startTime"], float | int) and seg["startTime"] < seg["endTime"]
     assert doc["segments"][0]["startTime"] == pytest.approx(srt[0][0], abs=0.002)
 
-    page = _Html()
-    page.feed((tmp_path / "talk.html").read_text("utf-8"))
-    assert page.tags.count("p") == len(t.segments) and "time" in page.tags
-    assert normalise(" ".join(page.text)).endswith(spoken.split()[-1])
+    # The web page: the episode's header, a player, a paragraph per turn led by a link that seeks the player.
+    doc_html = _Html()
+    doc_html.feed((tmp_path / "talk.html").read_text("utf-8"))
+    text = " ".join(doc_html.text)
+    for expected in ("Speeches", "Ask not", "Episode 7", "20 January 1961"):
+        assert expected in text
+    assert ("https://example.org/7", "") in [(a.get("href"), "") for a in doc_html.attrs["a"]]
+    assert [a.get("src") for a in doc_html.attrs["audio"]] == ["jfk.wav"]
+    paras = transcript.paragraphs(t.segments)
+    seeks = [a for a in doc_html.attrs["a"] if a.get("data-start") is not None]
+    assert len(seeks) == len(paras) >= 1
+    assert [float(a["data-start"] or 0) for a in seeks] == pytest.approx([p[0].start for p in paras], abs=0.001)
+    assert all((a.get("href") or "").startswith("#t") for a in seeks)
+    assert normalise(text).endswith(spoken.split()[-1])
+
+    # words.json: the agreed format, every word on the timeline, in order, the same words as the cues.
+    words = json.loads(t.words.read_text("utf-8"))["words"] if t.words else []
+    assert words and all(set(w) == {"start", "end", "word", "probability", "speaker"} for w in words)
+    assert all(0.0 <= w["probability"] <= 1.0 and 0.0 <= w["start"] < w["end"] <= 11.05 for w in words)
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+    assert normalise(" ".join(w["word"] for w in words)) == spoken
 
     # The report loads back into the same artefact.
     again = Transcript.load(tmp_path / "talk.report.json")
     assert again.segments == t.segments and again.files == t.files and again.engine == "faster-whisper"
+    assert again.words == t.words
 
 
 def test_cues_split_long_segments() -> None:
@@ -246,29 +274,37 @@ def _episode(tmp_path: Path, jfk: Path) -> Master:
 
 
 def test_alignment_on_the_final_mp3(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
-    """The known phrase is found where the test placed it in the MP3; music and the known disclaimer are handled."""
+    """Known phrases are found where the test placed them in the MP3 (within 0.25 s); music and the known disclaimer
+    are handled, and the disclaimer is labelled as such."""
     master = _episode(tmp_path, jfk)
     t = transcript.transcribe(
         master, TINY, tmp_path / "out", speaker="Lara Varpio", disclaimer_text="This is a test disclaimer.",
         cache_dir=cache_dir,
     )  # fmt: skip
-    onset = silences(jfk)[0][1]  # jfk.wav's first word starts after its leading silence (about 0.33 s)
-    assert 0.1 < onset < 1.0
+    gaps = [g for g in silences(jfk, -25.0) if g[1] - g[0] >= 0.3]  # where jfk.wav falls silent, by ffmpeg
+    onset = gaps[0][1]  # its first word starts after its leading silence (about 0.33 s)
+    ask = gaps[1][1]  # "... fellow Americans, | ask not what ..." (about 3.29 s)
+    assert 0.1 < onset < 1.0 and 2.0 < ask < 3.5
+    words = json.loads(t.words.read_text("utf-8"))["words"] if t.words else []
+    body_words = [w for w in words if w["speaker"] == "Lara Varpio"]
+    first_ask = next(w for w in body_words if normalise(w["word"]) == "ask")
+    assert first_ask["start"] == pytest.approx(master.body.start + ask, abs=0.25)
+    assert body_words[0]["start"] == pytest.approx(master.body.start + onset, abs=0.25)
+    assert body_words[-1]["end"] == pytest.approx(master.body.end, abs=1.0)
+
     body = [s for s in t.segments if s.speaker == "Lara Varpio"]
-    disc = [s for s in t.segments if s.speaker is None]
-    assert body and len(disc) == 1
-    first = next(s for s in body if "fellow americans" in normalise(s.text))
-    assert first.start == pytest.approx(master.body.start + onset, abs=0.75)
-    last = next(s for s in reversed(body) if normalise(s.text).endswith("your country"))
-    assert last.end == pytest.approx(master.body.end, abs=1.0)
+    disc = [s for s in t.segments if s.speaker == transcript.DISCLAIMER_SPEAKER]
+    assert body and disc and len(body) + len(disc) == len(t.segments)
     assert all(master.body.start - 0.05 <= s.start and s.end <= master.body.end + 0.05 for s in body)
     assert wer(JFK_TEXT, " ".join(s.text for s in body)) <= 0.1
     d = master.segment("disclaimer")
     assert d is not None
-    assert disc[0].text == "This is a test disclaimer."
-    assert disc[0].start == pytest.approx(d.start + onset, abs=0.75) and disc[0].end <= d.end + 0.05
-    # ffmpeg reads the same first cue time back from the published WebVTT.
-    assert cues_via_ffmpeg(t.files["vtt"])[0][0] == pytest.approx(first.start, abs=0.002)
+    assert " ".join(s.text for s in disc) == "This is a test disclaimer."
+    assert disc[0].start == pytest.approx(d.start + onset, abs=0.75) and disc[-1].end <= d.end + 0.05
+    # ffmpeg reads the same first cue time back from the published WebVTT; the page labels the disclaimer.
+    assert cues_via_ffmpeg(t.files["vtt"])[0][0] == pytest.approx(body[0].start, abs=0.002)
+    assert "<v Disclaimer>This is a test disclaimer.</v>" in t.files["vtt"].read_text("utf-8")
+    assert '<span class="speaker disclaimer">Disclaimer:</span>' in t.files["html"].read_text("utf-8")
 
 
 def test_transcribing_the_disclaimer_instead(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:

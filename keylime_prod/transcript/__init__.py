@@ -20,8 +20,6 @@ transcript JSON) and ``html``; plus ``<stem>.report.json``, which records how th
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import re
 import time
@@ -31,11 +29,35 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engines, ffmpeg, fsutil, models
-from .artefacts import Master, Transcript, TranscriptSegment
-from .config import WhisperSettings
-from .errors import FFmpegError, TranscriptError
-from .progress import ProgressFn, null_progress
+from .. import engines, ffmpeg, fsutil, models
+from ..artefacts import Master, Transcript
+from ..config import EpisodeConfig, Person, WhisperSettings
+from ..errors import FFmpegError, TranscriptError
+from ..progress import ProgressFn, null_progress
+from .captions import (
+    DISCLAIMER_SPEAKER,
+    MAX_LINE_CHARS,
+    MAX_LINES,
+    Cue,
+    Page,
+    TimedWord,
+    cues_from_words,
+    paragraphs,
+    render_html,
+    render_json,
+    render_srt,
+    render_txt,
+    render_vtt,
+    to_cues,
+    words_from_text,
+    words_json,
+)
+
+__all__ = [
+    "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Page", "TimedWord", "cues_from_words",
+    "episode_hints", "paragraphs", "render_html", "render_json", "render_srt", "render_txt", "render_vtt",
+    "report_path", "to_cues", "transcribe", "words_path",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +66,13 @@ SAMPLE_RATE = 16000  # what Whisper's feature extractor expects
 BLOCK_SECONDS = 600.0
 #: A VAD speech stretch longer than this is split at its last short pause, so every block ends on a pause.
 MAX_SPEECH_SECONDS = 240.0
+#: Batched decoding cuts windows at speech borders: stretches must fit a 30 s window with VAD's padding around them.
+MAX_BATCHED_SPEECH_SECONDS = 28.0
 #: A speech stretch ending closer than this to the end of a block may go on: it is left for the next block.
 OPEN_MARGIN_SECONDS = 1.0
-#: Captioning convention the issue fixes for SRT (and we use for VTT too): <= 2 lines of <= 42 characters.
-MAX_LINE_CHARS = 42
-MAX_LINES = 2
 FORMATS = ("txt", "srt", "vtt", "json", "html")
 REPORT_SUFFIX = ".report.json"
+WORDS_SUFFIX = ".words.json"
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,30 @@ def report_path(out_dir: Path, stem: str = "transcript") -> Path:
     return Path(out_dir) / f"{stem}{REPORT_SUFFIX}"
 
 
+def words_path(out_dir: Path, stem: str = "transcript") -> Path:
+    """Where :func:`transcribe` writes the words when not told (``<stem>.words.json``)."""
+    return Path(out_dir) / f"{stem}{WORDS_SUFFIX}"
+
+
+def episode_hints(episode: EpisodeConfig, show_hosts: Sequence[Person] = ()) -> list[str]:
+    """The episode's own words for the recogniser's glossary (issue 11), most specific first.
+
+    The episode glossary, everyone who may be named on air, the paper's authors (surnames: "Klasen JM, Lingard LA"
+    gives Klasen and Lingard), the episode title and the paper title. The show's glossary comes with the settings.
+    Terms past the prompt's room are dropped from the end (keylime_prod.engines.MAX_GLOSSARY_TOKENS).
+    """
+    people = [p.name for p in (*episode.hosts, *episode.guests, *show_hosts)]
+    authors: list[str] = []
+    if episode.paper is not None:
+        for author in re.split(r",|;|\band\b|&", episode.paper.authors):
+            # Medline style "Klasen JM": the surname is every word but the trailing initials.
+            words = [w for w in author.split() if not re.fullmatch(r"(?:[A-Z]\.?){1,3}|et|al\.?", w)]
+            if words:
+                authors.append(" ".join(words))
+    titles = [episode.title] + ([episode.paper.title] if episode.paper is not None else [])
+    return _terms([*episode.glossary, *people, *authors, *titles])
+
+
 def transcribe(
     source: Master | Path,
     settings: WhisperSettings,
@@ -79,6 +125,8 @@ def transcribe(
     speakers: Sequence[str] = (),
     glossary: Sequence[str] = (),
     disclaimer_text: str = "",
+    page: Page | None = None,
+    words_file: Path | None = None,
     cache_dir: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> Transcript:
@@ -89,6 +137,8 @@ def transcribe(
     ``speakers`` (one name per raw recording, in order) labels each recording's stretch of the body instead.
     ``glossary`` adds to ``settings.glossary``: names and terms that steer the model's spelling. With a master and
     ``settings.transcribe_disclaimer`` off, ``disclaimer_text`` is used as the disclaimer's transcript.
+    ``page`` heads the HTML page (show, title, number, date, link back, the player's audio URL). The words, with
+    timings and probabilities, go to ``words_file`` (default :func:`words_path`).
     ``cache_dir`` keeps converted/joined models (default: :func:`keylime_prod.models.default_cache_dir`).
 
     Raises :class:`TranscriptError` for unreadable or silent audio and for unknown, missing or corrupt models; no
@@ -100,7 +150,8 @@ def transcribe(
     audio_path, regions = _regions(source, settings, speaker, disclaimer_text, speakers)
     out_dir = Path(out_dir)
     outputs = {fmt: out_dir / f"{stem}.{fmt}" for fmt in FORMATS}
-    if any(p.resolve() == Path(audio_path).resolve() for p in outputs.values()):
+    words_out = Path(words_file) if words_file is not None else words_path(out_dir, stem)
+    if any(p.resolve() == Path(audio_path).resolve() for p in [*outputs.values(), words_out]):
         raise TranscriptError("an output would overwrite the input", where=audio_path, hint="use --out DIR")
 
     ref = models.resolve(settings.model, cache_dir=cache_dir)
@@ -110,14 +161,14 @@ def transcribe(
     load_seconds = time.perf_counter() - t_load
     terms = _terms([*settings.glossary, *glossary])
     log.info(
-        "transcribing %s with %s %s (%s, beam %d, %d thread%s)",
-        audio_path.name, engine.name, ref.label, engine.compute_type, settings.beam_size, threads,
-        "" if threads == 1 else "s",
+        "transcribing %s with %s %s (%s, beam %d, batch %s, %d thread%s)",
+        audio_path.name, engine.name, ref.label, engine.compute_type, settings.beam_size,
+        engine.batch_size or "off", threads, "" if threads == 1 else "s",
     )  # fmt: skip
 
     total = sum((r.end - r.start) for r in regions if r.end is not None) or 1.0
     done = 0.0
-    segments: list[TranscriptSegment] = []
+    words: list[TimedWord] = []
     speech_seconds = 0.0
     audio_seconds = 0.0
     spoken = 0  # segments Whisper found (not counting a disclaimer given as known text)
@@ -126,14 +177,15 @@ def transcribe(
         def on_progress(d: float, base: float = done) -> None:
             progress("transcribe", base + d, total)
 
-        region_segments, speech, length = _transcribe_region(audio_path, region, engine, settings, terms, on_progress)
-        segments += region_segments
-        spoken += 0 if region.known_text is not None else len(region_segments)
+        region_words, speech, length = _transcribe_region(audio_path, region, engine, settings, terms, on_progress)
+        words += region_words
+        spoken += 0 if region.known_text is not None else len(region_words)
         speech_seconds += speech
         audio_seconds += length
         done += length
         progress("transcribe", min(done, total), total)
-    segments.sort(key=lambda s: (s.start, s.end))
+    words.sort(key=lambda w: (w.start, w.end))
+    segments = cues_from_words(words)
     if not spoken:
         raise TranscriptError(
             "no speech found", where=audio_path, hint="is the audio silent or music only? check the file"
@@ -145,6 +197,8 @@ def transcribe(
         "beam_size": settings.beam_size,
         "best_of": 5,
         "vad": settings.vad,
+        "batch_size": engine.batch_size,
+        "word_timestamps": settings.word_timestamps,
         "language": settings.language,
         "threads": threads,
         "glossary": terms,
@@ -163,6 +217,7 @@ def transcribe(
         speech_seconds=round(speech_seconds, 3),
         elapsed_seconds=round(elapsed, 3),
         report=report_path(out_dir, stem),
+        words=words_out,
     )
     # Render everything first, then write each file atomically: an error leaves no half-written set behind.
     rendered = {
@@ -170,14 +225,15 @@ def transcribe(
         "srt": render_srt(transcript.segments),
         "vtt": render_vtt(transcript.segments),
         "json": render_json(transcript.segments),
-        "html": render_html(transcript.segments, language=transcript.language),
+        "html": render_html(transcript.segments, language=transcript.language, page=page),
     }
     for fmt, text in rendered.items():
         fsutil.write_text(outputs[fmt], text)
+    fsutil.write_text(words_out, words_json(words))
     fsutil.write_json(transcript.report or report_path(out_dir, stem), transcript.to_json())
     log.info(
-        "transcript: %d segments, %.0f s of audio (%.0f s speech) in %.1f s (%.1fx real time)",
-        len(segments), audio_seconds, speech_seconds, elapsed, audio_seconds / elapsed if elapsed else 0.0,
+        "transcript: %d words in %d cues, %.0f s of audio (%.0f s speech) in %.1f s (%.1fx real time)",
+        len(words), len(segments), audio_seconds, speech_seconds, elapsed, audio_seconds / elapsed if elapsed else 0.0,
     )  # fmt: skip
     return transcript
 
@@ -210,7 +266,7 @@ def _regions(
         disc = source.segment("disclaimer")
         if disc is not None and disc.duration > 0:
             known = None if settings.transcribe_disclaimer or not disclaimer_text.strip() else disclaimer_text
-            regions.append(_Region("disclaimer", disc.start, disc.end, None, known_text=known))
+            regions.append(_Region("disclaimer", disc.start, disc.end, DISCLAIMER_SPEAKER, known_text=known))
         return source.mp3, regions
     path = Path(source)
     if not path.is_file():
@@ -237,13 +293,16 @@ def _decode(path: Path, start: float, duration: float | None) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4", count=len(data) // 4)
 
 
-def _speech(audio: np.ndarray, use_vad: bool) -> list[tuple[int, int]]:
+def _speech(audio: np.ndarray, use_vad: bool, max_seconds: float = MAX_SPEECH_SECONDS) -> list[tuple[int, int]]:
     """Speech stretches ``(start, end)`` in samples: Silero VAD (faster-whisper's defaults) or everything."""
     if not use_vad:
-        return [(0, len(audio))] if len(audio) else []
+        if len(audio) <= max_seconds * SAMPLE_RATE:
+            return [(0, len(audio))] if len(audio) else []
+        step = int(max_seconds * SAMPLE_RATE)
+        return [(i, min(i + step, len(audio))) for i in range(0, len(audio), step)]
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    opts = VadOptions(max_speech_duration_s=MAX_SPEECH_SECONDS)
+    opts = VadOptions(max_speech_duration_s=max_seconds)
     return [(int(c["start"]), int(c["end"])) for c in get_speech_timestamps(audio, opts, sampling_rate=SAMPLE_RATE)]
 
 
@@ -254,20 +313,21 @@ def _transcribe_region(
     settings: WhisperSettings,
     glossary: Sequence[str],
     on_progress: Callable[[float], None],
-) -> tuple[list[TranscriptSegment], float, float]:
-    """Transcribe one region block by block; return its segments (file times), speech seconds and length."""
-    out: list[TranscriptSegment] = []
+) -> tuple[list[TimedWord], float, float]:
+    """Transcribe one region block by block; return its words (file times), speech seconds and length."""
+    out: list[TimedWord] = []
     speech_total = 0.0
     pos = region.start
     end = region.end
     margin = int(OPEN_MARGIN_SECONDS * SAMPLE_RATE)
+    max_speech = min(MAX_SPEECH_SECONDS, MAX_BATCHED_SPEECH_SECONDS) if engine.batch_size > 0 else MAX_SPEECH_SECONDS
     while end is None or pos < end - 0.05:
         want = BLOCK_SECONDS if end is None else min(BLOCK_SECONDS, end - pos)
         audio = _decode(path, pos, want)
         if len(audio) == 0:
             break
         last = len(audio) < int(want * SAMPLE_RATE) - SAMPLE_RATE // 10 or (end is not None and pos + want >= end)
-        chunks = _speech(audio, settings.vad or region.known_text is not None)
+        chunks = _speech(audio, settings.vad or region.known_text is not None, max_speech)
         advance = len(audio) / SAMPLE_RATE
         if not last and chunks:
             open_at = next((i for i, (_s, e) in enumerate(chunks) if e >= len(audio) - margin), None)
@@ -280,26 +340,87 @@ def _transcribe_region(
                 s0, e0 = chunks[0][0] / SAMPLE_RATE, chunks[-1][1] / SAMPLE_RATE
             else:
                 s0, e0 = 0.0, len(audio) / SAMPLE_RATE
-            out.append(TranscriptSegment(pos + s0, pos + e0, region.known_text.strip(), region.speaker))
+            out += words_from_text(region.known_text, pos + s0, pos + e0, region.speaker)
             speech_total += e0 - s0
             return out, speech_total, _length(region, pos + advance)
         if chunks:
             joined = np.concatenate([audio[s:e] for s, e in chunks])
             speech_total += len(joined) / SAMPLE_RATE
-            for piece in engine.transcribe(joined, glossary):
-                text = _clean(piece.text)
-                if not text:
-                    continue
-                start = pos + _unjoin(chunks, piece.start, is_end=False)
-                stop = pos + _unjoin(chunks, piece.end, is_end=True)
-                if end is not None:
-                    stop = min(stop, end)
-                out.append(TranscriptSegment(round(start, 3), round(max(stop, start + 0.01), 3), text, region.speaker))
+            breaks = np.cumsum([e - s for s, e in chunks])[:-1] / SAMPLE_RATE
+            voiced = _voiced(audio)
+            for piece in engine.transcribe(joined, glossary, breaks.tolist()):
+                out += _words(piece, chunks, pos, end, region.speaker, voiced)
         pos += advance
         on_progress(pos - region.start)
         if last:
             break
     return out, speech_total, _length(region, pos)
+
+
+#: Frames for the voicing check that snaps word edges: 10 ms.
+FRAME_SECONDS = 0.01
+#: A frame this far below the loud speech of its block (95th percentile of frame energy) is silence ...
+SILENCE_BELOW_DB = 35.0
+#: ... and so is one less than this above the room's noise floor (10th percentile of the frames that are not
+#: digital silence): jfk.wav's hiss sits at -41 dBFS, 31 dB under its speech.
+SOUND_ABOVE_FLOOR_DB = 10.0
+
+
+def _voiced(audio: np.ndarray) -> np.ndarray:
+    """Per 10 ms frame: is there sound in it, above the room's noise and near the block's speech level?"""
+    n = int(FRAME_SECONDS * SAMPLE_RATE)
+    frames = audio[: len(audio) // n * n].reshape(-1, n).astype(np.float64)
+    db = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-12)
+    live = db[db > -90.0]
+    if not len(live):
+        return np.zeros(len(db), dtype=bool)
+    floor = float(np.percentile(live, 10))
+    return db > max(float(np.percentile(live, 95)) - SILENCE_BELOW_DB, floor + SOUND_ABOVE_FLOOR_DB, -70.0)
+
+
+def _snap(start: float, end: float, voiced: np.ndarray) -> tuple[float, float]:
+    """Word edges (block seconds) moved off silence onto the sound they belong to.
+
+    Whisper's word timings come from cross-attention, which often lets a word begin in the pause before it (the first
+    word of a window at the window's start): measured on jfk.wav, "ask" 0.6 s early with tiny.en. A word cannot
+    start or end in silence, so its edges move to its first and last sounding frame (with 20 ms to spare).
+    """
+    i0, i1 = int(start / FRAME_SECONDS), int(np.ceil(end / FRAME_SECONDS))
+    hits = np.flatnonzero(voiced[max(i0, 0) : max(i1, 0)])
+    if not len(hits):
+        return start, end
+    s = max(start, (i0 + hits[0]) * FRAME_SECONDS - 0.02)
+    e = min(end, (i0 + hits[-1] + 1) * FRAME_SECONDS + 0.02)
+    return (s, e) if e - s >= 0.05 else (start, end)
+
+
+def _words(
+    piece: engines.Piece,
+    chunks: Sequence[tuple[int, int]],
+    pos: float,
+    end: float | None,
+    speaker: str | None,
+    voiced: np.ndarray,
+) -> list[TimedWord]:
+    """A piece's words on the file's timeline (through the VAD joins); words spread by length if it has none."""
+    if not piece.words:
+        text = _clean(piece.text)
+        if not text:
+            return []
+        start = pos + _unjoin(chunks, float(piece.start), is_end=False)
+        stop = pos + _unjoin(chunks, float(piece.end), is_end=True)
+        return words_from_text(text, start, min(stop, end) if end is not None else stop, speaker)
+    out = []
+    for w in piece.words:
+        text = _clean(w.text)
+        if not text:
+            continue
+        a, b = _snap(_unjoin(chunks, float(w.start), is_end=False), _unjoin(chunks, float(w.end), is_end=True), voiced)
+        start, stop = pos + a, pos + b
+        if end is not None:
+            stop = min(stop, end)
+        out.append(TimedWord(round(start, 3), round(max(stop, start + 0.01), 3), text, float(w.probability), speaker))
+    return out
 
 
 def _length(region: _Region, reached: float) -> float:
@@ -330,148 +451,3 @@ def _terms(terms: Sequence[str]) -> list[str]:
         if t and t.lower() not in (s.lower() for s in seen):
             seen.append(t)
     return seen
-
-
-# ------------------------------------------------------------------------------------------------------ writers
-
-
-def _clock(t: float, sep: str = ".") -> str:
-    ms = max(0, round(t * 1000))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One caption: at most :data:`MAX_LINES` lines of at most :data:`MAX_LINE_CHARS` characters."""
-
-    start: float
-    end: float
-    lines: tuple[str, ...]
-    speaker: str | None
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    line = ""
-    for word in text.split():
-        while len(word) > width:  # a single over-long "word" (a URL) is cut hard
-            if line:
-                lines.append(line)
-                line = ""
-            lines.append(word[:width])
-            word = word[width:]
-        if not line:
-            line = word
-        elif len(line) + 1 + len(word) <= width:
-            line += " " + word
-        else:
-            lines.append(line)
-            line = word
-    if line:
-        lines.append(line)
-    return lines
-
-
-def to_cues(
-    segments: Sequence[TranscriptSegment], *, max_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
-) -> list[Cue]:
-    """Split segments into caption cues; a segment's time is shared among its cues by their share of characters.
-
-    A cue ends early after a line that ends a sentence, so captions break where the speech does.
-    """
-    cues: list[Cue] = []
-    for seg in segments:
-        lines = _wrap(seg.text, max_chars)
-        if not lines:
-            continue
-        groups: list[list[str]] = [[]]
-        for ln in lines:
-            if len(groups[-1]) == max_lines:
-                groups.append([])
-            groups[-1].append(ln)
-            if re.search(r"[.?!]['\"”)]?$", ln) and ln is not lines[-1]:
-                groups.append([])
-        groups = [g for g in groups if g]
-        weights = [sum(len(ln) for ln in g) + len(g) for g in groups]
-        total = sum(weights)
-        t = seg.start
-        for g, w in zip(groups, weights, strict=True):
-            stop = seg.end if g is groups[-1] else t + (seg.end - seg.start) * w / total
-            cues.append(Cue(round(t, 3), round(stop, 3), tuple(g), seg.speaker))
-            t = stop
-    return cues
-
-
-def render_txt(segments: Sequence[TranscriptSegment]) -> str:
-    """Plain text (``text/plain``): one segment per line, the speaker's name where the speaker changes."""
-    out: list[str] = []
-    last: str | None = None
-    for seg in segments:
-        label = f"{seg.speaker}: " if seg.speaker and seg.speaker != last else ""
-        last = seg.speaker
-        out.append(label + seg.text)
-    return "\n".join(out) + "\n"
-
-
-def render_srt(segments: Sequence[TranscriptSegment]) -> str:
-    """SubRip (``application/x-subrip``): numbered cues, ``HH:MM:SS,mmm`` times, <= 2 lines of <= 42 characters."""
-    blocks = []
-    for i, cue in enumerate(to_cues(segments), 1):
-        blocks.append(f"{i}\n{_clock(cue.start, ',')} --> {_clock(cue.end, ',')}\n" + "\n".join(cue.lines))
-    return "\n\n".join(blocks) + "\n"
-
-
-def _vtt_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def render_vtt(segments: Sequence[TranscriptSegment]) -> str:
-    """WebVTT (``text/vtt``), what Apple ingests; the speaker goes in a ``<v Name>`` voice tag (W3C WebVTT 4.2.2)."""
-    blocks = ["WEBVTT"]
-    for cue in to_cues(segments):
-        body = "\n".join(_vtt_escape(ln) for ln in cue.lines)
-        if cue.speaker:
-            name = _vtt_escape(cue.speaker).replace("\n", " ")
-            body = f"<v {name}>{body}</v>"
-        blocks.append(f"{_clock(cue.start)} --> {_clock(cue.end)}\n{body}")
-    return "\n\n".join(blocks) + "\n"
-
-
-def render_json(segments: Sequence[TranscriptSegment]) -> str:
-    """Podcasting 2.0 transcript JSON (``application/json``): ``{"version": "1.0.0", "segments": [...]}``."""
-    items = []
-    for seg in segments:
-        item: dict[str, object] = {}
-        if seg.speaker:
-            item["speaker"] = seg.speaker
-        item.update(startTime=round(seg.start, 3), endTime=round(seg.end, 3), body=seg.text)
-        items.append(item)
-    return json.dumps({"version": "1.0.0", "segments": items}, indent=2, ensure_ascii=False) + "\n"
-
-
-def render_html(segments: Sequence[TranscriptSegment], *, language: str = "en", title: str = "Transcript") -> str:
-    """A standalone HTML page (``text/html``): a paragraph per segment with its time and, on change, the speaker."""
-    rows = []
-    last: str | None = None
-    for seg in segments:
-        who = ""
-        if seg.speaker and seg.speaker != last:
-            who = f'<span class="speaker">{html.escape(seg.speaker)}:</span> '
-        last = seg.speaker
-        stamp = _clock(seg.start)[:8]
-        rows.append(
-            f'<p id="t{int(seg.start)}"><time datetime="PT{seg.start:.3f}S">{stamp}</time> {who}'
-            f"{html.escape(seg.text)}</p>"
-        )
-    body = "\n".join(rows)
-    return (
-        f'<!DOCTYPE html>\n<html lang="{html.escape(language)}">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;line-height:1.5;padding:0 1em}"
-        "time{color:#666;font-variant-numeric:tabular-nums;margin-right:.5em}.speaker{font-weight:600}</style>\n"
-        f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
-    )

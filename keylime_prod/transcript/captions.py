@@ -1,0 +1,342 @@
+"""Words into captions, paragraphs and files: the transcript's writers (no model, no audio here).
+
+Cues are cut from word timings (issue 14), at word boundaries, where captions should break:
+
+- at the end of a sentence, at a pause over :data:`CUE_PAUSE` seconds, and at a change of speaker;
+- before a cue would run over :data:`MAX_CUE_SECONDS` (issue 11: no cue over 7 s) or over :data:`MAX_LINES` lines of
+  :data:`MAX_LINE_CHARS` characters (the SRT convention, and within the ~65 characters Apple's WebVTT allows); a cue
+  cut for length ends at its last clause (a comma) when that keeps at least half of it.
+
+Paragraphs (txt, html) are speaker turns: a new one only at a change of speaker, or at a pause over
+:data:`PARAGRAPH_PAUSE` seconds after the end of a sentence (a pause inside a sentence never starts a paragraph, so
+no fragment such as "training." stands on its own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..artefacts import TranscriptSegment
+
+#: Captioning convention the issue fixes for SRT (and we use for VTT too): <= 2 lines of <= 42 characters.
+MAX_LINE_CHARS = 42
+MAX_LINES = 2
+#: Issue 11: no cue on screen longer than this.
+MAX_CUE_SECONDS = 7.0
+#: Issue 14: a pause longer than this between two words ends the cue (issue 11's hard limit is 1.5 s).
+CUE_PAUSE = 0.7
+#: A pause after a sentence longer than this starts a new paragraph of the same speaker's turn.
+PARAGRAPH_PAUSE = 2.0
+#: What a disclaimer's voice tag, JSON speaker and paragraph label say (issue 11: not the last host's name).
+DISCLAIMER_SPEAKER = "Disclaimer"
+
+_SENTENCE_END = re.compile(r"[.?!…][\"'”’)\]]*$")
+_CLAUSE_END = re.compile(r"[,;:–—][\"'”’)\]]*$")
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    """One word on the published timeline: a row of ``words.json`` (the format agreed in the session protocol)."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """What the transcript web page says about its episode (issue 11) and which audio its player plays.
+
+    ``audio`` is the player's ``src``: locally the MP3's name beside the page, published whatever URL the pipeline
+    maps it to.
+    """
+
+    title: str = "Transcript"
+    show: str = ""
+    number: int | None = None
+    date: dt.date | None = None
+    link: str | None = None
+    audio: str | None = None
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends a sentence (``.``, ``?``, ``!``, possibly followed by a closing quote or bracket)."""
+    return bool(_SENTENCE_END.search(text.strip()))
+
+
+def words_json(words: Sequence[TimedWord]) -> str:
+    """The ``words.json`` document: ``{"words": [{"start", "end", "word", "probability", "speaker"}]}``."""
+    rows = [
+        {"start": w.start, "end": w.end, "word": w.word, "probability": round(w.probability, 4), "speaker": w.speaker}
+        for w in words
+    ]
+    return json.dumps({"words": rows}, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------- cues
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        while len(word) > width:  # a single over-long "word" (a URL) is cut hard
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _fits(words: Sequence[TimedWord], max_chars: int, max_lines: int, max_seconds: float) -> bool:
+    if words[-1].end - words[0].start > max_seconds and len(words) > 1:
+        return False
+    return len(_wrap(" ".join(w.word for w in words), max_chars)) <= max_lines
+
+
+def cues_from_words(
+    words: Sequence[TimedWord],
+    *,
+    max_chars: int = MAX_LINE_CHARS,
+    max_lines: int = MAX_LINES,
+    max_seconds: float = MAX_CUE_SECONDS,
+    pause: float = CUE_PAUSE,
+) -> list[TranscriptSegment]:
+    """Group words (in time order) into caption cues; see the module docstring for where they break."""
+    groups: list[list[TimedWord]] = []
+    cur: list[TimedWord] = []
+    for w in words:
+        if cur:
+            prev = cur[-1]
+            if w.speaker != prev.speaker or w.start - prev.end > pause or ends_sentence(prev.word):
+                groups.append(cur)
+                cur = []
+            elif not _fits([*cur, w], max_chars, max_lines, max_seconds):
+                # Cut for length: at the last clause if that keeps at least half the cue, else before this word.
+                clauses = [i for i in range(len(cur) // 2, len(cur) - 1) if _CLAUSE_END.search(cur[i].word)]
+                at = clauses[-1] if clauses else None
+                if at is not None and _fits([*cur[at + 1 :], w], max_chars, max_lines, max_seconds):
+                    groups.append(cur[: at + 1])
+                    cur = cur[at + 1 :]
+                else:
+                    groups.append(cur)
+                    cur = []
+        cur.append(w)
+    if cur:
+        groups.append(cur)
+    cues: list[TranscriptSegment] = []
+    last_end = 0.0
+    for g in groups:
+        end = g[-1].end
+        # A word's alignment can stretch over silence; a cue never shows longer than the limit, nor before the last.
+        start = max(g[0].start, end - max_seconds, last_end)
+        end = max(end, start + 0.01)
+        cues.append(TranscriptSegment(round(start, 3), round(end, 3), " ".join(w.word for w in g), g[0].speaker))
+        last_end = end
+    return cues
+
+
+def words_from_text(text: str, start: float, end: float, speaker: str | None) -> list[TimedWord]:
+    """Words of a text with no timings of their own (a known disclaimer), spread over ``[start, end]`` by length."""
+    tokens = text.split()
+    total = sum(len(t) + 1 for t in tokens) or 1
+    out: list[TimedWord] = []
+    t = start
+    for tok in tokens:
+        stop = t + (end - start) * (len(tok) + 1) / total
+        out.append(TimedWord(round(t, 3), round(stop, 3), tok, 1.0, speaker))
+        t = stop
+    return out
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One caption: at most :data:`MAX_LINES` lines of at most :data:`MAX_LINE_CHARS` characters."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+    speaker: str | None
+
+
+def to_cues(
+    segments: Sequence[TranscriptSegment], *, max_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
+) -> list[Cue]:
+    """Lay segments out as caption cues.
+
+    Segments cut by :func:`cues_from_words` fit one cue each. A longer segment (from elsewhere) is split, its time
+    shared among its cues by their share of characters, ending a cue early after a line that ends a sentence.
+    """
+    cues: list[Cue] = []
+    for seg in segments:
+        lines = _wrap(seg.text, max_chars)
+        if not lines:
+            continue
+        groups: list[list[str]] = [[]]
+        for ln in lines:
+            if len(groups[-1]) == max_lines:
+                groups.append([])
+            groups[-1].append(ln)
+            if ends_sentence(ln) and ln is not lines[-1]:
+                groups.append([])
+        groups = [g for g in groups if g]
+        weights = [sum(len(ln) for ln in g) + len(g) for g in groups]
+        total = sum(weights)
+        t = seg.start
+        for g, w in zip(groups, weights, strict=True):
+            stop = seg.end if g is groups[-1] else t + (seg.end - seg.start) * w / total
+            cues.append(Cue(round(t, 3), round(stop, 3), tuple(g), seg.speaker))
+            t = stop
+    return cues
+
+
+def paragraphs(
+    segments: Sequence[TranscriptSegment], *, pause: float = PARAGRAPH_PAUSE
+) -> list[list[TranscriptSegment]]:
+    """Group cues into paragraphs: speaker turns, split further only at a long pause after a sentence's end."""
+    out: list[list[TranscriptSegment]] = []
+    for seg in segments:
+        if out:
+            prev = out[-1][-1]
+            same = seg.speaker == prev.speaker
+            if same and not (seg.start - prev.end > pause and ends_sentence(prev.text)):
+                out[-1].append(seg)
+                continue
+        out.append([seg])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- writers
+
+
+def clock(t: float, sep: str = ".") -> str:
+    """``HH:MM:SS.mmm`` (WebVTT; ``sep=","`` for SRT)."""
+    ms = max(0, round(t * 1000))
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def render_txt(segments: Sequence[TranscriptSegment]) -> str:
+    """Plain text (``text/plain``): a paragraph per speaker turn, the speaker's name where the speaker changes."""
+    out: list[str] = []
+    last: str | None = None
+    for para in paragraphs(segments):
+        speaker = para[0].speaker
+        label = f"{speaker}: " if speaker and speaker != last else ""
+        last = speaker
+        out.append(label + " ".join(s.text for s in para))
+    return "\n\n".join(out) + "\n"
+
+
+def render_srt(segments: Sequence[TranscriptSegment]) -> str:
+    """SubRip (``application/x-subrip``): numbered cues, ``HH:MM:SS,mmm`` times, <= 2 lines of <= 42 characters."""
+    blocks = []
+    for i, cue in enumerate(to_cues(segments), 1):
+        blocks.append(f"{i}\n{clock(cue.start, ',')} --> {clock(cue.end, ',')}\n" + "\n".join(cue.lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def render_vtt(segments: Sequence[TranscriptSegment]) -> str:
+    """WebVTT (``text/vtt``), what Apple ingests; the speaker goes in a ``<v Name>`` voice tag (W3C WebVTT 4.2.2)."""
+    blocks = ["WEBVTT"]
+    for cue in to_cues(segments):
+        body = "\n".join(_vtt_escape(ln) for ln in cue.lines)
+        if cue.speaker:
+            name = _vtt_escape(cue.speaker).replace("\n", " ")
+            body = f"<v {name}>{body}</v>"
+        blocks.append(f"{clock(cue.start)} --> {clock(cue.end)}\n{body}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_json(segments: Sequence[TranscriptSegment]) -> str:
+    """Podcasting 2.0 transcript JSON (``application/json``): ``{"version": "1.0.0", "segments": [...]}``."""
+    items = []
+    for seg in segments:
+        item: dict[str, object] = {}
+        if seg.speaker:
+            item["speaker"] = seg.speaker
+        item.update(startTime=round(seg.start, 3), endTime=round(seg.end, 3), body=seg.text)
+        items.append(item)
+    return json.dumps({"version": "1.0.0", "segments": items}, indent=2, ensure_ascii=False) + "\n"
+
+
+#: Clicking a timestamp seeks the page's player and plays from there; the link's #t... fragment stays shareable.
+_SEEK_JS = (
+    "const player=document.getElementById('player');"
+    "function seek(t){if(player){player.currentTime=t;player.play().catch(()=>{});}}"
+    "document.addEventListener('click',e=>{const a=e.target.closest('a[data-start]');"
+    "if(!a||!player)return;e.preventDefault();seek(+a.dataset.start);history.replaceState(null,'',a.hash);});"
+    "const m=/^#t(\\d+)$/.exec(location.hash);if(m&&player)player.addEventListener('loadedmetadata',"
+    "()=>{player.currentTime=+m[1];},{once:true});"
+)
+
+
+def render_html(
+    segments: Sequence[TranscriptSegment], *, language: str = "en", page: Page | None = None, title: str | None = None
+) -> str:
+    """The transcript web page (``text/html``): the episode's header, an ``<audio>`` player, and a paragraph per
+    speaker turn, each led by a timestamp link that seeks the player (issue 11)."""
+    page = page or Page(title=title or "Transcript")
+    e = html.escape
+    rows = []
+    last: str | None = None
+    for para in paragraphs(segments):
+        first = para[0]
+        who = ""
+        if first.speaker and first.speaker != last:
+            cls = "speaker disclaimer" if first.speaker == DISCLAIMER_SPEAKER else "speaker"
+            who = f'<span class="{cls}">{e(first.speaker)}:</span> '
+        last = first.speaker
+        sec = int(first.start)
+        stamp = f'<time datetime="PT{first.start:.3f}S">{clock(first.start)[:8]}</time>'
+        text = e(" ".join(s.text for s in para))
+        link = f'<a class="ts" href="#t{sec}" data-start="{first.start:.3f}">{stamp}</a>'
+        rows.append(f'<p id="t{sec}">{link} {who}{text}</p>')
+    meta = []
+    if page.number is not None:
+        meta.append(f"Episode {page.number}")
+    if page.date is not None:
+        meta.append(f'<time datetime="{page.date.isoformat()}">{page.date.strftime("%d %B %Y").lstrip("0")}</time>')
+    header = f'<p class="show">{e(page.show)}</p>\n' if page.show else ""
+    header += f"<h1>{e(page.title)}</h1>\n"
+    if meta:
+        header += f'<p class="meta">{" · ".join(meta)}</p>\n'
+    if page.link:
+        header += f'<p class="back"><a href="{e(page.link, quote=True)}">Episode page</a></p>\n'
+    if page.audio:
+        header += f'<audio id="player" controls preload="metadata" src="{e(page.audio, quote=True)}"></audio>\n'
+    head_title = f"{page.title} · {page.show} (transcript)" if page.show else page.title
+    return (
+        f'<!DOCTYPE html>\n<html lang="{e(language)}">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{e(head_title)}</title>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;line-height:1.5;padding:0 1em}"
+        "a.ts{color:#666;font-variant-numeric:tabular-nums;margin-right:.5em;text-decoration:none}"
+        "a.ts:hover{text-decoration:underline}.speaker{font-weight:600}.disclaimer{font-style:italic}"
+        ".show,.meta{color:#555;margin:.2em 0}audio{width:100%;position:sticky;top:0}</style>\n"
+        f"</head>\n<body>\n<header>\n{header}</header>\n<main>\n" + "\n".join(rows) + "\n</main>\n"
+        f"<script>{_SEEK_JS}</script>\n</body>\n</html>\n"
+    )
