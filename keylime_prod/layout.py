@@ -7,6 +7,7 @@ file lives. A new output is one more property here::
     build/<id>/<id>.mp3             the master (untagged: master.json's audio_sha256 is its hash)
     build/<id>/master.json          how it was mastered
     build/<id>/transcript.*         txt, srt, vtt, json, html and transcript.report.json
+    build/<id>/words.json           every recognised word: start, end, probability, speaker (read by the report)
     build/<id>/chapters.json        Podcasting 2.0 chapters
     build/<id>/show-notes.{md,html}
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
@@ -51,6 +52,10 @@ class BuildLayout:
     @property
     def transcript_report(self) -> Path:
         return self.root / f"{self.transcript_stem}.report.json"
+
+    @property
+    def words_json(self) -> Path:
+        return self.root / "words.json"
 
     # -- chapters, notes, tags
     @property

@@ -295,7 +295,7 @@ def _transcribe_run(run: Run) -> Transcript:
         glossary=_glossary(run),
         disclaimer_text=s.show.disclaimer_text,
         page=_transcript_page(run),
-        words_file=run.build_dir / "words.json",
+        words_file=run.layout.words_json,
         cache_dir=models.default_cache_dir(),
         progress=run.progress,
     )
