@@ -2,10 +2,18 @@
 
 Each configuration runs in its own child process (so peak RSS is its own) through the real stage,
 ``keylime_prod.transcript.transcribe``: ffmpeg decode, Silero VAD, the engine. Printed per configuration: model load
-time, transcription time, real-time factor (audio seconds per wall second, load excluded), WER against the
-reference (jiwer, after lower-casing and dropping punctuation) with its deleted words, and peak RSS. The first
-configuration is the baseline: the others print their speed ratio to it.
+time, transcription time, real-time factor (audio seconds per wall second, load excluded), CPU seconds (user + system
+of the child: on a shared machine a fairer measure of work than wall time), WER against the reference (jiwer, after
+lower-casing and dropping punctuation) with its deleted words, and peak RSS. The first configuration is the
+baseline: the others print their speed ratio to it.
 
+A configuration is ``engine:model:compute_type[:batch[:nowords]]``: ``batch`` is ``whisper.batch_size`` (faster-whisper
+only; 0 is sequential decoding, default: the setting's default), ``nowords`` turns word timestamps off, which with
+batch 0 is exactly the mode before issue 14.
+
+    # issue 14: batched (default) vs sequential with words vs the old sequential mode vs openai-whisper, same weights
+    python bench/transcribe.py --demo --repeat 4 --threads 2 --compare \
+      faster-whisper:base:int8:0:nowords,faster-whisper:base:int8:0,faster-whisper:base:int8:8,openai-whisper:base:float32
     # both engines, the default model, real human speech (jfk.wav, whisper.cpp samples, MIT)
     python bench/transcribe.py
     # the default engine on several models / compute types, a longer real-speech sample (jfk x8 with pauses)
@@ -89,11 +97,24 @@ def demo_sample(dest: Path) -> tuple[Path, str]:
     return dest, reference
 
 
+def demo_glossary() -> list[str]:
+    """What the pipeline gives the recogniser for the demo episode: the show's glossary, then the episode's hints."""
+    from keylime_prod import transcript
+    from keylime_prod.config import load_episode, load_show
+
+    show = load_show(ROOT / "configs" / "show.toml")
+    episode = load_episode(ROOT / "configs", "episode-258")
+    return [*show.whisper.glossary, *transcript.episode_hints(episode, show.show.hosts)]
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one configuration and print a JSON line (the parent parses it)."""
     from keylime_prod import models, transcript
     from keylime_prod.config import WhisperSettings
 
+    extra: dict[str, object] = {}
+    if args.batch is not None:
+        extra["batch_size"] = args.batch
     settings = WhisperSettings(
         engine=args.engine,
         model=args.model,
@@ -101,13 +122,16 @@ def child(args: argparse.Namespace) -> None:
         threads=args.threads,
         beam_size=args.beam_size,
         glossary=tuple(args.glossary),
+        word_timestamps=not args.nowords,
+        **extra,
     )
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         result = transcript.transcribe(Path(args.audio), settings, Path(out), cache_dir=models.default_cache_dir())
         total = time.perf_counter() - t0
     load = float(result.options.get("load_seconds", 0.0))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = usage.ru_maxrss / 1024  # KiB on Linux
     print(
         json.dumps(
             {
@@ -116,6 +140,7 @@ def child(args: argparse.Namespace) -> None:
                 "load": load,
                 "run": total - load,
                 "rss_mib": rss,
+                "cpu": usage.ru_utime + usage.ru_stime,
                 "segments": len(result.segments),
             }
         )
@@ -137,16 +162,20 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--beam-size", type=int, default=5)
-    ap.add_argument("--glossary", action="append", default=[])
+    ap.add_argument("--glossary", action="append", default=[], help="a term (repeat); --demo: the episode's hints")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--compute-type", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--nowords", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
         return
 
+    if args.demo and not args.glossary:
+        args.glossary = demo_glossary()
     reference = args.reference
     if reference is None and args.audio.resolve() == JFK.resolve():
         reference = JFK_TEXT
@@ -165,8 +194,12 @@ def main() -> None:
             reference = " ".join([reference] * repeat) if reference else None
         rows = []
         for spec in args.compare.split(","):
-            engine, model, compute = spec.split(":")
+            engine, model, compute, *more = spec.split(":")
             argv = [sys.executable, __file__, "--child", "--audio", str(audio), "--engine", engine, "--model", model]
+            if more and more[0]:
+                argv += ["--batch", more[0]]
+            if "nowords" in more[1:]:
+                argv.append("--nowords")
             argv += ["--compute-type", compute, "--threads", str(args.threads), "--beam-size", str(args.beam_size)]
             for g in args.glossary:
                 argv += ["--glossary", g]
@@ -182,13 +215,13 @@ def main() -> None:
 
     print(f"audio: {audio.name if repeat <= 1 else f'{audio.name} x{repeat}'}, {rows[0]['audio']:.1f} s; "
           f"threads {args.threads}, beam {args.beam_size}")  # fmt: skip
-    print(f"{'configuration':40} {'load s':>7} {'run s':>7} {'x real':>7} {'vs base':>8} {'WER':>6} {'del':>4} "
-          f"{'RSS MiB':>8}")  # fmt: skip
+    print(f"{'configuration':40} {'load s':>7} {'run s':>7} {'x real':>7} {'vs base':>8} {'CPU s':>7} {'WER':>6} "
+          f"{'del':>4} {'RSS MiB':>8}")  # fmt: skip
     base = rows[0]["rtf"] if rows else float("nan")
     for r in rows:
         print(
             f"{r['spec']:40} {r['load']:7.2f} {r['run']:7.2f} {r['rtf']:7.1f} {r['rtf'] / base:7.2f}x "
-            f"{r['wer']:6.3f} {r['deleted']:4d} {r['rss_mib']:8.0f}"
+            f"{r['cpu']:7.1f} {r['wer']:6.3f} {r['deleted']:4d} {r['rss_mib']:8.0f}"
         )
     if len(rows) >= 2:
         print(f"speed ratio {rows[0]['spec']} / {rows[1]['spec']}: {rows[0]['rtf'] / rows[1]['rtf']:.1f}x")

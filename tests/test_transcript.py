@@ -71,11 +71,19 @@ def cues_via_ffmpeg(path: Path) -> list[tuple[float, float, str]]:
 # ------------------------------------------------------------------------------------------------ quality (WER)
 
 
-def test_faster_whisper_wer_on_real_speech(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
-    t = transcript.transcribe(jfk, TINY, tmp_path, stem="jfk", cache_dir=cache_dir)
-    assert t.engine == "faster-whisper" and t.model == "tiny.en"
+@pytest.mark.parametrize(("batch", "words"), [(8, True), (0, True), (0, False)], ids=["batched", "seq", "seq-nowords"])
+def test_faster_whisper_wer_on_real_speech(batch: int, words: bool, jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """Batched (the default), sequential, and sequential without word timings (the mode before issue 14)."""
+    settings = TINY.model_copy(update={"batch_size": batch, "word_timestamps": words})
+    t = transcript.transcribe(jfk, settings, tmp_path, stem="jfk", cache_dir=cache_dir)
+    assert t.engine == "faster-whisper" and t.model == "tiny.en" and t.options["batch_size"] == batch
     assert wer(JFK_TEXT, " ".join(s.text for s in t.segments)) <= 0.1
     assert 10.5 <= t.audio_seconds <= 11.5
+    doc = json.loads(t.words.read_text("utf-8")) if t.words else {}
+    probs = [w["probability"] for w in doc["words"]]
+    assert abs(len(probs) - len(JFK_TEXT.split())) <= 2 and all(0.0 < p <= 1.0 for p in probs)
+    # With word timings the model's doubts show; without them every word is spread over its segment, probability 1.
+    assert (min(probs) < 1.0) is words
 
 
 @pytest.mark.openai_whisper
