@@ -607,6 +607,88 @@ def import_cmd(
     _run(go)
 
 
+@app.command("batch")
+def batch_cmd(
+    episodes: Annotated[list[str] | None, typer.Argument(help="Episode ids (or --all, or --since DATE).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every episode in the configs.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Episodes dated on or after DATE (YYYY-MM-DD).")] = None,
+    stages: Annotated[
+        str | None, typer.Option("--stages", help="Comma-separated stages to run (default: all, publish last).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", envvar="KEYLIME_DASK_SCHEDULER", help="A running Dask scheduler (default: a LocalCluster)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="LocalCluster processes (default: one per core).")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="Cores (Whisper threads) per task.")] = 1,
+    configs: ConfigsOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the pipeline for many episodes as Dask tasks, publish each, then rebuild the feed once."""
+    import datetime as dt
+
+    from .batch import BatchStatus, run_batch, select_episodes
+
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        settings = _settings(configs, None)
+        try:
+            day = dt.date.fromisoformat(since) if since else None
+        except ValueError:
+            raise ConfigError(f"--since {since!r} is not a date such as 2019-01-31") from None
+        ids = select_episodes(settings.configs_dir, episodes or (), all_=all_, since=day)
+        wanted = [x.strip() for x in stages.split(",") if x.strip()] if stages else None
+        with _batch_progress(not quiet and not as_json, len(ids)) as show:
+
+            def on_status(st: BatchStatus) -> None:
+                show(st.done + st.failed + st.skipped, f"{st.done} done, {st.failed} failed, {st.skipped} skipped, "
+                     f"{st.workers} workers")  # fmt: skip
+
+            result = run_batch(
+                settings, ids, stages=wanted, scheduler=scheduler, workers=workers, threads=threads, force=force,
+                on_status=on_status,
+            )  # fmt: skip
+        if as_json:
+            _emit_json(result.to_json())
+        elif not quiet:
+            for o in result.outcomes:
+                if o.status != "failed":
+                    where = f" on {o.worker}" if o.worker else ""
+                    out_console.print(f"{o.episode_id}: {o.status}{where} ({o.seconds:.1f} s)", highlight=False)
+            out_console.print(
+                f"feed: {result.feed_items} items{' (updated)' if result.feed_updated else ''}; "
+                f"{result.scheduler}, {result.workers} workers, {result.seconds:.1f} s",
+                highlight=False,
+            )
+        for o in result.failed:
+            err_console.print(f"[red]error:[/red] {o.episode_id}: {o.error}", highlight=False, soft_wrap=True)
+        if result.failed:
+            raise typer.Exit(max(o.exit_code or 1 for o in result.failed))
+
+    _run(go)
+
+
+@contextmanager
+def _batch_progress(enabled: bool, total: int) -> Iterator[Callable[[int, str], None]]:
+    """A Rich bar over the batch's episodes, with done/failed/skipped and the cluster's workers beside it."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda done, info: None
+        return
+    columns = (TextColumn("[bold]episodes"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("episodes", total=total, info="starting")
+        yield lambda done, info: bar.update(task, completed=done, info=info)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         out_console.print(f"keylime-prod {__version__}")

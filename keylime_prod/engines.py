@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,26 @@ def _with_glossary(glossary: list[int], previous: Sequence[int], limit: int) -> 
     return [*glossary, *list(previous)[-keep:]] if keep else glossary[-limit:]
 
 
+#: Engines already loaded in this process, per thread: a batch worker runs many episodes and loads Whisper once
+#: (issue 12). Keyed by everything that shapes the engine; one per thread, since an engine keeps per-call state.
+_LOADED: dict[tuple[Any, ...], Engine] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def load(settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
-    """Load the engine ``settings.engine`` with the resolved model ``ref``, using ``threads`` CPU threads."""
+    """The engine ``settings.engine`` with the resolved model ``ref``, using ``threads`` CPU threads: loaded on the
+    first call in this thread, the same object on later calls with the same arguments."""
+    key = (settings, repr(ref), threads, str(cache_dir), threading.get_ident())
+    with _LOADED_LOCK:
+        engine = _LOADED.get(key)
+    if engine is None:
+        engine = _load(settings, ref, threads=threads, cache_dir=cache_dir)
+        with _LOADED_LOCK:
+            _LOADED[key] = engine
+    return engine
+
+
+def _load(settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
     if settings.engine == "faster-whisper":
         return FasterWhisperEngine(settings, ref, threads=threads, cache_dir=cache_dir)
     if settings.engine == "openai-whisper":

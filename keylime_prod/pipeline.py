@@ -132,6 +132,10 @@ def file_digest(path: Path | None) -> str | None:
 
 def _master_key(run: Run) -> str:
     s = run.settings.show
+    if _kept(run):
+        return digest(
+            "master-kept/1", [file_digest(p) for p in run.episode.recordings], s.audio.target_lufs, s.audio.true_peak_db
+        )
     return digest(
         "master/1",
         [file_digest(p) for p in run.episode.recordings],
@@ -141,8 +145,15 @@ def _master_key(run: Run) -> str:
     )
 
 
+def _kept(run: Run) -> bool:
+    # An archive episode keeps its published MP3 as the master unless its config says remaster (issue 12).
+    return run.episode.archive is not None and not run.episode.archive.remaster
+
+
 def _master_run(run: Run) -> Master:
     s = run.settings.show
+    if _kept(run):
+        return audio.keep_master(run.episode, s.audio, run.layout.root, progress=run.progress)
     stage = audio.master_tracks if run.episode.tracks else audio.master
     return stage(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress)
 

@@ -465,8 +465,12 @@ def publish(
     now: dt.datetime | None = None,
     dry_run: bool = False,
     progress: ProgressFn = null_progress,
+    update_feed: bool = True,
 ) -> Published:
     """Publish ``releases``: upload and verify their files, write their manifests, then rebuild the feed once.
+
+    ``update_feed=False`` (a batch task) stops after the manifests: show.json and the feed are left to one later
+    call (``publish([], show)`` rebuilds the feed from every manifest in the bucket).
 
     ``store`` defaults to the one ``show.storage`` describes (the local folder without an endpoint). Episodes dated
     after ``now`` are uploaded but stay out of the feed until a later run (``produce publish --due``) on or after
@@ -504,23 +508,33 @@ def publish(
             manifests[r.episode.id] = res.manifest
             results.append(res)
 
-    # Only now, with every file and manifest verified, does the show manifest change and the feed get rebuilt.
-    if show_changed:
-        up.data(
-            store.key(SHOW_MANIFEST_NAME),
-            _json_bytes(show_manifest.to_json()),
-            "application/json",
-            store.settings.manifest_cache_control,
-        )
-    everything = _all_manifests(store, manifests)
-    xml = build_feed(
-        show.show, list(everything.values()), show_manifest=show_manifest, url=store.url, settings=show.feed, now=now
-    )
     feed_key = _feed_key(store, show)
-    current = store.get_bytes(feed_key)
-    feed_changed = current != xml
-    if feed_changed:
-        up.data(feed_key, xml, "application/rss+xml; charset=utf-8", show.feed.cache_control)
+    if not update_feed:
+        # A batch task (issue 12): objects and manifest only. The driver rebuilds the feed once, last.
+        xml = store.get_bytes(feed_key) or b""
+        feed_changed = False
+    else:
+        # Only now, with every file and manifest verified, does the show manifest change and the feed get rebuilt.
+        if show_changed:
+            up.data(
+                store.key(SHOW_MANIFEST_NAME),
+                _json_bytes(show_manifest.to_json()),
+                "application/json",
+                store.settings.manifest_cache_control,
+            )
+        everything = _all_manifests(store, manifests)
+        xml = build_feed(
+            show.show,
+            list(everything.values()),
+            show_manifest=show_manifest,
+            url=store.url,
+            settings=show.feed,
+            now=now,
+        )
+        current = store.get_bytes(feed_key)
+        feed_changed = current != xml
+        if feed_changed:
+            up.data(feed_key, xml, "application/rss+xml; charset=utf-8", show.feed.cache_control)
     feed_url = store.url(feed_key)
     if feed_url != show.show.feed_url:
         log.warning("the feed is served at %s but show.feed_url says %s", feed_url, show.show.feed_url)

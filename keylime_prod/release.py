@@ -29,8 +29,10 @@ def publish_episodes(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     progress: ProgressFn | None = None,
+    update_feed: bool = True,
 ) -> publish.Published:
-    """Publish what the build folders of ``episode_ids`` hold (``produce publish EPISODE``); the feed changes once.
+    """Publish what the build folders of ``episode_ids`` hold (``produce publish EPISODE``); the feed changes once
+    (not at all with ``update_feed=False``: a batch task leaves the feed to its driver).
 
     Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it.
     """
@@ -45,7 +47,9 @@ def publish_episodes(
         releases.append(
             release_of(Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress))
         )
-    return publish.publish(releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress)
+    return publish.publish(
+        releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress, update_feed=update_feed
+    )
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 ``inputs`` (decode, probe, trim), ``plan`` (the loudness plan and the codec calibration), ``render`` (the streaming
 render and limiter), ``verify`` (the decoded-MP3 check and its child process), ``loudness`` (the BS.1770 meter),
-``master`` (the stage function and its report).
+``master`` (the stage function and its report), ``kept`` (an archive episode's published MP3 as its master).
 """
 
+from .kept import keep_master
 from .master import REPORT_NAME, master
 from .multitrack import master_tracks
 
-__all__ = ["REPORT_NAME", "master", "master_tracks"]
+__all__ = ["REPORT_NAME", "keep_master", "master", "master_tracks"]
