@@ -70,12 +70,12 @@ def test_kept_master_is_the_published_mp3_measured(tmp_path: Path, old_host: Old
 # --------------------------------------------------------------------------------------------------- the batch
 
 
-def _archive(
-    tmp_path: Path, old_host: OldHost, make_configs: Callable[..., Path], jfk: Path
-) -> tuple[Path, list[OldEpisode]]:
-    """Configs for an imported show: four old episodes (media left at their URLs, except one fetched here and
-    remastered) and one whose media the old host has lost (404)."""
-    old = make_old_episodes(old_host, 4)
+def _old_show(
+    old_host: OldHost, make_configs: Callable[..., Path], jfk: Path, n: int
+) -> tuple[str, Path, list[OldEpisode]]:
+    """An old feed of ``n`` short episodes plus one whose media the old host has lost (404), and empty configs for
+    the show (Whisper tiny.en, so the batch stays cheap): (feed URL, configs folder, the old episodes)."""
+    old = make_old_episodes(old_host, n)
     lost = (
         "<item><title>Lost</title><guid>lost-1</guid><pubDate>Tue, 02 Apr 2019 06:00:00 +0000</pubDate>"
         f'<enclosure url="{old_host.url("media/lost.mp3")}" length="999" type="audio/mpeg"/></item>'
@@ -83,8 +83,17 @@ def _archive(
     url = old_host.put("feed.xml", feed_xml(old_host, old, extra_items=lost).encode(), "application/rss+xml")
     cfg = make_configs([jfk])
     (cfg / "episodes" / "ep-1.toml").unlink()  # only the archive
-    with open(cfg / "show.toml", "a") as f:  # the smallest model, so the batch stays cheap
+    with open(cfg / "show.toml", "a") as f:
         f.write('\n[whisper]\nmodel = "tiny.en"\nbeam_size = 2\n')
+    return url, cfg, old
+
+
+def _archive(
+    tmp_path: Path, old_host: OldHost, make_configs: Callable[..., Path], jfk: Path
+) -> tuple[Path, list[OldEpisode]]:
+    """Configs for an imported show: four old episodes (media left at their URLs, except one fetched here and
+    remastered) and one whose media the old host has lost (404)."""
+    url, cfg, old = _old_show(old_host, make_configs, jfk, 4)
     res = import_feed(url, cfg, media_dir=tmp_path / "media", fetch=False)
     assert [e.media for e in res.episodes] == ["url"] * 5
     # episode-100: media on this machine (goes to the workers through the store) and the full audio path.
@@ -193,16 +202,7 @@ def test_produce_batch_on_a_local_cluster_reports_failures_and_skips_on_rerun(
 
     from keylime_prod.cli import app
 
-    old = make_old_episodes(old_host, 1)
-    lost = (
-        "<item><title>Lost</title><guid>lost-1</guid><pubDate>Tue, 02 Apr 2019 06:00:00 +0000</pubDate>"
-        f'<enclosure url="{old_host.url("media/lost.mp3")}" length="999" type="audio/mpeg"/></item>'
-    )
-    url = old_host.put("feed.xml", feed_xml(old_host, old, extra_items=lost).encode(), "application/rss+xml")
-    cfg = make_configs([jfk])
-    (cfg / "episodes" / "ep-1.toml").unlink()
-    with open(cfg / "show.toml", "a") as f:
-        f.write('\n[whisper]\nmodel = "tiny.en"\nbeam_size = 1\n')
+    url, cfg, old = _old_show(old_host, make_configs, jfk, 1)
     runner = CliRunner()
     imported = runner.invoke(app, ["import", url, "--configs", str(cfg), "--media", str(tmp_path / "m")])
     assert imported.exit_code == 10 and "lost: media not fetched" in imported.stderr  # the 404, one line
