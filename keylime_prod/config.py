@@ -453,7 +453,7 @@ def describe_validation_error(err: ValidationError, names: Mapping[str, str] | N
     elif first["type"] == "value_error" and not first["loc"]:
         # A check across fields (a model validator) names its fields in its own message.
         more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
-        return ConfigError(msg.removeprefix("Value error, ") + more, where=path, hint="fix it and run `produce check`")
+        return msg.removeprefix("Value error, ") + more
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     label = (names or {}).get(field)
     return f"{label}: {msg}{more}" if label else f"field {field}: {msg}{more}"
