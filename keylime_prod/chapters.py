@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,12 +214,12 @@ class ChapterCheck:
         )
 
 
-def check_build(layout: BuildLayout, *, notes: Path | None = None) -> ChapterCheck:
-    """:func:`check_chapters` on a build: its tagged MP3, its ``chapters.json`` and ``notes`` (default: the built
-    show notes, when they exist)."""
+def check_build(
+    layout: BuildLayout, *, notes_lines: Sequence[tuple[int, str]] | None = None, notes_where: Path | None = None
+) -> ChapterCheck:
+    """:func:`check_chapters` on a build: its tagged MP3 and its ``chapters.json`` (and the notes' lines, if given)."""
     mp3 = Tagged.load(layout.tagged_json).mp3
-    use_notes = notes or (layout.notes_md if layout.notes_md.is_file() else None)
-    return check_chapters(mp3, layout.chapters_json, notes=use_notes)
+    return check_chapters(mp3, layout.chapters_json, notes_lines=notes_lines, notes_where=notes_where)
 
 
 def read_chapters_json(path: Path) -> tuple[ChapterMark, ...]:
@@ -271,35 +272,23 @@ def parse_progress_time(text: str) -> float:
     return int(found[-1]) / 1e6
 
 
-_NOTES_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d+\.\s+)?\(?(\d{1,2}):(\d{2}):(\d{2})\)?\s+(.+?)\s*$")
-
-
-def read_notes_chapters(path: Path) -> tuple[tuple[int, str], ...]:
-    """The ``(HH:MM:SS) Title`` lines of a show-notes file as (seconds, title); Markdown escapes removed."""
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as e:
-        raise TagError(f"cannot read show notes: {e.strerror}", where=path) from e
-    out = []
-    for line in text.splitlines():
-        m = _NOTES_LINE.match(line)
-        if m and line.lstrip().lstrip("-*+ ").startswith("("):
-            secs = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
-            out.append((secs, re.sub(r"\\(.)", r"\1", m.group(4))))
-    return tuple(out)
-
-
 # ------------------------------------------------------------------------------------------------------ checking
 
 
 def check_chapters(
-    mp3: Path, chapters_json: Path, *, notes: Path | None = None, tolerance_ms: int = TOLERANCE_MS
+    mp3: Path,
+    chapters_json: Path,
+    *,
+    notes_lines: Sequence[tuple[int, str]] | None = None,
+    notes_where: Path | None = None,
+    tolerance_ms: int = TOLERANCE_MS,
 ) -> ChapterCheck:
     """Check that the MP3's CHAP/CTOC frames and ``chapters.json`` agree, and that neither overlaps or overruns.
 
     Fails with a one-line :class:`TagError` naming the chapter when titles differ, a start or end differs by more
-    than ``tolerance_ms``, chapters overlap or are empty, or one ends after the decoded audio does. With ``notes``,
-    the ``(HH:MM:SS) Title`` lines must list the same chapters (to the whole second, rounded down).
+    than ``tolerance_ms``, chapters overlap or are empty, or one ends after the decoded audio does. With
+    ``notes_lines`` (the notes' chapter lines as (seconds, title), read from ``notes_where`` by the notes module),
+    they must list the same chapters (to the whole second, rounded down).
     """
     mp3, chapters_json = Path(mp3), Path(chapters_json)
     in_id3 = id3.read_chapters(mp3)
@@ -344,15 +333,14 @@ def check_chapters(
         if (a.url or None) != (b.url or None):
             raise TagError(f"{name}: URL differs (ID3 {a.url!r}, {chapters_json.name} {b.url!r})", where=mp3)
 
-    if notes is not None:
-        lines = read_notes_chapters(notes)
+    if notes_lines is not None:
         want = [(int(m.start + 1e-6), m.title) for m in in_json]
-        if list(lines) != want:
-            got = ", ".join(f"{s}s {t!r}" for s, t in lines) or "none"
+        if list(notes_lines) != want:
+            got = ", ".join(f"{s}s {t!r}" for s, t in notes_lines) or "none"
             raise TagError(
                 f"chapter lines in the notes ({got}) differ from {chapters_json.name} ({len(want)} chapters)",
-                where=notes,
+                where=notes_where,
                 hint="rebuild the notes after the chapters",
             )
     log.info("%s: %d chapters agree (max difference %d ms)", mp3.name, len(in_id3), worst)
-    return ChapterCheck(len(in_id3), duration, worst, notes is not None, mp3, chapters_json)
+    return ChapterCheck(len(in_id3), duration, worst, notes_lines is not None, mp3, chapters_json)

@@ -287,9 +287,9 @@ def chapters_cmd(
             as_json=as_json and not check,
         )  # fmt: skip
         if check:
-            from .chapters import check_build
+            from .pipeline import check_chapters
 
-            result = check_build(_settings(configs, build_dir).layout(episode), notes=notes)
+            result = check_chapters(_settings(configs, build_dir), episode, notes)
             if as_json:
                 _emit_json({"episode": episode, **result.summary()})
             elif not quiet:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fsutil
-from .artefacts import ChapterMark, Chapters, Notes, Transcript
+from .artefacts import Chapters, Notes, Transcript
 from .config import EpisodeConfig, Paper, Person, ShowInfo
 from .errors import NotesError
 from .layout import BuildLayout
@@ -56,15 +56,16 @@ def write_notes(
     layout: BuildLayout,
     *,
     transcript: Transcript | None = None,
-    chapters: Sequence[ChapterMark] = (),
-    base_url: str | None = None,
+    chapters: Chapters | None = None,
+    links: Mapping[str, str] | None = None,
 ) -> Notes:
     """Write ``layout.notes_md`` and ``layout.notes_html`` and return where they are.
 
-    ``chapters`` are marks on the published timeline (the chapters stage's output). Transcript links are relative
-    to the notes (the files sit beside them) unless ``base_url`` is given, e.g. the public folder of the episode.
+    ``chapters`` is the chapters stage's artefact (marks on the published timeline). Transcript links are relative
+    to the notes (the files sit beside them) unless ``links`` maps a file name to its URL (publishing gives the
+    published URLs).
     """
-    title, sections = _outline(episode, show, transcript, chapters, base_url)
+    title, sections = _outline(episode, show, transcript, chapters, links or {})
     md = _markdown(title, sections)
     page = _html(title, sections, language=show.language)
     notes = Notes(markdown=layout.notes_md, html=layout.notes_html)
@@ -106,8 +107,8 @@ def _outline(
     episode: EpisodeConfig,
     show: ShowInfo,
     transcript: Transcript | None,
-    chapters: Sequence[ChapterMark],
-    base_url: str | None,
+    chapters: Chapters | None,
+    links: Mapping[str, str],
 ) -> tuple[str, list[_Section]]:
     if not episode.title.strip():
         raise NotesError("the episode has no title", where=episode.id)
@@ -130,15 +131,15 @@ def _outline(
     sections.append(_Section("Summary", paragraphs=[[p] for p in _paragraphs(episode.summary)]))
     if episode.key_points:
         sections.append(_Section("Key points", bullets=list(episode.key_points)))
-    if chapters:
-        sections.append(_Section("Chapters", lines=list(Chapters(tuple(chapters)).timestamp_lines())))
+    if chapters is not None and chapters.marks:
+        sections.append(_Section("Chapters", lines=list(chapters.timestamp_lines())))
     if transcript is not None and transcript.files:
         sec = _Section("Transcript")
         for fmt, label in TRANSCRIPT_LABELS:
             path = transcript.files.get(fmt)
             if path is not None:
                 name = Path(path).name
-                sec.links.append(_Link(label, f"{base_url.rstrip('/')}/{name}" if base_url else name))
+                sec.links.append(_Link(label, links.get(name, name)))
         sections.append(sec)
     if episode.link:
         sections.append(_Section("", links=[_Link("Episode page", episode.link)]))
@@ -210,3 +211,27 @@ def _html(title: str, sections: list[_Section], *, language: str) -> str:
         "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;line-height:1.5;padding:0 1em}"
         "</style>\n</head>\n<body>\n<article>\n" + "\n".join(body) + "\n</article>\n</body>\n</html>\n"
     )
+
+
+# ------------------------------------------------------------------------------------------------------ reading
+
+
+_NOTES_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d+\.\s+)?\(?(\d{1,2}):(\d{2}):(\d{2})\)?\s+(.+?)\s*$")
+
+
+def read_chapter_lines(path: Path) -> tuple[tuple[int, str], ...]:
+    """The ``(HH:MM:SS) Title`` lines of a show-notes file as (seconds, title); Markdown escapes removed.
+
+    For checking a notes file (``produce chapters --check``); no stage reads the notes back for their data.
+    """
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as e:
+        raise NotesError(f"cannot read show notes: {e.strerror}", where=path) from e
+    out = []
+    for line in text.splitlines():
+        m = _NOTES_LINE.match(line)
+        if m and line.lstrip().lstrip("-*+ ").startswith("("):
+            secs = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+            out.append((secs, re.sub(r"\\(.)", r"\1", m.group(4))))
+    return tuple(out)

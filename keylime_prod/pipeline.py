@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -240,17 +240,24 @@ def _tag_run(run: Run) -> Tagged:
     s = run.settings.show
     marks: Chapters = run.require("chapters")
     json_path = marks.json_path or run.layout.chapters_json
-    show_notes = run.artefact("notes") if "notes" in STAGE_BY_NAME else None
 
     def verify(tmp: Path) -> None:
-        # The tagged temp file must agree with chapters.json (and the notes' timestamp lines, when the notes exist)
-        # before it replaces the MP3 (issue 4, item 3).
-        chapters.check_chapters(tmp, json_path, notes=show_notes.markdown if show_notes else None)
+        # The tagged temp file must agree with chapters.json before it replaces the MP3 (issue 4, item 3). The notes
+        # get the same Chapters artefact (their key holds the marks), so they need no check against the file.
+        chapters.check_chapters(tmp, json_path)
 
     return tags.write_tags(
         run.require("master"), run.episode, s.show, s.tags, run.layout, chapters=marks,
         transcript=_transcript_text(run), verify=verify, show_guid=s.feed.podcast_guid,
     )  # fmt: skip
+
+
+def check_chapters(settings: Settings, episode_id: str, notes_path: Path | None = None) -> chapters.ChapterCheck:
+    """``produce chapters --check``: the tagged MP3, ``chapters.json`` and the show notes' chapter lines agree."""
+    layout = settings.layout(episode_id)
+    path = notes_path or (layout.notes_md if layout.notes_md.is_file() else None)
+    lines = notes.read_chapter_lines(path) if path else None
+    return chapters.check_build(layout, notes_lines=lines, notes_where=path)
 
 
 def _tag_load(run: Run) -> Tagged | None:
@@ -319,11 +326,8 @@ def _transcribe_load(run: Run) -> Transcript | None:
     return t if all(p.is_file() for p in t.files.values()) else None
 
 
-def _notes_chapters(run: Run) -> tuple[ChapterMark, ...]:
-    if "chapters" not in STAGE_BY_NAME:
-        return ()
-    marks = run.artefact("chapters")
-    return tuple(marks.marks) if marks is not None else ()
+def _notes_chapters(run: Run) -> Chapters | None:
+    return run.artefact("chapters") if "chapters" in STAGE_BY_NAME else None
 
 
 def _notes_key(run: Run) -> str:
@@ -333,17 +337,18 @@ def _notes_key(run: Run) -> str:
         run.episode.model_dump(mode="json"),
         run.settings.show.show.model_dump(mode="json"),
         file_digest(t.report),
-        [(m.title, m.start, m.end, m.url) for m in _notes_chapters(run)],
+        [(m.title, m.start, m.end, m.url) for m in getattr(_notes_chapters(run), "marks", ())],
     )
 
 
-def _notes_run(run: Run) -> Notes:
+def _notes_run(run: Run, layout: BuildLayout | None = None, links: Mapping[str, str] | None = None) -> Notes:
     return notes.write_notes(
         run.episode,
         run.settings.show.show,
-        run.layout,
+        layout or run.layout,
         transcript=run.require("transcribe"),
         chapters=_notes_chapters(run),
+        links=links,
     )
 
 
@@ -387,11 +392,19 @@ def release_of(run: Run) -> publish.Release:
         if ch.json_path is not None:
             files.append(publish.EpisodeFile("chapters", ch.json_path, "json"))
     n: Notes | None = artefact("notes")
+    render = None
     if n is not None:
         files += [publish.EpisodeFile("notes", n.markdown, "md"), publish.EpisodeFile("notes", n.html, "html")]
+
+        def render(links: Mapping[str, str], folder: Path) -> tuple[Path, Path]:
+            linked = _notes_run(run, BuildLayout(folder, ep.id), links)
+            return linked.markdown, linked.html
+
     cover = ep.artwork or run.settings.show.show.artwork
     files.append(publish.EpisodeFile("cover", cover, cover.suffix.lstrip(".").lower()))
-    return publish.Release(ep, tuple(files), master.duration, transcript_language=language, chapters=marks)
+    return publish.Release(
+        ep, tuple(files), master.duration, transcript_language=language, chapters=marks, render_notes=render
+    )
 
 
 def _publish_run(run: Run) -> publish.Published:

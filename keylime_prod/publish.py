@@ -20,13 +20,13 @@ not yet in the live feed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import html
 import logging
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,6 +95,9 @@ class Release:
     duration: float
     transcript_language: str | None = None
     chapters: tuple[ChapterMark, ...] = ()
+    #: Writes the show notes into a folder with their links to sibling files (file name -> published URL) and
+    #: returns the Markdown and HTML paths: the notes stage makes its own links, nothing rewrites its output.
+    render_notes: Callable[[Mapping[str, str], Path], tuple[Path, Path]] | None = None
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -236,23 +239,6 @@ def _object_key(store: Store, f: EpisodeFile, digest: FileDigest, episode_id: st
     if f.role == "cover":
         return store.key("art", name)
     return store.key("episodes", episode_id, name)
-
-
-def _with_links(path: Path, links: dict[str, str], scratch: Path) -> Path:
-    """``path`` with relative links to sibling files (``transcript.html``, ...) pointing at their published URLs.
-
-    Returns ``path`` itself when nothing changes, else a rewritten copy in ``scratch`` (the build stays as it was).
-    """
-    text = path.read_text("utf-8")
-    new = text
-    for name, url in links.items():
-        new = new.replace(f'href="{name}"', f'href="{html.escape(url)}"')  # HTML
-        new = new.replace(f"](<{name}>)", f"](<{url}>)").replace(f"]({name})", f"]({url})")  # Markdown
-    if new == text:
-        return path
-    out = scratch / path.name
-    out.write_text(new, encoding="utf-8")
-    return out
 
 
 def _notes_fragment(html: str) -> str:
@@ -410,14 +396,15 @@ def _publish_episode(
             "%s: the guid changes from %s to %s (episode config): apps see a new episode", ep.id, old.guid, guid
         )
 
-    # Keys carry content hashes, so the notes' relative links to sibling files (transcript.html, ...) are rewritten
-    # to the published URLs: the notes are hashed and uploaded after everything they may link to.
+    # Keys carry content hashes, so the notes link to the published URLs of their sibling files (transcript.html,
+    # ...): they are written again with those links, then hashed and uploaded after everything they may link to.
     sources = {i: f.path for i, f in enumerate(r.files)}
     digests = {i: store.digest(f.path) for i, f in enumerate(r.files) if f.role != "notes"}
     links = {r.files[i].path.name: store.url(_object_key(store, r.files[i], d, ep.id)) for i, d in digests.items()}
+    linked = dict(zip(("md", "html"), r.render_notes(links, scratch), strict=True)) if r.render_notes else {}
     for i, f in enumerate(r.files):
         if f.role == "notes":
-            sources[i] = _with_links(f.path, links, scratch)
+            sources[i] = linked.get(f.format, f.path)
             digests[i] = store.digest(sources[i])
     stored: dict[int, tuple[str, StoredObject]] = {}
     for i in sorted(sources, key=lambda i: (r.files[i].role == "notes", i)):
@@ -483,12 +470,9 @@ def publish(
         _check_release(r)
     # Cover art keys end in the extension its content has (Apple: .jpg or .png matching the image).
     releases = [
-        Release(
-            r.episode,
-            tuple(EpisodeFile(f.role, f.path, _sniff_image(f.path)) if f.role == "cover" else f for f in r.files),
-            r.duration,
-            r.transcript_language,
-            r.chapters,
+        dataclasses.replace(
+            r,
+            files=tuple(EpisodeFile(f.role, f.path, _sniff_image(f.path)) if f.role == "cover" else f for f in r.files),
         )
         for r in releases
     ]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,16 +162,21 @@ def make_release(tmp_path: Path, make_tone: Callable[..., Path]) -> Callable[...
             files += [EpisodeFile("transcript", p, fmt) for fmt, p in paths.items()]
             chapters = {"version": "1.2.0", "chapters": [{"startTime": m.start, "title": m.title} for m in marks]}
             files.append(EpisodeFile("chapters", fsutil.write_json(build / "chapters.json", chapters), "json"))
-            # Relative links to sibling files, as the notes stage writes them: publishing points them at the URLs.
-            md = fsutil.write_text(
-                build / "show-notes.md", f"# {title}\n\n{summary}\n\n[Captions](<{episode_id}.vtt>)\n"
-            )
-            html = fsutil.write_text(
-                build / "show-notes.html",
-                f"<!DOCTYPE html><html><body><article><h1>{title}</h1><p>Notes &amp; more</p>"
-                f'<p><a href="{episode_id}.vtt">Captions</a></p></article></body></html>',
-            )
-            files += [EpisodeFile("notes", md, "md"), EpisodeFile("notes", html, "html")]
+
+            # Relative links to sibling files, as the notes stage writes them; publishing asks for them again with
+            # the published URLs (Release.render_notes).
+            def render(links: Mapping[str, str], folder: Path) -> tuple[Path, Path]:
+                vtt = links.get(f"{episode_id}.vtt", f"{episode_id}.vtt")
+                md = fsutil.write_text(folder / "show-notes.md", f"# {title}\n\n{summary}\n\n[Captions](<{vtt}>)\n")
+                page = fsutil.write_text(
+                    folder / "show-notes.html",
+                    f"<!DOCTYPE html><html><body><article><h1>{title}</h1><p>Notes &amp; more</p>"
+                    f'<p><a href="{html.escape(vtt)}">Captions</a></p></article></body></html>',
+                )
+                return md, page
+
+            md, page = render({}, build)
+            files += [EpisodeFile("notes", md, "md"), EpisodeFile("notes", page, "html")]
         files.append(EpisodeFile("cover", artwork or COVER, "jpg" if (artwork or COVER).suffix == ".jpg" else "png"))
         return Release(
             episode=episode,
@@ -178,6 +184,7 @@ def make_release(tmp_path: Path, make_tone: Callable[..., Path]) -> Callable[...
             duration=seconds,
             transcript_language="en",
             chapters=marks if with_extras else (),
+            render_notes=render if with_extras else None,
         )
 
     return make

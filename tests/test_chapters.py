@@ -24,6 +24,7 @@ from keylime_prod.chapters import (
 )
 from keylime_prod.errors import ConfigError, TagError
 from keylime_prod.id3 import read_chapters
+from keylime_prod.notes import read_chapter_lines
 from keylime_prod.tags import write_tags
 
 
@@ -160,10 +161,10 @@ def test_tagged_mp3_and_json_agree_and_ffmpeg_reads_the_same_chapters(tmp_path: 
     notes.write_text(
         "# Notes\n\nSome text (not a chapter).\n\n" + "\n".join(f"- {x}" for x in chapters.timestamp_lines())
     )
-    assert check_chapters(mp3, json_path, notes=notes).notes_checked
+    assert check_chapters(mp3, json_path, notes_lines=read_chapter_lines(notes)).notes_checked
     notes.write_text("\n".join(chapters.timestamp_lines()[:-1]))
     with pytest.raises(TagError, match="chapter lines in the notes"):
-        check_chapters(mp3, json_path, notes=notes)
+        check_chapters(mp3, json_path, notes_lines=read_chapter_lines(notes), notes_where=notes)
 
 
 def _edit_json(path: Path, i: int, **changes: object) -> None:

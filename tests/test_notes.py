@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from keylime_prod import chapters, notes
-from keylime_prod.artefacts import ChapterMark, Transcript, TranscriptSegment
+from keylime_prod import notes
+from keylime_prod.artefacts import ChapterMark, Chapters, Transcript, TranscriptSegment
 from keylime_prod.config import load_episode, load_show
 from keylime_prod.layout import BuildLayout
 
@@ -70,7 +70,9 @@ MARKS = (
 def test_notes_for_episode_258(tmp_path: Path, transcript: Transcript) -> None:
     episode = load_episode(CONFIGS, "episode-258")
     show = load_show(CONFIGS / "show.toml").show
-    result = notes.write_notes(episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=MARKS)
+    result = notes.write_notes(
+        episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=Chapters(MARKS)
+    )
     assert result.markdown == tmp_path / "show-notes.md" and result.html == tmp_path / "show-notes.html"
     md = result.markdown.read_text("utf-8")
     page = _Page()
@@ -96,7 +98,7 @@ def test_notes_for_episode_258(tmp_path: Path, transcript: Transcript) -> None:
 
     # Spotify reads "(HH:MM:SS) Title" lines; the chapters stage's own reader finds them in both files.
     want = ((0, "Intro"), (13, "Welcome and the paper"), (330, "Why allow failure?"), (3725, "Outro"))
-    assert chapters.read_notes_chapters(result.markdown) == want
+    assert notes.read_chapter_lines(result.markdown) == want
     assert "(01:02:05) Outro" in md and "(00:05:30) Why allow failure?" in md
     html_text = result.html.read_text("utf-8")
     assert "(00:05:30) Why allow failure?<br>" in html_text
@@ -108,7 +110,9 @@ def test_markdown_renders_to_the_same_text_as_the_html(tmp_path: Path, transcrip
         update={"title": "A *bold* <claim> [about] `code` # and_so_on", "summary": "First.\n\nSecond <b>x</b>."}
     )
     show = load_show(CONFIGS / "show.toml").show
-    result = notes.write_notes(episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=MARKS)
+    result = notes.write_notes(
+        episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=Chapters(MARKS)
+    )
     rendered = MarkdownIt("commonmark").render(result.markdown.read_text("utf-8"))
     ours = result.html.read_text("utf-8")
     assert _visible(rendered) == _visible(ours.split("<article>")[1])
@@ -125,4 +129,4 @@ def test_no_chapters_no_transcript_no_paper(tmp_path: Path) -> None:
     md = result.markdown.read_text("utf-8")
     for absent in ("## Chapters", "## Transcript", "## The paper", "## Key points", "## Disclaimer"):
         assert absent not in md
-    assert "## Summary" in md and chapters.read_notes_chapters(result.markdown) == ()
+    assert "## Summary" in md and notes.read_chapter_lines(result.markdown) == ()
