@@ -1,17 +1,28 @@
 """keylime-prod: podcast production toolkit.
 
-Public API (library first; the ``produce`` CLI is a thin layer over these):
+Library first; the ``produce`` CLI is a thin layer over these. In five lines::
 
-- :func:`keylime_prod.config.load_settings`, :func:`keylime_prod.config.load_episode`
-- :func:`keylime_prod.audio.master` -> :class:`keylime_prod.artefacts.Master`
-- :func:`keylime_prod.pipeline.run_episode`
+    from keylime_prod import load_settings, run_episode
+
+    settings = load_settings("configs", "build")
+    result = run_episode(settings, "episode-258", upto="tag")  # master, chapters, tag (and what they need)
+    print(result.artefacts["master"].describe(), result.artefacts["tag"].mp3)
+
+Each stage is also a plain function (:func:`master`, :func:`transcribe`, :func:`build_chapters`, :func:`write_notes`,
+:func:`write_tags`; ``keylime_prod.publish.publish``) taking artefacts and settings and returning a frozen artefact;
+every path in a build folder comes from a :class:`BuildLayout`. Names are imported on first use (PEP 562), so
+``import keylime_prod`` stays cheap: the stages pull in numpy, Whisper and boto3 only when asked for.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
 from .errors import (
+    ArchiveError,
     AudioError,
     ConfigError,
     FeedError,
@@ -19,12 +30,38 @@ from .errors import (
     KeylimeError,
     NotesError,
     PublishError,
+    ReportError,
     StorageError,
     TagError,
     TranscriptError,
+    VerifyError,
 )
 
+#: Public name -> the module that defines it.
+_LAZY = {
+    # configuration and layout
+    "load_settings": "config", "load_episode": "config", "Settings": "config", "BuildLayout": "layout",
+    # the orchestrator and publishing several episodes
+    "run_episode": "pipeline", "publish_episodes": "release", "publish_due": "release",
+    # stage functions
+    "master": "audio", "transcribe": "transcript", "build_chapters": "chapters", "write_notes": "notes",
+    "write_tags": "tags",
+    # artefacts
+    "Master": "artefacts", "Transcript": "artefacts", "Chapters": "artefacts", "ChapterMark": "artefacts",
+    "Notes": "artefacts", "Tagged": "artefacts", "Published": "publish",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "ArchiveError",
     "AudioError",
     "ConfigError",
     "FFmpegError",
@@ -32,8 +69,11 @@ __all__ = [
     "KeylimeError",
     "NotesError",
     "PublishError",
+    "ReportError",
     "StorageError",
     "TagError",
     "TranscriptError",
+    "VerifyError",
     "__version__",
+    *_LAZY,
 ]

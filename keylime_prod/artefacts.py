@@ -6,13 +6,29 @@ Stages never import each other; they share these plain data types instead (faste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AudioError, TagError, TranscriptError
+from .errors import AudioError, KeylimeError, TagError, TranscriptError
+
+
+@contextlib.contextmanager
+def _reading(report: Path, error: type[KeylimeError], missing: str, what: str, hint: str) -> Iterator[dict[str, Any]]:
+    """A stage report's JSON (``schema`` dropped) for the block that rebuilds the artefact; every way it can fail,
+    the block's included, is one ``error`` naming the file."""
+    try:
+        d = json.loads(report.read_text("utf-8"))
+        d.pop("schema", None)
+        yield d
+    except FileNotFoundError:
+        raise error(missing, where=report, hint=hint) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise error(f"unreadable {what}: {e}", where=report, hint="delete it and re-run") from e
 
 
 @dataclass(frozen=True)
@@ -149,9 +165,9 @@ class Master:
     def load(cls, report: Path) -> Master:
         """Read ``master.json`` back (paths resolve against its folder)."""
         report = Path(report)
-        try:
-            d = json.loads(report.read_text("utf-8"))
-            d.pop("schema", None)
+        with _reading(
+            report, AudioError, "no master found", "master report", "run `produce master EPISODE` first"
+        ) as d:
             d["mp3"] = report.parent / d["mp3"]
             d["report"] = report
             for key in ("segments", "pieces"):
@@ -163,10 +179,6 @@ class Master:
                 for t in d.get("tracks", ())
             )
             return cls(**d)
-        except FileNotFoundError:
-            raise AudioError("no master found", where=report, hint="run `produce master EPISODE` first") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise AudioError(f"unreadable master report: {e}", where=report, hint="delete it and re-run") from e
 
 
 @dataclass(frozen=True)
@@ -270,21 +282,12 @@ class Transcript:
     def load(cls, report: Path) -> Transcript:
         """Read a report written by ``keylime_prod.transcript.transcribe`` back (paths resolve against its folder)."""
         report = Path(report)
-        try:
-            d = json.loads(report.read_text("utf-8"))
-            d.pop("schema", None)
+        hint = "run `produce transcribe EPISODE` or `produce EPISODE`"
+        with _reading(report, TranscriptError, "no transcript found", "transcript report", hint) as d:
             d["segments"] = tuple(TranscriptSegment(**s) for s in d["segments"])
             d["files"] = {k: report.parent / v for k, v in d["files"].items()}
             d["words"] = report.parent / d["words"] if d.get("words") else None
             return cls(**d, report=report)
-        except FileNotFoundError:
-            raise TranscriptError(
-                "no transcript found", where=report, hint="run `produce transcribe EPISODE` or `produce EPISODE`"
-            ) from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise TranscriptError(
-                f"unreadable transcript report: {e}", where=report, hint="delete it and re-run"
-            ) from e
 
 
 @dataclass(frozen=True)
@@ -343,15 +346,9 @@ class Tagged:
     def load(cls, report: Path) -> Tagged:
         """Read ``tagged.json`` back (the MP3 path resolves against its folder)."""
         report = Path(report)
-        try:
-            d = json.loads(report.read_text("utf-8"))
-            d.pop("schema", None)
+        with _reading(report, TagError, "no tag report found", "tag report", "run `produce tag EPISODE` first") as d:
             d["mp3"] = report.parent / d["mp3"]
             d["artwork"] = Path(d["artwork"]).name if d.get("artwork") else None  # older files held a path
             d["report"] = report
             d["frames"] = tuple(d.get("frames", ()))
             return cls(**d)
-        except FileNotFoundError:
-            raise TagError("no tag report found", where=report, hint="run `produce tag EPISODE` first") from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise TagError(f"unreadable tag report: {e}", where=report, hint="delete it and re-run") from e

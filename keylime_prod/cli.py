@@ -204,6 +204,27 @@ def _run_stages(
         _print_published(art["publish"])
 
 
+def _stage_cmd(
+    upto: str | None,
+    episode: str,
+    configs: Path | None,
+    build_dir: Path | None,
+    force: bool,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """What a command that runs the pipeline up to one stage does: logging, then the run, errors printed once."""
+    _setup_logging(verbose, quiet or as_json)
+    _run(
+        lambda: _run_stages(
+            episode, upto, configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json,
+            overrides=overrides,
+        )
+    )  # fmt: skip
+
+
 def _say(line: str) -> None:
     out_console.print(line, highlight=False)
 
@@ -222,12 +243,7 @@ def run_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline for EPISODE (what `produce EPISODE` does)."""
-    _setup_logging(verbose, quiet or as_json)
-    _run(
-        lambda: _run_stages(
-            episode, None, configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
-        )
-    )
+    _stage_cmd(None, episode, configs, build_dir, force, verbose, quiet, as_json)
 
 
 @app.command("master")
@@ -243,20 +259,8 @@ def master_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Master EPISODE alone: join, trim, normalize, stitch intro/disclaimer/outro, export MP3 and master.json."""
-    _setup_logging(verbose, quiet or as_json)
     overrides = {"audio.target_lufs": target_lufs, "audio.true_peak_db": true_peak}
-    _run(
-        lambda: _run_stages(
-            episode,
-            "master",
-            configs=configs,
-            build_dir=build_dir,
-            force=force,
-            quiet=quiet,
-            as_json=as_json,
-            overrides=overrides,
-        )
-    )
+    _stage_cmd("master", episode, configs, build_dir, force, verbose, quiet, as_json, overrides)
 
 
 @app.command("chapters")
@@ -310,19 +314,7 @@ def tag_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Tag EPISODE's MP3: ID3 text, cover art (checked), chapters (CHAP + CTOC, checked against chapters.json)."""
-    _setup_logging(verbose, quiet or as_json)
-    _run(
-        lambda: _run_stages(
-            episode,
-            "tag",
-            configs=configs,
-            build_dir=build_dir,
-            force=force,
-            quiet=quiet,
-            as_json=as_json,
-            overrides={"tags.id3_version": id3_version},
-        )
-    )
+    _stage_cmd("tag", episode, configs, build_dir, force, verbose, quiet, as_json, {"tags.id3_version": id3_version})
 
 
 @app.command("transcribe")
@@ -397,13 +389,8 @@ def notes_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Write EPISODE's show notes (show-notes.md and .html) from its config, chapters and transcript."""
-    _setup_logging(verbose, quiet or as_json)
     # Earlier stages run too when out of date (cached ones are only loaded), so the notes are never stale.
-    _run(
-        lambda: _run_stages(
-            episode, "notes", configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json
-        )
-    )
+    _stage_cmd("notes", episode, configs, build_dir, force, verbose, quiet, as_json)
 
 
 models_app = typer.Typer(
