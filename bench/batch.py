@@ -75,9 +75,10 @@ def make_episode_mp3(dest: Path, seconds: float, i: int) -> None:
     subprocess.run(
         [
             ffmpeg.binary(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-            "-stream_loop", "-1", "-ss", f"{(i * 1.7) % 9:.1f}", "-i", str(REPO / "tests" / "data" / "jfk.wav"),
-            "-t", f"{seconds}", "-af", f"volume={-2 - i % 4}dB", "-ar", "44100", "-ac", "2",
-            "-c:a", "libmp3lame", "-b:a", "96k", str(dest),
+            "-i", str(REPO / "tests" / "data" / "jfk.wav"),
+            "-af", f"aloop=loop=-1:size=2147483647,atrim=start={(i * 1.7) % 9:.1f},asetpts=N/SR/TB,"
+                   f"atrim=duration={seconds},volume={-2 - i % 4}dB",
+            "-ar", "44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "96k", str(dest),
         ],
         check=True,
     )  # fmt: skip

@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -482,45 +483,26 @@ def run_batch(
             continue
         tasks.append(task)
 
-    running: dict[str, str] = {}
-    n_workers = 0
-
-    def status() -> None:
-        if on_status:
-            vals = list(outcomes.values())
-            on_status(
-                BatchStatus(
-                    total=len(episode_ids),
-                    done=sum(o.status in ("published", "built") for o in vals),
-                    failed=sum(o.status == "failed" for o in vals),
-                    skipped=sum(o.status == "skipped" for o in vals),
-                    workers=n_workers,
-                    running=dict(running),
-                )
-            )
-
+    track = _Tracker(len(episode_ids), outcomes, on_status)
     name = "none"
     if tasks:
         client, cluster, name = _connect(scheduler, workers)
         try:
-            n_workers = len(client.scheduler_info().get("workers", {}))
 
             def handler(event: Any) -> None:
                 _, msg = event
                 if isinstance(msg, dict) and "episode" in msg:
-                    running[msg["episode"]] = f"{msg.get('step')} on {msg.get('worker')}"
+                    track.step(msg)
                     if on_event:
                         on_event(msg)
 
             client.subscribe_topic(EVENT_TOPIC, handler)
-            status()
-            results = _gather(client, tasks, outcomes, running, status, lambda: len(client.scheduler_info()["workers"]))
-            n_workers = results
+            _gather(client, tasks, track)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
-    status()
+    track.report()
     feed = None
     if stages is None or "publish" in stages:
         feed = publish([], settings.show, store=store, now=now)
@@ -528,7 +510,7 @@ def run_batch(
     return BatchResult(
         ordered,
         name,
-        n_workers,
+        track.most_workers,
         feed.feed_updated if feed else False,
         feed.feed_items if feed else 0,
         feed.feed_url if feed else None,
@@ -536,29 +518,65 @@ def run_batch(
     )
 
 
-def _gather(
-    client: Any,
-    tasks: list[Task],
-    outcomes: dict[str, EpisodeOutcome],
-    running: dict[str, str],
-    status: Callable[[], None],
-    count_workers: Callable[[], int],
-) -> int:
-    """Submit every task and collect outcomes as they finish; returns the most workers seen."""
+class _Tracker:
+    """The driver's view of a running batch (outcomes, steps reported by tasks, workers), behind one lock: task
+    events arrive on the Dask client's thread, outcomes on the driver's."""
+
+    def __init__(
+        self, total: int, outcomes: dict[str, EpisodeOutcome], on_status: Callable[[BatchStatus], None] | None
+    ) -> None:
+        self.total = total
+        self.outcomes = outcomes
+        self.on_status = on_status
+        self.running: dict[str, str] = {}
+        self.workers = 0
+        self.most_workers = 0
+        self.lock = threading.Lock()
+
+    def step(self, msg: dict[str, Any]) -> None:
+        with self.lock:
+            self.running[msg["episode"]] = f"{msg.get('step')} on {msg.get('worker')}"
+
+    def finished(self, outcome: EpisodeOutcome, workers: int) -> None:
+        with self.lock:
+            self.outcomes[outcome.episode_id] = outcome
+            self.running.pop(outcome.episode_id, None)
+            self.workers = workers
+            self.most_workers = max(self.most_workers, workers)
+        self.report()
+
+    def report(self) -> None:
+        if self.on_status is None:
+            return
+        with self.lock:
+            vals = list(self.outcomes.values())
+            st = BatchStatus(
+                total=self.total,
+                done=sum(o.status in ("published", "built") for o in vals),
+                failed=sum(o.status == "failed" for o in vals),
+                skipped=sum(o.status == "skipped" for o in vals),
+                workers=self.workers,
+                running=dict(self.running),
+            )
+        self.on_status(st)
+
+
+def _gather(client: Any, tasks: list[Task], track: _Tracker) -> None:
+    """Submit every task and record outcomes as they finish (with the number of workers the scheduler has then)."""
     from distributed import as_completed
+
+    def workers() -> int:
+        return len(client.scheduler_info().get("workers", {}))
 
     futures = {
         client.submit(run_task, t, key=f"keylime-{t.episode.id}-{t.inputs_digest[:12]}", pure=False): t for t in tasks
     }
-    most = count_workers()
+    track.workers = track.most_workers = workers()
+    track.report()
     for fut in as_completed(futures):
         t = futures[fut]
         try:
             outcome = fut.result()
         except Exception as e:  # KilledWorker after too many deaths, or an unexpected crash inside the task
             outcome = EpisodeOutcome(t.episode.id, "failed", error=f"{type(e).__name__}: {e}", exit_code=1)
-        outcomes[t.episode.id] = outcome
-        running.pop(t.episode.id, None)
-        most = max(most, count_workers())
-        status()
-    return most
+        track.finished(outcome, workers())
