@@ -17,6 +17,7 @@ measured on the same cluster, plus the task's input fetch from the store), peak 
 
     python bench/batch.py                       # 8 episodes: 4 x 20 s + 4 x 60 s, Whisper base int8
     python bench/batch.py --short 10 --long 30 --model tiny.en
+    python bench/batch.py --baseline-threads 1  # the sequential run on one core, as each worker has
 """
 
 from __future__ import annotations
@@ -139,11 +140,15 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=60.0, help="seconds of the 4 long episodes")
     ap.add_argument("--model", default="base", help="Whisper model (the show's default: base int8)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--baseline-threads", type=int, default=0, help="Whisper threads of the sequential run (default: all cores)"
+    )
     args = ap.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_EC2_METADATA_DISABLED="true")
     from distributed import Client, LocalCluster
 
     lengths = [args.short] * 4 + [args.long] * 4
+    base_threads = args.baseline_threads or physical_cores()
     with tempfile.TemporaryDirectory(prefix="keylime-bench-batch-") as tmp:
         root = Path(tmp)
         cfg = make_show(root, lengths, args.model)
@@ -159,7 +164,7 @@ def main() -> None:
             t0 = time.perf_counter()
             seq_out = []
             for eid in ids:
-                task = plan_task(seq, load_episode(cfg, eid), store, stages=None, now=NOW, threads=physical_cores())
+                task = plan_task(seq, load_episode(cfg, eid), store, stages=None, now=NOW, threads=base_threads)
                 seq_out.append(run_task(task))
             publish([], seq.show, store=store, now=NOW)
             t_seq = time.perf_counter() - t0
@@ -197,7 +202,7 @@ def main() -> None:
     print(
         f"episodes: {len(ids)} ({', '.join(f'{x:g}' for x in lengths)} s; {audio:.0f} s of audio), model {args.model}"
     )
-    print(f"sequential, one process, {physical_cores()} Whisper threads: {t_seq:.1f} s")
+    print(f"sequential, one process, {base_threads} Whisper thread(s): {t_seq:.1f} s")
     print(f"LocalCluster {args.workers} x 1 thread: {t_dask:.1f} s (start-up {t_start:.1f} s)")
     print(f"speedup: {t_seq / t_dask:.2f}x  (without the cluster's start-up: {t_seq / (t_dask - t_start):.2f}x)")
     print(f"per-task overhead: {rtt * 1000:.0f} ms scheduling + payload round trip (median of 20, payload "
