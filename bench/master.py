@@ -33,22 +33,31 @@ from keylime_prod import ffmpeg  # noqa: E402
 from keylime_prod.config import load_settings  # noqa: E402
 
 JFK = REPO / "tests" / "data" / "jfk.wav"
+DEMO = REPO / "configs" / "raw" / "episode-258" / "part-1-lara.flac"
 
 
-def make_input(path: Path, minutes: float, transients: bool = False) -> None:
-    """A long speech-like stereo recording: jfk.wav looped with slowly varying level and panning, plus room noise;
-    with ``transients``, a 3 ms 2 kHz burst at 0.9 of full scale every 2.5 s (so the limiter has work to do)."""
+def make_input(path: Path, minutes: float, transients: bool = False, source: Path = JFK, noisy: bool = False) -> None:
+    """A long speech-like stereo recording: ``source`` looped with slowly varying level and panning, plus room
+    noise; with ``transients``, a 3 ms 2 kHz burst at 0.9 of full scale every 2.5 s (so the limiter has work to do);
+    with ``noisy``, pink noise about 12 dB under the speech and 60 Hz mains hum with harmonics (issue 9)."""
     if path.exists():
         return
     seconds = minutes * 60
     speech_out = "[m]" if transients else "[o]"
+    noise_amp, hum = (0.03, True) if noisy else (0.001, False)
     chain = (
         f"[0:a]aloop=loop=-1:size=2147483647,atrim=duration={seconds},aresample=48000,"
         "volume='0.35+0.25*sin(2*PI*t/97)':eval=frame,"
         "pan=stereo|c0=0.9*c0|c1=0.7*c0[s];"
-        f"anoisesrc=color=pink:amplitude=0.001:seed=11:r=48000:d={seconds},pan=stereo|c0=c0|c1=c0[n];"
-        f"[s][n]amix=inputs=2:duration=first:normalize=0{speech_out}"
+        f"anoisesrc=color=pink:amplitude={noise_amp}:seed=11:r=48000:d={seconds},pan=stereo|c0=c0|c1=c0[n0];"
     )
+    if hum:
+        tones = "+".join(f"{a}*sin(2*PI*{60 * k}*t)" for k, a in ((1, 0.025), (2, 0.008), (3, 0.016), (5, 0.008)))
+        chain += f"aevalsrc='{tones}':s=48000:d={seconds},pan=stereo|c0=c0|c1=c0[h];"
+        chain += "[n0][h]amix=inputs=2:duration=first:normalize=0[n];"
+    else:
+        chain += "[n0]anull[n];"
+    chain += f"[s][n]amix=inputs=2:duration=first:normalize=0{speech_out}"
     if transients:
         chain += (
             f";aevalsrc='if(lt(mod(t\\,2.5)\\,0.003)\\,0.9*sin(2*PI*2000*t)\\,0)':s=48000:d={seconds},"
@@ -56,7 +65,7 @@ def make_input(path: Path, minutes: float, transients: bool = False) -> None:
         )
     tmp = path.with_suffix(".part.wav")
     subprocess.run(
-        [ffmpeg.binary(), "-hide_banner", "-v", "error", "-y", "-i", str(JFK), "-filter_complex", chain,
+        [ffmpeg.binary(), "-hide_banner", "-v", "error", "-y", "-i", str(source), "-filter_complex", chain,
          "-map", "[o]", "-c:a", "pcm_s24le", str(tmp)],
         check=True,
     )  # fmt: skip
@@ -88,11 +97,14 @@ from pathlib import Path
 from keylime_prod import audio
 from keylime_prod.config import EpisodeConfig, load_settings
 s = load_settings(Path(sys.argv[1]))
+a = s.show.audio.model_validate({**s.show.audio.model_dump(), **json.loads(sys.argv[4])})
 ep = EpisodeConfig(id="bench", number=1, title="bench", publish_date="2026-01-01", hosts=[{"name": "Host"}],
                    summary="bench", recordings=[Path(sys.argv[2])])
-m = audio.master(ep, s.show.audio, s.show.assets, Path(sys.argv[3]))
+m = audio.master(ep, a, s.show.assets, Path(sys.argv[3]))
 sys.stderr.write(json.dumps({"lufs": m.output_loudness.integrated_lufs, "tp": m.output_loudness.true_peak_dbtp,
-                             "method": m.method, "duration": m.duration, "renders": m.details["renders"]}) + "\\n")
+                             "method": m.method, "duration": m.duration, "renders": m.details["renders"],
+                             "seconds": m.details["seconds"], "leveler": m.details.get("leveler"),
+                             "denoise": m.details.get("denoise")}) + "\\n")
 print(json.dumps({"self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
@@ -109,13 +121,23 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/keylime-bench"))
     ap.add_argument("--transients", action="store_true", help="add loud bursts so the true-peak limiter must work")
+    source_help = (
+        "speech to loop: tests/data/jfk.wav (a 1961 recording: hiss 25 dB under the speech and a 60 Hz line, so "
+        "`auto` denoises it) or the demo's first raw recording (measured clean)"
+    )
+    ap.add_argument("--source", choices=["jfk", "demo"], default="jfk", help=source_help)
+    ap.add_argument("--noisy", action="store_true", help="pink noise ~12 dB under the speech + 60 Hz hum")
+    ap.add_argument("--plain", action="store_true", help="leveler and denoiser off (the mastering of issue 2)")
     args = ap.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    kind = "-transients" if args.transients else ""
+    kind = ("-transients" if args.transients else "") + ("-noisy" if args.noisy else "")
+    kind += "-demo" if args.source == "demo" else ""
     src = work / f"speech-{args.minutes:g}min-48k-24bit-stereo{kind}.wav"
-    print(f"input: {src} ({args.minutes:g} min, 48 kHz, 24-bit, stereo{', with transients' if kind else ''})")
-    make_input(src, args.minutes, args.transients)
+    print(f"input: {src} ({args.minutes:g} min, 48 kHz, 24-bit, stereo{', ' + kind[1:] if kind else ''})")
+    source = DEMO if args.source == "demo" else JFK
+    make_input(src, args.minutes, args.transients, source, args.noisy)
+    updates = {"leveler": {"enabled": False}, "denoise": {"mode": "off"}} if args.plain else {}
     settings = load_settings(REPO / "configs")
     a = settings.show.audio
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -132,7 +154,7 @@ def main() -> None:
     )
 
     build = work / "build"
-    proc_argv = [sys.executable, "-c", CHILD, str(REPO / "configs"), str(src), str(build)]
+    proc_argv = [sys.executable, "-c", CHILD, str(REPO / "configs"), str(src), str(build), json.dumps(updates)]
     t0 = time.perf_counter()
     proc = subprocess.run(proc_argv, capture_output=True, env=env)
     ours_s = time.perf_counter() - t0
@@ -146,6 +168,9 @@ def main() -> None:
     )
     print(f"ratio to floor: {ours_s / floor_s:.2f}x   (target <= 1.2x)")
     print(f"peak RSS: {rss['self_kib'] / 1024:.0f} MiB   (target <= 1024 MiB)")
+    print(f"steps (s): {result['seconds']}")
+    print(f"leveler: {result['leveler']}")
+    print(f"denoise: {result['denoise']}")
     mp3 = build / "bench.mp3"
     check = ffmpeg.measure_ebur128(mp3)
     print(

@@ -83,6 +83,24 @@ class Assets(_Model):
     outro: Path | None = None
 
 
+class LevelerSettings(_Model):
+    """The adaptive speech leveler (``[audio.leveler]``, issue 9): every stretch of speech to the same loudness."""
+
+    enabled: bool = True
+    strength: float = Field(default=1.0, ge=0.0, le=1.0)  # fraction of the measured difference that is corrected
+    max_gain_db: float = Field(default=12.0, ge=0.0, le=30.0)  # most a quiet stretch is raised
+    max_cut_db: float = Field(default=12.0, ge=0.0, le=30.0)  # most a loud stretch is lowered
+
+
+class DenoiseSettings(_Model):
+    """Noise and hum reduction (``[audio.denoise]``, issue 9). ``auto``: only where the measured noise floor or
+    mains hum calls for it, with the default engine; an engine name: that engine wherever there is noise or hum."""
+
+    mode: Literal["auto", "off", "deepfilternet", "afftdn"] = "auto"
+    # Maximum attenuation of the noise, dB (like Auphonic's). 30 by measurement (docs/audio.md): 40 cost a word of WER.
+    strength: float = Field(default=30.0, ge=0.0, le=100.0)
+
+
 class AudioSettings(_Model):
     """Mastering settings. Defaults follow Apple Podcasts / EBU R128 for speech (see docs/platform.md)."""
 
@@ -101,6 +119,8 @@ class AudioSettings(_Model):
     gap_ms: int = Field(default=500, ge=0, le=5000)  # silence around the spoken disclaimer
     fade_in_ms: int = Field(default=50, ge=0, le=10000)
     fade_out_ms: int = Field(default=2000, ge=0, le=20000)
+    leveler: LevelerSettings = LevelerSettings()
+    denoise: DenoiseSettings = DenoiseSettings()
 
 
 class WhisperSettings(_Model):

@@ -11,10 +11,16 @@ from conftest import ebur128, run_ffmpeg
 from keylime_prod import audio, ffmpeg
 from keylime_prod.artefacts import Master
 from keylime_prod.audio import render
-from keylime_prod.config import Assets, AudioSettings, EpisodeConfig
+from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeConfig, LevelerSettings
 from keylime_prod.errors import AudioError
 
 TOL_LU = 0.5
+
+
+def plain(**kw: object) -> AudioSettings:
+    """Settings for tests of loudness, formats and the timeline: jfk.wav's own hiss and 60 Hz hum would send each
+    of them through the denoiser (its own tests are in test_audio_speech.py); the leveler stays on."""
+    return AudioSettings(denoise=DenoiseSettings(mode="off"), **kw)  # type: ignore[arg-type]
 
 
 def episode(*recordings: Path) -> EpisodeConfig:
@@ -42,7 +48,7 @@ def assert_spec(m: Master, target: float = -16.0, ceiling: float = -1.0) -> None
 def test_body_levels_reach_target(tmp_path: Path, make_speech, level_db: float) -> None:
     """jfk.wav is -15.4 LUFS: -17 dB gives about -32 LUFS, -4.6 dB about -20 LUFS."""
     src = make_speech(f"speech{level_db}.wav", level_db, repeat=2)
-    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "build")
+    m = audio.master(episode(src), plain(), Assets(), tmp_path / "build")
     assert abs(m.input_loudness.integrated_lufs - (-15.4 + level_db)) < 1.5
     assert_spec(m)
 
@@ -50,7 +56,7 @@ def test_body_levels_reach_target(tmp_path: Path, make_speech, level_db: float) 
 def test_loud_float_body_above_full_scale(tmp_path: Path, make_speech) -> None:
     """About -10 LUFS with peaks above 0 dBFS, kept intact in a 32-bit float WAV (no clipping before the gain)."""
     src = make_speech("loud.wav", 5.4, repeat=2, codec="pcm_f32le")
-    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "build")
+    m = audio.master(episode(src), plain(), Assets(), tmp_path / "build")
     assert m.input_loudness.true_peak_dbtp > 0.0  # the float source really was above full scale
     assert -11.0 < m.input_loudness.integrated_lufs < -9.0
     assert_spec(m)
@@ -67,7 +73,9 @@ def test_transients_need_the_limiter(tmp_path: Path, make_speech) -> None:
         ["-i", str(speech), "-f", "lavfi", "-i", clicks, "-filter_complex",
          "[0:a][1:a]amix=inputs=2:duration=first:normalize=0", "-c:a", "pcm_f32le", str(src)]
     )  # fmt: skip
-    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "build")
+    # Leveler off: this is the plan's prediction of what the limiter takes from plain gain (issue 2); with the
+    # leveler's curve the prediction is coarser and a second render may be needed (verify catches it).
+    m = audio.master(episode(src), plain(leveler=LevelerSettings(enabled=False)), Assets(), tmp_path / "build")
     assert m.method == "limiter"
     assert m.details["limiter"]["max_reduction_db"] < -1.0
     # The plan predicted the loudness the limiter takes away: no second render was needed.
@@ -77,7 +85,7 @@ def test_transients_need_the_limiter(tmp_path: Path, make_speech) -> None:
 
 def test_gain_alone_when_peaks_allow(tmp_path: Path, make_speech) -> None:
     src = make_speech("quiet.wav", -12.0, repeat=2)
-    m = audio.master(episode(src), AudioSettings(target_lufs=-23.0), Assets(), tmp_path / "build")
+    m = audio.master(episode(src), plain(target_lufs=-23.0), Assets(), tmp_path / "build")
     assert m.method == "gain"
     assert_spec(m, target=-23.0)
 
@@ -85,7 +93,7 @@ def test_gain_alone_when_peaks_allow(tmp_path: Path, make_speech) -> None:
 @pytest.mark.parametrize("channels", [1, 2])
 def test_mono_and_stereo_output(tmp_path: Path, make_speech, channels: int) -> None:
     src = make_speech("s.flac", -8.0, channels=2 if channels == 1 else 1)
-    m = audio.master(episode(src), AudioSettings(channels=channels), Assets(), tmp_path / "build")
+    m = audio.master(episode(src), plain(channels=channels), Assets(), tmp_path / "build")
     info = ffmpeg.probe(m.mp3)
     assert info.channels == channels and info.codec == "mp3" and info.sample_rate == 44100
     assert_spec(m)
@@ -95,7 +103,7 @@ def test_24bit_96k_input_and_several_files(tmp_path: Path, make_speech) -> None:
     """Two parts at uneven levels, one 24-bit 96 kHz WAV and one AAC in M4A: each is levelled, then joined."""
     a = make_speech("a.wav", -14.0, rate=96000, codec="pcm_s24le")
     b = make_speech("b.m4a", -2.0, codec="aac")
-    m = audio.master(episode(a, b), AudioSettings(), Assets(), tmp_path / "build")
+    m = audio.master(episode(a, b), plain(), Assets(), tmp_path / "build")
     parts = m.details["parts"]
     assert len(parts) == 2 and len(m.pieces) == 2
     assert parts[0]["gain_db"] - parts[1]["gain_db"] == pytest.approx(12.0, abs=1.0)
@@ -132,7 +140,7 @@ def test_segment_offsets_match_the_audio(tmp_path: Path, make_tone) -> None:
     body = make_tone("body.wav", 1000, 6.0, channels=1)
     disc = make_tone("disc.flac", 2500, 2.0, channels=1)
     outro = make_tone("outro.ogg", 5000, 4.0)
-    s = AudioSettings(
+    s = plain(
         intro_crossfade_ms=0, outro_crossfade_ms=0, fade_in_ms=0, fade_out_ms=0, keep_silence_ms=0, gap_ms=700
     )
     m = audio.master(episode(body), s, Assets(intro=intro, disclaimer=disc, outro=outro), tmp_path / "b")
@@ -148,7 +156,7 @@ def test_segment_offsets_match_the_audio(tmp_path: Path, make_tone) -> None:
 def test_crossfades_overlap_segments(tmp_path: Path, make_speech, make_tone) -> None:
     body = make_speech("b.wav", -3.0)
     intro, outro, disc = make_tone("i.mp3", 440, 5.0), make_tone("o.mp3", 660, 5.0), make_tone("d.wav", 330, 3.0)
-    s = AudioSettings(intro_crossfade_ms=1500, outro_crossfade_ms=1000, gap_ms=500)
+    s = plain(intro_crossfade_ms=1500, outro_crossfade_ms=1000, gap_ms=500)
     m = audio.master(episode(body), s, Assets(intro=intro, disclaimer=disc, outro=outro), tmp_path / "b")
     seg = {x.name: x for x in m.segments}
     assert seg["body"].start == pytest.approx(seg["intro"].end - 1.5, abs=0.01)
@@ -160,7 +168,7 @@ def test_crossfades_overlap_segments(tmp_path: Path, make_speech, make_tone) -> 
 
 def test_report_round_trips(tmp_path: Path, make_speech) -> None:
     src = make_speech("s.wav", -5.0)
-    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    m = audio.master(episode(src), plain(), Assets(), tmp_path / "b")
     again = Master.load(m.report)
     assert again == m
     assert m.tools["ffmpeg"] and m.settings["target_lufs"] == -16.0
@@ -174,8 +182,8 @@ def test_report_round_trips(tmp_path: Path, make_speech) -> None:
 def test_same_input_same_bytes(tmp_path: Path, make_speech) -> None:
     """Deterministic dither: re-mastering gives a byte-identical MP3 (uploads and caches stay stable)."""
     src = make_speech("s.wav", -5.0)
-    a = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "a")
-    b = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    a = audio.master(episode(src), plain(), Assets(), tmp_path / "a")
+    b = audio.master(episode(src), plain(), Assets(), tmp_path / "b")
     assert a.audio_sha256 == b.audio_sha256
 
 
@@ -190,7 +198,7 @@ def _assert_nothing_written(build: Path) -> None:
 def _fail(tmp_path: Path, src: Path, match: str) -> None:
     build = tmp_path / "build"
     with pytest.raises(AudioError, match=match) as ei:
-        audio.master(episode(src), AudioSettings(), Assets(), build)
+        audio.master(episode(src), plain(), Assets(), build)
     msg = str(ei.value)
     assert "\n" not in msg and str(src) in msg
     _assert_nothing_written(build)
@@ -253,7 +261,7 @@ def test_bad_asset_is_named(tmp_path: Path, make_speech) -> None:
     bad = tmp_path / "intro.mp3"
     bad.write_text("not audio")
     with pytest.raises(AudioError, match="intro asset") as ei:
-        audio.master(episode(src), AudioSettings(), Assets(intro=bad), tmp_path / "b")
+        audio.master(episode(src), plain(), Assets(intro=bad), tmp_path / "b")
     assert str(bad) in str(ei.value)
     _assert_nothing_written(tmp_path / "b")
 
@@ -261,9 +269,9 @@ def test_bad_asset_is_named(tmp_path: Path, make_speech) -> None:
 def test_long_episode_verifier_in_child_process(tmp_path: Path, make_speech, monkeypatch: pytest.MonkeyPatch) -> None:
     """Episodes over CHILD_VERIFY_SECONDS are verified by a child process; it must measure what the thread does."""
     src = make_speech("s.wav", -5.0)
-    inproc = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "a")
+    inproc = audio.master(episode(src), plain(), Assets(), tmp_path / "a")
     monkeypatch.setattr(render, "CHILD_VERIFY_SECONDS", 0)
-    child = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    child = audio.master(episode(src), plain(), Assets(), tmp_path / "b")
     assert child.audio_sha256 == inproc.audio_sha256
     assert child.output_loudness == inproc.output_loudness
     assert not list((tmp_path / "b").rglob("*.pickle"))  # the child's hand-over file went with the temp folder

@@ -8,7 +8,7 @@ which the imageio-ffmpeg wheel lacks, and would also truncate 24-bit/float sourc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import numpy as np
 from .. import ffmpeg
 from ..config import AudioSettings
 from ..errors import AudioError, FFmpegError
-from .loudness import F32, SUB_MS, Meter, integrated_from_energy, lra_from_energy, sound_bounds
+from .loudness import F32, SUB_MS, Meter, integrated_from_energy, lin_to_db, lra_from_energy, sound_bounds
 
 CHUNK_SECONDS = 1.0
 
@@ -36,10 +36,27 @@ class Part:
     lra: float
     k_energy: np.ndarray  # 10 ms K-weighted energies of the kept stretch
     peaks: np.ndarray  # 10 ms sample peaks of the kept stretch (to predict what the limiter will take)
+    # Issue 9: the file pass 2 renders from (a noise-reduced copy, or ``path``) and the leveler's gain per 10 ms
+    # sub-block of the kept stretch (``k_energy``, ``peaks`` and ``loudness`` then already include it).
+    source: Path | None = None
+    curve_db: np.ndarray | None = None
 
     @property
     def kept(self) -> int:
         return self.keep_end - self.keep_start
+
+    @property
+    def render_path(self) -> Path:
+        return self.source or self.path
+
+    @property
+    def true_peak_db(self) -> float:
+        """True peak the render will see before the part gain (the leveler's curve included: its 10 ms sample
+        peaks plus the file's own margin of true over sample peak)."""
+        if self.curve_db is None:
+            return lin_to_db(self.true_peak)
+        margin = lin_to_db(self.true_peak) - lin_to_db(max(self.sample_peak, 1e-12))
+        return lin_to_db(float(self.peaks.max())) + margin
 
 
 def check_file(path: Path, what: str) -> ffmpeg.Probe:
@@ -98,6 +115,7 @@ def decode(
     *,
     fmt: str = "f32le",
     gain_db: float | None = None,
+    filters: Sequence[str] = (),
 ) -> Iterator[np.ndarray]:
     """Yield ``(frames, ch)`` blocks of ``path`` (float32, or int16 with ``fmt="s16le"``: then ffmpeg applies
     ``gain_db`` and TPDF-dithers to 16-bit itself); corrupt data is an :class:`AudioError`."""
@@ -111,7 +129,7 @@ def decode(
         sample_rate=sr,
         channels=ch,
         fmt=fmt,
-        filters=[f"volume={gain_db:.6f}dB:precision=double"] if gain_db is not None else [],
+        filters=[*filters, *([f"volume={gain_db:.6f}dB:precision=double"] if gain_db is not None else [])],
         dither="triangular" if fmt == "s16le" else None,
     )
     try:

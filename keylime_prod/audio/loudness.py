@@ -404,3 +404,20 @@ def tpdf_dither_to_s16(x: F32, rng: np.random.Generator) -> NDArray[np.int16]:
     np.rint(y, out=y)
     np.clip(y, -32768, 32767, out=y)
     return y.astype(np.int16).reshape(x.shape)
+
+
+def loudness_series(ke: F64, hop_ms: int = 100) -> tuple[list[float | None], list[float | None]]:
+    """Momentary (400 ms) and short-term (3 s) loudness every ``hop_ms`` from 10 ms K-weighted energies (EBU Tech
+    3341 windows, ungated), each window ending at its block's time; ``None`` where the window is silent (-inf).
+    One cumulative sum: an hour costs a few milliseconds."""
+    c = np.concatenate([[0.0], np.cumsum(ke, dtype=np.float64)])
+    ends = np.arange(hop_ms // SUB_MS, len(ke) + 1, hop_ms // SUB_MS)
+
+    def series(window_ms: int) -> list[float | None]:
+        w = window_ms // SUB_MS
+        starts = np.maximum(ends - w, 0)
+        mean = (c[ends] - c[starts]) / np.maximum(ends - starts, 1)
+        lufs = _energy_to_lufs(np.maximum(mean, 0.0))
+        return [round(float(v), 2) if np.isfinite(v) else None for v in lufs]
+
+    return series(400), series(3000)

