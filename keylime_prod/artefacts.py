@@ -144,15 +144,31 @@ class Master:
             "integrated_lufs": self.output_loudness.integrated_lufs,
             "true_peak_dbtp": self.output_loudness.true_peak_dbtp,
             "method": self.method,
+            # Issue 9: what the leveler and the denoiser did (master.json has them per recording).
+            "leveler": self.details.get("leveler"),
+            "denoise": self.details.get("denoise"),
         }
 
     def describe(self) -> str:
         """One line for people."""
         out = self.output_loudness
-        return (
+        line = (
             f"{self.episode_id}: {self.mp3} ({self.duration / 60:.1f} min, {out.integrated_lufs:.1f} LUFS, "
             f"{out.true_peak_dbtp:.1f} dBTP, {self.method})"
         )
+        lev, den = self.details.get("leveler") or {}, self.details.get("denoise") or {}
+        if lev.get("stretches_levelled"):
+            line += (
+                f"; leveler: {lev['stretches_levelled']}/{lev['stretches']} stretches, "
+                f"{lev['gain_min_db']:+.1f}..{lev['gain_max_db']:+.1f} dB, turn spread "
+                f"{lev['turn_spread_before_lu']} -> {lev['turn_spread_after_lu']} LU"
+            )
+        if den.get("recordings_denoised"):
+            line += (
+                f"; denoised ({den['engine']}): noise {den['noise_under_speech_db_before']} -> "
+                f"{den['noise_under_speech_db_after']} dB under speech"
+            )
+        return line
 
     def to_json(self) -> dict[str, Any]:
         """The ``master.json`` document."""

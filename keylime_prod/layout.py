@@ -6,6 +6,7 @@ file lives. A new output is one more property here::
 
     build/<id>/<id>.mp3             the master (untagged: master.json's audio_sha256 is its hash)
     build/<id>/master.json          how it was mastered
+    build/<id>/loudness.json        loudness curves before/after (written by audio.master, read by the report)
     build/<id>/transcript.*         txt, srt, vtt, json, html and transcript.report.json
     build/<id>/words.json           every recognised word: start, end, probability, speaker (read by the report)
     build/<id>/chapters.json        Podcasting 2.0 chapters
@@ -33,7 +34,7 @@ class BuildLayout:
         """The layout of ``episode_id`` under ``build_root`` (the ``--build-dir``, ``./build`` by default)."""
         return cls(Path(build_root) / episode_id, episode_id)
 
-    # -- master (written by audio.master, which takes ``root`` and names these two itself)
+    # -- master (written by audio.master, which takes ``root`` and builds this layout from it)
     @property
     def master_mp3(self) -> Path:
         return self.root / f"{self.episode_id}.mp3"
@@ -41,6 +42,11 @@ class BuildLayout:
     @property
     def master_json(self) -> Path:
         return self.root / "master.json"
+
+    @property
+    def loudness_json(self) -> Path:
+        """Momentary/short-term loudness before and after, on the published timeline (the report's curves)."""
+        return self.root / "loudness.json"
 
     # -- transcript (transcript.transcribe writes ``<transcript_dir>/<transcript_stem>.<fmt>``)
     transcript_stem = "transcript"

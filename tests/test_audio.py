@@ -140,9 +140,7 @@ def test_segment_offsets_match_the_audio(tmp_path: Path, make_tone) -> None:
     body = make_tone("body.wav", 1000, 6.0, channels=1)
     disc = make_tone("disc.flac", 2500, 2.0, channels=1)
     outro = make_tone("outro.ogg", 5000, 4.0)
-    s = plain(
-        intro_crossfade_ms=0, outro_crossfade_ms=0, fade_in_ms=0, fade_out_ms=0, keep_silence_ms=0, gap_ms=700
-    )
+    s = plain(intro_crossfade_ms=0, outro_crossfade_ms=0, fade_in_ms=0, fade_out_ms=0, keep_silence_ms=0, gap_ms=700)
     m = audio.master(episode(body), s, Assets(intro=intro, disclaimer=disc, outro=outro), tmp_path / "b")
     heard = _band_onsets(m.mp3, {"intro": 440, "body": 1000, "disclaimer": 2500, "outro": 5000})
     for seg in m.segments:

@@ -31,6 +31,7 @@ from .. import __version__, ffmpeg, fsutil
 from ..artefacts import Loudness, Master, TimelineSegment
 from ..config import Assets, AudioSettings, EpisodeConfig
 from ..errors import AudioError
+from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from . import speech
 from .inputs import Asset, Part, check_file, load_asset, measure_part
@@ -40,8 +41,7 @@ from .render import RenderStats, render
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "master.json"
-LOUDNESS_NAME = "loudness.json"
+REPORT_NAME = "master.json"  # (BuildLayout.master_json; kept for the pipeline's import)
 MAX_RENDERS = 3
 
 
@@ -155,7 +155,7 @@ def _master(
     ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
     shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
 
-    final = build_dir / f"{episode.id}.mp3"
+    final = BuildLayout(build_dir, episode.id).master_mp3
     for attempt in range(1, MAX_RENDERS + 1):
         gains = [g + shift for g in part_gains]
         plan = Plan(
@@ -204,7 +204,9 @@ def _master(
     )  # fmt: skip
     # The production report's curves (format agreed between the helpers, see loudness_curves), then master.json:
     # master.json last, so a build that has it has everything.
-    fsutil.write_json(build_dir / LOUDNESS_NAME, loudness_curves(parts, raw_parts, loaded, plan, out, s))
+    fsutil.write_json(
+        BuildLayout(build_dir, episode.id).loudness_json, loudness_curves(parts, raw_parts, loaded, plan, out, s)
+    )
     clock.lap("report")
     fsutil.write_json(result.report, result.to_json())
     out_l = result.output_loudness
@@ -418,7 +420,7 @@ def build_report(
     result = Master(
         episode_id=episode.id,
         mp3=final,
-        report=build_dir / REPORT_NAME,
+        report=BuildLayout(build_dir, episode.id).master_json,
         duration=duration,
         sample_rate=sr,
         channels=ch,

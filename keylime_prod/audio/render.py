@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 EDGE_FADE_MS = 10  # fade at every trim point so a cut in the room tone never clicks
 CHILD_VERIFY_SECONDS = 300  # verify in a child process for episodes longer than this
+ROOM_TONE_UNDER_DB = 20.0  # the quietest stretch is room tone only this far under the recording's loudness
 
 
 class BodyStream:
@@ -109,13 +110,17 @@ class BodyStream:
 
 def room_tone(p: Part, frames: int, sr: int, ch: int) -> F32:
     """``frames`` of the quietest stretch of ``p``'s kept audio (its room tone, on the 10 ms energies of pass 1; the
-    leveler's curve there included), with 10 ms fades at both ends."""
+    leveler's curve there included), with 10 ms fades at both ends; silence if the recording has no pause."""
     sub = sr * SUB_MS // 1000
     n = max(1, -(-frames // sub))
     if len(p.k_energy) <= n:
         return np.zeros((frames, ch), np.float32)
     c = np.concatenate([[0.0], np.cumsum(p.k_energy)])
-    i = int(np.argmin(c[n:] - c[:-n]))
+    sums = c[n:] - c[:-n]
+    i = int(np.argmin(sums))
+    # Only a real pause is room tone: a recording with none (a tone, speech wall to wall) gives silence as before.
+    if -0.691 + 10 * np.log10(max(float(sums[i]) / n, 1e-20)) > p.loudness - ROOM_TONE_UNDER_DB:
+        return np.zeros((frames, ch), np.float32)
     start = p.keep_start + i * sub
     raw = ffmpeg.run(
         ffmpeg.decode_args(p.render_path, sample_rate=sr, channels=ch, start=start / sr, duration=frames / sr),
