@@ -13,7 +13,7 @@ batch 0 is exactly the mode before issue 14.
 
     # issue 14: batched (default) vs sequential with words vs the old sequential mode vs openai-whisper, same weights
     python bench/transcribe.py --demo --repeat 4 --threads 2 --compare \
-      faster-whisper:base:int8:0:nowords,faster-whisper:base:int8:0,faster-whisper:base:int8:8,openai-whisper:base:float32
+      faster-whisper:base:int8:0:nowords,faster-whisper:base:int8:0,faster-whisper:base:int8:4,openai-whisper:base:float32
     # both engines, the default model, real human speech (jfk.wav, whisper.cpp samples, MIT)
     python bench/transcribe.py
     # the default engine on several models / compute types, a longer real-speech sample (jfk x8 with pauses)

@@ -139,7 +139,7 @@ class WhisperSettings(_Model):
     transcribe_disclaimer: bool = False  # False: the disclaimer's known text (show.disclaimer_text) is its transcript
     # faster-whisper: 30 s windows decoded side by side (issue 14; size chosen by measurement, docs/transcripts.md).
     # 0: sequential decoding, each window conditioned on the previous one's text (the mode before issue 14).
-    batch_size: int = Field(default=8, ge=0, le=64)
+    batch_size: int = Field(default=4, ge=0, le=64)
     # Word timings (and probabilities) cut the captions and feed words.json; off only to compare with the old mode,
     # when words are spread over each segment by their share of characters.
     word_timestamps: bool = True

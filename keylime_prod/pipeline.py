@@ -289,7 +289,7 @@ def _transcribe_key(run: Run) -> str:
     s = run.settings.show
     master: Master = run.require("master")
     return digest(
-        "transcribe/1",
+        "transcribe/2",  # 2: words, cues from words, the page header (issue 14, issue 11)
         master.audio_sha256,
         [(seg.name, seg.start, seg.end) for seg in master.segments],
         s.whisper.model_dump(mode="json", exclude={"threads"}),

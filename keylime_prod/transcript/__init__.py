@@ -6,16 +6,19 @@ records, so no music bed is ever fed to Whisper (Whisper hallucinates on music a
 already on the published file's timeline (what Apple, Spotify and Podcasting 2.0 players show against the audio).
 The disclaimer's known text may stand in for transcribing it; VAD still finds where it is spoken.
 
-How audio flows (bounded memory: a 60-minute file needs a few hundred MiB, never the whole file at once):
+How audio flows (bounded memory: one block at a time, never the whole file):
 
 1. ffmpeg (our wrapper) decodes one block of at most :data:`BLOCK_SECONDS` to 16 kHz mono float32 on a pipe;
 2. Silero VAD (shipped inside faster-whisper) finds the speech in it; a stretch of speech running into the end of
    the block is left for the next block, which starts where it starts, so no word is cut at a block border;
-3. the speech stretches, joined, go to the engine (keylime_prod.engines); its times map back through the joins.
+3. the speech stretches, joined, go to the engine (keylime_prod.engines: batched 30 s windows cut where stretches
+   meet, or sequential decoding), which returns words with timings and probabilities; their times map back through
+   the joins, and their edges move off silence (:func:`_snap`).
 
-Outputs, written atomically beside each other as ``<stem>.<ext>``: ``txt``, ``srt`` (<= 2 lines of <= 42 characters
-per cue), ``vtt`` (WebVTT, ``<v Name>`` voice tags: Apple reads speaker names from them), ``json`` (Podcasting 2.0
-transcript JSON) and ``html``; plus ``<stem>.report.json``, which records how the transcript was made.
+The words become cues and paragraphs (:mod:`keylime_prod.transcript.captions`). Outputs, written atomically beside
+each other as ``<stem>.<ext>``: ``txt``, ``srt``, ``vtt`` (WebVTT, ``<v Name>`` voice tags: Apple reads speaker
+names from them), ``json`` (Podcasting 2.0 transcript JSON) and ``html`` (the web page); the words file (the
+pipeline's ``words.json``); and ``<stem>.report.json``, which records how the transcript was made.
 """
 
 from __future__ import annotations
@@ -410,7 +413,7 @@ def _words(
         start = pos + _unjoin(chunks, float(piece.start), is_end=False)
         stop = pos + _unjoin(chunks, float(piece.end), is_end=True)
         return words_from_text(text, start, min(stop, end) if end is not None else stop, speaker)
-    out = []
+    out: list[TimedWord] = []
     for w in piece.words:
         text = _clean(w.text)
         if not text:
@@ -419,7 +422,15 @@ def _words(
         start, stop = pos + a, pos + b
         if end is not None:
             stop = min(stop, end)
-        out.append(TimedWord(round(start, 3), round(max(stop, start + 0.01), 3), text, float(w.probability), speaker))
+        word = TimedWord(round(start, 3), round(max(stop, start + 0.01), 3), text, float(w.probability), speaker)
+        if out and not w.text[:1].isspace():
+            # Whisper starts a new word with a space; a piece without one continues the last word ("1" ",263",
+            # "non" "-allowing"): one word, as written, and as sure as its least sure piece.
+            prev = out[-1]
+            word = TimedWord(prev.start, word.end, prev.word + text, min(prev.probability, word.probability), speaker)
+            out[-1] = word
+            continue
+        out.append(word)
     return out
 
 
