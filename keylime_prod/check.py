@@ -75,9 +75,12 @@ def check_all(configs_dir: Path) -> CheckReport:
         except KeylimeError as e:
             report.errors.append(e)
             continue
-        report.lines.append(f"{eid}: {ep.title!r}, {len(ep.recordings)} recording(s), {ep.publish_date:%Y-%m-%d}")
+        audio = f"{len(ep.tracks)} track(s)" if ep.tracks else f"{len(ep.recordings)} recording(s)"
+        report.lines.append(f"{eid}: {ep.title!r}, {audio}, {ep.publish_date:%Y-%m-%d}")
         for i, r in enumerate(ep.recordings):
             _audio(r, f"{eid} recording {i + 1}", report)
+        for i, t in enumerate(ep.tracks):
+            _audio(t.file, f"{eid} tracks[{i}] ({t.speaker})", report)
         if ep.artwork is not None and not ep.artwork.is_file():
             report.errors.append(KeylimeError("episode artwork not found", where=ep.artwork))
     return report
