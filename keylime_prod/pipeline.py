@@ -314,6 +314,7 @@ def _transcribe_run(run: Run) -> Transcript:
         disclaimer_text=s.show.disclaimer_text,
         page=_transcript_page(run),
         words_file=run.layout.words_json,
+        tracks=[t.file for t in run.episode.tracks],
         cache_dir=models.default_cache_dir(),
         progress=run.progress,
     )

@@ -21,7 +21,7 @@ from keylime_prod.audio import align
 from keylime_prod.audio.multitrack import ownership, regions
 from keylime_prod.config import load_episode, load_settings
 from keylime_prod.errors import AudioError, ConfigError
-from keylime_prod.pipeline import run_episode
+from keylime_prod.pipeline import RunResult, run_episode
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -31,11 +31,16 @@ EDGE_S = 0.35  # measure turns away from their edges (the gate's hold and ramps 
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Master:
+def session(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The demo episode mastered and transcribed once (real ffmpeg, real Whisper)."""
     build = tmp_path_factory.mktemp("mt-build")
     settings = load_settings(CONFIGS, build_root=build)
-    result = run_episode(settings, "multitrack-demo", upto="master")
-    master: Master = result.artefacts["master"]
+    return run_episode(settings, "multitrack-demo", upto="transcribe")
+
+
+@pytest.fixture(scope="module")
+def built(session: RunResult) -> Master:
+    master: Master = session.artefacts["master"]
     return master
 
 
@@ -143,6 +148,40 @@ def test_file_loudness_and_true_peak(built: Master) -> None:
     m = ffmpeg.measure_ebur128(built.mp3)
     assert abs(m.integrated_lufs - -16.0) <= 1.0
     assert m.true_peak_dbtp is not None and m.true_peak_dbtp <= -1.0
+
+
+def test_transcript_words_carry_the_right_speaker(session: RunResult, built: Master) -> None:
+    # Every word Whisper heard, by its time in words.json, against the turns the script spoke: at least 97% must
+    # carry the name of a speaker whose turn covers it (0.25 s of slack for word edges).
+    doc = json.loads((session.build_dir / "words.json").read_text())
+    turns = [(_to_published(built, t["start"]), _to_published(built, t["end"]), t["speaker"]) for t in TRUTH["turns"]]
+    body = built.body
+    words = [w for w in doc["words"] if body.start <= w["start"] < body.end]
+    spoken = sum(len(t["text"].split()) for t in TRUTH["turns"])  # 87
+    assert len(words) >= 0.9 * spoken  # nothing dropped (in particular not the overlap)
+    right = 0
+    for w in words:
+        mid = (w["start"] + w["end"]) / 2
+        who = {sp for a, b, sp in turns if a - 0.25 <= mid <= b + 0.25}
+        right += w["speaker"] in who
+    assert right / len(words) >= 0.97, f"{right} of {len(words)} words with the right speaker"
+    print(f"speaker attribution: {right}/{len(words)} words ({100 * right / len(words):.1f}%)")
+
+
+def test_transcript_formats_name_the_speakers(session: RunResult) -> None:
+    t = session.artefacts["transcribe"]
+    vtt = t.files["vtt"].read_text()
+    names = [tr["speaker"] for tr in TRUTH["tracks"]]
+    for name in names:
+        assert f"<v {name}>" in vtt
+    p20 = json.loads(t.files["json"].read_text())
+    assert {s.get("speaker") for s in p20["segments"]} >= set(names)
+    txt = t.files["txt"].read_text()
+    # Turns in the order spoken, overlap included: Lara, Linda, Jason, Lara, Jason ("Exactly."), Linda, Lara.
+    order = [ln.split(":", 1)[0] for ln in txt.splitlines() if ln.split(":", 1)[0] in names]
+    assert order == [t["speaker"] for t in TRUTH["turns"]]
+    for fmt in ("srt", "html"):
+        assert all(f"{name}:" in t.files[fmt].read_text() for name in names)
 
 
 # ------------------------------------------------------------------------------------------------ config errors

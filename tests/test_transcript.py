@@ -178,7 +178,8 @@ def test_every_format_is_written_and_readable(jfk: Path, tmp_path: Path, cache_d
         assert 1 <= len(lines) <= 2 and all(len(ln) <= 42 for ln in lines), text
         assert 0 <= start < end <= 11.05
     assert [c[0] for c in srt] == sorted(c[0] for c in srt)
-    assert normalise(" ".join(c[2] for c in srt)) == spoken
+    assert srt[0][2].startswith("John F. Kennedy: ")  # SubRip's speaker label (issue 10)
+    assert normalise(" ".join(c[2] for c in srt).replace("John F. Kennedy:", "")) == spoken
 
     # WebVTT: the header, <v Name> voice tags on every cue; ffmpeg reads the same cue times as SRT.
     vtt_text = (tmp_path / "talk.vtt").read_text("utf-8")

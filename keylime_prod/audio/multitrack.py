@@ -214,11 +214,15 @@ def _float_wav_header(frames: int, sr: int) -> bytes:
 def mix_tracks(
     tracks: Sequence[Track], settings: AudioSettings, dest: Path, *, progress: ProgressFn | None = None
 ) -> Mix:
-    """Align, gate, level and mix ``tracks`` into ``dest`` (mono float WAV at the output rate); see the module."""
+    """Align, gate, level and mix ``tracks`` into ``dest`` (mono float WAV at the tracks' rate); see the module."""
     progress = progress or null_progress
-    sr = settings.sample_rate
-    sub = sr * SUB_MS // 1000
     probes = [check_file(Path(t.file), _field(i, "file")) for i, t in enumerate(tracks)]
+    # Mix at the tracks' own rate when they share one (the master resamples the mix once, as it would a single
+    # recording): decoding an hour of each track twice without a resampler is most of what makes mixing cheap.
+    rates = {p.sample_rate for p in probes}
+    sr = rates.pop() if len(rates) == 1 and probes[0].sample_rate and probes[0].sample_rate % 100 == 0 else 0
+    sr = sr or settings.sample_rate
+    sub = sr * SUB_MS // 1000
     lengths = [p.duration or 0.0 for p in probes]
     longest = max(lengths)
     for i, (t, secs) in enumerate(zip(tracks, lengths, strict=True)):

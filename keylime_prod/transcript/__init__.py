@@ -27,7 +27,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from ..config import EpisodeConfig, Person, WhisperSettings
 from ..errors import FFmpegError, TranscriptError
 from ..progress import ProgressFn, null_progress
 from .captions import (
+    CUE_PAUSE,
     DISCLAIMER_SPEAKER,
     MAX_LINE_CHARS,
     MAX_LINES,
@@ -87,6 +88,10 @@ class _Region:
     end: float | None  # None: to the end of the file
     speaker: str | None
     known_text: str | None = None
+    #: A multitrack session's own track to read instead of the source (issue 10); ``shift`` puts its times on the
+    #: published timeline.
+    path: Path | None = None
+    shift: float = 0.0
 
 
 def report_path(out_dir: Path, stem: str = "transcript") -> Path:
@@ -130,6 +135,7 @@ def transcribe(
     disclaimer_text: str = "",
     page: Page | None = None,
     words_file: Path | None = None,
+    tracks: Sequence[Path] = (),
     cache_dir: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> Transcript:
@@ -143,6 +149,9 @@ def transcribe(
     ``page`` heads the HTML page (show, title, number, date, link back, the player's audio URL). The words, with
     timings and probabilities, go to ``words_file`` (default :func:`words_path`).
     ``cache_dir`` keeps converted/joined models (default: :func:`keylime_prod.models.default_cache_dir`).
+    A multitrack master (issue 10) needs ``tracks``, its track files in its order: each track's own speech regions
+    (``master.tracks``) are transcribed from that track, labelled with its speaker and put on the published timeline;
+    where two people talk at once both are kept, each speaker's run of words whole, in order of their start.
 
     Raises :class:`TranscriptError` for unreadable or silent audio and for unknown, missing or corrupt models; no
     output file is written then.
@@ -150,7 +159,7 @@ def transcribe(
     progress = progress or null_progress
     cache_dir = Path(cache_dir) if cache_dir is not None else models.default_cache_dir()
     t0 = time.perf_counter()
-    audio_path, regions = _regions(source, settings, speaker, disclaimer_text, speakers)
+    audio_path, regions = _regions(source, settings, speaker, disclaimer_text, speakers, tracks)
     out_dir = Path(out_dir)
     outputs = {fmt: out_dir / f"{stem}.{fmt}" for fmt in FORMATS}
     words_out = Path(words_file) if words_file is not None else words_path(out_dir, stem)
@@ -180,7 +189,12 @@ def transcribe(
         def on_progress(d: float, base: float = done) -> None:
             progress("transcribe", base + d, total)
 
-        region_words, speech, length = _transcribe_region(audio_path, region, engine, settings, terms, on_progress)
+        region_words, speech, length = _transcribe_region(
+            region.path or audio_path, region, engine, settings, terms, on_progress
+        )
+        if region.shift:  # a track's file times onto the published timeline
+            region_words = [replace(w, start=round(w.start + region.shift, 3), end=round(w.end + region.shift, 3))
+                            for w in region_words]  # fmt: skip
         words += region_words
         spoken += 0 if region.known_text is not None else len(region_words)
         speech_seconds += speech
@@ -188,7 +202,7 @@ def transcribe(
         done += length
         progress("transcribe", min(done, total), total)
     words.sort(key=lambda w: (w.start, w.end))
-    segments = cues_from_words(words)
+    segments = cues_from_words(_in_turns(words) if tracks else words)
     if not spoken:
         raise TranscriptError(
             "no speech found", where=audio_path, hint="is the audio silent or music only? check the file"
@@ -250,10 +264,18 @@ def _regions(
     speaker: str | None,
     disclaimer_text: str,
     speakers: Sequence[str] = (),
+    tracks: Sequence[Path] = (),
 ) -> tuple[Path, list[_Region]]:
     if isinstance(source, Master):
         if not source.mp3.is_file():
             raise TranscriptError("the master MP3 is missing", where=source.mp3, hint="run `produce master` again")
+        if source.tracks:
+            regions = _track_regions(source, tracks)
+            disc = source.segment("disclaimer")
+            if disc is not None and disc.duration > 0:
+                known = None if settings.transcribe_disclaimer or not disclaimer_text.strip() else disclaimer_text
+                regions.append(_Region("disclaimer", disc.start, disc.end, DISCLAIMER_SPEAKER, known_text=known))
+            return source.mp3, regions
         if speakers and len(speakers) != len(source.pieces):
             raise TranscriptError(
                 f"{len(speakers)} speaker name(s) for {len(source.pieces)} recording(s)",
@@ -281,6 +303,55 @@ def _regions(
     if info.duration is not None and info.duration <= 0:
         raise TranscriptError("the audio is empty", where=path)
     return path, [_Region("audio", 0.0, info.duration, speaker)]
+
+
+#: Own-speech regions of one track closer than this are transcribed as one (VAD skips the pause between them;
+#: each region costs a decoder start and a recogniser call).
+TRACK_REGION_GAP_SECONDS = 3.0
+
+
+def _track_regions(master: Master, tracks: Sequence[Path]) -> list[_Region]:
+    """A multitrack master's regions: each track's own speech (``master.tracks[i].regions``, session time), read
+    from the track itself (file time = session time - its start) and shifted onto the published timeline."""
+    if len(tracks) != len(master.tracks):
+        raise TranscriptError(
+            f"{len(tracks)} track file(s) for the {len(master.tracks)} tracks of this master",
+            where=master.report,
+            hint="give the episode's [[tracks]] files, in order",
+        )
+    body = master.pieces[0] if master.pieces else master.body
+    lo, hi = body.source_start, body.source_start + body.duration  # the session stretch the master kept
+    out: list[_Region] = []
+    for info, path in zip(master.tracks, tracks, strict=True):
+        merged: list[list[float]] = []
+        for a, b in info.regions:
+            a, b = max(a, lo), min(b, hi)
+            if b <= a:
+                continue
+            if merged and a - merged[-1][1] < TRACK_REGION_GAP_SECONDS:
+                merged[-1][1] = b
+            else:
+                merged.append([a, b])
+        shift = body.start - body.source_start + info.start_s
+        out += [_Region("body", a - info.start_s, b - info.start_s, info.speaker, path=Path(path), shift=shift)
+                for a, b in merged]  # fmt: skip
+    return out
+
+
+def _in_turns(words: Sequence[TimedWord]) -> list[TimedWord]:
+    """Words (in time order) regrouped so that overlapping speakers do not interleave word by word: each speaker's
+    run of words (no pause longer than a cue's) stays whole, and runs follow each other in order of their start."""
+    runs: list[list[TimedWord]] = []
+    open_run: dict[str | None, list[TimedWord]] = {}
+    for w in words:
+        run = open_run.get(w.speaker)
+        if run is None or w.start - run[-1].end > CUE_PAUSE:
+            run = []
+            runs.append(run)
+            open_run[w.speaker] = run
+        run.append(w)
+    runs.sort(key=lambda r: r[0].start)
+    return [w for r in runs for w in r]
 
 
 def _decode(path: Path, start: float, duration: float | None) -> np.ndarray:

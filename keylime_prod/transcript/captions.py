@@ -19,7 +19,7 @@ import html
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..artefacts import TranscriptSegment
 
@@ -174,19 +174,29 @@ class Cue:
     end: float
     lines: tuple[str, ...]
     speaker: str | None
+    label: str = ""  # "Name: ", opening the first line, on the first cue of a speaker's turn (with ``labels``)
 
 
 def to_cues(
-    segments: Sequence[TranscriptSegment], *, max_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES
+    segments: Sequence[TranscriptSegment],
+    *,
+    max_chars: int = MAX_LINE_CHARS,
+    max_lines: int = MAX_LINES,
+    labels: bool = False,
 ) -> list[Cue]:
     """Lay segments out as caption cues.
 
     Segments cut by :func:`cues_from_words` fit one cue each. A longer segment (from elsewhere) is split, its time
     shared among its cues by their share of characters, ending a cue early after a line that ends a sentence.
+    With ``labels``, the first cue of each speaker's turn opens with ``Name:``, counted in the line limits, so SRT
+    (which shows it) and WebVTT (which drops it for its voice tag) share the same cues.
     """
     cues: list[Cue] = []
+    last: str | None = None
     for seg in segments:
-        lines = _wrap(seg.text, max_chars)
+        label = f"{seg.speaker}: " if labels and seg.speaker and seg.speaker != last else ""
+        last = seg.speaker
+        lines = _wrap(label + seg.text, max_chars)
         if not lines:
             continue
         groups: list[list[str]] = [[]]
@@ -202,7 +212,7 @@ def to_cues(
         t = seg.start
         for g, w in zip(groups, weights, strict=True):
             stop = seg.end if g is groups[-1] else t + (seg.end - seg.start) * w / total
-            cues.append(Cue(round(t, 3), round(stop, 3), tuple(g), seg.speaker))
+            cues.append(Cue(round(t, 3), round(stop, 3), tuple(g), seg.speaker, label if g is groups[0] else ""))
             t = stop
     return cues
 
@@ -248,9 +258,11 @@ def render_txt(segments: Sequence[TranscriptSegment]) -> str:
 
 
 def render_srt(segments: Sequence[TranscriptSegment]) -> str:
-    """SubRip (``application/x-subrip``): numbered cues, ``HH:MM:SS,mmm`` times, <= 2 lines of <= 42 characters."""
+    """SubRip (``application/x-subrip``): numbered cues, ``HH:MM:SS,mmm`` times, <= 2 lines of <= 42 characters.
+
+    SubRip has no voice tags: a ``Name:`` label opens the first cue of each speaker's turn (issue 10)."""
     blocks = []
-    for i, cue in enumerate(to_cues(segments), 1):
+    for i, cue in enumerate(to_cues(segments, labels=True), 1):
         blocks.append(f"{i}\n{clock(cue.start, ',')} --> {clock(cue.end, ',')}\n" + "\n".join(cue.lines))
     return "\n\n".join(blocks) + "\n"
 
@@ -262,8 +274,10 @@ def _vtt_escape(text: str) -> str:
 def render_vtt(segments: Sequence[TranscriptSegment]) -> str:
     """WebVTT (``text/vtt``), what Apple ingests; the speaker goes in a ``<v Name>`` voice tag (W3C WebVTT 4.2.2)."""
     blocks = ["WEBVTT"]
-    for cue in to_cues(segments):
-        body = "\n".join(_vtt_escape(ln) for ln in cue.lines)
+    for cue in to_cues(segments, labels=True):
+        # The voice tag names the speaker: the SRT's "Name:" label is dropped (same cues, same times).
+        lines = [cue.lines[0][len(cue.label) :], *cue.lines[1:]] if cue.label else list(cue.lines)
+        body = "\n".join(_vtt_escape(ln) for ln in lines if ln)
         if cue.speaker:
             name = _vtt_escape(cue.speaker).replace("\n", " ")
             body = f"<v {name}>{body}</v>"
