@@ -178,9 +178,7 @@ def main() -> None:
     if args.no_transcribe:
         return
     t1, r1, rss1 = child("transcribe", one_build, [])
-    print(
-        f"transcribe the mixed file once:               {t1:7.1f} s   speech {r1['speech_s']} s   RSS {rss1 / 1024:.0f} MiB"
-    )
+    print(f"transcribe the mixed file once:               {t1:7.1f} s   speech {r1['speech_s']} s   {rss1 >> 10} MiB")
     t2, r2, rss2 = child("transcribe", mt_build, [a_path, b_path])
     print(
         f"transcribe per track (own speech regions):    {t2:7.1f} s   speech {r2['speech_s']} s   {rss2 >> 10} MiB"

@@ -19,7 +19,7 @@ import html
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..artefacts import TranscriptSegment
 
