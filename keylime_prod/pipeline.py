@@ -296,6 +296,9 @@ def _transcribe_key(run: Run) -> str:
         _glossary(run),
         _speaker(run),
         run.episode.speakers,
+        # A multitrack episode is transcribed from its tracks, where the mix placed each speaker's speech.
+        [(file_digest(t.file), t.speaker) for t in run.episode.tracks],
+        [(t.start_s, t.regions) for t in master.tracks],
         s.show.disclaimer_text,
         _transcript_page(run),
     )
