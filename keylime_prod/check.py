@@ -10,6 +10,7 @@ from typing import Any
 from . import ffmpeg
 from .config import list_episodes, load_episode, load_show
 from .errors import AudioError, FFmpegError, KeylimeError
+from .tags import check_artwork
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,16 @@ def _audio(path: Path | None, what: str, report: CheckReport) -> None:
     report.lines.append(f"{what}: {path.name} ({info.codec}, {info.sample_rate} Hz, {info.channels} ch, {dur})")
 
 
+def _artwork(path: Path, what: str, report: CheckReport) -> None:
+    # The tag stage's own rules (Apple's), so a cover that would stop `produce` stops `produce check` too.
+    try:
+        art = check_artwork(path)
+    except KeylimeError as e:
+        report.errors.append(e)
+        return
+    report.lines.append(f"{what}: {path.name} ({art.format}, {art.width}x{art.height} px)")
+
+
 def check_all(configs_dir: Path) -> CheckReport:
     """Check ffmpeg, ``show.toml``, every episode config and every file they name. Never raises for a failed
     check: each failure is collected so the user sees all of them at once."""
@@ -60,10 +71,7 @@ def check_all(configs_dir: Path) -> CheckReport:
         report.errors.append(e)
         return report
     report.lines.append(f"show.toml: {show.show.title!r}")
-    if not show.show.artwork.is_file():
-        report.errors.append(KeylimeError("artwork not found", where=show.show.artwork))
-    else:
-        report.lines.append(f"artwork: {show.show.artwork.name}")
+    _artwork(show.show.artwork, "artwork", report)
     for name in ("intro", "disclaimer", "outro"):
         _audio(getattr(show.assets, name), f"{name} asset", report)
     ids = list_episodes(configs_dir)
@@ -81,6 +89,6 @@ def check_all(configs_dir: Path) -> CheckReport:
             _audio(r, f"{eid} recording {i + 1}", report)
         for i, t in enumerate(ep.tracks):
             _audio(t.file, f"{eid} tracks[{i}] ({t.speaker})", report)
-        if ep.artwork is not None and not ep.artwork.is_file():
-            report.errors.append(KeylimeError("episode artwork not found", where=ep.artwork))
+        if ep.artwork is not None:
+            _artwork(ep.artwork, f"{eid} artwork", report)
     return report

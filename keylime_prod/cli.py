@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,12 +21,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
 from . import __version__
 from .config import Settings, StorageSettings, load_settings, storage_sources, whisper_settings
-from .errors import ArchiveError, ConfigError, KeylimeError
+from .errors import ArchiveError, ConfigError, KeylimeError, redact
 from .progress import ProgressFn
 
 #: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
@@ -95,16 +97,18 @@ PublicUrlOpt = Annotated[
 class _State:
     verbose = False
     quiet = False
+    as_json = False
     storage: dict[str, str | None] = {}  # noqa: RUF012  (set once per process by the callback)
 
 
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    _State.verbose, _State.quiet = verbose, quiet
-    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.INFO)
+def _setup_logging(verbose: bool, quiet: bool, as_json: bool = False) -> None:
+    _State.verbose, _State.quiet, _State.as_json = verbose, quiet or as_json, as_json
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet or as_json else logging.INFO)
     root = logging.getLogger("keylime_prod")
     root.handlers.clear()
-    handler = RichHandler(console=err_console, show_path=verbose, rich_tracebacks=True, markup=False)
+    handler = RichHandler(console=err_console, show_path=verbose, rich_tracebacks=False, markup=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_Redact())
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
@@ -112,6 +116,18 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
         # boto/urllib3 debug logs can carry signed headers; keep third-party loggers at INFO even in --verbose.
         for name in ("botocore", "boto3", "urllib3", "s3transfer"):
             logging.getLogger(name).setLevel(logging.INFO)
+
+
+class _Redact(logging.Filter):
+    """Credentials in URLs never reach the terminal, whatever logged them (errors.redact)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_info = record.exc_text = None
+        record.msg, record.args = redact(text), ()
+        return True
 
 
 def _settings(configs: Path | None, build_dir: Path | None, **overrides: Any) -> Settings:
@@ -144,23 +160,25 @@ def _progress(enabled: bool) -> Iterator[ProgressFn | None]:
 
 
 def _run(fn: Callable[[], Any]) -> None:
-    """Call ``fn``; turn every error into one line on stderr and an exit code."""
+    """Call ``fn``; turn every error into one line on stderr (and, with ``--json``, one JSON document on stdout) and
+    an exit code. Credentials in URLs are redacted from everything printed, tracebacks included."""
     try:
         fn()
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except KeylimeError as e:
+    except (KeylimeError, OSError) as e:
+        if isinstance(e, KeylimeError):
+            line, code = str(e), e.exit_code
+        else:
+            line, code = (f"{e.filename}: " if getattr(e, "filename", None) else "") + str(e.strerror or e), 1
+        line = redact(line)
         if _State.verbose:
-            err_console.print_exception()
-        err_console.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(e.exit_code) from None
-    except OSError as e:
-        if _State.verbose:
-            err_console.print_exception()
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        err_console.print(f"[red]error:[/red] {where}{e.strerror or e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+            err_console.print(redact("".join(traceback.format_exception(e)).rstrip()), highlight=False, markup=False)
+        err_console.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+        if _State.as_json:
+            _emit_json({"ok": False, "error": line, "exit_code": code, "kind": type(e).__name__})
+        raise typer.Exit(code) from None
 
 
 def _emit_json(obj: Any) -> None:
@@ -216,7 +234,7 @@ def _stage_cmd(
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """What a command that runs the pipeline up to one stage does: logging, then the run, errors printed once."""
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
     _run(
         lambda: _run_stages(
             episode, upto, configs=configs, build_dir=build_dir, force=force, quiet=quiet, as_json=as_json,
@@ -283,7 +301,7 @@ def chapters_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Build EPISODE's chapters (config + intro/disclaimer/outro) into chapters.json; --check compares the MP3."""
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
 
     def go() -> None:
         _run_stages(
@@ -344,7 +362,7 @@ def transcribe_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Transcribe an audio FILE (txt, srt, vtt, json, html beside it or in --out), or an EPISODE (after its master)."""
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
     overrides: dict[str, Any] = {
         "engine": engine, "model": model, "compute_type": compute_type, "beam_size": beam_size,
         "language": language, "threads": threads, "vad": vad,
@@ -477,7 +495,7 @@ def publish_cmd(
     KEYLIME_S3_PREFIX and KEYLIME_PUBLIC_BASE_URL override show.toml; keys come from AWS_ACCESS_KEY_ID /
     AWS_SECRET_ACCESS_KEY or an AWS profile.
     """
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
 
     def go() -> None:
         from .release import publish_due, publish_episodes
@@ -531,7 +549,7 @@ def check_cmd(
     """Check the configs, every episode, the assets they name, and that ffmpeg is present and works."""
     from .check import check_all
 
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
 
     def go() -> None:
         report = check_all(configs or Path("configs"))
@@ -572,7 +590,7 @@ def import_cmd(
     """Import an existing show's feed: a config per item (its guid kept forever) and its media, resumably."""
     from .importer import import_feed
 
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
 
     def go() -> None:
         folder = configs or Path("configs")
@@ -623,7 +641,7 @@ def batch_cmd(
 
     from .batch import BatchStatus, run_batch, select_episodes
 
-    _setup_logging(verbose, quiet or as_json)
+    _setup_logging(verbose, quiet, as_json)
 
     def go() -> None:
         settings = _settings(configs, None)

@@ -18,20 +18,53 @@ else:  # pragma: no cover
     import tomli as tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .layout import BuildLayout
 
-#: Episode ids are file names, never paths: letters, digits, dot, dash, underscore; no leading dot.
-EPISODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: Episode ids are file names, never paths: letters, digits, dot, dash, underscore; no leading dot. Always used with
+#: ``fullmatch`` (``$`` would let a trailing newline through, which then ends up as ``%0A`` in published URLs).
+EPISODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: C0 control characters (and DEL) other than tab, newline and carriage return: XML 1.0 (section 2.2) forbids them,
+#: so a title holding one would fail only at the feed, after the upload. Rejected in every text of every config.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Publish dates outside this range are typos (year 1 reads as 2001 in feedparser; 9999 overflows time zones).
+DATE_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc))
+
+
+def _no_controls(v: Any) -> Any:
+    texts = [v] if isinstance(v, str) else [t for t in v if isinstance(t, str)] if isinstance(v, tuple) else []
+    for text in texts:
+        m = _CONTROL.search(text)
+        if m:
+            raise ValueError(f"contains the control character {m.group()!r} at position {m.start()}: remove it")
+    return v
+
+
+def http_url(v: str | None) -> str | None:
+    """An http(s) URL, or ``None``: ``javascript:``, ``data:``, ``file:`` and the like would reach the show notes,
+    the feed, chapters.json and ID3 frames, where a player or browser may follow them."""
+    if v is None:
+        return None
+    if not re.match(r"^https?://[^\s/]+\S*$", v):
+        raise ValueError("must be an http(s) URL such as https://example.org/page")
+    return v
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
 
 
 class _Model(BaseModel):
     # Unknown keys are errors: a typo such as ``taget_lufs`` must not be silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_is_printable(cls, v: Any) -> Any:
+        return _no_controls(v)
 
 
 # --------------------------------------------------------------------------------------------------------- show
@@ -43,8 +76,8 @@ class Person(_Model):
     name: str = Field(min_length=1)
     role: str = "host"
     group: str = "cast"
-    img: str | None = None
-    href: str | None = None
+    img: HttpUrl | None = None
+    href: HttpUrl | None = None
 
 
 class ShowInfo(_Model):
@@ -61,18 +94,11 @@ class ShowInfo(_Model):
     explicit: bool = False
     show_type: Literal["episodic", "serial"] = "episodic"
     artwork: Path
-    website: str
-    feed_url: str
+    website: HttpUrl
+    feed_url: HttpUrl
     copyright: str
     disclaimer_text: str = ""
     hosts: tuple[Person, ...] = ()
-
-    @field_validator("website", "feed_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", v):
-            raise ValueError("must be an http(s) URL")
-        return v
 
 
 class Assets(_Model):
@@ -193,6 +219,12 @@ class StorageSettings(_Model):
             return None
         if not re.match(r"^https?://[^\s/]+", v):
             raise ValueError("must be an http(s) URL such as https://s3.example.com")
+        if re.match(r"^https?://[^/]*@", v):
+            # A key in a URL ends up in logs and tracebacks (botocore prints the endpoint in its errors).
+            raise ValueError(
+                "must not carry credentials (user:secret@): put the keys in AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or an AWS profile), never in a URL"
+            )
         return v.rstrip("/")
 
     @field_validator("bucket")
@@ -268,7 +300,7 @@ class Paper(_Model):
     citation: str = ""
     doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
     pmid: str | None = Field(default=None, pattern=r"^\d{1,9}$")
-    url: str | None = None
+    url: HttpUrl | None = None
 
 
 class Chapter(_Model):
@@ -276,8 +308,14 @@ class Chapter(_Model):
 
     title: str = Field(min_length=1)
     start: float = Field(ge=0)
-    url: str | None = None
-    img: str | None = None
+    url: HttpUrl | None = None
+    img: str | None = None  # an http(s) URL or a local image file
+
+    @field_validator("img")
+    @classmethod
+    def _img(cls, v: str | None) -> str | None:
+        # Anything with a scheme must be http(s); the rest is a path to a local image (embedded in ID3 only).
+        return http_url(v) if v is not None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", v) else v
 
     @field_validator("start", mode="before")
     @classmethod
@@ -337,7 +375,7 @@ class EpisodeConfig(_Model):
     glossary: tuple[str, ...] = ()
     artwork: Path | None = None
     explicit: bool | None = None
-    link: str | None = None
+    link: HttpUrl | None = None
     #: The item <guid> this episode keeps forever. Leave unset for new episodes (one is derived from the show's
     #: podcast:guid); set it to the guid an old host gave the episode, or every subscriber downloads it again.
     guid: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"^\S(.*\S)?$")
@@ -358,6 +396,18 @@ class EpisodeConfig(_Model):
             except ValueError:
                 raise ValueError(f"{v!r} is not an ISO 8601 date such as 2019-11-26 or 2019-11-26T06:00:00Z") from None
             return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+        return v
+
+    @field_validator("publish_date", mode="after")
+    @classmethod
+    def _date_in_range(cls, v: dt.datetime) -> dt.datetime:
+        lo, hi = DATE_RANGE
+        try:
+            ok = lo <= v.astimezone(dt.timezone.utc) < hi
+        except OverflowError:  # 9999-12-31T23:59:59-12:00 is past datetime.max in UTC
+            ok = False
+        if not ok:
+            raise ValueError(f"{v.isoformat()} is outside {lo.year}-{hi.year - 1}: a typo?")
         return v
 
     @model_validator(mode="after")
@@ -429,7 +479,7 @@ def parse_clock(v: str) -> float:
 
 def check_episode_id(episode_id: str) -> str:
     """Return ``episode_id`` if it is a plain name; raise :class:`ConfigError` for paths, ``..`` and the like."""
-    if not EPISODE_ID_RE.match(episode_id) or ".." in episode_id:
+    if not EPISODE_ID_RE.fullmatch(episode_id) or ".." in episode_id:
         raise ConfigError(
             f"invalid episode id {episode_id!r}",
             hint="use a plain name such as episode-258: letters, digits, '.', '-', '_', no path separators or '..'",
@@ -441,8 +491,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("config file not found", where=path, hint="check the path or create it")
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        # A UTF-8 byte-order mark (Windows editors write one) is not TOML; it carries no meaning, so it is dropped.
+        return tomllib.loads(path.read_bytes().decode("utf-8").removeprefix("\ufeff"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text ({e.reason} at byte {e.start})", where=path, hint="save it as UTF-8") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", where=path) from e
     except OSError as e:
@@ -465,7 +517,7 @@ def describe_validation_error(err: ValidationError, names: Mapping[str, str] | N
     """
     first = err.errors()[0]
     field = _fmt_loc(tuple(first["loc"])) or "(file)"
-    msg = first["msg"]
+    msg = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our validators' own words
     if first["type"] == "missing":
         msg = "required field is missing"
     elif first["type"] == "extra_forbidden":
@@ -516,7 +568,7 @@ def episode_path(configs_dir: Path, episode_id: str) -> Path:
 
 def list_episodes(configs_dir: Path) -> list[str]:
     """Ids of every episode config, sorted."""
-    return sorted(p.stem for p in (Path(configs_dir) / "episodes").glob("*.toml") if EPISODE_ID_RE.match(p.stem))
+    return sorted(p.stem for p in (Path(configs_dir) / "episodes").glob("*.toml") if EPISODE_ID_RE.fullmatch(p.stem))
 
 
 def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:

@@ -9,7 +9,16 @@ Messages are one line: *where* (file, field or object), *what is wrong*, *what t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: ``scheme://user:secret@host``: the user-info part of a URL, which may hold a key.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials in URLs replaced by ``***`` (the CLI's printer and log filter use it)."""
+    return _URL_USERINFO.sub(r"\1***@", text)
 
 
 class KeylimeError(Exception):

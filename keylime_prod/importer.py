@@ -290,7 +290,8 @@ def parse_feed(data: bytes, where: str) -> tuple[list[FeedItem], list[Problem], 
                 season=_int(entry.get("itunes_season")),
                 episode_type=etype if etype in ("full", "trailer", "bonus") else "full",  # type: ignore[arg-type]
                 explicit=_explicit(entry.get("itunes_explicit")),
-                link=entry.get("link") or None,
+                # Only http(s) links are kept: the config refuses any other scheme (feedparser may resolve none).
+                link=entry.get("link") if re.match(r"^https?://\S+$", entry.get("link") or "") else None,
                 duration=_duration(entry.get("itunes_duration")),
             )
         )
@@ -323,7 +324,7 @@ def assign_ids(items: Iterable[FeedItem], known: dict[str, str], taken: set[str]
             out[item.guid] = known[item.guid]
             continue
         eid = base_id(item)
-        if eid in used or not EPISODE_ID_RE.match(eid):
+        if eid in used or not EPISODE_ID_RE.fullmatch(eid):
             eid = f"{eid[:52]}-{hashlib.sha1(item.guid.encode()).hexdigest()[:6]}"
         used.add(eid)
         out[item.guid] = eid

@@ -74,6 +74,10 @@ def check_artwork(path: Path, *, cover: bool = True) -> Artwork:
             transparency = "transparency" in img.info
             if fmt in _FORMATS:
                 img.load()  # a truncated or corrupt file fails here rather than in a player
+    except Image.DecompressionBombError as e:
+        # Pillow refuses images over ~179 Mpx before decoding them (a decompression bomb); Apple's limit is 3000 px.
+        raise TagError(f"artwork rule: at most {ARTWORK_MAX_PX} px square, this image is far larger ({e})", where=path,
+                       hint=_ARTWORK_HINT) from None  # fmt: skip
     except UnidentifiedImageError:
         raise TagError("artwork rule: must be a JPEG or PNG image (not an image file)", where=path,
                        hint=_ARTWORK_HINT) from None  # fmt: skip
