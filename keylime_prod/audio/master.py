@@ -255,9 +255,9 @@ def prepare_recording(
     }
     if engine is not None:
         dest = work / f"denoised-{index + 1}.flac"
-        speech.denoise(
-            path, engine, an.hum_hz, s.denoise.strength, min(info.channels, s.channels), floor.noise_lufs, dest, what
-        )
+        # On the mono mix: DeepFilterNet is a mono model, and a second channel of the same voice would double its
+        # cost (the slowest step of a noisy recording) for nothing a listener of speech hears.
+        speech.denoise(path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what)
         cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
         part = replace(cleaned, path=path, source=dest)
         mask = kept_mask(part)
@@ -326,6 +326,36 @@ def loudness_curves(
     bm, bs = loudness_series(before)
     am, as_ = loudness_series(out.k_energy)
     return {"hop_s": 0.1, "before": {"momentary": bm, "short_term": bs}, "after": {"momentary": am, "short_term": as_}}
+
+
+def summarise_processing(processing: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The episode-wide line of what the leveler and the denoiser did (per recording it is under ``parts``)."""
+    lev = [p["leveler"] for p in processing]
+    den = [p["denoise"] for p in processing]
+
+    def worst(items: list[dict[str, Any]], key: str, pick: Callable[..., Any]) -> Any:
+        vals = [d[key] for d in items if d.get(key) is not None]
+        return pick(vals) if vals else None
+
+    engines = sorted({d["engine"] for d in den if d.get("engine")})
+    return {
+        "leveler": {
+            "stretches": sum(d.get("stretches", 0) for d in lev),
+            "stretches_levelled": sum(d.get("stretches_levelled", 0) for d in lev),
+            "gain_min_db": worst(lev, "gain_range_db", lambda v: min(r[0] for r in v)),
+            "gain_max_db": worst(lev, "gain_range_db", lambda v: max(r[1] for r in v)),
+            "turn_spread_before_lu": worst(lev, "turn_spread_before_lu", max),
+            "turn_spread_after_lu": worst(lev, "turn_spread_after_lu", max),
+        },
+        "denoise": {
+            "engine": ", ".join(engines) or "none",
+            "recordings_denoised": sum(1 for d in den if d.get("engine")),
+            "noise_under_speech_db_before": worst(den, "noise_under_speech_db_before", min),
+            "noise_under_speech_db_after": worst(den, "noise_under_speech_db_after", min),
+            "hum_line_db_before": worst(den, "hum_line_db_before", max),
+            "hum_line_db_after": worst(den, "hum_line_db_after", max),
+        },
+    }
 
 
 def _r(x: float | None) -> float | None:
@@ -462,6 +492,7 @@ def build_report(
                 "lra_lu": round(body_out.lra_lu, 2),
             },
             "codec_calibration": {"loudness_lu": round(d_lu, 3), "true_peak_db": round(d_tp, 3)},
+            **summarise_processing(processing),
             "limiter": {
                 "ceiling_dbtp": round(plan.ceiling_db, 2),
                 "max_reduction_db": round(stats.reduction_db, 2),
