@@ -88,8 +88,12 @@ class BodyStream:
                     elif curve is None:
                         y = x[a - pos : b - pos] * lin
                     else:
-                        rel = np.arange(a - p.keep_start, b - p.keep_start, dtype=np.float64)
-                        env = np.interp(rel, (np.arange(len(curve)) + 0.5) * sub, curve).astype(np.float32)
+                        # Linear between the 10 ms sub-block centres, on this block's few sub-blocks only.
+                        r0, r1 = a - p.keep_start, b - p.keep_start
+                        k0, k1 = max(0, r0 // sub - 1), min(len(curve), r1 // sub + 2)
+                        env = np.interp(
+                            np.arange(r0, r1, dtype=np.float64), (np.arange(k0, k1) + 0.5) * sub, curve[k0:k1]
+                        ).astype(np.float32)
                         y = x[a - pos : b - pos] * (env * lin)[:, None]
                     # Edge fades at the trim points (positions relative to the kept stretch).
                     rel0, rel1 = a - p.keep_start, b - p.keep_start
