@@ -167,7 +167,11 @@ def _local(task: Task, files: dict[str, Path], configs: Path) -> tuple[EpisodeCo
         return files[str(path)] if path is not None and str(path) in files else path
 
     ep = task.episode.model_copy(
-        update={"recordings": tuple(p(r) for r in task.episode.recordings), "artwork": p(task.episode.artwork)}
+        update={
+            "recordings": tuple(p(r) for r in task.episode.recordings),
+            "tracks": tuple(t.model_copy(update={"file": p(t.file)}) for t in task.episode.tracks),
+            "artwork": p(task.episode.artwork),
+        }
     )
     show = task.show
     assets = show.assets.model_copy(update={k: p(getattr(show.assets, k)) for k in ("intro", "disclaimer", "outro")})
@@ -281,7 +285,7 @@ def run_task(task: Task) -> EpisodeOutcome:
 def _local_inputs(settings: Settings, ep: EpisodeConfig) -> list[tuple[str, Path]]:
     """(name as the task will look it up, local path) of every file the episode's stages read."""
     show = settings.show
-    paths: list[tuple[str, Path]] = [(str(r), Path(r)) for r in ep.recordings]
+    paths: list[tuple[str, Path]] = [(str(r), Path(r)) for r in (*ep.recordings, *(t.file for t in ep.tracks))]
     for p in (ep.artwork, show.show.artwork, show.assets.intro, show.assets.disclaimer, show.assets.outro):
         if p is not None:
             paths.append((str(p), Path(p)))

@@ -223,3 +223,34 @@ def test_produce_batch_on_a_local_cluster_reports_failures_and_skips_on_rerun(
     assert json.loads(second.stdout)["counts"] == {"published": 0, "built": 0, "skipped": 1, "failed": 1}
     nothing = runner.invoke(app, ["batch", "--configs", str(cfg)])
     assert nothing.exit_code == 10 and "no episodes chosen" in nothing.stderr
+
+
+def test_a_task_carries_every_input_and_the_worker_rebuilds_it_elsewhere(
+    tmp_path: Path, make_configs: Callable[..., Path], make_tone: Callable[..., Path], jfk: Path
+) -> None:
+    from keylime_prod.batch import _fetch_inputs, _local
+    from keylime_prod.config import EpisodeConfig, Person, Track
+
+    cfg = make_configs([jfk], assets={"intro": make_tone("intro.mp3", seconds=1.0)})
+    settings = _settings(cfg, tmp_path / "build", endpoint_url=None, local_dir=tmp_path / "pub")
+    a, b = make_tone("a.wav", freq=300, seconds=1.0), make_tone("b.wav", freq=500, seconds=1.0)
+    ep = EpisodeConfig(
+        id="mt", number=1, title="Multitrack", publish_date="2026-01-01", summary="s",
+        hosts=(Person(name="A"), Person(name="B")), tracks=(Track(file=a, speaker="A"), Track(file=b, speaker="B")),
+    )  # fmt: skip
+    store = open_store(settings.show.storage)
+    task = plan_task(settings, ep, store, stages=None, now=NOW, threads=1)
+    sources = {str(a), str(b), str(settings.show.show.artwork), str(settings.show.assets.intro)}
+    assert set(task.inputs) == sources
+    assert all(r.key and r.sha256 for r in task.inputs.values())  # each through the store, content-addressed
+    worker = tmp_path / "worker"
+    files = _fetch_inputs(task, store, worker / "inputs")
+    got, show = _local(task, files, worker / "configs")
+    paths = [t.file for t in got.tracks] + [show.show.artwork, show.assets.intro]
+    assert all(worker in Path(p).parents for p in paths)  # nothing read from the driver's paths
+    for p, src in zip(paths, [a, b, settings.show.show.artwork, settings.show.assets.intro], strict=True):
+        assert sha(Path(p).read_bytes()) == sha(Path(src).read_bytes())
+    assert show.whisper.threads == 1
+    # The digest that decides re-runs changes with an input's bytes.
+    b.write_bytes(make_tone("b2.wav", freq=700, seconds=1.0).read_bytes())
+    assert plan_task(settings, ep, store, stages=None, now=NOW, threads=1).inputs_digest != task.inputs_digest
