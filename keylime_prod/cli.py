@@ -483,6 +483,10 @@ def publish_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; build, upload and write nothing.")
     ] = False,
+    withdraw: Annotated[
+        bool,
+        typer.Option("--withdraw", help="Let EPISODE leave the live feed if it is now dated in the future (logged)."),
+    ] = False,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
     verbose: VerboseOpt = False,
@@ -507,7 +511,7 @@ def publish_cmd(
         settings = _settings(configs, build_dir)
         if episode is not None:
             with _progress(not quiet and not as_json) as progress:
-                res = publish_episodes(settings, [episode], dry_run=dry_run, progress=progress)
+                res = publish_episodes(settings, [episode], dry_run=dry_run, progress=progress, withdraw=withdraw)
             if as_json:
                 _emit_json(res.to_json())
             elif not quiet:

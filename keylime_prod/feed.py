@@ -21,7 +21,7 @@ import html
 import logging
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Literal
 
 # Order matters: feedgen.util uses lxml.etree without importing it; feedgen.feed imports it first.
@@ -343,8 +343,12 @@ def build_feed(
     url: Callable[[str], str],
     settings: FeedSettings | None = None,
     now: dt.datetime | None = None,
+    keep: Collection[str] = (),
 ) -> bytes:
     """RSS 2.0 bytes for ``show`` with one item per manifest whose publish date has come (newest first).
+
+    ``keep`` holds guids already in the live feed: they stay even when re-dated into the future, because a live
+    episode leaves the feed only on an explicit request (the caller leaves it out of ``keep``).
 
     ``url`` maps an object key to its public URL. The output is deterministic: ``lastBuildDate`` is the newest
     item's date, so rebuilding from unchanged manifests gives identical bytes and nothing is uploaded again.
@@ -352,7 +356,7 @@ def build_feed(
     settings = settings or FeedSettings()
     now = now or dt.datetime.now(dt.timezone.utc)
     live = sorted(
-        (m for m in manifests if m.item.publish_date <= now),
+        (m for m in manifests if m.item.publish_date <= now or m.guid in keep),
         key=lambda m: (m.item.publish_date, m.episode_id),
         reverse=True,
     )

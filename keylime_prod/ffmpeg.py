@@ -68,9 +68,14 @@ def parse_version(text: str) -> str:
 
 
 def last_error_line(stderr: str) -> str:
-    """The last stderr line that says something (skips blank lines and the 'Conversion failed!' trailer)."""
+    """The last stderr line that says something (skips blank lines, the 'Conversion failed!' trailer and 'Last
+    message repeated'); a 'No space left on device' line anywhere wins."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    skip = ("Conversion failed!", "Exiting normally", "[out#")
+    # A full disk is the cause whatever follows it; 'Last message repeated N times' only repeats the line before.
+    full = next((ln for ln in reversed(lines) if "No space left on device" in ln), None)
+    if full is not None:
+        return full
+    skip = ("Conversion failed!", "Exiting normally", "[out#", "Last message repeated")
     for ln in reversed(lines):
         if not ln.startswith(skip):
             return ln

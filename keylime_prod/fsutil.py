@@ -8,10 +8,13 @@ name (the yt-dlp / ffmpeg-normalize pattern).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,9 +71,64 @@ def write_json(dest: Path, obj: Any) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """Return the hex SHA-256 of a file, read in 1 MiB chunks."""
+    """Return the hex SHA-256 of a regular file, read in 1 MiB chunks.
+
+    A FIFO or a device is refused (``OSError``) before it is opened: reading one never ends (``/dev/zero``) or
+    blocks until a writer comes (a FIFO).
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or folder)", str(path))
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed) for the block; ``what`` names the thing locked.
+
+    A second process that asks for the same lock fails at once with a :class:`KeylimeError` that says which
+    process holds it and since when, instead of both writing the same files. ``flock`` locks die with their process,
+    so a run killed by SIGKILL never leaves a stale lock behind.
+    """
+    import fcntl
+
+    from .errors import KeylimeError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise KeylimeError(
+                f"{what} is in use by {holder}", where=path, hint="wait until that run ends, then try again"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete what interrupted writes left in ``folder`` and below: ``.*.part`` files (:func:`atomic_path`) and
+    ``.master-*`` work folders. Call it only while holding the folder's lock. Returns the bytes freed."""
+    import shutil
+
+    freed = 0
+    for p in sorted(Path(folder).rglob(".*")):
+        if p.is_file() and p.name.endswith(".part"):
+            freed += p.stat().st_size
+            p.unlink(missing_ok=True)
+        elif p.is_dir() and p.name.startswith(".master-"):
+            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+            shutil.rmtree(p, ignore_errors=True)
+    return freed

@@ -87,5 +87,10 @@ class BuildLayout:
 
     # -- the pipeline's own files
     @property
+    def lock(self) -> Path:
+        # Held for a whole run (fsutil.hold_lock): two runs on one build folder would overwrite each other's files.
+        return self.root / ".lock"
+
+    @property
     def state_json(self) -> Path:
         return self.root / "state.json"

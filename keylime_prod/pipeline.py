@@ -162,7 +162,18 @@ def _master_load(run: Run) -> Master | None:
     if not run.layout.master_json.is_file():
         return None
     m = Master.load(run.layout.master_json)
-    return m if m.mp3.is_file() else None
+    return m if _unchanged(m.mp3, m.audio_sha256) else None
+
+
+def _unchanged(path: Path, sha256: str) -> bool:
+    """Whether an output still is what its stage wrote (its recorded hash): a file truncated or edited by hand is
+    made again, never taken as cached."""
+    if not path.is_file():
+        return False
+    if fsutil.sha256_file(path) != sha256:
+        log.warning("%s changed since it was written (edited or truncated): making it again", path)
+        return False
+    return True
 
 
 def _episodes_dir(run: Run) -> Path:
@@ -497,6 +508,16 @@ def run_episode(
     layout = settings.layout(episode_id)
     layout.root.mkdir(parents=True, exist_ok=True)
     run = Run(settings=settings, episode=episode, layout=layout, force=force, progress=progress or null_progress)
+    with fsutil.hold_lock(layout.lock, f"the build folder of {episode_id}"):
+        freed = fsutil.remove_stale_temporaries(layout.root)
+        if freed:
+            log.info("%s: removed %.1f MB of temporary files an interrupted run left", episode_id, freed / 1e6)
+        done = _run_stages(run, wanted, on_stage)
+    return RunResult(episode_id, layout.root, tuple(done), dict(run.results))
+
+
+def _run_stages(run: Run, wanted: Sequence[str], on_stage: Callable[[str, str], None] | None) -> list[StageResult]:
+    episode_id, layout, force = run.episode.id, run.layout, run.force
     state = _read_state(layout)
     done: list[StageResult] = []
     for stage in STAGES:
@@ -529,4 +550,23 @@ def run_episode(
         fsutil.write_json(layout.state_json, state)
         if on_stage:
             on_stage(stage.name, "done")
-    return RunResult(episode_id, layout.root, tuple(done), dict(run.results))
+    return done
+
+
+def stale_stages(settings: Settings, episode_id: str) -> list[str]:
+    """The stages whose recorded key no longer matches their inputs (the config or an input changed since)."""
+    layout = settings.layout(episode_id)
+    run = Run(settings=settings, episode=load_episode(settings.configs_dir, episode_id), layout=layout)
+    state = _read_state(layout)
+    out = []
+    for stage in STAGES:
+        prev = state.get(stage.name, {}).get("key")
+        if stage.key is None or prev is None:
+            continue  # never cached, or made outside the pipeline
+        try:
+            key = stage.key(run)
+        except KeylimeError:
+            key = None  # what it was made from is gone
+        if key != prev:
+            out.append(stage.name)
+    return out

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from . import fsutil
 from .artefacts import ChapterMark
 from .config import EpisodeConfig, ShowConfig
 from .errors import FeedError, PublishError
@@ -453,6 +455,7 @@ def publish(
     dry_run: bool = False,
     progress: ProgressFn = null_progress,
     update_feed: bool = True,
+    withdraw: Collection[str] = (),
 ) -> Published:
     """Publish ``releases``: upload and verify their files, write their manifests, then rebuild the feed once.
 
@@ -461,7 +464,9 @@ def publish(
 
     ``store`` defaults to the one ``show.storage`` describes (the local folder without an endpoint). Episodes dated
     after ``now`` are uploaded but stay out of the feed until a later run (``produce publish --due``) on or after
-    their date. With ``dry_run`` nothing is written: the result says what would be uploaded. Raises
+    their date; an episode already in the live feed stays there even if re-dated into the future, unless its id is in
+    ``withdraw`` (the explicit request, logged). With ``dry_run`` nothing is written: the result says what would be
+    uploaded. One run at a time per publish target (a lock, :func:`fsutil.hold_lock`). Raises
     :class:`StorageError` / :class:`FeedError` / :class:`PublishError`; the live feed is never touched on failure.
     """
     t0 = time.perf_counter()
@@ -481,6 +486,25 @@ def publish(
         raise PublishError(f"episode listed twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
     store = store or open_store(show.storage)
     store.check()
+    # One run per publish target at a time: two would race on the manifests and the feed. The lock lives on this
+    # machine (a CI runner publishes alone; a shared bucket needs one publisher, see docs/publishing.md).
+    target = store.url("")
+    lock = Path(tempfile.gettempdir()) / "keylime-prod" / f"publish-{hashlib.sha256(target.encode()).hexdigest()[:16]}"
+    with fsutil.hold_lock(lock, f"the publish target {target}"):
+        return _publish_locked(releases, show, store, now, dry_run, progress, update_feed, withdraw, t0)
+
+
+def _publish_locked(
+    releases: Sequence[Release],
+    show: ShowConfig,
+    store: Store,
+    now: dt.datetime,
+    dry_run: bool,
+    progress: ProgressFn,
+    update_feed: bool,
+    withdraw: Collection[str],
+    t0: float,
+) -> Published:
     up = _Uploader(store, dry_run=dry_run, progress=progress)
     show_manifest, show_changed = _show_manifest(show, store, up)
 
@@ -507,6 +531,7 @@ def publish(
                 store.settings.manifest_cache_control,
             )
         everything = _all_manifests(store, manifests)
+        keep = _kept_live(store.get_bytes(feed_key), everything.values(), now, withdraw)
         xml = build_feed(
             show.show,
             list(everything.values()),
@@ -514,6 +539,7 @@ def publish(
             url=store.url,
             settings=show.feed,
             now=now,
+            keep=keep,
         )
         current = store.get_bytes(feed_key)
         feed_changed = current != xml
@@ -559,6 +585,27 @@ def publish(
         seconds=time.perf_counter() - t0,
         now=now,
     )
+
+
+def _kept_live(
+    feed: bytes | None, manifests: Iterable[Manifest], now: dt.datetime, withdraw: Collection[str]
+) -> set[str]:
+    """Guids of the live feed that stay in it: all of them, except episodes named in ``withdraw``."""
+    live = live_guids(feed)
+    keep = set()
+    for m in manifests:
+        if m.guid not in live:
+            continue
+        if m.episode_id in withdraw:
+            log.warning("%s: withdrawn from the feed on request (its files stay in the bucket)", m.episode_id)
+            continue
+        keep.add(m.guid)
+        if m.item.publish_date > now:
+            log.warning(
+                "%s is live but now dated %s, in the future: it stays in the feed (publish it with --withdraw to take "
+                "it out)", m.episode_id, m.item.publish_date.isoformat(),
+            )  # fmt: skip
+    return keep
 
 
 def _json_bytes(obj: Any) -> bytes:

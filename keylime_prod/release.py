@@ -16,7 +16,7 @@ from typing import Any
 from . import publish, storage
 from .config import EpisodeConfig, Settings, list_episodes, load_episode
 from .errors import KeylimeError, PublishError
-from .pipeline import STAGE_BY_NAME, Run, release_of, run_episode
+from .pipeline import STAGE_BY_NAME, Run, release_of, run_episode, stale_stages
 from .progress import ProgressFn, null_progress
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,11 @@ def publish_episodes(
     now: dt.datetime | None = None,
     progress: ProgressFn | None = None,
     update_feed: bool = True,
+    withdraw: bool = False,
 ) -> publish.Published:
     """Publish what the build folders of ``episode_ids`` hold (``produce publish EPISODE``); the feed changes once
-    (not at all with ``update_feed=False``: a batch task leaves the feed to its driver).
+    (not at all with ``update_feed=False``: a batch task leaves the feed to its driver). ``withdraw`` is the explicit
+    request that lets these episodes leave the live feed when they are dated in the future.
 
     Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it.
     """
@@ -40,6 +42,14 @@ def publish_episodes(
     for episode_id in episode_ids:
         episode = load_episode(settings.configs_dir, episode_id)
         layout = settings.layout(episode_id)
+        stale = stale_stages(settings, episode_id) if layout.root.is_dir() else []
+        if stale:
+            # Never mix: a new title in the feed over an MP3 and notes that still carry the old one.
+            raise PublishError(
+                f"the build of {episode_id} is out of date ({', '.join(stale)}: the config or an input changed since)",
+                where=layout.root,
+                hint=f"run `produce {episode_id}` to bring it up to date and publish it",
+            )
         if not layout.root.is_dir():
             raise PublishError(
                 f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
@@ -48,8 +58,9 @@ def publish_episodes(
             release_of(Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress))
         )
     return publish.publish(
-        releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress, update_feed=update_feed
-    )
+        releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress, update_feed=update_feed,
+        withdraw=episode_ids if withdraw else (),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ Credentials are never passed in: boto3 reads the standard ``AWS_ACCESS_KEY_ID`` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import logging
@@ -792,12 +793,22 @@ class LocalStore(Store):
     ) -> None:
         label = f"copy {Path(key).name}"
         progress(label, 0, digest.size)
-        with fsutil.atomic_path(self.path(key)) as tmp:
+        with self._writing(key), fsutil.atomic_path(self.path(key)) as tmp:
             shutil.copyfile(digest.path, tmp)
         progress(label, digest.size, digest.size)
 
     def _put_bytes(self, key: str, data: bytes, digest: FileDigest, *, content_type: str, cache_control: str) -> None:
-        fsutil.write_bytes(self.path(key), data)
+        with self._writing(key):
+            fsutil.write_bytes(self.path(key), data)
+
+    @contextlib.contextmanager
+    def _writing(self, key: str) -> Iterator[None]:
+        # A full disk or a read-only folder is a storage error naming the target (not the source file): exit 7.
+        try:
+            yield
+        except OSError as e:
+            raise StorageError(f"cannot write: {e.strerror or e}", where=self.path(key), hint="free space or fix "
+                               "storage.local_dir; nothing the feed points to was changed") from e  # fmt: skip
 
 
 def open_store(settings: StorageSettings) -> Store:

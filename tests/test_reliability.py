@@ -13,11 +13,15 @@ import zlib
 from pathlib import Path
 
 import pytest
+import tag_fixtures as tf
 from typer.testing import CliRunner
 
+from keylime_prod import fsutil
 from keylime_prod.cli import app
-from keylime_prod.config import EPISODE_ID_RE, check_episode_id, list_episodes, load_episode, load_show
-from keylime_prod.errors import ConfigError, TagError, redact
+from keylime_prod.config import EPISODE_ID_RE, check_episode_id, list_episodes, load_episode, load_settings, load_show
+from keylime_prod.errors import AudioError, ConfigError, KeylimeError, PublishError, TagError, redact
+from keylime_prod.pipeline import mark_up_to_date, run_episode
+from keylime_prod.release import publish_episodes
 from keylime_prod.tags import check_artwork
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,3 +181,142 @@ def test_json_mode_prints_one_json_document_for_an_error(configs: Path) -> None:
     assert result.exit_code == 7
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and doc["exit_code"] == 7 and doc["kind"] == "StorageError" and doc["error"]
+
+
+# ------------------------------------------------------------------------ pipeline: builds, caches and locks
+
+
+@pytest.fixture
+def tagged_build(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """configs + a fake master marked up to date, chapters and tag built through the CLI."""
+    cfg = tf.write_configs(tmp_path)
+    build = tmp_path / "build"
+    tf.make_master(build / tf.EPISODE_ID, tf.make_mp3(tmp_path / "pristine.mp3"))
+    mark_up_to_date(load_settings(cfg, build), tf.EPISODE_ID, "master")
+    first = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q")
+    assert first.exit_code == 0, first.output
+    return cfg, build
+
+
+def _retitle(cfg: Path) -> None:
+    path = cfg / "episodes" / f"{tf.EPISODE_ID}.toml"
+    text = path.read_text("utf-8")
+    path.write_text(text.replace("title = ", 'title = "A new title"\nold_title = ', 1).replace("old_title = ", "# "))
+
+
+def test_publishing_a_stale_build_is_refused_with_one_line(tagged_build) -> None:  # type: ignore[no-untyped-def]
+    cfg, build = tagged_build
+    _retitle(cfg)
+    settings = load_settings(cfg, build).model_copy()
+    with pytest.raises(PublishError) as e:
+        publish_episodes(settings, [tf.EPISODE_ID])
+    assert "out of date (chapters, tag" in str(e.value) and f"produce {tf.EPISODE_ID}" in str(e.value)
+    assert not (tmp_public := cfg.parent / "public").exists() or not any(tmp_public.rglob("feed.xml"))
+
+
+def test_tag_after_a_title_edit_rebuilds_what_it_needs(tagged_build) -> None:  # type: ignore[no-untyped-def]
+    cfg, build = tagged_build
+    # Notes from before the edit lie in the folder; the tag stage no longer reads them back.
+    (build / tf.EPISODE_ID / "show-notes.md").write_text("# Old\n\n(00:00:00) Intro\n", encoding="utf-8")
+    _retitle(cfg)
+    again = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "--json")
+    assert again.exit_code == 0, again.output
+    stages = {s["name"]: s["cached"] for s in json.loads(again.stdout)["stages"]}
+    assert stages == {"master": True, "chapters": False, "tag": False}
+
+
+def test_a_master_mp3_truncated_by_hand_is_not_taken_as_cached(tagged_build) -> None:  # type: ignore[no-untyped-def]
+    cfg, build = tagged_build
+    mp3 = build / tf.EPISODE_ID / f"{tf.EPISODE_ID}.mp3"
+    mp3.write_bytes(mp3.read_bytes()[:1000])
+    seen: list[tuple[str, str]] = []
+    # The master is made again (the fixture's raw recording does not exist, so that run stops on it).
+    with pytest.raises(AudioError):
+        run_episode(load_settings(cfg, build), tf.EPISODE_ID, upto="tag", on_stage=lambda n, w: seen.append((n, w)))
+    assert seen == [("master", "start")]
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(tagged_build) -> None:  # type: ignore[no-untyped-def]
+    cfg, build = tagged_build
+    root = build / tf.EPISODE_ID
+    (root / ".master-abc123").mkdir()
+    (root / ".master-abc123" / "render-1.mp3").write_bytes(b"x" * 1000)
+    (root / f".{tf.EPISODE_ID}.mp3.zz.mp3.part").write_bytes(b"x" * 1000)
+    (root / "tagged" / f".{tf.EPISODE_ID}.mp3.yy.mp3.part").write_bytes(b"x" * 1000)
+    assert _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q").exit_code == 0
+    assert not [p for p in root.rglob(".*") if p.name != ".lock"]
+
+
+def test_a_second_run_on_the_same_build_folder_says_who_holds_it(tagged_build) -> None:  # type: ignore[no-untyped-def]
+    cfg, build = tagged_build
+    with fsutil.hold_lock(build / tf.EPISODE_ID / ".lock", "the build folder"):
+        second = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build))
+    assert second.exit_code == 1
+    (line,) = second.stderr.strip().splitlines()
+    assert "is in use by pid" in line and "wait until that run ends" in line
+    with fsutil.hold_lock(build / "x.lock", "a"), pytest.raises(KeylimeError, match="in use by pid"):
+        fsutil.hold_lock(build / "x.lock", "a").__enter__()
+
+
+# --------------------------------------------------------------------------------------- publishing: feed, disk
+
+
+def test_a_live_episode_redated_into_the_future_stays_in_the_feed_unless_withdrawn(
+    tmp_path: Path,
+    make_release,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import datetime as dt
+
+    import feedparser
+    from conftest_s3 import make_show, storage_settings
+
+    from keylime_prod import publish
+
+    show = make_show(storage_settings(None, local_dir=tmp_path / "public"))
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    publish.publish([make_release(publish_date="2026-01-01T06:00:00Z")], show, now=now)
+    feed = tmp_path / "public" / "podcast" / "feed.xml"
+    assert len(feedparser.parse(feed.read_bytes()).entries) == 1
+    later = make_release(publish_date="2027-01-01T06:00:00Z")
+    with caplog.at_level(logging.WARNING, logger="keylime_prod"):
+        publish.publish([later], show, now=now)
+    assert len(feedparser.parse(feed.read_bytes()).entries) == 1
+    assert "is live but now dated 2027-01-01" in caplog.text
+    publish.publish([later], show, now=now, withdraw=["ep-1"])
+    assert feedparser.parse(feed.read_bytes()).entries == []
+    assert "withdrawn from the feed on request" in caplog.text
+
+
+def test_a_full_disk_while_publishing_is_a_storage_error_naming_the_target(tagged_build) -> None:  # type: ignore[no-untyped-def]
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    cfg, build = tagged_build
+
+    def small_files() -> None:  # a real write error, as a full disk gives (EFBIG here, ENOSPC there)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    p = subprocess.run(
+        [sys.executable, "-m", "keylime_prod", "publish", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir",
+         str(build), "-q"],
+        capture_output=True, text=True, preexec_fn=small_files, cwd=cfg.parent, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 7, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "cannot write" in line and "/public/" in line and ".mp3" in line
+
+
+def test_ffmpeg_failure_shows_the_no_space_line_not_the_repeat_notice() -> None:
+    from keylime_prod.ffmpeg import last_error_line
+
+    stderr = (
+        "[libmp3lame @ 0x1] something\nav_interleaved_write_frame(): No space left on device\n"
+        "    Last message repeated 1 times\nError writing trailer of x.mp3: No space left on device\n"
+        "Conversion failed!\n"
+    )
+    assert last_error_line(stderr) == "Error writing trailer of x.mp3: No space left on device"
+    assert last_error_line("a\n    Last message repeated 3 times\n") == "a"
