@@ -316,6 +316,7 @@ def render_html(
     page = page or Page(title=title or "Transcript")
     e = html.escape
     rows = []
+    anchors: set[str] = set()
     last: str | None = None
     for para in paragraphs(segments):
         first = para[0]
@@ -325,10 +326,12 @@ def render_html(
             who = f'<span class="{cls}">{e(first.speaker)}:</span> '
         last = first.speaker
         sec = int(first.start)
+        anchor = f"t{sec}" if f"t{sec}" not in anchors else f"t{sec}-{len(anchors)}"  # ids stay unique
+        anchors.add(anchor)
         stamp = f'<time datetime="PT{first.start:.3f}S">{clock(first.start)[:8]}</time>'
         text = e(" ".join(s.text for s in para))
-        link = f'<a class="ts" href="#t{sec}" data-start="{first.start:.3f}">{stamp}</a>'
-        rows.append(f'<p id="t{sec}">{link} {who}{text}</p>')
+        link = f'<a class="ts" href="#{anchor}" data-start="{first.start:.3f}">{stamp}</a>'
+        rows.append(f'<p id="{anchor}">{link} {who}{text}</p>')
     meta = []
     if page.number is not None:
         meta.append(f"Episode {page.number}")
