@@ -169,7 +169,10 @@ def main() -> None:
         f"peak RSS {mt_rss / 1024:.0f} MiB; {mt['lufs']:.2f} LUFS / {mt['tp']:.2f} dBTP; offset found "
         f"{mt['offset']:+.4f} s (true {LATE_S:+.4f}), confidence {mt['confidence']:.0f}"
     )
-    print(f"  steps: {mt['seconds']}")
+    steps = mt["seconds"]
+    assert isinstance(steps, dict)
+    print(f"  of which the mix (align, gate, level, sum): {steps['mix']:.1f} s = {steps['mix'] / floor:.2f}x floor")
+    print(f"  steps: {steps}")
     one_s, one, one_rss = child("master", one_build, [mixed])
     print(
         f"single-file master (mixed.wav):               {one_s:7.1f} s   {one_s / floor:.2f}x floor   "

@@ -30,6 +30,7 @@ import logging
 import math
 import struct
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -380,7 +381,9 @@ def master_tracks(
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=build_dir, prefix=".mix-") as tmp:
+        t0 = time.perf_counter()
         mix = mix_tracks(episode.tracks, settings, Path(tmp) / "session-mix.wav", progress=progress)
+        mix_seconds = round(time.perf_counter() - t0, 3)
         result = master(
             episode.model_copy(update={"recordings": (mix.path,), "tracks": ()}),
             settings, assets, build_dir, progress=progress,
@@ -392,6 +395,7 @@ def master_tracks(
         segments=tuple(body if s.name == "body" else s for s in result.segments),
         pieces=tuple(replace(p, sources=names) for p in result.pieces),
         tracks=mix.tracks,
+        details={**result.details, "seconds": {"mix": mix_seconds, **result.details.get("seconds", {})}},
     )
     fsutil.write_json(result.report, result.to_json())
     return result
