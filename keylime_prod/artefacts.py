@@ -83,6 +83,8 @@ class MixTrack:
     own_speech_s: float
     bleed_reduction_db: float
     regions: tuple[tuple[float, float], ...] = ()
+    #: Issue 9's measurements and steps on this track: noise floor, hum, noise reduction, leveler.
+    processing: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

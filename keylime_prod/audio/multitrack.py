@@ -32,8 +32,10 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +44,7 @@ from ..artefacts import Master, MixTrack
 from ..config import Assets, AudioSettings, EpisodeConfig, Track
 from ..errors import AudioError
 from ..progress import ProgressFn, null_progress
-from . import align
+from . import align, speech
 from .inputs import check_file, decode
 from .loudness import SUB_MS, Meter, integrated_from_energy, sound_bounds
 from .master import master
@@ -107,10 +109,15 @@ def _drop_short(mask: np.ndarray, shorter_than: int) -> np.ndarray:
     return out
 
 
-def ownership(energies: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def ownership(
+    energies: Sequence[np.ndarray], voice: Sequence[np.ndarray | None] = ()
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Which track carries its own speaker, per 10 ms sub-block of the session.
 
-    ``energies``: each track's 10 ms K-weighted energies on the session timeline (zeros where it did not record).
+    ``energies``: each track's 10 ms K-weighted energies on the session timeline (zeros where it did not record);
+    ``voice``: each track's voice activity (Silero VAD, :func:`.speech.analyse`) on the same grid, if measured: a
+    sound that is not a voice (a cough, a click, a door) never opens a gate. VAD alone cannot tell a speaker from
+    their bleed (it hears a voice at any level): the level comparison does that.
     Returns ``(own, open, speech_lufs)``: ``own[i]`` where track ``i``'s speaker talks (for the transcript and the
     levels), ``open[i]`` where its gate is open (own speech with its hold, plus the pauses the last speaker keeps),
     and each track's speech loudness (LUFS, BS.1770 gating over its own speech).
@@ -130,15 +137,18 @@ def ownership(energies: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, l
     rel = level - ref[:, None]
     floor = np.array([np.percentile(r[r > -150], 10) if (r > -150).any() else -150.0 for r in rel])
     active = rel > np.maximum(floor[:, None] + FLOOR_MARGIN_DB, MIN_SPEECH_REL_DB)
+    for i, v in enumerate(voice):
+        if v is not None:
+            active[i] &= v[:n] if len(v) >= n else np.r_[v, np.zeros(n - len(v), bool)]
     own = np.zeros_like(active)
     for i in range(k):
         others = np.delete(rel, i, axis=0).max(axis=0) if k > 1 else np.full(n, -np.inf)
         # Runs shorter than MIN_OWN_MS are a click or a plosive's edge, not a turn.
         own[i] = _drop_short(active[i] & (rel[i] >= others - CROSSTALK_DB), MIN_OWN_MS // SUB_MS)
-    speech = []
+    loud: list[float] = []
     for i in range(k):
-        v = integrated_from_energy(e[i][own[i]]) if own[i].any() else ref[i]
-        speech.append(float(v) if math.isfinite(v) else float(ref[i]))
+        lv = float(integrated_from_energy(e[i][own[i]])) if own[i].any() else float(ref[i])
+        loud.append(lv if math.isfinite(lv) else float(ref[i]))
     held = np.stack([_dilate(own[i], OPEN_BEFORE_MS // SUB_MS, HOLD_MS // SUB_MS) for i in range(k)])
     # Pauses: the last speaker's track stays open (before anyone speaks: the first speaker's).
     anyone = held.any(axis=0)
@@ -153,7 +163,7 @@ def ownership(energies: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, l
     gate = held.copy()
     for i in range(k):
         gate[i] |= ~anyone & (last == i)
-    return own, gate, speech
+    return own, gate, loud
 
 
 def regions(own: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -247,37 +257,77 @@ def mix_tracks(
     done = [0]
     session: list[np.ndarray] = []
     frames: list[int] = []
+    analyses: list[speech.Analysis | None] = []
+    # Issue 9's speech steps run on every track before the mix: VAD and hum (a thread, while pass 1 meters it),
+    # the noise floor, noise reduction where it is needed, and the leveler's curve (below).
+    wanted = settings.leveler.enabled or settings.denoise.mode != "off"
     for i, t in enumerate(tracks):
         meter = Meter(sr, 1, true_peak=False)
         if lead[i] % sub:
             meter.add(np.zeros((lead[i] % sub, 1), np.float32))
-        for x in decode(Path(t.file), sr, 1, _field(i, "file")):
-            meter.add(x)
-            done[0] += len(x)
-            progress("Measuring tracks", done[0], total)
-        if meter.frames <= lead[i] % sub or sound_bounds(meter.power, settings.silence_threshold_db) is None:
-            raise AudioError(
-                f"{_field(i, 'file')}: the track is silent throughout (nothing above "
-                f"{settings.silence_threshold_db:g} dBFS)",
-                where=t.file,
-                hint="check the recording, or remove this [[tracks]] entry",
-            )
+        with ThreadPoolExecutor(1) as pool:
+            fut = pool.submit(speech.analyse, Path(t.file), _field(i, "file")) if wanted else None
+            for x in decode(Path(t.file), sr, 1, _field(i, "file")):
+                meter.add(x)
+                done[0] += len(x)
+                progress("Measuring tracks", done[0], total)
+            # Silence first: the analysis of a silent file has nothing to say (and says it less clearly).
+            if meter.frames <= lead[i] % sub or sound_bounds(meter.power, settings.silence_threshold_db) is None:
+                raise AudioError(
+                    f"{_field(i, 'file')}: the track is silent throughout (nothing above "
+                    f"{settings.silence_threshold_db:g} dBFS)",
+                    where=t.file,
+                    hint="check the recording, or remove this [[tracks]] entry",
+                )
+            analyses.append(fut.result() if fut is not None else None)
         session.append(np.concatenate([np.zeros(lead[i] // sub), meter.k_energy]))
         frames.append(meter.frames - lead[i] % sub)
     if unaligned is not None:  # after the silence check: a silent track cannot match either, and that says more
         raise unaligned
-    own, gate, speech = ownership(session)
+    voice: list[np.ndarray | None] = []
+    for i, an in enumerate(analyses):
+        if an is None:
+            voice.append(None)
+            continue
+        a = lead[i] // sub
+        voice.append(np.r_[np.zeros(a, bool), an.mask(len(session[i]) - a)])
+    own, gate, loudness = ownership(session, voice)
     n_subs = own.shape[1]
+    session = [np.r_[x, np.zeros(n_subs - len(x))] for x in session]
+    audio_in = [Path(t.file) for t in tracks]  # a track's own file, or its noise-reduced copy
+    processing = [
+        _clean(i, t, an, voice[i], session[i], lead[i] // sub, settings, dest.parent, audio_in)
+        for i, (t, an) in enumerate(zip(tracks, analyses, strict=True))
+    ]
+    # Each speaker's stretches to the same loudness (the leveler, on the track's own speech), then every track's
+    # speech to the target: speakers levelled against each other.
+    curves = []
+    for i in range(len(tracks)):
+        lev = speech.gain_curve(session[i], own[i], settings.leveler)
+        curve = np.zeros(n_subs) if lev.curve_db is None else speech.cap_pauses(lev.curve_db, own[i], 0.0)
+        curve = np.r_[curve, np.zeros(n_subs - len(curve))][:n_subs]
+        curves.append(curve)
+        if own[i].any():
+            v = integrated_from_energy(session[i][own[i]] * 10 ** (curve[own[i]] / 10))
+            loudness[i] = v if math.isfinite(v) else loudness[i]
+        processing[i]["leveler"] = {
+            "note": lev.note, "stretches": lev.stretches, "stretches_levelled": lev.levelled,
+            "gain_range_db": [round(float(curve.min()), 2), round(float(curve.max()), 2)],
+            "turn_spread_before_lu": lev.spread_before_lu, "turn_spread_after_lu": lev.spread_after_lu,
+        }  # fmt: skip
     target = settings.target_lufs
-    gains = [target - v for v in speech]
+    gains = [target - v for v in loudness]
     closed = 10 ** (-GATE_DB / 20)
-    env = [_moving_average(np.where(g, 1.0, closed), RAMP_MS // SUB_MS) for g in gate]
+    env = [
+        _moving_average(np.where(g, 1.0, closed), RAMP_MS // SUB_MS) * 10 ** (c / 20)
+        for g, c in zip(gate, curves, strict=True)
+    ]
 
     # Pass 2: the mix, streamed into a float WAV on the session timeline.
     total_frames = max(ld + f for ld, f in zip(lead, frames, strict=True))
     readers = [
-        _Reader(decode(Path(t.file), sr, 1, _field(i, "file")), ld)
-        for i, (t, ld) in enumerate(zip(tracks, lead, strict=True))
+        _Reader(decode(src, sr, 1, _field(i, "file")), ld)
+        for i, (src, ld) in enumerate(zip(audio_in, lead, strict=True))
     ]
     centers = (np.arange(n_subs) + 0.5) * sub
     block = int(sr * BLOCK_SECONDS)
@@ -311,18 +361,53 @@ def mix_tracks(
                 offset_s=round(starts[i] - starts[0], 6),
                 offset_source=sources[i],
                 confidence=round(confidences[i], 2),
-                speech_lufs=round(speech[i], 2),
+                speech_lufs=round(loudness[i], 2),
                 gain_db=round(gains[i], 2),
                 own_speech_s=round(float(own[i].sum()) * sub_s, 2),
                 bleed_reduction_db=round(depth, 2),
                 regions=regions(own[i]),
+                processing=processing[i],
             )
         )
         log.info(
             "%s (%s): starts at %+.3f s (%s, confidence %.0f), speech %.1f LUFS, gain %+.1f dB",
-            t.file.name, t.speaker, starts[i] - starts[0], sources[i], confidences[i], speech[i], gains[i],
+            t.file.name, t.speaker, starts[i] - starts[0], sources[i], confidences[i], loudness[i], gains[i],
         )  # fmt: skip
     return Mix(dest, tuple(out))
+
+
+def _clean(
+    i: int,
+    track: Track,
+    an: speech.Analysis | None,
+    voice: np.ndarray | None,
+    energy: np.ndarray,
+    first_sub: int,
+    settings: AudioSettings,
+    work: Path,
+    audio_in: list[Path],
+) -> dict[str, Any]:
+    """Noise floor and hum of one track (issue 9's measurements), and noise reduction into ``work`` where they call
+    for it (``audio_in[i]`` then names the cleaned copy the mix reads). Returns what was measured and done."""
+    if an is None or voice is None:
+        return {"denoise": "off"}
+    floor = speech.noise_floor(energy[first_sub:], voice[first_sub:])
+    engine, why = speech.needs_denoise(settings.denoise, floor, an)
+    out: dict[str, Any] = {
+        "noise_floor_lufs": floor.noise_lufs,
+        "noise_under_speech_db": None if floor.under_speech_db is None else round(floor.under_speech_db, 2),
+        "hum_hz": an.hum_hz,
+        "hum_line_db": an.hum_line_db,
+        "denoise": why,
+        "engine": engine,
+    }
+    if engine is not None:
+        dest = work / f"track-{i}-denoised.flac"
+        what = _field(i, "file")
+        speech.denoise(Path(track.file), engine, an.hum_hz, settings.denoise.strength, 1, floor.noise_lufs, dest, what)
+        audio_in[i] = dest
+        log.info("%s: %s; reduced with %s", what, why, engine)
+    return out
 
 
 def _align(tracks: Sequence[Track]) -> tuple[list[float], list[str], list[float], AudioError | None]:
@@ -384,9 +469,14 @@ def master_tracks(
         t0 = time.perf_counter()
         mix = mix_tracks(episode.tracks, settings, Path(tmp) / "session-mix.wav", progress=progress)
         mix_seconds = round(time.perf_counter() - t0, 3)
+        # The tracks had issue 9's steps already (VAD, floor, hum, denoise, leveler): the mix is not processed again.
+        done = settings.model_copy(
+            update={"leveler": settings.leveler.model_copy(update={"enabled": False}),
+                    "denoise": settings.denoise.model_copy(update={"mode": "off"})}
+        )  # fmt: skip
         result = master(
             episode.model_copy(update={"recordings": (mix.path,), "tracks": ()}),
-            settings, assets, build_dir, progress=progress,
+            done, assets, build_dir, progress=progress,
         )  # fmt: skip
     names = tuple(t.file for t in mix.tracks)
     body = replace(result.body, sources=names)
@@ -395,6 +485,7 @@ def master_tracks(
         segments=tuple(body if s.name == "body" else s for s in result.segments),
         pieces=tuple(replace(p, sources=names) for p in result.pieces),
         tracks=mix.tracks,
+        settings=settings.model_dump(mode="json"),
         details={**result.details, "seconds": {"mix": mix_seconds, **result.details.get("seconds", {})}},
     )
     fsutil.write_json(result.report, result.to_json())
