@@ -543,6 +543,118 @@ def publish_cmd(
     _run(go)
 
 
+@app.command("report")
+def report_cmd(
+    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    open_page: Annotated[bool, typer.Option("--open", help="Open report.html in the web browser.")] = False,
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write EPISODE's production report (build/<id>/report.html) and print its summary.
+
+    Loudness before and after, per recording and speaker, the limiter's work, and the words to check in the
+    transcript. Earlier stages run first when out of date.
+    """
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        from rich.table import Table
+
+        from .pipeline import run_episode
+
+        settings = _settings(configs, build_dir)
+        with _progress(not quiet and not as_json) as progress:
+            rep = run_episode(settings, episode, upto="report", force=force, progress=progress).artefacts["report"]
+        if as_json:
+            _emit_json(rep.to_json())
+        elif not quiet:
+            table = Table(title=f"{rep.episode_id}: production report", show_header=False)
+            for label, value in rep.summary():
+                table.add_row(f"[red]{label}[/red]" if label == "PROBLEM" else label, value)
+            out_console.print(table)
+            for w in rep.low_confidence[:10]:
+                out_console.print(f"  check {w.clock} {w.text!r} (p={w.probability})", highlight=False)
+            for m in rep.missing_terms:
+                out_console.print(f"  check {m.clock} {m.text!r}: {m.note}", highlight=False)
+            out_console.print(f"report: {rep.html}", highlight=False)
+        if open_page:
+            import webbrowser
+
+            webbrowser.open(rep.html.resolve().as_uri())
+
+    _run(go)
+
+
+@app.command("verify")
+def verify_cmd(
+    episodes: Annotated[list[str] | None, typer.Argument(help="Episode id(s) to check (or --all).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Check every item of the feed.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check the local publish folder (public/) instead of the public URLs.")
+    ] = False,
+    feed_url: Annotated[
+        str | None, typer.Option("--feed-url", help="Check this feed (default: show.feed_url).")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state", help="Where each episode's guid is remembered (default: <build-dir>/verify-state.json)."
+        ),
+    ] = None,
+    audio: Annotated[
+        str, typer.Option("--audio", help="How many MP3s to download and measure, newest first: a number or 'all'.")
+    ] = "1",
+    configs: ConfigsOpt = None,
+    build_dir: BuildDirOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the live feed as a podcast app would: tags, byte ranges, media types, artwork, guids, loudness, ID3.
+
+    One line per problem; exit 1 when there is any error (warnings do not fail). See docs/release.md.
+    """
+    _setup_logging(verbose, quiet or as_json)
+
+    def go() -> None:
+        from .errors import ConfigError
+        from .verify import verify_show
+
+        if bool(episodes) == every:
+            raise ConfigError("give EPISODE(s) or --all (not both)", hint="produce verify episode-258, or --all")
+        if audio != "all" and not audio.isdigit():
+            raise ConfigError(f"--audio {audio!r}: give a number or 'all'")
+        settings = _settings(configs, build_dir)
+        res = verify_show(
+            settings, None if every else episodes, offline=offline, feed_url=feed_url, state=state,
+            audio="all" if audio == "all" else int(audio),
+        )  # fmt: skip
+        if as_json:
+            _emit_json(res.to_json())
+        else:
+            for p in res.problems:
+                colour = "red" if p.severity == "error" else "yellow"
+                err_console.print(
+                    f"[{colour}]{p.severity}[/{colour}]{p.line()[len(p.severity) :]}", highlight=False, soft_wrap=True
+                )
+            if not quiet:
+                where = "offline, local folder" if res.offline else f"{res.requests} requests"
+                out_console.print(
+                    f"{res.feed_url}: {len(res.checked)} of {res.items} item(s) checked, {len(res.audio_checked)} "
+                    f"MP3(s) measured; {len(res.errors)} error(s), {len(res.problems) - len(res.errors)} warning(s) "
+                    f"({where}, {res.seconds:.1f} s)",
+                    highlight=False,
+                )
+        if not res.ok:
+            raise typer.Exit(1)
+
+    _run(go)
+
+
 @app.command("check")
 def check_cmd(
     configs: ConfigsOpt = None,

@@ -101,7 +101,7 @@ class _Document(_Doc):
 class ManifestFile(_Doc):
     """One uploaded, verified object."""
 
-    role: Literal["audio", "transcript", "chapters", "notes", "cover"]
+    role: Literal["audio", "transcript", "chapters", "notes", "cover", "report"]
     format: str
     name: str
     key: str

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import audio, chapters, fsutil, models, notes, publish, tags, transcript
+from . import audio, chapters, fsutil, models, notes, publish, report, tags, transcript
 from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
 from .config import EpisodeConfig, Settings, load_episode
 from .errors import KeylimeError, PublishError
@@ -372,6 +372,57 @@ def _notes_load(run: Run) -> Notes | None:
     return n if n.markdown.is_file() and n.html.is_file() else None
 
 
+def _report_glossary(run: Run) -> list[str]:
+    # The words the transcript should contain: the recogniser's hints (show and episode glossaries, people).
+    return [*run.settings.show.whisper.glossary, *_glossary(run)]
+
+
+def _report_marks(run: Run) -> tuple[ChapterMark, ...]:
+    ch: Chapters | None = run.artefact("chapters")
+    return tuple(ch.marks) if ch is not None else ()
+
+
+def _report_key(run: Run) -> str:
+    master: Master = run.require("master")
+    s = run.settings.show
+    return digest(
+        "report/1",
+        file_digest(master.report),
+        file_digest(run.layout.loudness_json),
+        file_digest(run.layout.words_json),
+        [(m.title, m.start) for m in _report_marks(run)],
+        _report_glossary(run),
+        run.episode.title,
+        run.episode.speakers,
+        (s.audio.target_lufs, s.audio.true_peak_db),
+    )
+
+
+def _report_run(run: Run) -> report.Report:
+    s = run.settings.show
+    layout = run.layout
+    return report.write_report(
+        run.require("master"),
+        layout.report_html,
+        figures=layout.report_json,
+        title=f"{run.episode.number}. {run.episode.title}",
+        target_lufs=s.audio.target_lufs,
+        ceiling_dbtp=s.audio.true_peak_db,
+        curves=report.load_curves(layout.loudness_json),
+        words=report.load_words(layout.words_json),
+        chapters=_report_marks(run),
+        glossary=_report_glossary(run),
+        recording_speakers=run.episode.speakers,
+    )
+
+
+def _report_load(run: Run) -> report.Report | None:
+    layout = run.layout
+    if not (layout.report_json.is_file() and layout.report_html.is_file()):
+        return None
+    return report.Report.load(layout.report_json)
+
+
 def release_of(run: Run) -> publish.Release:
     """What the build folder holds for publishing: the tagged MP3 (else the master's), the transcript files,
     chapters.json, the show notes and the cover art (the episode's own, else the show's).
@@ -415,6 +466,9 @@ def release_of(run: Run) -> publish.Release:
             linked = _notes_run(run, BuildLayout(folder, ep.id), links)
             return linked.markdown, linked.html
 
+    r: report.Report | None = artefact("report")
+    if r is not None:
+        files.append(publish.EpisodeFile("report", r.html, "html"))  # the producer's report, beside the episode
     cover = ep.artwork or run.settings.show.show.artwork
     files.append(publish.EpisodeFile("cover", cover, cover.suffix.lstrip(".").lower()))
     return publish.Release(
@@ -435,7 +489,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("notes", _notes_run, _notes_key, _notes_load, needs=("transcribe", "chapters")),
     # The transcript (USLT) is used when it exists; tagging alone never starts a transcription.
     Stage("tag", _tag_run, _tag_key, _tag_load, needs=("master", "chapters")),
-    Stage("publish", _publish_run, needs=("tag", "notes")),
+    # Every run ends the build with the production report (cached while its inputs are unchanged). It reads the
+    # chapters and words.json when they exist, but never makes a transcript just for itself.
+    Stage("report", _report_run, _report_key, _report_load, needs=("master",)),
+    Stage("publish", _publish_run, needs=("tag", "notes", "report")),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 SHOW_MANIFEST_NAME = "show.json"
-Role = Literal["audio", "transcript", "chapters", "notes", "cover"]
+Role = Literal["audio", "transcript", "chapters", "notes", "cover", "report"]
 
 
 # ------------------------------------------------------------------------------------------------------ inputs

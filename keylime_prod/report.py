@@ -20,7 +20,6 @@ the page is one file that can be published with the episode. :func:`write_report
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import difflib
 import html
 import io
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import fsutil
+from . import __version__, fsutil
 from .artefacts import ChapterMark, Master
 from .errors import ReportError
 
@@ -44,6 +43,7 @@ REVIEW_WORDS = 30
 REVIEW_BELOW = 0.6
 #: Plots never need more points than this across (a 60-minute curve at a 100 ms hop has 36 000).
 PLOT_COLUMNS = 1800
+REPORT_SCHEMA = "keylime-prod/report/1"
 #: BS.1770-4 gates for integrated loudness over the curve's blocks.
 ABSOLUTE_GATE = -70.0
 RELATIVE_GATE = -10.0
@@ -156,6 +156,11 @@ class ReviewItem:
     probability: float | None = None
     note: str = ""
 
+    @property
+    def clock(self) -> str:
+        """``start`` as HH:MM:SS."""
+        return _clock(self.start)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -222,9 +227,9 @@ class Report:
         return rows
 
     def to_json(self) -> dict[str, Any]:
-        """A machine-readable summary (``produce report --json``); paths relative to the build folder."""
+        """``report.json`` and ``produce report --json``: every figure; the page by its name in the build folder."""
         return {
-            "schema": "keylime-prod/report/1",
+            "schema": REPORT_SCHEMA,
             "episode": self.episode_id,
             "html": self.html.name,
             "target_lufs": self.target_lufs,
@@ -240,9 +245,44 @@ class Report:
             "low_confidence": [vars(w) for w in self.low_confidence],
             "missing_terms": [vars(w) for w in self.missing_terms],
             "processing": {k: dict(v) for k, v in self.processing.items()},
+            "has_curves": self.has_curves,
+            "has_words": self.has_words,
             "problems": list(self.problems()),
             "seconds": round(self.seconds, 3),
         }
+
+    @classmethod
+    def load(cls, path: Path) -> Report:
+        """Read ``report.json`` back (the page resolves against its folder)."""
+        d = _read_json(path, "report figures", "delete it and run `produce report EPISODE`")
+        if d is None:
+            raise ReportError("no report found", where=path, hint="run `produce report EPISODE`")
+        try:
+            return cls(
+                episode_id=d["episode"],
+                html=Path(path).parent / d["html"],
+                target_lufs=d["target_lufs"],
+                ceiling_dbtp=d["ceiling_dbtp"],
+                integrated_before=d["integrated"][0],
+                integrated_after=d["integrated"][1],
+                lra_before=d["lra"][0],
+                lra_after=d["lra"][1],
+                true_peak_before=d["true_peak"][0],
+                true_peak_after=d["true_peak"][1],
+                method=d["method"],
+                gain_db=d["gain_db"],
+                noise_floor_lufs=d["noise_floor_lufs"],
+                parts=tuple(Level(**x) for x in d["parts"]),
+                speakers=tuple(Level(**x) for x in d["speakers"]),
+                low_confidence=tuple(ReviewItem(**x) for x in d["low_confidence"]),
+                missing_terms=tuple(ReviewItem(**x) for x in d["missing_terms"]),
+                processing=d["processing"],
+                has_curves=d["has_curves"],
+                has_words=d["has_words"],
+                seconds=d["seconds"],
+            )
+        except (KeyError, TypeError, IndexError) as e:
+            raise ReportError(f"unreadable report figures: {e!r}", where=path, hint="delete it and re-run") from None
 
 
 def _fmt(v: Any) -> str:
@@ -504,8 +544,8 @@ def _page(report: Report, title: str, loud_png: str | None, level_png: str | Non
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Production report: {e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Production report: {e(title)}</h1>",
-        f"<p><small>{e(report.episode_id)}, made {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by "
-        "keylime-prod</small></p>",
+        # No time of day here: the same build gives the same bytes, so a re-publish uploads nothing new.
+        f"<p><small>{e(report.episode_id)}, made by keylime-prod {e(__version__)}</small></p>",
     ]
     for p in report.problems():
         out.append(f'<p class="bad">{e(p)}</p>')
@@ -542,12 +582,12 @@ def _page(report: Report, title: str, loud_png: str | None, level_png: str | Non
         out.append(
             _table(
                 ("time", "word", "probability", "speaker"),
-                [(_clock(w.start), w.text, w.probability, w.note) for w in report.low_confidence],
+                [(w.clock, w.text, w.probability, w.note) for w in report.low_confidence],
             )
         )
         out.append("<p>Glossary terms the transcript never contains:</p>")
         out.append(
-            _table(("time", "term", "note"), [(_clock(w.start), w.text, w.note) for w in report.missing_terms])
+            _table(("time", "term", "note"), [(w.clock, w.text, w.note) for w in report.missing_terms])
             if report.missing_terms
             else "<p>none: every glossary term was written at least once.</p>"
         )
@@ -577,6 +617,7 @@ def write_report(
     master: Master,
     out: Path,
     *,
+    figures: Path | None = None,
     title: str,
     target_lufs: float,
     ceiling_dbtp: float,
@@ -586,7 +627,8 @@ def write_report(
     glossary: Sequence[str] = (),
     recording_speakers: Sequence[str] = (),
 ) -> Report:
-    """Write the production report of ``master`` to ``out`` (atomically) and return its figures.
+    """Write the production report of ``master`` to ``out`` (atomically) and return its figures (also written to
+    ``figures``, ``report.json``, when given).
 
     ``curves`` and ``words`` are :func:`load_curves` / :func:`load_words` of the build's ``loudness.json`` and
     ``words.json`` (either may be ``None``: the page says what is missing). ``recording_speakers`` names who speaks
@@ -625,4 +667,7 @@ def write_report(
     loud_png = _loudness_plot(curves, master, chapters, target_lufs, ceiling_dbtp) if curves is not None else None
     level_png = _levels_plot(parts, speakers, target_lufs)
     fsutil.write_text(Path(out), _page(rep, title, loud_png, level_png))
-    return Report(**{**vars(rep), "seconds": time.perf_counter() - t0})
+    rep = Report(**{**vars(rep), "seconds": time.perf_counter() - t0})
+    if figures is not None:
+        fsutil.write_json(figures, rep.to_json())
+    return rep

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from . import ffmpeg, fsutil
+from .config import Settings
 from .errors import KeylimeError, VerifyError
 from .feed import ITUNES_NS, MAX_DESCRIPTION, PODCAST_NS, SPOTIFY_MIN_STAMPS
 
@@ -143,7 +144,8 @@ class LocalFetcher:
         if url.startswith(self.base_url + "/"):
             rel = urllib.parse.unquote(url[len(self.base_url) + 1 :])
         elif url.startswith("file://"):
-            return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+            p = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)).resolve()
+            return p if p.is_relative_to(self.root) else None
         else:
             return None
         p = (self.root / rel).resolve()
@@ -620,3 +622,49 @@ def verify_feed(
         offline=offline,
         state=state,
     )
+
+
+def verify_show(
+    settings: Settings,
+    episodes: Sequence[str] | None = None,
+    *,
+    offline: bool = False,
+    feed_url: str | None = None,
+    state: Path | None = None,
+    audio: int | Literal["all"] = 1,
+) -> Verified:
+    """``produce verify``: check the show's live feed (``show.feed_url``, or ``feed_url``) and the items of
+    ``episodes`` (ids; ``None``: every item) as an app would, over HTTP(S).
+
+    ``offline`` (and a local publish folder without ``public_base_url``, whose URLs are ``file:`` ones) reads the
+    local folder instead. ``state`` defaults to ``<build root>/verify-state.json``.
+    """
+    from .config import load_episode
+    from .storage import LocalStore, open_store
+
+    show = settings.show
+    store = open_store(show.storage)
+    local = isinstance(store, LocalStore)
+    if offline and not local:
+        raise VerifyError(
+            "--offline checks the local publish folder, but this show publishes to a bucket",
+            where="storage",
+            hint="leave out --offline to check the public URLs",
+        )
+    wanted: list[str] | None = None
+    if episodes is not None:
+        wanted = []
+        for episode_id in episodes:
+            ep = load_episode(settings.configs_dir, episode_id)
+            wanted += [episode_id, *([ep.guid] if ep.guid else [])]
+    fetch: Fetcher
+    if offline or (local and not show.storage.public_base_url):
+        assert isinstance(store, LocalStore)
+        fetch = LocalFetcher(store.root / store.prefix if store.prefix else store.root, store.base_url)
+        url = feed_url or store.url(store.key(show.feed.filename))
+    else:
+        fetch = HttpFetcher()
+        url = feed_url or show.show.feed_url
+    limits = AudioLimits(target_lufs=show.audio.target_lufs, true_peak_dbtp=show.audio.true_peak_db)
+    state = state if state is not None else settings.build_root / "verify-state.json"
+    return verify_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)

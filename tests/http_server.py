@@ -78,11 +78,17 @@ class _Handler(SimpleHTTPRequestHandler):
             left -= len(chunk)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that stops reading (verify closes a 200 answered to a range request) is not a server fault.
+        pass
+
+
 @contextmanager
 def serve(root: Path, *, ranges: bool = True, types: dict[str, str] | None = None) -> Iterator[str]:
     """Serve ``root`` on 127.0.0.1 (a free port) and yield its base URL; ``ranges=False`` answers ranges with 200."""
     handler = type("Handler", (_Handler,), {"types": dict(types or {}), "ranges": ranges})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
+    server = _QuietServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

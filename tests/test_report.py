@@ -7,8 +7,11 @@ formats the master and transcribe stages agreed to write (docs: PROTOCOL), at le
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import lxml.html
@@ -18,6 +21,7 @@ from PIL import Image
 from keylime_prod import report
 from keylime_prod.artefacts import ChapterMark, Loudness, Master, TimelineSegment
 from keylime_prod.errors import ReportError
+from keylime_prod.fsutil import sha256_file
 
 HOP = 0.1
 
@@ -194,3 +198,41 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     words.write_text(json.dumps({"words": [{"start": 1, "word": "x"}]}))
     with pytest.raises(ReportError, match=r"words.json: words\[\]"):
         report.load_words(words)
+
+
+def test_cli_report_stage_runs_caches_opens_and_is_published(
+    tmp_path: Path, make_configs: Callable[..., Path], make_tone: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import app
+    from keylime_prod.config import load_settings
+    from keylime_prod.release import publish_episodes
+
+    cfg = make_configs([make_tone("raw.wav", seconds=4.0, db=-20.0)])
+    build = tmp_path / "build"
+    args = ["report", "ep-1", "--configs", str(cfg), "--build-dir", str(build)]
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    master = json.loads((build / "ep-1" / "master.json").read_text())
+    assert doc["integrated"][1] == master["output_loudness"]["integrated_lufs"] and doc["html"] == "report.html"
+    page = (build / "ep-1" / "report.html").read_text("utf-8")
+    assert "Production report: 1. Test episode" in page and "No loudness curves" in page
+    state = json.loads((build / "ep-1" / "state.json").read_text())
+    assert {"master", "report"} <= set(state)  # a stage of the pipeline, with its cache key
+    # Again: up to date, loaded from report.json; --open hands the page to the browser ($BROWSER here).
+    seen = tmp_path / "opened.txt"
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -c \"import sys; open({str(seen)!r}, 'w').write(sys.argv[1])\" %s")
+    res = CliRunner().invoke(app, [*args, "--open"])
+    assert res.exit_code == 0, res.output
+    reached = "gain plus true-peak limiter" if doc["method"] == "limiter" else "gain alone"
+    assert "integrated" in res.stdout and reached in res.stdout
+    assert seen.read_text() == (build / "ep-1" / "report.html").resolve().as_uri()
+    # Published with the episode.
+    settings = load_settings(cfg, build)
+    local = settings.show.storage.model_copy(update={"local_dir": tmp_path / "public"})
+    settings = settings.model_copy(update={"show": settings.show.model_copy(update={"storage": local})})
+    published = publish_episodes(settings, ["ep-1"], now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
+    (rep,) = [f for f in published.episodes[0].files if f.role == "report"]
+    assert rep.content_type == "text/html" and rep.sha256 == sha256_file(build / "ep-1" / "report.html")

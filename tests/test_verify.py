@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest_s3 import make_show, storage_settings
@@ -132,3 +135,37 @@ def test_offline_checks_the_public_folder(published: Callable[..., Path], tmp_pa
     next(root.rglob("*.srt")).unlink()
     v = verify.verify_feed("https://media.example.org/podcast/feed.xml", fetch=fetch, audio=0)
     assert [p.check for p in v.errors] == ["transcript"]
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import app
+
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_cli_verify_json_for_ci_and_one_line_per_problem(
+    published: Callable[..., Path], tmp_path: Path, make_configs: Callable[..., Path]
+) -> None:
+    cfg = make_configs([tmp_path / "raw.wav"])  # the show's audio target; nothing is built
+    root = published(tmp_path / "public", "http://127.0.0.1:1")
+    env = {"KEYLIME_PUBLIC_BASE_URL": "https://media.example.org/podcast"}
+    for ranges, code in ((True, 0), (False, 1)):
+        with serve(root, ranges=ranges) as base:
+            feed = root / "podcast" / "feed.xml"
+            feed.write_text(re.sub(r"http://127\.0\.0\.1:\d+", base, feed.read_text()))
+            args = ["verify", "--feed-url", f"{base}/podcast/feed.xml", "--configs", str(cfg)]
+            args += ["--state", str(tmp_path / "state.json")]
+            res = _cli(*args, "--all", "--json", env=env)
+            assert res.exit_code == code, res.output
+            doc = json.loads(res.stdout)
+            assert doc["ok"] is (code == 0) and doc["checked"] == [GUID] and doc["audio_checked"] == [GUID]
+            if not ranges:
+                plain = _cli(*args, "ep-1", env=env)  # by episode id: the episodes/ep-1/ folder of the enclosure
+                assert plain.exit_code == 1
+                assert f"error: {GUID}: byte range: a GET for bytes=0-1023 answered 200, not 206" in plain.stderr
+    assert _cli("verify", "--configs", str(cfg)).exit_code == 2  # neither EPISODE nor --all: a usage error
