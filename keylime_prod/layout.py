@@ -14,7 +14,6 @@ file lives. A new output is one more property here::
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
     build/<id>/tagged.json          what the tag stage wrote (and the tagged file's own hash)
     build/<id>/loudness.json        momentary/short-term loudness before and after mastering (read by the report)
-    build/<id>/words.json           every recognised word: start, end, probability, speaker (read by the report)
     build/<id>/report.html          the production report (published with the episode), report.json its figures
     build/<id>/state.json           the pipeline's per-stage cache keys
 """
@@ -92,10 +91,6 @@ class BuildLayout:
     @property
     def loudness_json(self) -> Path:
         return self.root / "loudness.json"
-
-    @property
-    def words_json(self) -> Path:
-        return self.root / "words.json"
 
     @property
     def report_html(self) -> Path:
