@@ -218,6 +218,8 @@ def _run_stages(
         _say(art["master"].describe())
     if art.get("tag") is not None:
         _say(f"{result.episode_id}: {art['tag'].describe()}")
+    if art.get("report") is not None:
+        _say(art["report"].describe())
     if art.get("publish") is not None:
         _print_published(art["publish"])
 
@@ -545,7 +547,7 @@ def publish_cmd(
 
 @app.command("report")
 def report_cmd(
-    episode: Annotated[str, typer.Argument(help="Episode id, e.g. episode-258.")],
+    episode: EpisodeArg,
     open_page: Annotated[bool, typer.Option("--open", help="Open report.html in the web browser.")] = False,
     configs: ConfigsOpt = None,
     build_dir: BuildDirOpt = None,
@@ -573,14 +575,14 @@ def report_cmd(
             _emit_json(rep.to_json())
         elif not quiet:
             table = Table(title=f"{rep.episode_id}: production report", show_header=False)
-            for label, value in rep.summary():
+            for label, value in rep.rows():
                 table.add_row(f"[red]{label}[/red]" if label == "PROBLEM" else label, value)
             out_console.print(table)
             for w in rep.low_confidence[:10]:
-                out_console.print(f"  check {w.clock} {w.text!r} (p={w.probability})", highlight=False)
+                _say(f"  check {w.clock} {w.text!r} (p={w.probability})")
             for m in rep.missing_terms:
-                out_console.print(f"  check {m.clock} {m.text!r}: {m.note}", highlight=False)
-            out_console.print(f"report: {rep.html}", highlight=False)
+                _say(f"  check {m.clock} {m.text!r}: {m.note}")
+            _say(rep.describe())
         if open_page:
             import webbrowser
 
@@ -642,13 +644,7 @@ def verify_cmd(
                     f"[{colour}]{p.severity}[/{colour}]{p.line()[len(p.severity) :]}", highlight=False, soft_wrap=True
                 )
             if not quiet:
-                where = "offline, local folder" if res.offline else f"{res.requests} requests"
-                out_console.print(
-                    f"{res.feed_url}: {len(res.checked)} of {res.items} item(s) checked, {len(res.audio_checked)} "
-                    f"MP3(s) measured; {len(res.errors)} error(s), {len(res.problems) - len(res.errors)} warning(s) "
-                    f"({where}, {res.seconds:.1f} s)",
-                    highlight=False,
-                )
+                _say(res.describe())
         if not res.ok:
             raise typer.Exit(1)
 

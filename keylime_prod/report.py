@@ -197,7 +197,26 @@ class Report:
             out.append(f"true peak {self.true_peak_after:.2f} dBTP is over the {self.ceiling_dbtp:g} dBTP ceiling")
         return tuple(out)
 
-    def summary(self) -> list[tuple[str, str]]:
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``produce EPISODE --json``)."""
+        return {
+            "html": str(self.html),
+            "integrated_lufs": self.integrated_after,
+            "true_peak_dbtp": self.true_peak_after,
+            "uncertain_words": len(self.low_confidence),
+            "missing_terms": [m.text for m in self.missing_terms],
+            "problems": list(self.problems()),
+        }
+
+    def describe(self) -> str:
+        """One line for people."""
+        found = f"{len(self.problems())} problem(s), " if self.problems() else ""
+        return (
+            f"{self.episode_id}: report {self.html} ({found}{len(self.low_confidence)} word(s) and "
+            f"{len(self.missing_terms)} glossary term(s) to check)"
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
         """Label/value rows: what ``produce report`` prints and the page's first table shows."""
 
         def lufs(v: float | None) -> str:
@@ -549,7 +568,7 @@ def _page(report: Report, title: str, loud_png: str | None, level_png: str | Non
     ]
     for p in report.problems():
         out.append(f'<p class="bad">{e(p)}</p>')
-    out.append("<h2>Summary</h2>" + _table(("", "value"), report.summary()))
+    out.append("<h2>Summary</h2>" + _table(("", "value"), report.rows()))
     out.append("<h2>Loudness over time</h2>")
     if loud_png:
         out.append(f'<img alt="momentary and short-term loudness before and after mastering" src="{loud_png}">')

@@ -221,6 +221,15 @@ class Verified:
         """No errors (warnings allowed)."""
         return not self.errors
 
+    def describe(self) -> str:
+        """One closing line for people (the problems have their own lines)."""
+        how = "offline, local folder" if self.offline else f"{self.requests} requests"
+        return (
+            f"{self.feed_url}: {len(self.checked)} of {self.items} item(s) checked, {len(self.audio_checked)} MP3(s) "
+            f"measured; {len(self.errors)} error(s), {len(self.problems) - len(self.errors)} warning(s) "
+            f"({how}, {self.seconds:.1f} s)"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """``produce verify --json``."""
         return {

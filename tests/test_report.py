@@ -145,7 +145,7 @@ def test_report_figures_from_master_and_curves(tmp_path: Path) -> None:
     assert rep.processing["limiter"]["max_reduction_db"] == -1.35
     assert rep.processing["leveler"] == {"max_gain_db": 6.5, "mode": "speech"}  # new master fields, read defensively
     assert rep.processing["denoise"] == {"value": True}
-    summary = dict(rep.summary())
+    summary = dict(rep.rows())
     assert summary["reached by"].startswith("gain plus true-peak limiter")
     rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
     flat = {r[0]: r[1] for t in rows for r in t if len(r) == 2}
