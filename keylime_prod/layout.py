@@ -13,7 +13,6 @@ file lives. A new output is one more property here::
     build/<id>/show-notes.{md,html}
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
     build/<id>/tagged.json          what the tag stage wrote (and the tagged file's own hash)
-    build/<id>/loudness.json        momentary/short-term loudness before and after mastering (read by the report)
     build/<id>/report.html          the production report (published with the episode), report.json its figures
     build/<id>/state.json           the pipeline's per-stage cache keys
 """
@@ -87,11 +86,7 @@ class BuildLayout:
     def tagged_json(self) -> Path:
         return self.root / "tagged.json"
 
-    # -- the production report and what it reads
-    @property
-    def loudness_json(self) -> Path:
-        return self.root / "loudness.json"
-
+    # -- the production report (reads loudness_json and words_json)
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
