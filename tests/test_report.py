@@ -218,7 +218,13 @@ def test_cli_report_stage_runs_caches_opens_and_is_published(
     master = json.loads((build / "ep-1" / "master.json").read_text())
     assert doc["integrated"][1] == master["output_loudness"]["integrated_lufs"] and doc["html"] == "report.html"
     page = (build / "ep-1" / "report.html").read_text("utf-8")
-    assert "Production report: 1. Test episode" in page and "No loudness curves" in page
+    assert "Production report: 1. Test episode" in page
+    # The master stage's real loudness.json (the agreed format) is drawn: one steady tone, so the curve's gated level
+    # over the recording equals what the master measured for the file, within the blocks' edges.
+    assert doc["has_curves"] is True and page.count('src="data:image/png;base64,') == 2
+    curves = json.loads((build / "ep-1" / "loudness.json").read_text())
+    assert curves["hop_s"] > 0 and set(curves["after"]) == {"momentary", "short_term"}
+    assert abs(doc["parts"][0]["after_lufs"] - doc["integrated"][1]) < 1.0
     state = json.loads((build / "ep-1" / "state.json").read_text())
     assert {"master", "report"} <= set(state)  # a stage of the pipeline, with its cache key
     # Again: up to date, loaded from report.json; --open hands the page to the browser ($BROWSER here).
