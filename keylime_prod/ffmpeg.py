@@ -213,6 +213,7 @@ class Probe:
     sample_rate: int
     channels: int
     sample_fmt: str
+    has_video: bool = False  # then ``duration`` may be the video's (the container reports the longest stream)
 
 
 _CHANNEL_NAMES = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
@@ -232,7 +233,8 @@ def parse_probe(stderr: str) -> Probe | None:
     if ch is None:
         cm = re.match(r"(\d+) channels", layout)
         ch = int(cm.group(1)) if cm else 2
-    return Probe(duration=dur, codec=m.group(1), sample_rate=int(m.group(2)), channels=ch, sample_fmt=m.group(4))
+    video = re.search(r"Stream #\d+:\d+[^:]*: Video: (?!mjpeg|png)", stderr) is not None  # cover art is no video
+    return Probe(dur, m.group(1), int(m.group(2)), ch, m.group(4), has_video=video)
 
 
 def probe(path: Path) -> Probe:

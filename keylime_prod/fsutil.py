@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import stat
 import tempfile
@@ -66,8 +67,23 @@ def write_text(dest: Path, text: str) -> Path:
 
 
 def write_json(dest: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented UTF-8 JSON to ``dest`` atomically and return ``dest``."""
-    return write_text(dest, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    """Write ``obj`` as indented UTF-8 JSON to ``dest`` atomically and return ``dest``.
+
+    JSON has no NaN or infinity (RFC 8259, section 6): a non-finite number (the loudness of silence, or what a
+    float recording holding NaN/Inf measures as) is written as ``null``, so every reader can parse the file.
+    """
+    return write_text(dest, json.dumps(finite(obj), indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-inf), however deep in dicts, lists and tuples, made ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def sha256_file(path: Path) -> str:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -320,3 +323,106 @@ def test_ffmpeg_failure_shows_the_no_space_line_not_the_repeat_notice() -> None:
     )
     assert last_error_line(stderr) == "Error writing trailer of x.mp3: No space left on device"
     assert last_error_line("a\n    Last message repeated 3 times\n") == "a"
+
+
+# ------------------------------------------------------------------------------------------- audio inputs
+
+
+def _produce(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        [sys.executable, "-m", "keylime_prod", *args], capture_output=True, text=True, timeout=timeout, **kw
+    )
+
+
+def test_a_fifo_or_device_as_recording_fails_at_once(tmp_path: Path, make_configs) -> None:  # type: ignore[no-untyped-def]
+    from keylime_prod.audio.inputs import check_file
+
+    fifo = tmp_path / "rec.wav"
+    os.mkfifo(fifo)
+    # Before: the cache key hashed the file first and never returned. A subprocess, so a hang fails the test.
+    cfg = make_configs([fifo])
+    p = _produce("master", "ep-1", "--configs", str(cfg), "--build-dir", str(tmp_path / "b"), "-q", timeout=60)
+    assert p.returncode == 4, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "is not a regular file" in line and str(fifo) in line
+    with pytest.raises(OSError, match="not a regular file"):
+        fsutil.sha256_file(Path("/dev/zero"))
+    with pytest.raises(AudioError, match="is not a regular file"):
+        check_file(Path("/dev/zero"), "recording 1")
+
+
+def test_nan_inf_samples_are_refused_naming_the_count_and_master_json_is_always_json(
+    tmp_path: Path,
+    make_configs,  # type: ignore[no-untyped-def]
+    make_speech,  # type: ignore[no-untyped-def]
+) -> None:
+    import numpy as np
+    from scipy.io import wavfile
+
+    # A float WAV of real speech with NaN and +-Inf samples in it (a broken plug-in's output).
+    rate, pcm = wavfile.read(make_speech("speech.wav", -12.0, rate=44100))
+    x = (pcm.astype(np.float32) / 32768.0).copy()
+    x[rate * 2 : rate * 2 + 5] = np.nan
+    x[rate * 3 : rate * 3 + 2] = [np.inf, -np.inf]
+    nan_wav = tmp_path / "nan.wav"
+    wavfile.write(nan_wav, rate, x)
+    cfg = make_configs([nan_wav])
+    result = _cli("master", "ep-1", "--configs", str(cfg), "--build-dir", str(tmp_path / "b"))
+    assert result.exit_code == 4 and "recording 1 holds 7 NaN/Inf samples" in result.stderr
+    # Whatever a stage measures, its JSON stays JSON: a non-finite number is written as null (RFC 8259).
+    out = fsutil.write_json(tmp_path / "x.json", {"lufs": float("-inf"), "peaks": [1.0, float("nan")]})
+    assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c)) == {"lufs": None, "peaks": [1.0, None]}
+
+
+def test_a_video_longer_than_its_audio_is_not_called_truncated(
+    tmp_path: Path,
+    make_configs,  # type: ignore[no-untyped-def]
+    make_speech,  # type: ignore[no-untyped-def]
+) -> None:
+    from conftest import run_ffmpeg
+
+    # An MP4 whose video (12 s) runs well past its audio (4 s of speech).
+    speech = make_speech("speech.wav", -12.0, rate=44100, lead=0.2, trail=0.2)
+    mp4 = tmp_path / "talk.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=12", "-t", "4", "-i", str(speech),
+                "-c:v", "mpeg4", "-c:a", "aac", "-map", "0:v", "-map", "1:a", str(mp4)])  # fmt: skip
+    cfg = make_configs([mp4])
+    result = _cli("master", "ep-1", "--configs", str(cfg), "--build-dir", str(tmp_path / "b"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["master"]["duration"] == pytest.approx(4.0, abs=1.0)
+
+
+def test_a_one_sample_file_is_too_short_not_silent(tmp_path: Path, make_configs) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from scipy.io import wavfile
+
+    one = tmp_path / "one.wav"
+    wavfile.write(one, 44100, np.array([8000], dtype=np.int16))
+    cfg = make_configs([one])
+    result = _cli("master", "ep-1", "--configs", str(cfg), "--build-dir", str(tmp_path / "b"))
+    assert result.exit_code == 4
+    assert "too short to master: 1 samples" in result.stderr and "silent" not in result.stderr
+
+
+def test_an_unreadable_recording_says_permission_denied_with_a_matching_hint(
+    tmp_path: Path,
+    make_configs,  # type: ignore[no-untyped-def]
+    make_speech,  # type: ignore[no-untyped-def]
+) -> None:
+    setpriv = shutil.which("setpriv")  # util-linux
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to drop the capability that lets root read any file")
+    rec = make_speech("locked.wav")
+    rec.chmod(0o000)
+    cfg = make_configs([rec])
+    # As root, file modes only bind without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: drop them for the run.
+    caps = "-dac_override,-dac_read_search"
+    drop = [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}"] if os.geteuid() == 0 else []
+    p = subprocess.run(
+        [*drop, sys.executable, "-m", "keylime_prod", "master", "ep-1", "--configs", str(cfg), "--build-dir",
+         str(tmp_path / "b"), "-q"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert p.returncode == 4, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "permission denied" in line and "chmod a+r" in line and "use WAV, FLAC" not in line

@@ -7,6 +7,7 @@ which the imageio-ffmpeg wheel lacks, and would also truncate 24-bit/float sourc
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -59,14 +60,26 @@ class Part:
         return lin_to_db(float(self.peaks.max())) + margin
 
 
+#: The shortest recording worth mastering: one BS.1770 gating block (400 ms).
+MIN_SECONDS = 0.4
+
+
 def check_file(path: Path, what: str) -> ffmpeg.Probe:
     """Fail with one clear line if ``path`` is missing, empty or not decodable audio."""
     if not path.exists():
         raise AudioError(f"{what} not found", where=path, hint="check the path in the config")
     if not path.is_file():
-        raise AudioError(f"{what} is not a file", where=path)
+        # A FIFO or a device (/dev/zero) would never end or block forever: only regular files are recordings.
+        raise AudioError(f"{what} is not a regular file (a folder, FIFO or device)", where=path,
+                         hint="name the recording file itself")  # fmt: skip
     if path.stat().st_size == 0:
         raise AudioError(f"{what} is empty (0 bytes)", where=path, hint="re-export the recording")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except PermissionError:
+        raise AudioError(f"{what} cannot be read (permission denied)", where=path,
+                         hint=f"give this user read access, e.g. chmod a+r '{path}'") from None  # fmt: skip
     try:
         info = ffmpeg.probe(path)
     except FFmpegError as e:
@@ -75,6 +88,14 @@ def check_file(path: Path, what: str) -> ffmpeg.Probe:
             where=path,
             hint="use WAV, FLAC, MP3, M4A/AAC or OGG/Opus",
         ) from None
+    bad = wav_non_finite(path)
+    if bad:
+        # NaN/Inf poison every filter after them (the denoiser turns the whole file into NaN) and are no audio.
+        raise AudioError(
+            f"{what} holds {bad} NaN/Inf samples (a float WAV a plug-in broke)",
+            where=path,
+            hint="re-export it, or clip it in an editor; keylime-prod does not guess what they were",
+        )
     missing = wav_missing_bytes(path)
     if missing:
         raise AudioError(
@@ -106,6 +127,32 @@ def wav_missing_bytes(path: Path) -> int:
     return 0
 
 
+def wav_non_finite(path: Path) -> int:
+    """For an IEEE-float RIFF/WAVE file, how many samples are NaN or infinite (0 for anything else)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        size, pos, fmt = path.stat().st_size, 12, b""
+        while pos + 8 <= size:
+            f.seek(pos)
+            hdr = f.read(8)
+            cid, clen = hdr[:4], int.from_bytes(hdr[4:8], "little")
+            if cid == b"fmt ":
+                fmt = f.read(min(clen, 40))
+            elif cid == b"data" and len(fmt) >= 16:
+                tag = int.from_bytes(fmt[24:26] if fmt[:2] == b"\xfe\xff" and len(fmt) >= 26 else fmt[:2], "little")
+                bits = int.from_bytes(fmt[14:16], "little")
+                if tag != 3 or bits not in (32, 64):  # 3: WAVE_FORMAT_IEEE_FLOAT
+                    return 0
+                count = min(clen, size - pos - 8) // (bits // 8)
+                data = np.memmap(path, dtype=np.float32 if bits == 32 else np.float64, mode="r", offset=pos + 8,
+                                 shape=(count,))  # fmt: skip
+                return int(count - np.count_nonzero(np.isfinite(data)))
+            pos += 8 + clen + (clen & 1)
+    return 0
+
+
 def decode(
     path: Path,
     sr: int,
@@ -124,6 +171,7 @@ def decode(
     frame_bytes = dtype.itemsize * ch
     chunk = int(sr * CHUNK_SECONDS) * frame_bytes
     carry = b""
+    warned = False
     args = ffmpeg.decode_args(
         path,
         sample_rate=sr,
@@ -140,6 +188,12 @@ def decode(
             carry = buf[n:]
             if n:
                 x = np.frombuffer(buf[:n], dtype=dtype).reshape(-1, ch)
+                if fmt == "f32le" and not np.isfinite(x).all():
+                    # A float recording can hold NaN/Inf (a broken plug-in): they would poison every sum downstream.
+                    if not warned:
+                        logging.getLogger(__name__).warning("%s holds NaN/Inf samples: read as 0 / full scale", what)
+                        warned = True
+                    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
                 if progress:
                     progress(len(x))
                 yield x
@@ -170,7 +224,15 @@ def measure_part(
     if meter.frames == 0:
         raise AudioError(f"{what} decodes to no audio", where=path, hint="re-export the recording")
     decoded = meter.frames / rate_in
-    if info.duration and info.duration > 1.0 and decoded < 0.95 * info.duration - 0.5:
+    if decoded < MIN_SECONDS:
+        raise AudioError(
+            f"{what} is too short to master: {meter.frames} samples ({decoded * 1000:.0f} ms); BS.1770 measures "
+            f"in {MIN_SECONDS * 1000:.0f} ms blocks",
+            where=path,
+            hint="check that this is the right file",
+        )
+    # The container's duration is the longest stream's: an MP4 whose video runs past its audio is not truncated.
+    if info.duration and not info.has_video and info.duration > 1.0 and decoded < 0.95 * info.duration - 0.5:
         raise AudioError(
             f"{what} is truncated: the header says {info.duration:.1f} s but only {decoded:.1f} s decode",
             where=path,
