@@ -382,6 +382,16 @@ class BatchResult:
     def failed(self) -> tuple[EpisodeOutcome, ...]:
         return tuple(o for o in self.outcomes if o.status == "failed")
 
+    def summary(self) -> list[str]:
+        """One line per episode that did not fail (failures are errors, printed apart) and one for the run."""
+        lines = [
+            f"{o.episode_id}: {o.status}{f' on {o.worker}' if o.worker else ''} ({o.seconds:.1f} s)"
+            for o in self.outcomes
+            if o.status != "failed"
+        ]
+        feed = f"feed: {self.feed_items} items{' (updated)' if self.feed_updated else ''}"
+        return [*lines, f"{feed}; {self.scheduler}, {self.workers} workers, {self.seconds:.1f} s"]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "scheduler": self.scheduler,

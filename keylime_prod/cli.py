@@ -714,8 +714,8 @@ def import_cmd(
         if as_json:
             _emit_json(res.to_json())
         elif not quiet:
-            for e in res.episodes:
-                out_console.print(f"{e.episode_id}: config {e.config}, media {e.media}", highlight=False)
+            for line in res.summary():
+                out_console.print(line, highlight=False)
         for p in res.problems:
             err_console.print(f"[red]error:[/red] {p}", highlight=False, soft_wrap=True)
         if res.problems:
@@ -776,15 +776,8 @@ def batch_cmd(
         if as_json:
             _emit_json(result.to_json())
         elif not quiet:
-            for o in result.outcomes:
-                if o.status != "failed":
-                    where = f" on {o.worker}" if o.worker else ""
-                    out_console.print(f"{o.episode_id}: {o.status}{where} ({o.seconds:.1f} s)", highlight=False)
-            out_console.print(
-                f"feed: {result.feed_items} items{' (updated)' if result.feed_updated else ''}; "
-                f"{result.scheduler}, {result.workers} workers, {result.seconds:.1f} s",
-                highlight=False,
-            )
+            for line in result.summary():
+                out_console.print(line, highlight=False)
         for o in result.failed:
             err_console.print(f"[red]error:[/red] {o.episode_id}: {o.error}", highlight=False, soft_wrap=True)
         if result.failed:

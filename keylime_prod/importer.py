@@ -404,6 +404,10 @@ class ImportResult:
     episodes: tuple[ImportedEpisode, ...]
     problems: tuple[Problem, ...] = field(default=())
 
+    def summary(self) -> list[str]:
+        """One line per item (``produce import``); problems are errors, printed apart."""
+        return [f"{e.episode_id}: config {e.config}, media {e.media}" for e in self.episodes]
+
     def to_json(self) -> dict[str, Any]:
         """A machine-readable summary (``produce import --json``)."""
         return {
