@@ -489,8 +489,11 @@ def publish(
     # One run per publish target at a time: two would race on the manifests and the feed. The lock lives on this
     # machine (a CI runner publishes alone; a shared bucket needs one publisher, see docs/publishing.md).
     target = store.url("")
-    lock = Path(tempfile.gettempdir()) / "keylime-prod" / f"publish-{hashlib.sha256(target.encode()).hexdigest()[:16]}"
-    with fsutil.hold_lock(lock, f"the publish target {target}"):
+    # A batch task (update_feed=False) writes only its own episodes' objects and manifests, never the feed: it
+    # locks those episodes, so a cluster's tasks on one machine publish side by side (issue 12).
+    scope = target if update_feed else f"{target} episodes {' '.join(sorted(ids))}"
+    lock = Path(tempfile.gettempdir()) / "keylime-prod" / f"publish-{hashlib.sha256(scope.encode()).hexdigest()[:16]}"
+    with fsutil.hold_lock(lock, f"the publish target {scope}"):
         return _publish_locked(releases, show, store, now, dry_run, progress, update_feed, withdraw, t0)
 
 
