@@ -9,7 +9,7 @@ It answers "is this episode fit to publish?" from what the other stages recorded
   ffmpeg's loudnorm hides such a switch, docs/platform.md asks us to say it), the limiter's and (when the master stage
   records one) the leveler's and denoiser's figures, from ``master.json``;
 - per-recording levels (``master.json``) and per-speaker levels (the curve, cut by who speaks when);
-- a noise-floor estimate: the quietest 5 % of the body's momentary blocks;
+- a noise-floor estimate: the median level of the body's pauses (momentary blocks 20 LU or more under its speech);
 - a transcript review list from ``words.json`` (``{"words": [{"start", "end", "word", "probability", "speaker"}]}``):
   the words the recogniser was least sure of, and glossary terms it never wrote, each with a timestamp to check.
 
@@ -151,7 +151,7 @@ class Level:
 class ReviewItem:
     """Something for the producer to check in the transcript at ``start`` seconds."""
 
-    start: float
+    start: float | None  # None: nowhere to point at (a glossary term with nothing close in the transcript)
     text: str
     probability: float | None = None
     note: str = ""
@@ -159,7 +159,7 @@ class ReviewItem:
     @property
     def clock(self) -> str:
         """``start`` as HH:MM:SS."""
-        return _clock(self.start)
+        return _clock(self.start) if self.start is not None else "--:--:--"
 
 
 @dataclass(frozen=True)
@@ -230,8 +230,8 @@ class Report:
                           f"(ceiling {self.ceiling_dbtp:g})"),
             ("reached by", f"{'gain plus true-peak limiter' if self.method == 'limiter' else 'gain alone'}, "
                            f"{self.gain_db:+.1f} dB"),
-            ("noise floor", lufs(self.noise_floor_lufs) + (" (quietest 5% of the body)" if self.noise_floor_lufs
-                                                            is not None else " (no loudness curve)")),
+            ("noise floor", lufs(self.noise_floor_lufs) + (" (room tone in the body's pauses)" if
+                                                            self.noise_floor_lufs is not None else " (no curve)")),
         ]  # fmt: skip
         for name, figures in self.processing.items():
             rows.append((name, ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items()) or "on"))
@@ -390,13 +390,23 @@ def _speaker_levels(
     return tuple(out)
 
 
+#: A momentary block this far under the body's speech level is a pause: room tone, not speech.
+PAUSE_BELOW_LU = 20.0
+
+
 def _noise_floor(master: Master, curves: Curves | None) -> float | None:
+    """The room tone in the body's pauses: the median of the momentary blocks 20 LU or more under its speech level
+    (its gated loudness); the quietest block if the body never pauses that long. ``None`` without curves."""
     if curves is None:
         return None
     body = master.segment("body")
     values = _window(curves, curves.after_momentary, body.start, body.end) if body else curves.after_momentary
     finite = values[np.isfinite(values)]
-    return round(float(np.percentile(finite, 5)), 1) if finite.size else None
+    speech = gated_loudness(finite)
+    if speech is None:
+        return None
+    pauses = finite[finite <= speech - PAUSE_BELOW_LU]
+    return round(float(np.median(pauses) if pauses.size else finite.min()), 1)
 
 
 _TOKEN = re.compile(r"[\w']+")
@@ -436,7 +446,7 @@ def _review(words: Sequence[Word], glossary: Sequence[str]) -> tuple[tuple[Revie
             at = first[close[0]]
             missing.append(ReviewItem(at, term, None, f"never written; closest: {close[0]!r}"))
         else:
-            missing.append(ReviewItem(0.0, term, None, "never written, nothing close"))
+            missing.append(ReviewItem(None, term, None, "never written, nothing close"))
     return low, tuple(missing)
 
 

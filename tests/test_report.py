@@ -164,6 +164,7 @@ def test_transcript_review_lists_unsure_words_and_missing_terms(tmp_path: Path) 
     missing = {m.text: m for m in rep.missing_terms}
     assert set(missing) == {"Lingard", "KeyLIME"}  # Varpio was heard; listed twice, checked once
     assert missing["Lingard"].start == 64.0 and "lingarm" in missing["Lingard"].note
+    assert (missing["KeyLIME"].start, missing["KeyLIME"].clock) == (None, "--:--:--")  # nothing close to point at
     rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
     review = next(t for t in rows if t[0] == ["time", "word", "probability", "speaker"])
     assert review[1] == ["00:01:10", "lunar", "0.12", "Jason"]
