@@ -7,7 +7,8 @@ Makes the inputs a 60-minute episode has (master.json with two recordings, ``lou
 * baseline: a fresh interpreter that imports keylime_prod.artefacts (numpy) and loads master.json, the part of a
             ``produce`` run that exists anyway;
 
-and prints the median seconds of each, the difference (what the report adds), and each side's peak RSS.
+and prints the median wall and CPU seconds of each, the difference (what the report adds), and each side's peak
+RSS. On a loaded machine the CPU seconds are the steadier figure.
 
     python bench/report.py                # 60 minutes, 5 rounds
     python bench/report.py --minutes 120 --rounds 3
@@ -46,7 +47,7 @@ r = report.write_report(
     curves=report.load_curves(d / "loudness.json"), words=report.load_words(d / "words.json"),
     chapters=marks, glossary=[f"Term{i}" for i in range(20)],
 )
-print(time.perf_counter() - t0, r.seconds)
+print(time.perf_counter() - t0, r.seconds, time.process_time())
 """
 BASELINE = """
 import sys, time
@@ -54,7 +55,7 @@ t0 = time.perf_counter()
 from pathlib import Path
 from keylime_prod.artefacts import Master
 Master.load(Path(sys.argv[1]) / "master.json")
-print(time.perf_counter() - t0, 0.0)
+print(time.perf_counter() - t0, 0.0, time.process_time())
 """
 
 
@@ -120,21 +121,26 @@ def main() -> None:
         make_inputs(folder, args.minutes)
         words = len(json.loads((folder / "words.json").read_text())["words"])
         run_child([sys.executable, "-c", REPORT, str(folder)], env)  # warm the page cache and matplotlib's fonts
-        sides: dict[str, list[tuple[float, float, float]]] = {"report": [], "baseline": []}
+        sides: dict[str, list[tuple[float, float, float, float]]] = {"report": [], "baseline": []}
         for _ in range(args.rounds):
             for name, code in (("report", REPORT), ("baseline", BASELINE)):
                 wall, rss, out = run_child([sys.executable, "-c", code, str(folder)], env)
-                inner = float(out.split()[1])
-                sides[name].append((wall, rss, inner))
+                _, inner, cpu = (float(x) for x in out.split())
+                sides[name].append((wall, rss, inner, cpu))
         size = (folder / "report.html").stat().st_size
-    med = {k: statistics.median(w for w, _, _ in v) for k, v in sides.items()}
-    rss = {k: max(r for _, r, _ in v) for k, v in sides.items()}
-    stage = statistics.median(i for _, _, i in sides["report"])
+    med = {k: statistics.median(x[0] for x in v) for k, v in sides.items()}
+    rss = {k: max(x[1] for x in v) for k, v in sides.items()}
+    cpu = {k: statistics.median(x[3] for x in v) for k, v in sides.items()}
+    stage = statistics.median(x[2] for x in sides["report"])
     print(f"episode: {args.minutes:g} min, {words} words, loudness.json 4 x {int(args.minutes * 600)} blocks")
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
-    print(f"report process:   {med['report']:.2f} s median of {args.rounds}, peak RSS {rss['report']:.0f} MiB")
-    print(f"baseline process: {med['baseline']:.2f} s, peak RSS {rss['baseline']:.0f} MiB")
-    print(f"the report adds:  {med['report'] - med['baseline']:.2f} s (write_report itself {stage:.2f} s)")
+    print(f"report process:   {med['report']:.2f} s median of {args.rounds} (CPU {cpu['report']:.2f} s), "
+          f"peak RSS {rss['report']:.0f} MiB")  # fmt: skip
+    print(
+        f"baseline process: {med['baseline']:.2f} s (CPU {cpu['baseline']:.2f} s), peak RSS {rss['baseline']:.0f} MiB"
+    )
+    added_wall, added_cpu = med["report"] - med["baseline"], cpu["report"] - cpu["baseline"]
+    print(f"the report adds:  {added_wall:.2f} s wall, {added_cpu:.2f} s CPU (write_report itself {stage:.2f} s wall)")
     print(f"report.html: {size / 1024:.0f} KiB, self-contained")
 
 
