@@ -315,24 +315,41 @@ def literal_quotes(fragment: str) -> str:
     )
 
 
-def description_html(item: ManifestItem) -> str:
-    """The item ``<description>``: the summary, then one ``(HH:MM:SS) Title`` line per chapter, as HTML.
-
-    RSS readers treat ``<description>`` as HTML, so the plain-text summary is HTML-escaped first (``quote=False``:
-    quotes stay literal): a title such as ``<live>`` shows as written instead of vanishing as an unknown tag. Spotify
-    builds chapters only from such timestamps in the description (:func:`description_stamps`). The text stays within
-    Apple's 4000 characters by shortening the summary, never the timestamps.
-    """
-    stamps = description_stamps(item.chapters)
-    room = MAX_DESCRIPTION - (sum(len(x) + 1 for x in stamps) + 1 if stamps else 0)
-    summary = item.summary.strip()
-    if len(summary) > room:
-        summary = summary[: max(room - 1, 0)].rstrip() + "…"
+def _description(summary: str, stamps: Sequence[str]) -> str:
     paragraphs = [p.strip() for p in summary.split("\n\n") if p.strip()]
     out = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
     if stamps:
         out += "<p>" + "<br/>".join(html.escape(x, quote=False) for x in stamps) + "</p>"
     return out
+
+
+def description_html(item: ManifestItem) -> str:
+    """The item ``<description>``: the summary, then one ``(HH:MM:SS) Title`` line per chapter, as HTML.
+
+    RSS readers treat ``<description>`` as HTML, so the plain-text summary is HTML-escaped first (``quote=False``:
+    quotes stay literal): a title such as ``<live>`` shows as written instead of vanishing as an unknown tag. Spotify
+    builds chapters only from such timestamps in the description (:func:`description_stamps`). The whole HTML stays
+    within Apple's 4000 bytes (UTF-8, markup included: what ``produce verify`` measures) by shortening the summary,
+    never the timestamps.
+    """
+    stamps = description_stamps(item.chapters)
+    summary = item.summary.strip()
+    out = _description(summary, stamps)
+    if len(out.encode("utf-8")) <= MAX_DESCRIPTION:
+        return out
+
+    def cut(keep: int) -> str:
+        return _description(summary[:keep].rstrip() + "…", stamps)
+
+    # The longest prefix that fits: escapes and non-ASCII make bytes and characters differ, so search for it.
+    lo, hi = 0, len(summary)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(cut(mid).encode("utf-8")) <= MAX_DESCRIPTION:
+            lo = mid
+        else:
+            hi = mid - 1
+    return cut(lo)
 
 
 def build_feed(

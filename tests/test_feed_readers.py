@@ -9,12 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
+import pytest
 from conftest_s3 import make_show, storage_settings
 from feed_readers import gpodder, partytime
 from test_feed import feed_of, manifest, show_manifest, url
 
 from keylime_prod import publish
-from keylime_prod.feed import build_feed, item_guid
+from keylime_prod.feed import MAX_DESCRIPTION, build_feed, description_html, item_guid
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
@@ -109,3 +110,12 @@ def test_episode_config_guid_is_the_item_guid_forever(
     res = publish.publish([make_release(guid=old_host_guid, title="Renamed")], show, now=NOW)
     xml = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
     assert [(e["guid"], e["title"]) for e in gpodder(xml)["episodes"]] == [(old_host_guid, "Renamed")]
+
+
+@pytest.mark.parametrize("summary", ["é" * 3000, "a & b < c " * 600, "x" * 5000])
+def test_description_fits_4000_bytes_with_every_timestamp(summary: str, tmp_path: Path) -> None:
+    # Apple counts bytes; escapes and non-ASCII make the HTML longer than the summary's characters.
+    html = description_html(manifest(summary=summary, chapters=CHAPTERS).item)
+    assert 3900 <= len(html.encode("utf-8")) <= MAX_DESCRIPTION
+    text = partytime(feed_of(manifest(summary=summary, chapters=CHAPTERS)), tmp_path)["items"][0]["description"]
+    assert len(STAMP.findall(re.sub(r"<[^>]+>", "\n", text))) == len(CHAPTERS)
