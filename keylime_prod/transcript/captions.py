@@ -142,14 +142,17 @@ def cues_from_words(
     if cur:
         groups.append(cur)
     cues: list[TranscriptSegment] = []
-    last_end = 0.0
+    last_end: dict[str | None, float] = {}
     for g in groups:
         end = g[-1].end
-        # A word's alignment can stretch over silence; a cue never shows longer than the limit, nor before the last.
-        start = max(g[0].start, end - max_seconds, last_end)
+        # A word's alignment can stretch over silence; a cue never shows longer than the limit, nor before the
+        # speaker's last. Another speaker's cue may overlap it (two people talking at once, issue 10).
+        start = max(g[0].start, end - max_seconds, last_end.get(g[0].speaker, 0.0))
         end = max(end, start + 0.01)
         cues.append(TranscriptSegment(round(start, 3), round(end, 3), " ".join(w.word for w in g), g[0].speaker))
-        last_end = end
+        last_end[g[0].speaker] = end
+    # WebVTT wants cues in order of their start (W3C WebVTT 4.1); a stable sort keeps a speaker's cues in order.
+    cues.sort(key=lambda c: c.start)
     return cues
 
 
@@ -214,6 +217,7 @@ def to_cues(
             stop = seg.end if g is groups[-1] else t + (seg.end - seg.start) * w / total
             cues.append(Cue(round(t, 3), round(stop, 3), tuple(g), seg.speaker, label if g is groups[0] else ""))
             t = stop
+    cues.sort(key=lambda c: c.start)  # overlapping speakers (issue 10): still in order of their start
     return cues
 
 
