@@ -142,7 +142,10 @@ def ownership(
             active[i] &= v[:n] if len(v) >= n else np.r_[v, np.zeros(n - len(v), bool)]
     own = np.zeros_like(active)
     for i in range(k):
-        others = np.delete(rel, i, axis=0).max(axis=0) if k > 1 else np.full(n, -np.inf)
+        # Only a track that is itself active can be the voice this one carries as bleed: a noisy track's room noise
+        # must not close the gate of the one speaking.
+        others = np.where(active, rel, -np.inf)
+        others = np.delete(others, i, axis=0).max(axis=0) if k > 1 else np.full(n, -np.inf)
         # Runs shorter than MIN_OWN_MS are a click or a plosive's edge, not a turn.
         own[i] = _drop_short(active[i] & (rel[i] >= others - CROSSTALK_DB), MIN_OWN_MS // SUB_MS)
     loud: list[float] = []
@@ -303,8 +306,10 @@ def mix_tracks(
     # speech to the target: speakers levelled against each other.
     curves = []
     for i in range(len(tracks)):
-        lev = speech.gain_curve(session[i], own[i], settings.leveler)
-        curve = np.zeros(n_subs) if lev.curve_db is None else speech.cap_pauses(lev.curve_db, own[i], 0.0)
+        # Whole phrases, not the 10 ms pieces between syllables: the own-speech mask with the gate's hold.
+        phrases = _dilate(own[i], OPEN_BEFORE_MS // SUB_MS, HOLD_MS // SUB_MS)
+        lev = speech.gain_curve(session[i], phrases, settings.leveler)
+        curve = np.zeros(n_subs) if lev.curve_db is None else speech.cap_pauses(lev.curve_db, phrases, 0.0)
         curve = np.r_[curve, np.zeros(n_subs - len(curve))][:n_subs]
         curves.append(curve)
         if own[i].any():
@@ -318,10 +323,8 @@ def mix_tracks(
     target = settings.target_lufs
     gains = [target - v for v in loudness]
     closed = 10 ** (-GATE_DB / 20)
-    env = [
-        _moving_average(np.where(g, 1.0, closed), RAMP_MS // SUB_MS) * 10 ** (c / 20)
-        for g, c in zip(gate, curves, strict=True)
-    ]
+    gates = [_moving_average(np.where(g, 1.0, closed), RAMP_MS // SUB_MS) for g in gate]
+    env = [g * 10 ** (c / 20) for g, c in zip(gates, curves, strict=True)]
 
     # Pass 2: the mix, streamed into a float WAV on the session timeline.
     total_frames = max(ld + f for ld, f in zip(lead, frames, strict=True))
@@ -352,7 +355,7 @@ def mix_tracks(
             if j != i:
                 others |= own[j]
         bleed_only = others & ~own[i]
-        depth = float(-20 * np.log10(np.mean(env[i][bleed_only]))) if bleed_only.any() else 0.0
+        depth = float(-20 * np.log10(np.mean(gates[i][bleed_only]))) if bleed_only.any() else 0.0
         out.append(
             MixTrack(
                 file=Path(t.file).name,
