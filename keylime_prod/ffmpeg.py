@@ -9,7 +9,6 @@ parsers are pure functions tested on literal strings (the ffmpeg-normalize ``_pa
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -174,15 +173,22 @@ def read_stream(
         except (OSError, ValueError):
             pass  # the consumer stopped and closed the pipe
         finally:
-            with contextlib.suppress(queue.Full):
-                chunks.put(None, timeout=1)
+            # The end marker must arrive however long the consumer holds a block with the queue full (under load:
+            # seconds). It was once dropped after 1 s, and the consumer then waited forever on an ffmpeg that had
+            # exited (a CI run hung 14 minutes). Only a consumer that is gone (``stop``) no longer needs it.
+            while not stop.is_set():
+                try:
+                    chunks.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
 
     threads = [threading.Thread(target=drain, daemon=True), threading.Thread(target=pump, daemon=True)]
     for t in threads:
         t.start()
     finished = False
     try:
-        while (buf := chunks.get()) is not None:
+        while (buf := _next_chunk(chunks, threads[1])) is not None:
             yield buf
         finished = True
     finally:
@@ -199,6 +205,17 @@ def read_stream(
             proc.stderr.close()
     if rc != 0:
         raise FFmpegError(last_error_line("\n".join(lines)), where=where)
+
+
+def _next_chunk(chunks: queue.Queue[bytes | None], pump: threading.Thread) -> bytes | None:
+    """The next read-ahead chunk, ``None`` at the end; a reader thread that ended without its end marker (it died)
+    also ends the stream, so the consumer can never wait forever (ffmpeg's exit code then tells what happened)."""
+    while True:
+        try:
+            return chunks.get(timeout=0.5)
+        except queue.Empty:
+            if not pump.is_alive() and chunks.empty():
+                return None
 
 
 # ------------------------------------------------------------------------------------------------------ probing

@@ -137,3 +137,62 @@ def test_real_ffmpeg_runs_and_reports_errors(tmp_path) -> None:
     with pytest.raises(FFmpegError) as ei:
         ffmpeg.run(["-i", str(tmp_path / "missing.wav"), "-f", "null", "-"], where=tmp_path / "missing.wav")
     assert "missing.wav" in str(ei.value) and "\n" not in str(ei.value)
+
+
+def _consume_in_thread(it, on_chunk) -> tuple[list[bytes], list[BaseException]]:
+    """Consume ``it`` on a thread so a hang fails this test (with a message) instead of blocking the run."""
+    import threading
+
+    got: list[bytes] = []
+    errs: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for buf in it:
+                got.append(buf)
+                on_chunk(len(got))
+        except BaseException as e:
+            errs.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    # Not a speed check: the work takes ~2 s; a minute means the reader is stuck for good (it used to wait forever).
+    t.join(60)
+    assert not t.is_alive(), "read_stream hung"
+    return got, errs
+
+
+def test_read_stream_ends_when_the_consumer_is_slow_at_the_end() -> None:
+    """The end-of-stream marker must reach a consumer that is busy for longer than a second when ffmpeg ends.
+
+    Under load the render loop (limiter, LAME back-pressure) can hold a block for seconds while the read-ahead queue is
+    full; the marker used to be dropped after 1 s, and the render then waited forever on a decoder that had exited
+    (the 'defunct ffmpeg' of a 14-minute CI hang).
+    """
+    import time
+
+    # Exactly two chunks of 8000 bytes (1 s of 8 kHz mono s16), read ahead one at a time.
+    args = ["-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "1", "-f", "s16le", "-"]
+    it = ffmpeg.read_stream(args, chunk_bytes=8000, prefetch=1)
+    got, errs = _consume_in_thread(it, lambda n: time.sleep(2.0) if n == 1 else None)
+    assert errs == []
+    assert [len(b) for b in got] == [8000, 8000]
+
+
+def test_read_stream_ffmpeg_dying_mid_stream_is_an_error(tmp_path) -> None:
+    """An ffmpeg that dies after some output ends the stream with an FFmpegError, never a hang (also while the
+    consumer is busy when it dies)."""
+    import time
+
+    src = tmp_path / "tone.flac"
+    ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "sine=r=8000:d=4", "-c:a", "flac", str(src)])
+    data = bytearray(src.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 2000] = bytes(b ^ 0x5A for b in data[mid : mid + 2000])  # FLAC frames carry CRCs
+    src.write_bytes(bytes(data))
+    args = ["-v", "error", "-xerror", "-i", str(src), "-f", "s16le", "-"]  # -xerror: stop at the first bad frame
+    it = ffmpeg.read_stream(args, chunk_bytes=2000, prefetch=1, where=src)
+    got, errs = _consume_in_thread(it, lambda n: time.sleep(1.5) if n == 1 else None)
+    assert got, "ffmpeg wrote audio before the damage"
+    assert len(errs) == 1 and isinstance(errs[0], FFmpegError), errs
+    assert str(src) in str(errs[0])

@@ -48,9 +48,13 @@ class FollowingMeter:
         at = args.index("-i")
         args[at:at] = ["-f", "mp3"]  # a pipe has no file name to guess the format from
         self.dec = ffmpeg.popen(args, stdin=subprocess.PIPE)
+        self._stderr: list[str] = []
+        # stderr is drained on its own thread: a decoder reporting many errors would otherwise fill its 64 KiB pipe,
+        # stop, and leave the feeder, the reader and finish() waiting on each other for good.
         self._threads = [
             threading.Thread(target=self._feed, daemon=True),
             threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._drain, daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -94,15 +98,24 @@ class FollowingMeter:
         except BaseException as e:  # surfaced by finish()
             self._error = e
 
+    def _drain(self) -> None:
+        assert self.dec.stderr is not None
+        for raw in self.dec.stderr:
+            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
+
     def finish(self) -> Meter:
         """Call after the encoder has exited: measure the rest and return the meter."""
         self._done.set()
         for t in self._threads:
             t.join()
-        err = ffmpeg.finish(self.dec, where=self.path)
+        rc = self.dec.wait()
+        for pipe in (self.dec.stdout, self.dec.stderr):
+            if pipe:
+                pipe.close()
+        err = "\n".join(self._stderr)
         if self._error is not None:
             raise self._error
-        if err.strip():
+        if rc != 0 or err.strip():
             raise AudioError(f"the encoded MP3 does not decode cleanly: {ffmpeg.last_error_line(err)}", where=self.path)
         return self.meter
 
