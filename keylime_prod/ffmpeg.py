@@ -157,6 +157,15 @@ def read_stream(
         for raw in proc.stderr:
             lines.append(raw.decode("utf-8", "replace").rstrip())
 
+    def put(item: bytes | None) -> None:
+        """Queue ``item``, waiting as long as the consumer needs, unless it is gone (``stop``)."""
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def pump() -> None:
         assert proc.stdout is not None
         try:
@@ -164,24 +173,14 @@ def read_stream(
                 buf = proc.stdout.read(chunk_bytes)
                 if not buf:
                     break
-                while not stop.is_set():
-                    try:
-                        chunks.put(buf, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                put(buf)
         except (OSError, ValueError):
             pass  # the consumer stopped and closed the pipe
         finally:
             # The end marker must arrive however long the consumer holds a block with the queue full (under load:
             # seconds). It was once dropped after 1 s, and the consumer then waited forever on an ffmpeg that had
-            # exited (a CI run hung 14 minutes). Only a consumer that is gone (``stop``) no longer needs it.
-            while not stop.is_set():
-                try:
-                    chunks.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            # exited (a CI run hung 14 minutes).
+            put(None)
 
     threads = [threading.Thread(target=drain, daemon=True), threading.Thread(target=pump, daemon=True)]
     for t in threads:
