@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import tag_fixtures as tf
+from conftest import ebur128
 from typer.testing import CliRunner
 
 from keylime_prod import fsutil
@@ -426,3 +427,53 @@ def test_an_unreadable_recording_says_permission_denied_with_a_matching_hint(
     assert p.returncode == 4, p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert "permission denied" in line and "chmod a+r" in line and "use WAV, FLAC" not in line
+
+
+def _astats_dc_offset(path: Path) -> float:
+    """ffmpeg astats' overall DC offset (mean sample value, full scale = 1) of a decoded file: not our meter."""
+    from keylime_prod import ffmpeg
+
+    proc = ffmpeg.run(["-v", "info", "-i", str(path), "-af", "astats=measure_perchannel=none", "-f", "null", "-"])
+    (value,) = [ln.split("DC offset:")[1] for ln in proc.stderr.decode().splitlines() if "DC offset:" in ln]
+    return float(value)
+
+
+def test_a_dc_offset_is_removed_and_said_and_pure_dc_is_an_error(
+    tmp_path: Path,
+    make_speech,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import numpy as np
+    from scipy.io import wavfile
+
+    from keylime_prod import audio
+    from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeConfig
+
+    def episode(rec: Path) -> EpisodeConfig:
+        return EpisodeConfig(id="ep-1", number=1, title="t", publish_date="2026-01-01", hosts=[{"name": "H"}],
+                             summary="s", recordings=[rec])  # fmt: skip
+
+    # Denoise off: its own high-pass would take the offset out too; this checks the DC step on its own.
+    settings = AudioSettings(denoise=DenoiseSettings(mode="off"))
+    rate, pcm = wavfile.read(make_speech("speech.wav", -12.0, rate=44100))
+    speech = pcm.astype(np.float32) / 32768.0
+    offset = tmp_path / "offset.wav"
+    wavfile.write(offset, rate, speech + np.float32(0.1))  # -20 dBFS of DC under real speech
+    assert _astats_dc_offset(offset) == pytest.approx(0.1, abs=0.005)
+    with caplog.at_level("WARNING"):
+        m = audio.master(episode(offset), settings, Assets(), tmp_path / "build")
+    assert "recording 1 has a DC offset of -20.0 dBFS: removed" in caplog.text
+    report = json.loads(m.report.read_text())
+    (part,) = report["details"]["parts"]
+    assert part["dc"] == {"offset_dbfs": -20.0, "removed": True}
+    assert report["details"]["denoise"]["dc_offsets_removed"] == 1
+    assert abs(_astats_dc_offset(m.mp3)) < 0.001  # under -60 dBFS in the published file
+    assert ebur128(m.mp3).integrated_lufs == pytest.approx(-16.0, abs=0.5)
+
+    # Nothing but DC (before: mastered into a 10 s plateau with no warning).
+    dc = tmp_path / "dc.wav"
+    wavfile.write(dc, rate, np.full(rate * 10, 0.3, np.float32))
+    pure = r"recording 1 holds nothing but a DC offset \(-10\.5 dBFS; under -50 dBFS once it is removed\)"
+    with pytest.raises(AudioError, match=pure):
+        audio.master(episode(dc), settings, Assets(), tmp_path / "build2")
+    assert not (tmp_path / "build2" / "ep-1.mp3").exists()

@@ -21,6 +21,10 @@ from ..errors import AudioError, FFmpegError
 from .loudness import F32, SUB_MS, Meter, integrated_from_energy, lin_to_db, lra_from_energy, sound_bounds
 
 CHUNK_SECONDS = 1.0
+# A DC offset over -50 dBFS costs headroom and clicks at every cut and fade (issue 13): such a recording is rendered
+# from a copy without it. Under that, the offset is below what 16-bit dither and the codec leave anyway.
+DC_LIMIT = 10 ** (-50 / 20)
+DC_HIGHPASS_HZ = 10
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Part:
     # sub-block of the kept stretch (``k_energy``, ``peaks`` and ``loudness`` then already include it).
     source: Path | None = None
     curve_db: np.ndarray | None = None
+    dc_offset: float = 0.0  # largest per-channel mean of the whole file, linear (issue 13: removed when audible)
 
     @property
     def kept(self) -> int:
@@ -219,8 +224,11 @@ def measure_part(
     rate_in = info.sample_rate if info.sample_rate % 100 == 0 else sr
     ch_in = min(info.channels, ch)
     meter = Meter(rate_in, ch_in)
+    dc_sum, sq_sum = np.zeros(ch_in), np.zeros(ch_in)
     for x in decode(path, rate_in, ch_in, what, lambda n: report(n * sr // rate_in)):
         meter.add(x)
+        dc_sum += x.sum(axis=0, dtype=np.float64)
+        sq_sum += np.einsum("ij,ij->j", x, x, dtype=np.float64)
     if meter.frames == 0:
         raise AudioError(f"{what} decodes to no audio", where=path, hint="re-export the recording")
     decoded = meter.frames / rate_in
@@ -238,6 +246,18 @@ def measure_part(
             where=path,
             hint="re-export or re-copy the file",
         )
+    dc = dc_sum / max(meter.frames, 1)
+    if np.abs(dc).max() > DC_LIMIT:
+        # What is left once the offset is gone (variance = mean square - mean^2): nothing above the silence
+        # threshold means the file is a DC plateau, which the power-based trim below would take for sound.
+        ac_db = lin_to_db(math.sqrt(max(0.0, float((sq_sum / meter.frames - dc**2).max()))))
+        if ac_db < settings.silence_threshold_db:
+            raise AudioError(
+                f"{what} holds nothing but a DC offset ({lin_to_db(float(np.abs(dc).max())):.1f} dBFS; "
+                f"under {settings.silence_threshold_db:g} dBFS once it is removed)",
+                where=path,
+                hint="check the recording: a DC offset alone is a faulty interface or cable, not sound",
+            )
     bounds = sound_bounds(meter.power, settings.silence_threshold_db)
     if bounds is None:
         raise AudioError(
@@ -264,7 +284,22 @@ def measure_part(
         lra=lra_from_energy(ke),
         k_energy=ke,
         peaks=meter.peaks[s0:s1].astype(np.float64),
+        dc_offset=float(np.abs(dc).max()),
     )
+
+
+def remove_dc(path: Path, dest: Path, what: str) -> Path:
+    """Write ``path`` without its DC offset to ``dest`` (float WAV at the file's own rate and channels: float, so
+    a recording over full scale is not clipped). A 10 Hz high-pass takes out a constant or drifting offset and
+    leaves every audible frequency alone."""
+    args = ["-v", "error", "-i", str(path), "-af", f"highpass=f={DC_HIGHPASS_HZ}:poles=2"]
+    try:
+        ffmpeg.run([*args, "-c:a", "pcm_f32le", "-y", str(dest)], where=path)
+    except FFmpegError as e:
+        raise AudioError(
+            f"{what}: removing its DC offset failed: {e.message}", where=path, hint="re-export the file"
+        ) from None
+    return dest
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from ..errors import AudioError
 from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from . import speech
-from .inputs import Asset, Part, check_file, load_asset, measure_part
+from .inputs import DC_HIGHPASS_HZ, DC_LIMIT, Asset, Part, check_file, load_asset, measure_part, remove_dc
 from .loudness import SUB_MS, Meter, integrated_from_energy, lin_to_db, loudness_series, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
 from .render import RenderStats, render
@@ -232,15 +232,21 @@ def prepare_recording(
         fut = pool.submit(speech.analyse, path, what) if wanted else None
         raw = measure_part(path, info, s, index, report)
         an = fut.result() if fut is not None else None
+    dc = {"offset_dbfs": _r(lin_to_db(raw.dc_offset)) if raw.dc_offset > 0 else None, "removed": False}
+    base = raw
+    if raw.dc_offset > DC_LIMIT:
+        base = without_dc(raw, s, index, work)
+        dc["removed"] = True
+        an = speech.analyse(base.render_path, what) if wanted else None
     if an is None:
-        return raw, raw, {"leveler": {"note": "off"}, "denoise": {"decision": "off"}}
+        return raw, base, {"leveler": {"note": "off"}, "denoise": {"decision": "off"}, "dc": dc}
     sub = s.sample_rate * SUB_MS // 1000
 
     def kept_mask(p: Part) -> np.ndarray:
         s0 = p.keep_start // sub
         return an.mask(s0 + len(p.k_energy))[s0:]
 
-    part = raw
+    part = base
     mask = kept_mask(part)
     floor = speech.noise_floor(part.k_energy, mask)
     engine, why = speech.needs_denoise(s.denoise, floor, an)
@@ -257,7 +263,7 @@ def prepare_recording(
         dest = work / f"denoised-{index + 1}.flac"
         # On the mono mix: DeepFilterNet is a mono model, and a second channel of the same voice would double its
         # cost (the slowest step of a noisy recording) for nothing a listener of speech hears.
-        speech.denoise(path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what)
+        speech.denoise(base.render_path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what)
         cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
         part = replace(cleaned, path=path, source=dest)
         mask = kept_mask(part)
@@ -302,7 +308,18 @@ def prepare_recording(
             "%s: leveler %d of %d stretches, gain %+.1f..%+.1f dB, spread %s -> %s LU",
             what, lev.levelled, lev.stretches, curve.min(), curve.max(), lev.spread_before_lu, lev.spread_after_lu,
         )  # fmt: skip
-    return raw, part, {"leveler": leveler, "denoise": den}
+    return raw, part, {"leveler": leveler, "denoise": den, "dc": dc}
+
+
+def without_dc(raw: Part, s: AudioSettings, index: int, work: Path) -> Part:
+    """Issue 13: a recording with a DC offset is rendered from a copy without it, measured again (its peaks
+    change). One that is nothing but DC never gets here: pass 1 refuses it (:func:`.inputs.measure_part`)."""
+    what = f"recording {index + 1}"
+    offset = lin_to_db(raw.dc_offset)
+    dest = remove_dc(raw.path, work / f"dc-{index + 1}.wav", what)
+    part = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
+    log.warning("%s has a DC offset of %.1f dBFS: removed (%d Hz high-pass)", what, offset, DC_HIGHPASS_HZ)
+    return replace(part, path=raw.path, source=dest, dc_offset=raw.dc_offset)
 
 
 def loudness_curves(
@@ -354,6 +371,7 @@ def summarise_processing(processing: list[dict[str, Any]]) -> dict[str, dict[str
             "noise_under_speech_db_after": worst(den, "noise_under_speech_db_after", min),
             "hum_line_db_before": worst(den, "hum_line_db_before", max),
             "hum_line_db_after": worst(den, "hum_line_db_after", max),
+            "dc_offsets_removed": sum(1 for p in processing if p.get("dc", {}).get("removed")),
         },
     }
 
