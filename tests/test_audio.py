@@ -273,3 +273,36 @@ def test_long_episode_verifier_in_child_process(tmp_path: Path, make_speech, mon
     assert child.audio_sha256 == inproc.audio_sha256
     assert child.output_loudness == inproc.output_loudness
     assert not list((tmp_path / "b").rglob("*.pickle"))  # the child's hand-over file went with the temp folder
+
+
+def test_following_meter_whose_meter_fails_ends_with_that_error(tmp_path: Path) -> None:
+    """The decoded-MP3 check must end promptly when measuring fails: the decoder, no longer read, used to block on
+    its full stdout pipe and finish() waited on it forever."""
+    import threading
+
+    from keylime_prod.audio.verify import FollowingMeter
+
+    mp3 = tmp_path / "tone.mp3"
+    ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=10", "-ar", "44100", "-ac", "2", "-b:a", "128k",
+                str(mp3)])  # fmt: skip
+    follower = FollowingMeter(mp3, 44100, 2)
+
+    def broken(x: np.ndarray) -> None:
+        raise MemoryError("meter failed")
+
+    follower.meter.add = broken  # type: ignore[method-assign]
+    errs: list[BaseException] = []
+
+    def finish() -> None:
+        try:
+            follower.finish()
+        except BaseException as e:
+            errs.append(e)
+
+    t = threading.Thread(target=finish, daemon=True)
+    t.start()
+    t.join(60)  # not a speed check: a minute means it waits for good
+    if t.is_alive():
+        follower.abort()
+        pytest.fail("FollowingMeter.finish() hung after its meter failed")
+    assert [str(e) for e in errs] == ["meter failed"]

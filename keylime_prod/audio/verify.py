@@ -97,6 +97,9 @@ class FollowingMeter:
                     self.meter.add(np.frombuffer(buf[:n], dtype="<f4").reshape(-1, self.ch))
         except BaseException as e:  # surfaced by finish()
             self._error = e
+            # Nobody reads the decoder's output any more: it would block on a full pipe and never exit, and the
+            # feeder and finish() would wait on it for good.
+            self.dec.kill()
 
     def _drain(self) -> None:
         assert self.dec.stderr is not None
