@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -448,9 +448,19 @@ def release_of(run: Run) -> publish.Release:
     files = [publish.EpisodeFile("audio", mp3, mp3.suffix.lstrip(".").lower())]
     language = None
     t: Transcript | None = artefact("transcribe")
+    render_page = None
     if t is not None:
         language = t.language
         files += [publish.EpisodeFile("transcript", Path(p), fmt) for fmt, p in sorted(t.files.items())]
+        if "html" in t.files:
+            page_name, segments = Path(t.files["html"]).name, t.segments
+
+            def render_page(links: Mapping[str, str], folder: Path) -> Path:
+                page = _transcript_page(run)
+                page = replace(page, audio=links.get(page.audio or "", page.audio))
+                html = transcript.render_html(segments, language=language or "en", page=page)
+                return fsutil.write_text(folder / "page" / page_name, html)
+
     marks: tuple[ChapterMark, ...] = ()
     ch: Chapters | None = artefact("chapters")
     if ch is not None:
@@ -472,8 +482,9 @@ def release_of(run: Run) -> publish.Release:
     cover = ep.artwork or run.settings.show.show.artwork
     files.append(publish.EpisodeFile("cover", cover, cover.suffix.lstrip(".").lower()))
     return publish.Release(
-        ep, tuple(files), master.duration, transcript_language=language, chapters=marks, render_notes=render
-    )
+        ep, tuple(files), master.duration, transcript_language=language, chapters=marks, render_notes=render,
+        render_page=render_page,
+    )  # fmt: skip
 
 
 def _publish_run(run: Run) -> publish.Published:

@@ -100,6 +100,9 @@ class Release:
     #: Writes the show notes into a folder with their links to sibling files (file name -> published URL) and
     #: returns the Markdown and HTML paths: the notes stage makes its own links, nothing rewrites its output.
     render_notes: Callable[[Mapping[str, str], Path], tuple[Path, Path]] | None = None
+    #: Writes the transcript web page into a folder with its player pointing at the published audio (file name ->
+    #: URL) and returns its path; the notes link to that page, so it is rendered before them.
+    render_page: Callable[[Mapping[str, str], Path], Path] | None = None
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -400,9 +403,20 @@ def _publish_episode(
 
     # Keys carry content hashes, so the notes link to the published URLs of their sibling files (transcript.html,
     # ...): they are written again with those links, then hashed and uploaded after everything they may link to.
+    # The transcript page's player plays the published MP3 the same way, and is itself one of the notes' links.
     sources = {i: f.path for i, f in enumerate(r.files)}
-    digests = {i: store.digest(f.path) for i, f in enumerate(r.files) if f.role != "notes"}
-    links = {r.files[i].path.name: store.url(_object_key(store, r.files[i], d, ep.id)) for i, d in digests.items()}
+    page = next((i for i, f in enumerate(r.files) if f.role == "transcript" and f.format == "html"), None)
+    late = {i for i, f in enumerate(r.files) if f.role == "notes" or (i == page and r.render_page)}
+    digests = {i: store.digest(f.path) for i, f in enumerate(r.files) if i not in late}
+
+    def url(i: int) -> str:
+        return store.url(_object_key(store, r.files[i], digests[i], ep.id))
+
+    links = {r.files[i].path.name: url(i) for i in digests}
+    if page is not None and r.render_page:
+        sources[page] = r.render_page(links, scratch)
+        digests[page] = store.digest(sources[page])
+        links[r.files[page].path.name] = url(page)
     linked = dict(zip(("md", "html"), r.render_notes(links, scratch), strict=True)) if r.render_notes else {}
     for i, f in enumerate(r.files):
         if f.role == "notes":

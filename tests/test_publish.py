@@ -442,6 +442,14 @@ def test_due_builds_publishes_then_has_nothing_to_do(
     audio = next(f for f in files if f["role"] == "audio")
     raw = raw_client(s3_server.endpoint_url)
     assert get_sha256(raw, audio["key"]) == (tagged["size_bytes"], tagged["sha256"])
+    # The published transcript page plays the published MP3 (the build's page plays the MP3 beside it).
+    page_key = next(f["key"] for f in files if f["role"] == "transcript" and f["format"] == "html")
+    page = raw.get_object(Bucket=BUCKET, Key=page_key)["Body"].read().decode()
+    assert f'<audio id="player" controls preload="metadata" src="{audio["url"]}">' in page
+    assert 'src="ep-1.mp3"' in (build / "ep-1" / "transcript.html").read_text()
+    notes_key = next(f["key"] for f in files if f["role"] == "notes" and f["format"] == "html")
+    notes_html = raw.get_object(Bucket=BUCKET, Key=notes_key)["Body"].read().decode()
+    assert next(f["url"] for f in files if f["key"] == page_key) in notes_html  # the notes link that page
     feed = feedparser.parse(raw.get_object(Bucket=BUCKET, Key="show/feed.xml")["Body"].read())
     assert [e.id for e in feed.entries] == [out["published"]["episodes"][0]["guid"]]
     assert int(feed.entries[0].enclosures[0].length) == tagged["size_bytes"]
@@ -474,7 +482,7 @@ def test_demo_episode_258_end_to_end(s3_server: RcloneS3, tmp_path: Path) -> Non
     mp3 = build / "episode-258" / "tagged" / "episode-258.mp3"  # the tagged copy is what goes out
     assert get_sha256(raw, audio["key"]) == (mp3.stat().st_size, sha256(mp3.read_bytes()))
     for f in ep["files"]:
-        if f["role"] in ("transcript", "chapters"):
+        if f["role"] in ("transcript", "chapters") and f["format"] != "html":  # the page's player: published URL
             local = build / "episode-258" / f["key"].rsplit("/", 1)[1].split(".")[0]
             matches = [p for p in (build / "episode-258").glob(local.name + ".*") if p.suffix == "." + f["format"]]
             assert any(get_sha256(raw, f["key"])[1] == sha256(m.read_bytes()) for m in matches), f["key"]
