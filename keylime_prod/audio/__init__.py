@@ -6,7 +6,7 @@ render and limiter), ``verify`` (the decoded-MP3 check and its child process), `
 """
 
 from .kept import keep_master
-from .master import REPORT_NAME, master
+from .master import master
 from .multitrack import master_tracks
 
-__all__ = ["REPORT_NAME", "keep_master", "master", "master_tracks"]
+__all__ = ["keep_master", "master", "master_tracks"]

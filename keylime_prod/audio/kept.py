@@ -20,10 +20,10 @@ from .. import __version__, ffmpeg, fsutil
 from ..artefacts import Loudness, Master, TimelineSegment
 from ..config import AudioSettings, EpisodeConfig
 from ..errors import AudioError
+from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from .inputs import check_file, decode
 from .loudness import Meter
-from .master import REPORT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def keep_master(
         true_peak_dbtp=round(m.true_peak_dbtp, 2),
         sample_peak_dbfs=round(m.sample_peak_dbfs, 2),
     )
-    final = build_dir / f"{episode.id}.mp3"
+    layout = BuildLayout(build_dir, episode.id)
+    final = layout.master_mp3
     with fsutil.atomic_path(final) as tmp:
         shutil.copyfile(src, tmp)
     off_lu = round(loud.integrated_lufs - settings.target_lufs, 2)
@@ -84,7 +85,7 @@ def keep_master(
     result = Master(
         episode_id=episode.id,
         mp3=final,
-        report=build_dir / REPORT_NAME,
+        report=layout.master_json,
         duration=duration,
         sample_rate=info.sample_rate,
         channels=info.channels,

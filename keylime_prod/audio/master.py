@@ -41,7 +41,6 @@ from .render import RenderStats, render
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "master.json"  # (BuildLayout.master_json; kept for the pipeline's import)
 MAX_RENDERS = 3
 
 
@@ -524,4 +523,4 @@ def build_report(
     return result
 
 
-__all__ = ["REPORT_NAME", "master"]
+__all__ = ["master"]
