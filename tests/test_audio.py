@@ -11,6 +11,7 @@ from conftest import ebur128, run_ffmpeg
 from keylime_prod import audio, ffmpeg
 from keylime_prod.artefacts import Master
 from keylime_prod.audio import render
+from keylime_prod.audio.inputs import measure_part
 from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeConfig, LevelerSettings
 from keylime_prod.errors import AudioError
 
@@ -73,14 +74,44 @@ def test_transients_need_the_limiter(tmp_path: Path, make_speech) -> None:
         ["-i", str(speech), "-f", "lavfi", "-i", clicks, "-filter_complex",
          "[0:a][1:a]amix=inputs=2:duration=first:normalize=0", "-c:a", "pcm_f32le", str(src)]
     )  # fmt: skip
-    # Leveler off: this is the plan's prediction of what the limiter takes from plain gain (issue 2); with the
-    # leveler's curve the prediction is coarser and a second render may be needed (verify catches it).
+    # Leveler off: this is the plan's prediction of what the limiter takes from plain gain (issue 2); the leveler's
+    # case is test_mono_speech_near_the_ceiling_needs_one_render.
     m = audio.master(episode(src), plain(leveler=LevelerSettings(enabled=False)), Assets(), tmp_path / "build")
     assert m.method == "limiter"
     assert m.details["limiter"]["max_reduction_db"] < -1.0
     # The plan predicted the loudness the limiter takes away: no second render was needed.
     assert m.details["renders"] == 1
     assert_spec(m)
+
+
+DEMO_PART_1 = Path(__file__).parent.parent / "configs" / "raw" / "episode-258" / "part-1-lara.flac"
+
+
+@pytest.mark.parametrize("leveler", [True, False], ids=["leveler", "no-leveler"])
+def test_mono_speech_near_the_ceiling_needs_one_render(tmp_path: Path, leveler: bool) -> None:
+    """Issue 14: the demo's first recording (mono, espeak-ng's peaks ~19 dB over its loudness, so it needs ~3 dB
+    of limiting at -16 LUFS) is rendered to stereo. The plan used to predict limiting from the mono peaks, 3 dB over
+    what the stereo render holds, so the first render came out 0.25-0.3 LU loud and a second render was needed.
+    The first render now lands inside the 0.2 LU window, measured by ffmpeg's scanner."""
+    m = audio.master(episode(DEMO_PART_1), plain(leveler=LevelerSettings(enabled=leveler)), Assets(), tmp_path / "b")
+    assert m.method == "limiter"
+    assert m.details["renders"] == 1
+    got = ebur128(m.mp3)
+    assert abs(got.integrated_lufs - (-16.0)) <= 0.2, got
+    assert_spec(m)
+
+
+def test_plan_sees_the_peaks_of_the_stereo_render(tmp_path: Path, make_speech) -> None:
+    """A mono recording is measured as mono but rendered with swresample's upmix (-3 dB into each channel): the
+    10 ms peaks the plan's limiter model uses are those of the stereo render, not the mono file's."""
+    src = make_speech("mono.wav", -6.0)
+    s = plain()
+    part = measure_part(src, ffmpeg.probe(src), s, 0, lambda n: None)
+    raw = ffmpeg.run(ffmpeg.decode_args(src, sample_rate=s.sample_rate, channels=2)).stdout
+    stereo_peak = float(np.abs(np.frombuffer(raw, dtype="<f4")).max())
+    assert part.upmix == pytest.approx(np.sqrt(0.5))
+    assert 20 * np.log10(part.peaks.max() / stereo_peak) == pytest.approx(0.0, abs=0.2)
+    assert 20 * np.log10(part.sample_peak / stereo_peak) == pytest.approx(3.0, abs=0.2)  # the file's own peak
 
 
 def test_gain_alone_when_peaks_allow(tmp_path: Path, make_speech) -> None:

@@ -40,12 +40,18 @@ class Part:
     sample_peak: float  # linear, whole file
     lra: float
     k_energy: np.ndarray  # 10 ms K-weighted energies of the kept stretch
-    peaks: np.ndarray  # 10 ms sample peaks of the kept stretch (to predict what the limiter will take)
+    # 10 ms sample peaks of the kept stretch as the render will see them (``upmix`` included), to predict what the
+    # limiter will take.
+    peaks: np.ndarray
     # Issue 9: the file pass 2 renders from (a noise-reduced copy, or ``path``) and the leveler's gain per 10 ms
     # sub-block of the kept stretch (``k_energy``, ``peaks`` and ``loudness`` then already include it).
     source: Path | None = None
     curve_db: np.ndarray | None = None
     dc_offset: float = 0.0  # largest per-channel mean of the whole file, linear (issue 13: removed when audible)
+    # Amplitude of each rendered channel per unit of the measured signal: a mono recording is measured as mono
+    # (``true_peak`` and ``sample_peak`` are the file's own) but rendered to stereo with swresample's upmix, which puts
+    # it into each channel at -3 dB (loudness is kept, peaks drop 3 dB).
+    upmix: float = 1.0
 
     @property
     def kept(self) -> int:
@@ -60,7 +66,7 @@ class Part:
         """True peak the render will see before the part gain (the leveler's curve included: its 10 ms sample
         peaks plus the file's own margin of true over sample peak)."""
         if self.curve_db is None:
-            return lin_to_db(self.true_peak)
+            return lin_to_db(self.true_peak * self.upmix)
         margin = lin_to_db(self.true_peak) - lin_to_db(max(self.sample_peak, 1e-12))
         return lin_to_db(float(self.peaks.max())) + margin
 
@@ -273,6 +279,10 @@ def measure_part(
         raise AudioError(f"{what} is silent (below the -70 LUFS gate)", where=path, hint="check the recording")
     sub = sr * SUB_MS // 1000  # 10 ms in output frames: the grid maps exactly between rates
     frames = round(meter.frames * sr / rate_in)
+    # swresample's mono -> stereo matrix sends the centre to both fronts at M_SQRT1_2 (libswresample/rematrix.c).
+    # The plan's limiter model must see the rendered peaks: counting the mono peaks predicted limiting (and its
+    # loss of loudness) 3 dB early, which left the first render ~0.2 LU loud and cost a second one (issue 14).
+    upmix = math.sqrt(0.5) if ch_in < ch else 1.0
     return Part(
         path=path,
         frames=frames,
@@ -283,8 +293,9 @@ def measure_part(
         sample_peak=float(meter.peaks.max()),
         lra=lra_from_energy(ke),
         k_energy=ke,
-        peaks=meter.peaks[s0:s1].astype(np.float64),
+        peaks=meter.peaks[s0:s1].astype(np.float64) * upmix,
         dc_offset=float(np.abs(dc).max()),
+        upmix=upmix,
     )
 
 
