@@ -98,6 +98,8 @@ def test_mono_speech_near_the_ceiling_needs_one_render(tmp_path: Path, leveler: 
     assert m.details["renders"] == 1
     got = ebur128(m.mp3)
     assert abs(got.integrated_lufs - (-16.0)) <= 0.2, got
+    # The plan's prediction (master.json) matches ffmpeg's measurement of the MP3 (ffmpeg rounds to 0.1 LU).
+    assert abs(m.details["render_history"][0]["planned_lufs"] - got.integrated_lufs) <= 0.1
     assert_spec(m)
 
 

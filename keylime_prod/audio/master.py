@@ -130,19 +130,16 @@ def _master(
     }
     layout = plan_layout(parts, loaded, s)
 
+    def planned(shift: float, ceiling_db: float | None) -> float:
+        """Integrated loudness of the planned file (before the codec) with every gain moved by ``shift``."""
+        gains = [g + shift for g in part_gains]
+        beds = {k: v + shift for k, v in asset_gains.items()}
+        return integrated_from_energy(episode_energy(parts, loaded, gains, beds, layout, s, ceiling_db))
+
     def aim(shift: float, ceiling_db: float | None) -> float:
         """The shift that puts the planned file on the target (a few rounds: limiting depends on the shift)."""
         for _ in range(1 if ceiling_db is None else 4):
-            energy = episode_energy(
-                parts,
-                loaded,
-                [g + shift for g in part_gains],
-                {k: v + shift for k, v in asset_gains.items()},
-                layout,
-                s,
-                ceiling_db,
-            )
-            shift += s.target_lufs - integrated_from_energy(energy)
+            shift += s.target_lufs - planned(shift, ceiling_db)
         return shift
 
     shift = aim(0.0, None)
@@ -155,6 +152,9 @@ def _master(
     shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
 
     final = BuildLayout(build_dir, episode.id).master_mp3
+    # What the plan predicted for each render against what the verifier measured (master.json): a miss of the
+    # 0.2 LU window costs a whole second render, so the prediction's error is worth keeping in sight (issue 14).
+    history: list[dict[str, float]] = []
     for attempt in range(1, MAX_RENDERS + 1):
         gains = [g + shift for g in part_gains]
         plan = Plan(
@@ -171,9 +171,12 @@ def _master(
         got = out.measure()
         err_lu = s.target_lufs - got.integrated_lufs
         over = got.true_peak_dbtp - s.true_peak_db
+        predicted = planned(shift, ceiling) + d_lu
+        history.append({"planned_lufs": round(predicted, 2), "lufs": round(got.integrated_lufs, 2),
+                        "true_peak_dbtp": round(got.true_peak_dbtp, 2)})  # fmt: skip
         log.info(
-            "render %d: %.2f LUFS, %.2f dBTP (limiter: %.2f dB max reduction)",
-            attempt, got.integrated_lufs, got.true_peak_dbtp, stats.reduction_db,
+            "render %d: %.2f LUFS (planned %.2f), %.2f dBTP (limiter: %.2f dB max reduction)",
+            attempt, got.integrated_lufs, predicted, got.true_peak_dbtp, stats.reduction_db,
         )  # fmt: skip
         if abs(err_lu) <= min(0.2, s.tolerance_lu) and over <= 0.0:
             break
@@ -198,7 +201,7 @@ def _master(
     with fsutil.atomic_path(final) as t:
         Path(mp3_tmp).replace(t)
     result = build_report(
-        episode, s, parts, loaded, plan, stats, out, renders=attempt, codec=(d_lu, d_tp), seconds=clock.laps,
+        episode, s, parts, loaded, plan, stats, out, renders=history, codec=(d_lu, d_tp), seconds=clock.laps,
         mp3=final, mp3_info=mp3_info, build_dir=build_dir, raw_parts=raw_parts, processing=processing,
     )  # fmt: skip
     # The production report's curves (format agreed between the helpers, see loudness_curves), then master.json:
@@ -388,7 +391,7 @@ def build_report(
     stats: RenderStats,
     out: Meter,
     *,
-    renders: int,
+    renders: list[dict[str, float]],
     codec: tuple[float, float],
     seconds: dict[str, float],
     mp3: Path,
@@ -515,7 +518,8 @@ def build_report(
                 "max_reduction_db": round(stats.reduction_db, 2),
                 "limited_seconds": round(stats.limited_frames / sr, 3),
             },
-            "renders": renders,
+            "renders": len(renders),
+            "render_history": renders,
             "seconds": seconds,
             "mp3": {"codec": mp3_info.codec, "sample_rate": mp3_info.sample_rate, "channels": mp3_info.channels},
         },
