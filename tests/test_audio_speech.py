@@ -128,6 +128,85 @@ def test_even_recording_is_left_alone(tmp_path: Path, jfk: Path) -> None:
     assert abs(ebur128(on.mp3).integrated_lufs - ebur128(off.mp3).integrated_lufs) <= 0.5
 
 
+ROOM_LUFS = -65.0
+
+
+def _speech_energies(rng: np.random.Generator, subs: int, lufs: float) -> np.ndarray:
+    """10 ms K-weighted energies of steady "speech" at ``lufs``: syllable-to-syllable swings of 4 dB (log-normal),
+    its first and last 100 ms at the room tone's level, as the VAD's onset/decay padding puts them in a stretch."""
+    e = 10 ** ((lufs + 0.691 + rng.normal(0.0, 4.0, subs)) / 10)
+    e *= 10 ** ((lufs + 0.691) / 10) / e.mean()  # exactly ``lufs`` on average
+    e[:10] = e[-10:] = 10 ** ((ROOM_LUFS + 0.691) / 10)
+    return e
+
+
+@pytest.mark.parametrize(
+    "voices",
+    [
+        [(-20.0, 30.0), (-20.0, 45.0), (-20.0, 12.0), (-20.0, 30.0)],  # one steady voice: nothing to do anywhere
+        [(-15.0, 30.0), (-25.0, 25.0), (-15.0, 12.0), (-25.0, 40.0)],  # two voices 10 LU apart, long turns
+    ],
+    ids=["one-voice", "two-voices"],
+)
+def test_leveler_gain_is_flat_across_long_stretches(voices: list[tuple[float, float]]) -> None:
+    """A stretch longer than the 10 s window is measured with a sliding mean of its own energy; near its ends that
+    window holds only what is inside the stretch. The old window repeated the stretch's edge sub-block (the quiet
+    VAD padding) over 5 s and lifted the first and last second of every long stretch by 2-3 dB (0.36 -> 1.06 LU
+    of speaker-turn spread on the demo's first recording)."""
+    from keylime_prod.audio import speech
+
+    rng = np.random.default_rng(9)
+    pause = np.full(100, 10 ** ((ROOM_LUFS + 0.691) / 10))  # 1 s of room tone between turns
+    k, mask, spans = [pause], [np.zeros(100, bool)], []
+    at = 100
+    for lufs, seconds in voices:
+        n = int(seconds * 100)
+        k += [_speech_energies(rng, n, lufs), pause]
+        mask += [np.ones(n, bool), np.zeros(100, bool)]
+        spans.append((at, at + n, lufs))
+        at += n + 100
+    lev = speech.gain_curve(np.concatenate(k), np.concatenate(mask), LevelerSettings())
+    assert lev.stretches == len(voices)
+    curve = lev.curve_db if lev.curve_db is not None else np.zeros(at)
+    levelled = []
+    for a, b, lufs in spans:
+        middle = float(np.median(curve[a + 200 : b - 200]))
+        # The first and last second (past the 200 ms glide from the neighbouring stretch's gain) get the middle's gain.
+        for edge in (curve[a + 20 : a + 120], curve[b - 120 : b - 20]):
+            assert np.abs(edge - middle).max() <= 0.5, (a, b, middle, edge.min(), edge.max())
+        levelled.append(lufs + middle)
+    assert max(levelled) - min(levelled) <= 1.0, levelled  # and the middles do meet
+    assert lev.spread_after_lu is not None and lev.spread_before_lu is not None
+    assert lev.spread_after_lu <= max(lev.spread_before_lu, 0.5)
+
+
+def test_leveler_leaves_the_demo_recordings_long_stretches_even(tmp_path: Path) -> None:
+    """The demo's first recording (90 s, one steady voice, three stretches of 12-25 s): the leveler must not widen
+    its speaker-turn spread, and in the MP3 (ffmpeg ebur128, leveler on against off) the first and last 1.5 s of
+    each long stretch move with its middle. Before the window fix: spread 0.36 -> 1.06 LU, edges +2.4 dB."""
+    from keylime_prod.audio import speech
+
+    demo = Path(__file__).parent.parent / "configs" / "raw" / "episode-258" / "part-1-lara.flac"
+    on = audio.master(episode(demo), AudioSettings(), Assets(), tmp_path / "on")
+    off = audio.master(episode(demo), AudioSettings(leveler=LevelerSettings(enabled=False)), Assets(), tmp_path / "off")
+    lev = on.details["parts"][0]["leveler"]
+    assert lev["turn_spread_after_lu"] <= lev["turn_spread_before_lu"], lev
+    assert abs(ebur128(on.mp3).integrated_lufs + 16.0) <= 0.5
+
+    an = speech.analyse(demo, "demo")
+    long = [(a / 100, b / 100) for a, b, v in speech._runs(an.mask(int(an.seconds * 100))) if v and b - a > 1100]
+    assert len(long) >= 2, long
+
+    def moved(a: float, b: float) -> float:  # what the leveler did to a..b (raw seconds), by ffmpeg
+        return turn_lufs(on.mp3, *episode_span(on, a, b, 0.0)) - turn_lufs(off.mp3, *episode_span(off, a, b, 0.0))
+
+    for a, b in long:
+        mid = (a + b) / 2
+        middle = moved(mid - 0.75, mid + 0.75)
+        for edge in ((a + 0.2, a + 1.7), (b - 1.7, b - 0.2)):
+            assert abs(moved(*edge) - middle) <= 0.5, (a, b, edge, moved(*edge), middle)
+
+
 # ------------------------------------------------------------------------------------------------------- denoise
 
 
