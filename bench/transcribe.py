@@ -7,9 +7,10 @@ of the child: on a shared machine a fairer measure of work than wall time), WER 
 lower-casing and dropping punctuation) with its deleted words, and peak RSS. The first configuration is the
 baseline: the others print their speed ratio to it.
 
-A configuration is ``engine:model:compute_type[:batch[:nowords]]``: ``batch`` is ``whisper.batch_size`` (faster-whisper
-only; 0 is sequential decoding, default: the setting's default), ``nowords`` turns word timestamps off, which with
-batch 0 is exactly the mode before issue 14.
+A configuration is ``engine:model:compute_type[:batch[:nowords][:dN]]``: ``batch`` is ``whisper.batch_size``
+(faster-whisper only; 0 is sequential decoding, default: the setting's default), ``nowords`` turns word timestamps
+off, which with batch 0 is exactly the mode before issue 14; ``dN`` is ``whisper.decoders`` (batched decoders side
+by side, default: the setting's default).
 
     # issue 14: batched (default) vs sequential with words vs the old sequential mode vs openai-whisper, same weights
     python bench/transcribe.py --demo --repeat 4 --threads 2 --compare \
@@ -43,7 +44,8 @@ JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you
 
 def normalise(text: str) -> str:
     """Lower-case, drop punctuation (keeping inner apostrophes and hyphens as spaces), collapse spaces."""
-    text = text.lower().replace("-", " ")
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text.lower())  # "1,263" as written and "1263" as spoken are one word
+    text = text.replace("-", " ")
     text = re.sub(r"[^\w\s']", " ", text)
     text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
     return " ".join(text.split())
@@ -115,6 +117,8 @@ def child(args: argparse.Namespace) -> None:
     extra: dict[str, object] = {}
     if args.batch is not None:
         extra["batch_size"] = args.batch
+    if args.decoders is not None:
+        extra["decoders"] = args.decoders
     settings = WhisperSettings(
         engine=args.engine,
         model=args.model,
@@ -169,6 +173,7 @@ def main() -> None:
     ap.add_argument("--compute-type", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--nowords", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--decoders", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
@@ -200,6 +205,7 @@ def main() -> None:
                 argv += ["--batch", more[0]]
             if "nowords" in more[1:]:
                 argv.append("--nowords")
+            argv += [x for m in more[1:] if re.fullmatch(r"d\d+", m) for x in ("--decoders", m[1:])]
             argv += ["--compute-type", compute, "--threads", str(args.threads), "--beam-size", str(args.beam_size)]
             for g in args.glossary:
                 argv += ["--glossary", g]

@@ -166,6 +166,9 @@ class WhisperSettings(_Model):
     # faster-whisper: 30 s windows decoded side by side (issue 14; size chosen by measurement, docs/transcripts.md).
     # 0: sequential decoding, each window conditioned on the previous one's text (the mode before issue 14).
     batch_size: int = Field(default=4, ge=0, le=64)
+    # Batched faster-whisper: decoders run side by side on consecutive windows, sharing ``threads`` between them
+    # (issue 14: two one-thread decoders beat one two-thread decoder on two cores, docs/performance.md).
+    decoders: int = Field(default=2, ge=1, le=8)
     # Word timings (and probabilities) cut the captions and feed words.json; off only to compare with the old mode,
     # when words are spread over each segment by their share of characters.
     word_timestamps: bool = True

@@ -23,9 +23,10 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from .config import WhisperSettings
 from .errors import TranscriptError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENGINES = ("faster-whisper", "openai-whisper")
 SAMPLE_RATE = 16000
@@ -69,37 +71,86 @@ class Engine(Protocol):
     name: str
     compute_type: str
     batch_size: int  # 0: sequential decoding (each window conditioned on the previous one's text)
+    decoders: int  # batched: windows decoded by this many workers side by side
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[float] = ()) -> list[Piece]:
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
         """Transcribe 16 kHz mono float32 samples; ``glossary`` terms steer the spelling in every window.
 
-        ``breaks`` are the times (seconds) where the caller joined separate speech stretches: a batched engine cuts
-        its 30-second windows there, never inside a stretch.
+        ``breaks`` are the pauses in the samples, ``(time, seconds of pause)``: where the caller joined separate
+        speech stretches and where speakers paused between words. A batched engine ends its windows only there,
+        never inside a word.
         """
         ...
 
 
-#: Whisper's window. Batched decoding cuts the speech into windows of at most this length, at speech borders.
+#: A place a batched window may end: (seconds into the samples, how long the pause there is in seconds).
+Break = tuple[float, float]
+
+#: Whisper's window. Batched decoding cuts the speech into windows of at most this length, at pauses.
 WINDOW_SECONDS = 30.0
+#: A window ends in the latest pause at least this long within its last :data:`WINDOW_REACH_SECONDS` ...
+GOOD_PAUSE_SECONDS = 0.25
+#: ... (else in the longest pause there): the first word of the next window then has silence before it. Measured
+#: on jfk.wav looped (tiny.en): a window that began 30 ms before "And so my" lost those words, one that began in
+#: the phrase pause did not.
+WINDOW_REACH_SECONDS = 8.0
 
 
-def windows(length: float, breaks: Sequence[float], max_len: float = WINDOW_SECONDS) -> list[tuple[float, float]]:
-    """Cut ``[0, length]`` into windows of at most ``max_len`` seconds, at the latest break that fits.
+def windows(length: float, breaks: Sequence[Break], max_len: float = WINDOW_SECONDS) -> list[tuple[float, float]]:
+    """Cut ``[0, length]`` into windows of at most ``max_len`` seconds, each ending in a pause (see
+    :data:`GOOD_PAUSE_SECONDS`); the fewer windows the better, as the encoder costs the same for each.
 
-    A stretch longer than ``max_len`` with no break in it (the caller's VAD keeps them shorter) is cut hard.
+    A stretch longer than ``max_len`` with no pause in it is cut hard.
     """
-    bounds = [*sorted(b for b in breaks if 0.0 < b < length), length]
+    pts = sorted((t, pause) for t, pause in breaks if 0.0 < t < length)
     out: list[tuple[float, float]] = []
-    start = prev = 0.0
-    for b in bounds:
-        while b - start > max_len:
-            cut = prev if prev > start else start + max_len
-            out.append((start, cut))
-            start = cut
-        prev = b
+    start = 0.0
+    while length - start > max_len:
+        fits = [(t, pause) for t, pause in pts if start < t <= start + max_len]
+        late = [(t, pause) for t, pause in fits if t >= start + max_len - WINDOW_REACH_SECONDS]
+        good = [t for t, pause in late if pause >= GOOD_PAUSE_SECONDS]
+        if good:
+            cut = good[-1]
+        elif late or fits:
+            cut = max(late or fits, key=lambda b: (b[1], b[0]))[0]
+        else:
+            cut = start + max_len
+        out.append((start, cut))
+        start = cut
     if length - start > 0.01:
         out.append((start, length))
     return out
+
+
+#: This much time without a word in a decoded window is speech the decoder skipped: decoding only text tokens,
+#: Whisper sometimes jumps over a sentence, or ends a full window early (measured on the demo: a 20-word sentence
+#: near the end of a 30 s window gone, the window's last words still there). Pauses in the joined speech are shorter
+#: than VAD's 2 s minimum silence plus its padding, so a longer gap is decoded again as a window of its own.
+UNHEARD_SECONDS = 3.0
+
+
+def unheard(clips: Sequence[dict[str, float]], words: Sequence[tuple[float, float]]) -> list[dict[str, float]]:
+    """The stretches of each clip longer than :data:`UNHEARD_SECONDS` with no word in them (``words``: start, end)."""
+    out = []
+    for clip in clips:
+        inside = sorted((a, b) for a, b in words if clip["start"] <= a < clip["end"])
+        edges = [clip["start"], *(x for a, b in inside for x in (a, b)), clip["end"]]
+        for i in range(0, len(edges), 2):  # (start or a word's end) -> (the next word's start or the end)
+            if edges[i + 1] - edges[i] > UNHEARD_SECONDS:
+                out.append({"start": edges[i], "end": edges[i + 1]})
+    return out
+
+
+def split_even(items: Sequence[T], n: int) -> list[list[T]]:
+    """``items`` in at most ``n`` consecutive groups whose sizes differ by at most one (no empty group)."""
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, i = [], 0
+    for k in range(n):
+        j = i + size + (1 if k < extra else 0)
+        out.append(list(items[i:j]))
+        i = j
+    return out or [[]]
 
 
 #: Room the glossary may take of the 223-token prompt (Whisper: n_text_ctx // 2 - 1); the rest is previous text.
@@ -191,14 +242,18 @@ class FasterWhisperEngine:
         self.settings = settings
         self.compute_type = settings.compute_type
         self.batch_size = settings.batch_size
+        # Batched: ``decoders`` CTranslate2 workers side by side, the threads shared out between them (issue 14). The
+        # decoder's beam steps are small matrix products that keep two threads of one worker waiting on each other;
+        # two one-thread workers on two halves of the windows keep both cores busy (docs/performance.md).
+        self.decoders = max(1, min(settings.decoders, threads)) if self.batch_size > 0 else 1
         src = str(ref.ct2_dir) if ref.ct2_dir is not None else str(ref.download)
         try:
             self.model = _GlossaryModel(
                 src,
                 device="cpu",
                 compute_type=settings.compute_type,
-                cpu_threads=threads,
-                num_workers=1,
+                cpu_threads=max(1, threads // self.decoders),
+                num_workers=self.decoders,
                 download_root=str(cache_dir / "faster-whisper") if ref.download else None,
             )
         except ValueError as e:
@@ -210,7 +265,7 @@ class FasterWhisperEngine:
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError, the hub its own types
             raise _load_error(ref, e) from e
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[float] = ()) -> list[Piece]:
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
         """See :class:`Engine`."""
         from faster_whisper import BatchedInferencePipeline
 
@@ -226,18 +281,35 @@ class FasterWhisperEngine:
                 # decoded once, with no seek, so a timestamp the decoder ends on early would drop the rest of the
                 # window (measured on the demo: 23 words deleted with timestamps, 1 without); word timings come
                 # from the cross-attention alignment either way.
+                def decode(clips: list[dict[str, float]]) -> list[Any]:
+                    segments, _info = BatchedInferencePipeline(self.model).transcribe(
+                        audio,
+                        language=s.language,
+                        beam_size=s.beam_size,
+                        best_of=5,
+                        batch_size=self.batch_size,
+                        vad_filter=False,
+                        clip_timestamps=clips,
+                        without_timestamps=True,
+                        word_timestamps=s.word_timestamps,
+                    )
+                    return list(segments)
+
+                def decode_all(clips: list[dict[str, float]]) -> list[Any]:
+                    groups = split_even(clips, self.decoders)
+                    if len(groups) == 1:
+                        return decode(groups[0])
+                    # One thread per group; CTranslate2 releases the GIL and runs each call on its own worker.
+                    with ThreadPoolExecutor(len(groups), thread_name_prefix="whisper") as pool:
+                        return [seg for part in pool.map(decode, groups) for seg in part]
+
                 clips = [{"start": a, "end": b} for a, b in windows(len(audio) / SAMPLE_RATE, breaks)]
-                segments, _info = BatchedInferencePipeline(self.model).transcribe(
-                    audio,
-                    language=s.language,
-                    beam_size=s.beam_size,
-                    best_of=5,
-                    batch_size=self.batch_size,
-                    vad_filter=False,
-                    clip_timestamps=clips,
-                    without_timestamps=True,
-                    word_timestamps=s.word_timestamps,
-                )
+                segments: Any = decode_all(clips)
+                if s.word_timestamps:
+                    missed = unheard(clips, [(w.start, w.end) for seg in segments for w in seg.words or ()])
+                    if missed:
+                        log.debug("decoding again %d stretches the decoder skipped", len(missed))
+                        segments = sorted([*segments, *decode_all(missed)], key=lambda seg: seg.start)
             else:
                 segments, _info = self.model.transcribe(
                     audio,
@@ -269,6 +341,7 @@ class OpenAIWhisperEngine:
     name = "openai-whisper"
     compute_type = "float32"  # openai-whisper runs float32 on a CPU (fp16 is GPU only)
     batch_size = 0  # openai-whisper decodes one window at a time
+    decoders = 1
 
     def __init__(self, settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> None:
         try:
@@ -293,7 +366,7 @@ class OpenAIWhisperEngine:
             ckpt = ref.checkpoint or models.export_openai(ref, cache_dir=cache_dir)
             self.model = _load_checkpoint(ckpt, torch, whisper)
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[float] = ()) -> list[Piece]:
+    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
         """See :class:`Engine` (``breaks`` do not matter to sequential decoding)."""
         s = self.settings
         model = self.model

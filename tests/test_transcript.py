@@ -441,3 +441,18 @@ def test_speakers_per_recording(make_speech, tmp_path: Path, cache_dir: Path) ->
     assert "<v Ada Host>" in vtt and "<v Bo Guest>" in vtt
     with pytest.raises(TranscriptError, match="1 speaker name"):
         transcript.transcribe(m, TINY, tmp_path / "x", speakers=["Only One"], cache_dir=cache_dir)
+
+
+def test_parallel_decoders_give_the_same_transcript(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """Issue 14: windows shared out between two decoders come back in order, word for word as one decoder's."""
+    looped = tmp_path / "jfk6.wav"
+    chain = "[0:a]apad=pad_dur=0.6,aloop=loop=5:size=2147483647[o]"
+    ffmpeg.run(["-v", "error", "-i", str(jfk), "-filter_complex", chain, "-map", "[o]", "-y", str(looped)])
+    runs = {}
+    for n in (1, 2):
+        settings = TINY.model_copy(update={"threads": 2, "decoders": n, "batch_size": 2})
+        runs[n] = transcript.transcribe(looped, settings, tmp_path / str(n), stem="jfk6", cache_dir=cache_dir)
+        assert runs[n].options["decoders"] == n
+    one, two = ([w["word"] for w in json.loads(t.words.read_text("utf-8"))["words"]] for t in (runs[1], runs[2]))
+    assert len(one) >= 5 * len(JFK_TEXT.split()) and one == two
+    assert wer(" ".join([JFK_TEXT] * 6), " ".join(two)) <= 0.1

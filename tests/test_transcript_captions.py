@@ -6,6 +6,7 @@ import itertools
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from keylime_prod import engines, transcript
@@ -110,9 +111,14 @@ def test_words_json_is_the_agreed_format() -> None:
 
 
 def test_batched_windows_cut_at_speech_borders() -> None:
-    # Speech stretches end at 12, 25, 31, 50 and 58 s of the joined audio (60 s).
-    assert engines.windows(60.0, [12.0, 25.0, 31.0, 50.0, 58.0]) == [(0.0, 25.0), (25.0, 50.0), (50.0, 60.0)]
+    # Speech stretches end at 12, 25, 31, 50 and 58 s of the joined audio (60 s), in 0.8 s of silence each.
+    joins = [(t, 0.8) for t in (12.0, 25.0, 31.0, 50.0, 58.0)]
+    assert engines.windows(60.0, joins) == [(0.0, 25.0), (25.0, 50.0), (50.0, 60.0)]
     assert engines.windows(20.0, []) == [(0.0, 20.0)]
+    # The latest good pause in the last 8 s, else the longest there, else the latest that fits.
+    assert engines.windows(40.0, [(25.0, 0.1), (27.0, 0.5), (29.5, 0.08)])[0] == (0.0, 27.0)
+    assert engines.windows(40.0, [(23.0, 0.1), (28.0, 0.15), (29.0, 0.07)])[0] == (0.0, 28.0)
+    assert engines.windows(40.0, [(5.0, 1.0), (12.0, 0.1)])[0] == (0.0, 5.0)
     assert engines.windows(65.0, []) == [(0.0, 30.0), (30.0, 60.0), (60.0, 65.0)]  # no border: cut hard
 
 
@@ -133,3 +139,64 @@ def test_author_surnames(authors: str) -> None:
     ep = ep.model_copy(update={"paper": ep.paper.model_copy(update={"authors": authors})})
     hints = transcript.episode_hints(ep)
     assert any("Lingard" in h for h in hints) and not any(re.search(r"\bL\.?A\.?\b", h) for h in hints)
+
+
+def test_split_even() -> None:
+    assert engines.split_even(list(range(5)), 2) == [[0, 1, 2], [3, 4]]
+    assert engines.split_even([1], 4) == [[1]]
+    assert engines.split_even([], 2) == [[]]
+    assert [len(g) for g in engines.split_even(list(range(21)), 4)] == [6, 5, 5, 5]
+
+
+def _babble(pattern: list[tuple[float, float]], sr: int = transcript.SAMPLE_RATE) -> np.ndarray:
+    """(seconds of sound, seconds of pause after it) ... as noise bursts at -20 dBFS (words) over a room at -60."""
+    rng = np.random.default_rng(7)
+    parts = []
+    for sound, gap in pattern:
+        parts.append(rng.normal(0.0, 0.1, int(sound * sr)))
+        parts.append(np.zeros(int(gap * sr)))
+    out = np.concatenate(parts)
+    return (out + rng.normal(0.0, 0.001, len(out))).astype(np.float32)
+
+
+def test_batched_windows_end_in_pauses_between_words() -> None:
+    """Issue 14: one long VAD stretch of running speech still gives ~30 s windows, each ending between two words."""
+    # Words of 0.35 s, 0.12 s apart (a pause a window may end in); every 7th gap only 30 ms (too short to count).
+    pattern = [(0.35, 0.03 if i % 7 == 6 else 0.12) for i in range(160)]  # 75 s
+    audio = _babble(pattern)
+    breaks = [b for b, _pause in transcript._breaks(audio, audio)]
+    assert len(breaks) == 160 - 160 // 7 - 1  # every long gap but the last one, which ends the stretch
+    sounds, t = [], 0.0
+    for sound, gap in pattern:
+        sounds.append((t, t + sound))
+        t += sound + gap
+    for b in breaks:  # the middle of a gap, never inside a word
+        assert not any(a < b < e for a, e in sounds), b
+    wins = engines.windows(len(audio) / transcript.SAMPLE_RATE, transcript._breaks(audio, audio))
+    assert len(wins) == 3 and all(b - a > 29.0 for a, b in wins[:-1])
+    # Without them (only the joins between VAD stretches were window borders before) it is cut hard, mid-word.
+    hard = engines.windows(len(audio) / transcript.SAMPLE_RATE, [])
+    assert any(a < hard[0][1] < e for a, e in sounds)
+
+
+def test_joins_between_stretches_are_breaks() -> None:
+    """VAD cuts 3 s of silence down to its 0.4 s padding on each side: a 0.8 s pause in the joined speech."""
+    sr = transcript.SAMPLE_RATE
+    block = _babble([(2.0, 3.0), (2.0, 0.0)])
+    joined = np.concatenate([block[: int(2.4 * sr)], block[int(4.6 * sr) :]])
+    [(at, pause)] = transcript._breaks(joined, block)
+    assert abs(at - 2.4) <= 0.02 and abs(pause - 0.8) <= 0.02
+
+
+def test_skipped_speech_is_found() -> None:
+    """Issue 14: the stretches of a decoded window with no word for over 3 s are decoded again."""
+    clips = [{"start": 0.0, "end": 30.0}, {"start": 30.0, "end": 58.0}, {"start": 58.0, "end": 60.0}]
+    words = [(0.4, 0.8), (1.0, 1.5), (9.0, 9.4), (9.5, 25.9), (26.0, 26.5),  # 1.5 -> 9.0 skipped; a 3.5 s tail
+             (31.0, 31.3), (31.4, 57.9)]  # fmt: skip
+    assert engines.unheard(clips, words) == [
+        {"start": 1.5, "end": 9.0}, {"start": 26.5, "end": 30.0},
+    ]  # fmt: skip
+    assert engines.unheard(clips[2:], []) == []  # 2 s without words: a pause
+    assert engines.unheard([{"start": 0.0, "end": 10.0}], []) == [{"start": 0.0, "end": 10.0}]
+    one_word = engines.unheard([{"start": 0.0, "end": 10.0}], [(4.0, 4.5)])
+    assert one_word == [{"start": 0.0, "end": 4.0}, {"start": 4.5, "end": 10.0}]
