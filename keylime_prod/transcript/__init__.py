@@ -27,6 +27,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -382,6 +383,37 @@ def _speech(audio: np.ndarray, use_vad: bool, max_seconds: float = MAX_SPEECH_SE
     return [(int(c["start"]), int(c["end"])) for c in get_speech_timestamps(audio, opts, sampling_rate=SAMPLE_RATE)]
 
 
+@dataclass(frozen=True)
+class _Block:
+    """One decoded block of a region and its speech, ready for the engine."""
+
+    pos: float  # where it starts in the file
+    audio: np.ndarray
+    chunks: list[tuple[int, int]]  # speech stretches (samples), those left for the next block dropped
+    advance: float  # seconds to the next block's start
+    last: bool
+
+
+def _read_block(path: Path, region: _Region, pos: float, use_vad: bool, max_speech: float) -> _Block | None:
+    """Decode the block at ``pos`` and find its speech; ``None`` past the end."""
+    end = region.end
+    want = BLOCK_SECONDS if end is None else min(BLOCK_SECONDS, end - pos)
+    audio = _decode(path, pos, want)
+    if len(audio) == 0:
+        return None
+    last = len(audio) < int(want * SAMPLE_RATE) - SAMPLE_RATE // 10 or (end is not None and pos + want >= end)
+    chunks = _speech(audio, use_vad, max_speech)
+    advance = len(audio) / SAMPLE_RATE
+    if not last and chunks:
+        margin = int(OPEN_MARGIN_SECONDS * SAMPLE_RATE)
+        open_at = next((i for i, (_s, e) in enumerate(chunks) if e >= len(audio) - margin), None)
+        if open_at is not None and chunks[open_at][0] > SAMPLE_RATE:
+            # Leave the stretch that runs into the block's end for the next block, which starts where it does.
+            advance = chunks[open_at][0] / SAMPLE_RATE
+            chunks = chunks[:open_at]
+    return _Block(pos, audio, chunks, advance, last)
+
+
 def _transcribe_region(
     path: Path,
     region: _Region,
@@ -390,46 +422,45 @@ def _transcribe_region(
     glossary: Sequence[str],
     on_progress: Callable[[float], None],
 ) -> tuple[list[TimedWord], float, float]:
-    """Transcribe one region block by block; return its words (file times), speech seconds and length."""
+    """Transcribe one region block by block; return its words (file times), speech seconds and length.
+
+    The next block is decoded and its speech found on another thread while the engine works on this one (issue 14:
+    ffmpeg and VAD otherwise leave a core idle between blocks); two blocks at most are in memory.
+    """
     out: list[TimedWord] = []
     speech_total = 0.0
-    pos = region.start
     end = region.end
-    margin = int(OPEN_MARGIN_SECONDS * SAMPLE_RATE)
     max_speech = min(MAX_SPEECH_SECONDS, MAX_BATCHED_SPEECH_SECONDS) if engine.batch_size > 0 else MAX_SPEECH_SECONDS
-    while end is None or pos < end - 0.05:
-        want = BLOCK_SECONDS if end is None else min(BLOCK_SECONDS, end - pos)
-        audio = _decode(path, pos, want)
-        if len(audio) == 0:
-            break
-        last = len(audio) < int(want * SAMPLE_RATE) - SAMPLE_RATE // 10 or (end is not None and pos + want >= end)
-        chunks = _speech(audio, settings.vad or region.known_text is not None, max_speech)
-        advance = len(audio) / SAMPLE_RATE
-        if not last and chunks:
-            open_at = next((i for i, (_s, e) in enumerate(chunks) if e >= len(audio) - margin), None)
-            if open_at is not None and chunks[open_at][0] > SAMPLE_RATE:
-                # Leave the stretch that runs into the block's end for the next block, which starts where it does.
-                advance = chunks[open_at][0] / SAMPLE_RATE
-                chunks = chunks[:open_at]
-        if region.known_text is not None:
+    use_vad = settings.vad or region.known_text is not None
+
+    def read(pos: float) -> _Block | None:
+        return _read_block(path, region, pos, use_vad, max_speech) if end is None or pos < end - 0.05 else None
+
+    pos = region.start
+    with ThreadPoolExecutor(1, thread_name_prefix="transcribe-read") as reader:
+        block = read(pos)
+        while block is not None:
+            ahead = reader.submit(read, block.pos + block.advance) if not block.last else None
+            chunks, audio = block.chunks, block.audio
+            if region.known_text is not None:
+                if chunks:
+                    s0, e0 = chunks[0][0] / SAMPLE_RATE, chunks[-1][1] / SAMPLE_RATE
+                else:
+                    s0, e0 = 0.0, len(audio) / SAMPLE_RATE
+                out += words_from_text(region.known_text, block.pos + s0, block.pos + e0, region.speaker)
+                speech_total += e0 - s0
+                if ahead is not None:
+                    ahead.cancel()
+                return out, speech_total, _length(region, block.pos + block.advance)
             if chunks:
-                s0, e0 = chunks[0][0] / SAMPLE_RATE, chunks[-1][1] / SAMPLE_RATE
-            else:
-                s0, e0 = 0.0, len(audio) / SAMPLE_RATE
-            out += words_from_text(region.known_text, pos + s0, pos + e0, region.speaker)
-            speech_total += e0 - s0
-            return out, speech_total, _length(region, pos + advance)
-        if chunks:
-            joined = np.concatenate([audio[s:e] for s, e in chunks])
-            speech_total += len(joined) / SAMPLE_RATE
-            voiced = _voiced(audio)
-            breaks = _breaks(joined, audio)
-            for piece in engine.transcribe(joined, glossary, breaks):
-                out += _words(piece, chunks, pos, end, region.speaker, voiced)
-        pos += advance
-        on_progress(pos - region.start)
-        if last:
-            break
+                joined = np.concatenate([audio[s:e] for s, e in chunks])
+                speech_total += len(joined) / SAMPLE_RATE
+                voiced = _voiced(audio)
+                for piece in engine.transcribe(joined, glossary, _breaks(joined, audio)):
+                    out += _words(piece, chunks, block.pos, end, region.speaker, voiced)
+            pos = block.pos + block.advance
+            on_progress(pos - region.start)
+            block = ahead.result() if ahead is not None else None
     return out, speech_total, _length(region, pos)
 
 
