@@ -42,6 +42,7 @@ PARTS = (("part-1-lara.flac", "Lara Varpio"), ("part-2-jason.m4a", "Jason Frank"
 MODES = {
     "batched": {},  # the defaults: whisper.batch_size, word timestamps on
     "sequential": {"whisper.batch_size": 0, "whisper.word_timestamps": False},  # the mode before issue 14
+    "batched-1": {"whisper.decoders": 1},  # batched, one decoder with both threads (issue 14's first version)
 }
 
 
@@ -91,6 +92,8 @@ total = time.perf_counter() - t0
 t = r.artefacts.get("transcribe")
 print(json.dumps({"stages": {x.name: x.seconds for x in r.stages}, "total": total,
                   "audio": t.audio_seconds if t else 0,
+                  "cpu": sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                             for f in ("ru_utime", "ru_stime")),
                   "self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
@@ -149,7 +152,7 @@ def main() -> None:
         times = "  ".join(f"{k} {v:.1f}" for k, v in stages.items())
         print(
             f"{mode:10} total {r['total']:6.1f} s ({float(r['total']) / floor_s:.2f}x floor; process {wall:.1f} s)  "
-            f"{times}  peak RSS {int(r['self_kib']) / 1024:.0f} MiB (python), "  # type: ignore[call-overload]
+            f"{times}  CPU {float(r['cpu']):.0f} s  peak RSS {int(r['self_kib']) / 1024:.0f} MiB (python), "  # type: ignore[call-overload]
             f"{int(r['children_kib']) / 1024:.0f} MiB (largest child)"  # type: ignore[call-overload]
         )
     if {"batched", "sequential"} <= results.keys():
