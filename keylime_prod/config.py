@@ -163,11 +163,12 @@ class WhisperSettings(_Model):
     threads: int = Field(default=0, ge=0, le=64)  # 0: one per physical core
     glossary: tuple[str, ...] = ()  # names and terms to spell right; the episode's glossary is added
     transcribe_disclaimer: bool = False  # False: the disclaimer's known text (show.disclaimer_text) is its transcript
-    # faster-whisper: 30 s windows decoded side by side (issue 14; size chosen by measurement, docs/transcripts.md).
-    # 0: sequential decoding, each window conditioned on the previous one's text (the mode before issue 14).
-    batch_size: int = Field(default=4, ge=0, le=64)
-    # Batched faster-whisper: decoders run side by side on consecutive windows, sharing ``threads`` between them
-    # (issue 14: two one-thread decoders beat one two-thread decoder on two cores, docs/performance.md).
+    # faster-whisper: 30 s windows decoded side by side (issue 14), ``batch_size`` at a time by each of ``decoders``
+    # CTranslate2 workers that share ``threads`` (two one-thread decoders beat one two-thread decoder on two cores).
+    # Both chosen by measurement (docs/transcripts.md): 2 x 2 was the fastest; every window in flight holds its
+    # encoder's attention buffers (~110 MiB for base), so 2 x 2 costs what one decoder of 4 did, +120 MiB.
+    # batch_size 0: sequential decoding, each window conditioned on the previous one's text (before issue 14).
+    batch_size: int = Field(default=2, ge=0, le=64)
     decoders: int = Field(default=2, ge=1, le=8)
     # Word timings (and probabilities) cut the captions and feed words.json; off only to compare with the old mode,
     # when words are spread over each segment by their share of characters.
