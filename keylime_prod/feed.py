@@ -31,7 +31,7 @@ from feedgen.util import xml_elem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
-from .config import FeedSettings, ShowInfo, describe_validation_error
+from .config import MAX_DESCRIPTION_BYTES, FeedSettings, ShowInfo, describe_validation_error
 from .errors import FeedError
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ MANIFEST_SCHEMA = "keylime-prod/publish-manifest/1"
 SHOW_SCHEMA = "keylime-prod/publish-show/1"
 #: Transcript formats that carry timings: Podcasting 2.0 marks them ``rel="captions"``.
 TIMED_TRANSCRIPTS = ("vtt", "srt", "json")
-#: Apple Podcasts: episode descriptions up to 4000 characters.
-MAX_DESCRIPTION = 4000
+#: Apple Podcasts: channel and episode descriptions up to 4000 bytes (UTF-8), the show's checked by its config.
+MAX_DESCRIPTION = MAX_DESCRIPTION_BYTES
 #: Spotify builds chapters from description timestamps only with at least 3 of them, the first at 00:00:00, and
 #: titles under 40 characters (docs/platform.md, "Chapters by app").
 SPOTIFY_MIN_STAMPS = 3

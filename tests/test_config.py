@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,21 @@ def test_out_of_range_value(tmp_path: Path) -> None:
     p = write(tmp_path, "show.toml", show_text(**{"true_peak_db = -1.0": "true_peak_db = 3.0"}))
     with pytest.raises(ConfigError, match=r"audio\.true_peak_db"):
         load_show(p)
+
+
+def test_show_description_is_limited_in_bytes(tmp_path: Path) -> None:
+    """Apple counts the channel description's bytes: 2100 characters of "é" are 4200 bytes, refused before any work."""
+    for text, ok in (("é" * 2000, True), ("é" * 2100, False), ("e" * 4000, True)):
+        p = write(
+            tmp_path, "show.toml", re.sub(r'(?ms)^description = """.*?"""', f'description = "{text}"', show_text())
+        )
+        if ok:
+            assert load_show(p).show.description == text
+            continue
+        with pytest.raises(ConfigError) as ei:
+            load_show(p)
+        msg = str(ei.value)
+        assert str(p) in msg and "show.description" in msg and "4200 bytes" in msg and "4000" in msg
 
 
 def test_invalid_toml(tmp_path: Path) -> None:
