@@ -17,9 +17,11 @@ import re
 import shutil
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from .errors import FFmpegError
 
@@ -101,31 +103,89 @@ def run(
     return proc
 
 
+#: stderr lines a streaming child keeps for its error message (the last ones: ffmpeg ends with the cause).
+STDERR_KEEP_LINES = 200
+
+#: How long :func:`finish` waits for ffmpeg to exit once its input has ended: it only flushes then, so a minute is
+#: generous; past it the process is wedged (issue 13: nothing may wait forever).
+FINISH_TIMEOUT_S = 120.0
+
+
+class StderrTail:
+    """Drain a child's stderr on a daemon thread from the moment it starts, keeping the last ``keep`` lines.
+
+    A pipe holds 64 KiB: a child that writes more to stderr than that while we stream its stdin or stdout stops on
+    the full pipe, and we wait on it for good (reading stderr only at the end deadlocks). Every streaming child
+    (ffmpeg here, the verifying child in audio/verify.py) has its stderr read by one of these.
+    """
+
+    def __init__(self, pipe: IO[bytes] | None, keep: int = STDERR_KEEP_LINES) -> None:
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._pipe = pipe
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        if self._pipe is None:
+            return
+        try:
+            for raw in self._pipe:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip())
+        except (OSError, ValueError):
+            pass  # the pipe was closed under us (the child was killed)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the child closed its stderr (it exited); ``False`` if it is still open after ``timeout``."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class Stream(subprocess.Popen[bytes]):
+    """A streaming ffmpeg whose stderr is drained from the start (:class:`StderrTail`, in ``tail``)."""
+
+    def __init__(self, argv: list[str], *, stdin: int | None, stdout: int | None) -> None:
+        super().__init__(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        self.tail = StderrTail(self.stderr)
+
+
 def popen(
     args: Sequence[str], *, stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE
-) -> subprocess.Popen[bytes]:
+) -> Stream:
     """Start ffmpeg for streaming (pipes); the caller reads/writes and calls :func:`finish`."""
     argv = command(args)
     log.debug("ffmpeg (stream): %s", subprocess.list2cmdline(argv))
     try:
-        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        return Stream(argv, stdin=stdin, stdout=stdout)
     except OSError as e:
         raise FFmpegError(f"cannot run ffmpeg: {e.strerror}", where=argv[0]) from e
 
 
-def finish(proc: subprocess.Popen[bytes], *, where: str | Path | None = None) -> str:
-    """Wait for a streaming ffmpeg; return its stderr, or raise :class:`FFmpegError` if it failed."""
+def finish(proc: Stream, *, where: str | Path | None = None, timeout: float = FINISH_TIMEOUT_S) -> str:
+    """Wait (at most ``timeout`` seconds) for a streaming ffmpeg; return the last lines of its stderr, or raise
+    :class:`FFmpegError` if it failed or had to be killed."""
     if proc.stdin and not proc.stdin.closed:
         try:
             proc.stdin.close()
         except BrokenPipeError:
             pass
-    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-    rc = proc.wait()
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.stdout:
-        proc.stdout.close()
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise FFmpegError(
+            f"ffmpeg did not exit within {timeout:g} s after its input ended; killed it",
+            where=where,
+            hint="run again; if it recurs, run with --verbose and report the ffmpeg command it logs",
+        ) from None
+    proc.tail.join(5)  # the pipe closes with the process; a grandchild holding it must not hold us
+    for pipe in (proc.stderr, proc.stdout):
+        if pipe:
+            pipe.close()
+    err = proc.tail.text()
     if rc != 0:
         raise FFmpegError(last_error_line(err), where=where)
     return err
@@ -143,19 +203,13 @@ def read_stream(
 
     A thread reads ahead up to ``prefetch`` chunks: with only the 64 KiB pipe buffer between them, ffmpeg would stall
     whenever the consumer computes, and the two would take turns instead of running on both cores (measured: pass 1
-    of the mastering stage spent a quarter of its time waiting on reads). stderr is drained on another thread so a
-    decoder that reports many errors cannot fill its pipe and deadlock us; its lines are appended to ``errors`` if
-    given. Raises :class:`FFmpegError` if ffmpeg exits non-zero.
+    of the mastering stage spent a quarter of its time waiting on reads). stderr is drained from the start
+    (:class:`StderrTail`) so a decoder that reports many errors cannot fill its pipe and deadlock us; its last lines
+    are appended to ``errors`` if given. Raises :class:`FFmpegError` if ffmpeg exits non-zero.
     """
     proc = popen(args)
-    lines: list[str] = [] if errors is None else errors
     chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()
-
-    def drain() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            lines.append(raw.decode("utf-8", "replace").rstrip())
 
     def put(item: bytes | None) -> None:
         """Queue ``item``, waiting as long as the consumer needs, unless it is gone (``stop``)."""
@@ -182,12 +236,11 @@ def read_stream(
             # exited (a CI run hung 14 minutes).
             put(None)
 
-    threads = [threading.Thread(target=drain, daemon=True), threading.Thread(target=pump, daemon=True)]
-    for t in threads:
-        t.start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     finished = False
     try:
-        while (buf := _next_chunk(chunks, threads[1])) is not None:
+        while (buf := _next_chunk(chunks, reader)) is not None:
             yield buf
         finished = True
     finally:
@@ -196,14 +249,16 @@ def read_stream(
             stop.set()
             proc.kill()
         rc = proc.wait()
-        for t in threads:
-            t.join(timeout=5)
+        reader.join(timeout=5)
+        proc.tail.join(timeout=5)
         if proc.stdout:
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+    if errors is not None:
+        errors.extend(proc.tail.lines)
     if rc != 0:
-        raise FFmpegError(last_error_line("\n".join(lines)), where=where)
+        raise FFmpegError(last_error_line(proc.tail.text()), where=where)
 
 
 def _next_chunk(chunks: queue.Queue[bytes | None], pump: threading.Thread) -> bytes | None:

@@ -328,7 +328,7 @@ def test_following_meter_whose_meter_fails_ends_with_that_error(tmp_path: Path) 
 
     def finish() -> None:
         try:
-            follower.finish()
+            follower.finish(60)
         except BaseException as e:
             errs.append(e)
 

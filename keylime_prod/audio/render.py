@@ -29,7 +29,7 @@ from ..errors import AudioError
 from ..progress import ProgressFn
 from .inputs import Asset, Part, decode
 from .loudness import F32, SUB_MS, Meter, TruePeakLimiter, db_to_lin, tpdf_dither_to_s16
-from .verify import ChildFollower, FollowingMeter
+from .verify import ChildFollower, FollowingMeter, finish_limit
 
 if TYPE_CHECKING:  # plan imports the limiter from here for the codec calibration
     from .plan import Plan
@@ -331,6 +331,6 @@ def render(
         follower.abort()
         raise
     t_ver = time.perf_counter()
-    meter = follower.finish()
+    meter = follower.finish(finish_limit(plan.total / sr))
     log.debug("render: verification finished %.2f s after the encoder", time.perf_counter() - t_ver)
     return stats, meter

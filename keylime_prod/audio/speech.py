@@ -279,16 +279,20 @@ def denoise(
     assert enc.stdin is not None
     dfn = [_deepfilter(strength_db) for _ in range(channels)] if engine == "deepfilternet" else None
     try:
-        for x in decode(path, DENOISE_RATE, channels, what, progress, filters=filters):
-            y = x if dfn is None else _run_dfn(dfn, x)
-            if len(y):
-                enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
-        if dfn is not None:
-            tails = [np.asarray(d.finalize(), np.float32) for d in dfn]
-            n = min(len(t) for t in tails)
-            if n:
-                enc.stdin.write(np.ascontiguousarray(np.stack([t[:n] for t in tails], 1), "<f4").tobytes())
-        enc.stdin.close()
+        try:
+            for x in decode(path, DENOISE_RATE, channels, what, progress, filters=filters):
+                y = x if dfn is None else _run_dfn(dfn, x)
+                if len(y):
+                    enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
+            if dfn is not None:
+                tails = [np.asarray(d.finalize(), np.float32) for d in dfn]
+                n = min(len(t) for t in tails)
+                if n:
+                    enc.stdin.write(np.ascontiguousarray(np.stack([t[:n] for t in tails], 1), "<f4").tobytes())
+            enc.stdin.close()
+        except BrokenPipeError:
+            ffmpeg.finish(enc, where=dest)  # the encoder exited early: raises with its own last line
+            raise AudioError("the noise-reduction encoder stopped early", where=dest) from None
         ffmpeg.finish(enc, where=dest)
     except BaseException:
         enc.kill()

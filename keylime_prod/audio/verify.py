@@ -28,6 +28,28 @@ log = logging.getLogger(__name__)
 # ``-c`` rather than ``-m`` this module: runpy warns when a package's __init__ has already imported the module it runs.
 _CHILD = "import sys; from keylime_prod.audio.verify import main; sys.exit(main(sys.argv[1:]))"
 
+#: The wait for the verifier after the encoder has exited is bounded (issue 13: nothing may wait forever). It has the
+#: rest of the MP3 to decode and measure: at worst all of it, niced, on a loaded machine. A whole decode and meter
+#: ran at ~160x real time here (600 s of MP3 in 3.7 s, load 2.5), so 0.25 s per second of audio (40x slower than
+#: that) on top of two minutes is generous; past it the verifier is wedged.
+FINISH_MIN_S = 120.0
+FINISH_S_PER_AUDIO_S = 0.25
+#: How long abort() lets the child see the end of its stdin and exit before killing it.
+ABORT_WAIT_S = 10.0
+
+
+def finish_limit(audio_seconds: float) -> float:
+    """Seconds the verifier may take to finish once the encoder has exited, for ``audio_seconds`` of audio."""
+    return FINISH_MIN_S + FINISH_S_PER_AUDIO_S * max(0.0, audio_seconds)
+
+
+def _wedged(path: Path, timeout: float) -> AudioError:
+    return AudioError(
+        f"verifying the MP3 did not finish within {timeout:g} s; stopped it",
+        where=path,
+        hint="run again; if it recurs, run with --verbose and report the log",
+    )
+
 
 class FollowingMeter:
     """Decode and measure the MP3 *while LAME is still writing it*.
@@ -47,14 +69,12 @@ class FollowingMeter:
         args = ffmpeg.decode_args("pipe:0", sample_rate=sr, channels=ch)
         at = args.index("-i")
         args[at:at] = ["-f", "mp3"]  # a pipe has no file name to guess the format from
+        # popen drains the decoder's stderr from the start: a decoder reporting many errors would otherwise fill its
+        # 64 KiB pipe, stop, and leave the feeder, the reader and finish() waiting on each other for good.
         self.dec = ffmpeg.popen(args, stdin=subprocess.PIPE)
-        self._stderr: list[str] = []
-        # stderr is drained on its own thread: a decoder reporting many errors would otherwise fill its 64 KiB pipe,
-        # stop, and leave the feeder, the reader and finish() waiting on each other for good.
         self._threads = [
             threading.Thread(target=self._feed, daemon=True),
             threading.Thread(target=self._read, daemon=True),
-            threading.Thread(target=self._drain, daemon=True),
         ]
         for t in self._threads:
             t.start()
@@ -101,21 +121,30 @@ class FollowingMeter:
             # feeder and finish() would wait on it for good.
             self.dec.kill()
 
-    def _drain(self) -> None:
-        assert self.dec.stderr is not None
-        for raw in self.dec.stderr:
-            self._stderr.append(raw.decode("utf-8", "replace").rstrip())
-
-    def finish(self) -> Meter:
-        """Call after the encoder has exited: measure the rest and return the meter."""
+    def finish(self, timeout: float | None) -> Meter:
+        """Call after the encoder has exited: measure the rest and return the meter. ``timeout``: seconds it may
+        take (:func:`finish_limit`), ``None`` in the child process, whose parent keeps the time."""
         self._done.set()
-        for t in self._threads:
-            t.join()
-        rc = self.dec.wait()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        try:
+            for t in self._threads:
+                t.join(left())
+                if t.is_alive():
+                    raise subprocess.TimeoutExpired("the MP3 decoder", left() or 0.0)
+            rc = self.dec.wait(left())  # its stdout ended: it is exiting
+        except subprocess.TimeoutExpired:
+            assert timeout is not None
+            self.abort()
+            raise _wedged(self.path, timeout) from None
+        self.dec.tail.join(5)
         for pipe in (self.dec.stdout, self.dec.stderr):
             if pipe:
                 pipe.close()
-        err = "\n".join(self._stderr)
+        err = self.dec.tail.text()
         if self._error is not None:
             raise self._error
         if rc != 0 or err.strip():
@@ -144,13 +173,27 @@ class ChildFollower:
         argv = [sys.executable, "-c", _CHILD, str(path), str(sr), str(ch), str(self.out)]
         log.debug("verifier: %s", subprocess.list2cmdline(argv))
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.tail = ffmpeg.StderrTail(self.proc.stderr)  # warnings must not fill its stderr pipe while LAME runs
 
-    def finish(self) -> Meter:
-        """Call after the encoder has exited: measure the rest and return the meter."""
-        _, err = self.proc.communicate(input=b"done\n")
-        if self.proc.returncode != 0:
-            line = ffmpeg.last_error_line(err.decode("utf-8", "replace"))
-            raise AudioError(f"verifying the MP3 failed: {line}", where=self.path)
+    def finish(self, timeout: float | None) -> Meter:
+        """Call after the encoder has exited: measure the rest and return the meter. A child that takes longer
+        than ``timeout`` seconds (:func:`finish_limit`) is killed."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):  # a child that already died: its exit code says why
+            self.proc.stdin.write(b"done\n")
+            self.proc.stdin.close()
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            assert timeout is not None
+            self.proc.kill()
+            self.proc.wait()
+            raise _wedged(self.path, timeout) from None
+        self.tail.join(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        if rc != 0:
+            raise AudioError(f"verifying the MP3 failed: {ffmpeg.last_error_line(self.tail.text())}", where=self.path)
         with open(self.out, "rb") as f:
             meter = pickle.load(f)
         assert isinstance(meter, Meter)
@@ -162,7 +205,7 @@ class ChildFollower:
             if self.proc.stdin:
                 self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=ABORT_WAIT_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -187,7 +230,7 @@ def main(argv: list[str]) -> int:
         follower.abort()
         return 2
     try:
-        meter = follower.finish()
+        meter = follower.finish(None)
     except KeylimeError as e:
         sys.stderr.write(f"{e}\n")
         return 1

@@ -1,0 +1,140 @@
+"""Nothing in the master stage may wait forever (issue 13's rule): children that flood stderr or never exit.
+
+Each test drives the real code path with real ffmpeg; only a stand-in child is put in front of it. Before the fixes
+these tests hung (pytest-timeout turns a regression into a failure instead of a hung CI job).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ebur128
+from test_audio import episode, plain
+
+from keylime_prod import audio, ffmpeg
+from keylime_prod.audio import speech, verify
+from keylime_prod.config import Assets
+from keylime_prod.errors import AudioError, FFmpegError
+
+FLOOD_BYTES = 1 << 20  # 16 times the 64 KiB pipe buffer
+
+# Stands in for ffmpeg: when the command line holds the marker, write FLOOD_BYTES of warning lines to stderr before
+# touching stdin (the pipe fills while the parent streams to it), then either fail with a last line of its own or
+# run the real ffmpeg with the same arguments on the same pipes.
+_WRAPPER = """\
+import os, sys
+args = sys.argv[1:]
+if os.environ["FLOOD_MARKER"] in args:
+    line = b"[libmp3lame @ 0x5555] a warning the encoder repeats\\n"
+    sys.stderr.buffer.write(line * ({n} // len(line) + 1))
+    sys.stderr.flush()
+    if os.environ.get("FLOOD_THEN_FAIL"):
+        sys.stderr.write("Error: the real cause, after the flood\\n")
+        sys.exit(1)
+os.execv({real!r}, [{real!r}, *args])
+"""
+
+
+@pytest.fixture
+def flooding_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``flood(marker, fail=False)``: from now on, ffmpeg commands holding ``marker`` flood their stderr first."""
+    real = ffmpeg.binary()
+    script = tmp_path / "ffmpeg-flood"
+    script.write_text(f"#!{sys.executable}\n" + _WRAPPER.format(n=FLOOD_BYTES, real=real))
+    script.chmod(0o755)
+
+    def flood(marker: str, *, fail: bool = False) -> None:
+        monkeypatch.setenv("KEYLIME_FFMPEG", str(script))
+        monkeypatch.setenv("FLOOD_MARKER", marker)
+        if fail:
+            monkeypatch.setenv("FLOOD_THEN_FAIL", "1")
+        ffmpeg.binary.cache_clear()
+
+    yield flood
+    ffmpeg.binary.cache_clear()  # monkeypatch restores the environment after this; the next call reads it again
+
+
+@pytest.mark.timeout(60)
+def test_render_survives_an_mp3_encoder_that_floods_stderr(tmp_path: Path, make_speech, flooding_ffmpeg) -> None:
+    """LAME's stderr was read only after the last PCM was written: 1 MiB of warnings filled the pipe, the encoder
+    stopped reading stdin and the render waited on it for good."""
+    src = make_speech("s.wav", -5.0)
+    flooding_ffmpeg("libmp3lame")
+    m = audio.master(episode(src), plain(), Assets(), tmp_path / "build")
+    got = ebur128(m.mp3)  # the MP3 is whole and on target
+    assert abs(got.integrated_lufs - (-16.0)) <= 0.5, got
+
+
+@pytest.mark.timeout(60)
+def test_denoise_encoder_that_floods_stderr_then_fails_names_its_last_line(
+    tmp_path: Path, make_speech, flooding_ffmpeg
+) -> None:
+    """The denoise FLAC encoder fed on stdin: a flood and a failure must end in an error with ffmpeg's last line
+    (not a hang, nor a bare BrokenPipeError)."""
+    src = make_speech("s.wav", -5.0)
+    flooding_ffmpeg("flac", fail=True)
+    dest = tmp_path / "clean.flac"
+    with pytest.raises(FFmpegError) as err:
+        speech.denoise(src, "afftdn", None, 12.0, 1, -60.0, dest, "recording 1")
+    assert "the real cause, after the flood" in str(err.value)
+    assert str(dest) in str(err.value)
+
+
+@pytest.mark.timeout(60)
+def test_reading_stdout_while_ffmpeg_floods_stderr_does_not_hang(tmp_path: Path, jfk: Path, flooding_ffmpeg) -> None:
+    """The popen + read stdout + finish pattern (the transcript stage's decoder): stderr is drained from the start."""
+    flooding_ffmpeg("f32le")
+    proc = ffmpeg.popen(ffmpeg.decode_args(jfk, sample_rate=16000, channels=1))
+    assert proc.stdout is not None
+    data = proc.stdout.read()
+    err = ffmpeg.finish(proc, where=jfk)
+    assert len(data) // 4 == pytest.approx(16000 * 11.0, rel=0.01)  # jfk.wav is 11 s
+    assert err.rstrip().endswith("a warning the encoder repeats")  # the last lines are kept, not the whole megabyte
+    assert len(err) < FLOOD_BYTES
+
+
+@pytest.mark.timeout(60)
+def test_child_verifier_that_never_exits_is_killed_with_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ChildFollower.finish() waited on the verifying child without a limit: a wedged child held the master forever."""
+    monkeypatch.setattr(verify, "_CHILD", "import time; time.sleep(3600)")
+    mp3 = tmp_path / "ep.mp3"
+    follower = verify.ChildFollower(mp3, 44100, 2, tmp_path)
+    with pytest.raises(AudioError) as err:
+        follower.finish(timeout=1.0)
+    msg = str(err.value)
+    assert "\n" not in msg and str(mp3) in msg and "did not finish within 1 s" in msg
+    assert follower.proc.poll() is not None  # killed, not left behind
+
+
+@pytest.mark.timeout(60)
+def test_child_verifier_abort_does_not_wait_on_a_child_that_ignores_its_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify, "_CHILD", "import time; time.sleep(3600)")
+    monkeypatch.setattr(verify, "ABORT_WAIT_S", 0.5)
+    follower = verify.ChildFollower(tmp_path / "ep.mp3", 44100, 2, tmp_path)
+    follower.abort()
+    assert follower.proc.poll() is not None
+
+
+def test_finish_limit_grows_with_the_audio() -> None:
+    assert verify.finish_limit(0) == verify.FINISH_MIN_S
+    assert verify.finish_limit(3600) > verify.finish_limit(60) > verify.FINISH_MIN_S
+
+
+def test_ffmpeg_finish_kills_an_ffmpeg_that_does_not_exit(tmp_path: Path) -> None:
+    """ffmpeg.finish() is bounded too: an ffmpeg still running at the limit is killed and named."""
+    # Reads a never-ending source: it would run until killed.
+    proc = ffmpeg.popen(
+        ["-v", "error", "-re", "-f", "lavfi", "-i", "anullsrc", "-f", "null", "-"], stdout=subprocess.DEVNULL
+    )
+    with pytest.raises(FFmpegError) as err:
+        ffmpeg.finish(proc, where="x.mp3", timeout=0.5)
+    assert "did not exit" in str(err.value)
+    assert proc.poll() is not None
