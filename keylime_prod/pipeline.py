@@ -133,8 +133,9 @@ def file_digest(path: Path | None) -> str | None:
 def _master_key(run: Run) -> str:
     s = run.settings.show
     if _kept(run):
+        # /2: the kept master writes loudness.json too, so builds kept before it are kept again (a copy and a measure).
         return digest(
-            "master-kept/1", [file_digest(p) for p in run.episode.recordings], s.audio.target_lufs, s.audio.true_peak_db
+            "master-kept/2", [file_digest(p) for p in run.episode.recordings], s.audio.target_lufs, s.audio.true_peak_db
         )
     return digest(
         "master/1",
@@ -160,6 +161,10 @@ def _master_run(run: Run) -> Master:
 
 def _master_load(run: Run) -> Master | None:
     if not run.layout.master_json.is_file():
+        return None
+    if _kept(run) and not run.layout.loudness_json.is_file():
+        # The report's curves are part of a kept master and cost only a measure of the MP3 to make again (a full
+        # master is not redone for them: its report says what is missing instead).
         return None
     m = Master.load(run.layout.master_json)
     return m if _unchanged(m.mp3, m.audio_sha256) else None

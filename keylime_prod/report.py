@@ -49,6 +49,19 @@ ABSOLUTE_GATE = -70.0
 RELATIVE_GATE = -10.0
 
 
+#: How the master reached its level, by ``master.json``'s ``method``. ``kept``: an archive episode whose published MP3
+#: is the master as it was (issue 12, ``[archive] remaster = false``), measured but never re-encoded.
+_REACHED_BY = {
+    "limiter": "gain plus true-peak limiter",
+    "gain": "gain alone",
+    "kept": "kept as published (not re-encoded)",
+}
+#: What the page says about the curves of a kept episode, instead of a before/after comparison that is not one.
+KEPT_NOTE = (
+    "Kept as published: this is the old feed's MP3 byte for byte ([archive] remaster = false), so there is no "
+    "before and after, one curve. Set remaster = true in the episode config to master it."
+)
+
 # ------------------------------------------------------------------------------------------------------ inputs
 
 
@@ -228,8 +241,7 @@ class Report:
             ("loudness range", f"{self.lra_before:.1f} -> {self.lra_after:.1f} LU"),
             ("true peak", f"{self.true_peak_before:.2f} -> {self.true_peak_after:.2f} dBTP "
                           f"(ceiling {self.ceiling_dbtp:g})"),
-            ("reached by", f"{'gain plus true-peak limiter' if self.method == 'limiter' else 'gain alone'}, "
-                           f"{self.gain_db:+.1f} dB"),
+            ("reached by", _REACHED_BY.get(self.method, "gain alone") + f", {self.gain_db:+.1f} dB"),
             ("noise floor", lufs(self.noise_floor_lufs) + (" (room tone in the body's pauses)" if
                                                             self.noise_floor_lufs is not None else " (no curve)")),
         ]  # fmt: skip
@@ -492,11 +504,14 @@ def _loudness_plot(
 
     fig = Figure(figsize=(11, 4.2))
     ax = fig.add_subplot()
-    colours = {"before": "#9aa5b1", "after": "#1f6feb"}
-    for when, mom, st in (
+    colours = {"before": "#9aa5b1", "after": "#1f6feb", "as published": "#1f6feb"}
+    series = [
         ("before", curves.before_momentary, curves.before_short_term),
         ("after", curves.after_momentary, curves.after_short_term),
-    ):
+    ]
+    if master.method == "kept":  # one audio, measured once: "before" would hide under an identical "after"
+        series = [("as published", curves.after_momentary, curves.after_short_term)]
+    for when, mom, st in series:
         t, lo, hi = _envelope(curves.times(mom), mom, PLOT_COLUMNS)
         ax.fill_between(t, lo, hi, color=colours[when], alpha=0.25, linewidth=0, label=f"momentary, {when}")
         ts, ms = _mean_columns(curves.times(st), st, PLOT_COLUMNS)
@@ -580,10 +595,16 @@ def _page(report: Report, title: str, loud_png: str | None, level_png: str | Non
         out.append(f'<p class="bad">{e(p)}</p>')
     out.append("<h2>Summary</h2>" + _table(("", "value"), report.rows()))
     out.append("<h2>Loudness over time</h2>")
+    kept = report.method == "kept"
+    if kept:
+        out.append(f"<p>{e(KEPT_NOTE)}</p>")
     if loud_png:
-        out.append(f'<img alt="momentary and short-term loudness before and after mastering" src="{loud_png}">')
+        what = "of the MP3 as published" if kept else "before and after mastering"
+        out.append(f'<img alt="momentary and short-term loudness {what}" src="{loud_png}">')
     else:
-        out.append("<p>No loudness curves (loudness.json) in this build: re-master to get them.</p>")
+        # A kept master is measured again on the next run of the episode (pipeline.py); a mastered one needs a master.
+        fix = "run the episode again to measure the kept MP3" if kept else "re-master to get them"
+        out.append(f"<p>No loudness curves (loudness.json) in this build: {fix}.</p>")
     out.append("<h2>Levels per recording and speaker</h2>")
     if level_png:
         out.append(f'<img alt="levels per recording and speaker" src="{level_png}">')

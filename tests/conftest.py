@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import textwrap
@@ -158,6 +159,15 @@ def make_configs(tmp_path: Path) -> Callable[..., Path]:
 def ebur128(path: Path) -> ffmpeg.EbuR128:
     """Independent loudness check: ffmpeg's own EBU R128 scanner with true peak on."""
     return ffmpeg.measure_ebur128(path)
+
+
+def ebur128_curves(path: Path) -> tuple[list[float], list[float]]:
+    """ffmpeg's own momentary and short-term loudness of ``path``, every 100 ms (its ``framelog``), to check the
+    curves loudness.json records against a meter we did not write."""
+    argv = ffmpeg.command(["-nostats", "-v", "verbose", "-i", str(path), "-af", "ebur128=framelog=verbose"])
+    err = subprocess.run([*argv, "-f", "null", "-"], capture_output=True, check=True).stderr.decode()
+    rows = [re.search(r"t: *[\d.]+ .* M: *(-?[\d.]+) S: *(-?[\d.]+)", ln) for ln in err.splitlines()]
+    return [float(r.group(1)) for r in rows if r], [float(r.group(2)) for r in rows if r]
 
 
 def copy_tree(src: Path, dest: Path) -> Path:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ebur128, run_ffmpeg
+from conftest import ebur128, ebur128_curves, run_ffmpeg
 
 from keylime_prod import audio, ffmpeg, models
 from keylime_prod.artefacts import Master
@@ -338,11 +337,7 @@ def test_gap_before_the_disclaimer_is_room_tone_and_curves_match_ffmpeg(tmp_path
     for when in ("before", "after"):
         for kind in ("momentary", "short_term"):
             assert abs(len(curves[when][kind]) * 0.1 - m.duration) <= 0.2
-    argv = ffmpeg.command(["-nostats", "-v", "verbose", "-i", str(m.mp3), "-af", "ebur128=framelog=verbose"])
-    err = subprocess.run([*argv, "-f", "null", "-"], capture_output=True, check=True).stderr.decode()
-    rows = [re.search(r"t: *[\d.]+ .* M: *(-?[\d.]+) S: *(-?[\d.]+)", ln) for ln in err.splitlines()]
-    ff_m = [float(r.group(1)) for r in rows if r]
-    ff_s = [float(r.group(2)) for r in rows if r]
+    ff_m, ff_s = ebur128_curves(m.mp3)
     ours_m, ours_s = curves["after"]["momentary"], curves["after"]["short_term"]
     n = min(len(ff_m), len(ours_m))
     dm = [abs(a - b) for a, b in zip(ff_m[4:n], ours_m[4:n], strict=True) if b is not None and a > -60]

@@ -16,12 +16,16 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+from conftest import ebur128_curves
+from conftest_archive import feed_xml, make_old_episodes
+from httpserver import OldHost
 from PIL import Image
 
 from keylime_prod import report
 from keylime_prod.artefacts import ChapterMark, Loudness, Master, TimelineSegment
 from keylime_prod.errors import ReportError
 from keylime_prod.fsutil import sha256_file
+from keylime_prod.importer import import_feed
 
 HOP = 0.1
 
@@ -243,3 +247,50 @@ def test_cli_report_stage_runs_caches_opens_and_is_published(
     published = publish_episodes(settings, ["ep-1"], now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
     (rep,) = [f for f in published.episodes[0].files if f.role == "report"]
     assert rep.content_type == "text/html" and rep.sha256 == sha256_file(build / "ep-1" / "report.html")
+
+
+def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
+    tmp_path: Path, make_configs: Callable[..., Path], jfk: Path, old_host: OldHost
+) -> None:
+    """Issue 12's kept master (the published MP3 as it was) writes loudness.json like any master, so its report
+    draws the curve and says the episode was kept as published, never "re-master to get them"; the curve is what
+    ffmpeg's own ebur128 meter reports every 100 ms on the same MP3."""
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import app
+
+    old = make_old_episodes(old_host, 1)
+    url = old_host.put("feed.xml", feed_xml(old_host, old).encode(), "application/rss+xml")
+    cfg = make_configs([jfk])
+    (cfg / "episodes" / "ep-1.toml").unlink()  # only the imported episode
+    (eid,) = [e.episode_id for e in import_feed(url, cfg, media_dir=tmp_path / "media").episodes]
+    build = tmp_path / "build"
+    args = ["report", eid, "--configs", str(cfg), "--build-dir", str(build), "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    folder = build / eid
+    assert doc["method"] == "kept" and (folder / f"{eid}.mp3").read_bytes() == old[0].mp3  # kept, not re-encoded
+    page = (folder / "report.html").read_text("utf-8")
+    assert "re-master to get them" not in page and "Kept as published" in page
+    assert doc["has_curves"] is True and page.count('src="data:image/png;base64,') == 2
+    rows = dict(r for r in _tables(lxml.html.fromstring(page))[0] if len(r) == 2)
+    assert rows["reached by"].startswith("kept as published")
+    # The agreed format; before and after are the same audio here, measured once.
+    curves = json.loads((folder / "loudness.json").read_text())
+    assert curves["hop_s"] == HOP and curves["before"] == curves["after"]
+    ours_m, ours_s = curves["after"]["momentary"], curves["after"]["short_term"]
+    master = json.loads((folder / "master.json").read_text())
+    assert abs(len(ours_m) * HOP - master["duration"]) <= 0.2 and len(ours_s) == len(ours_m)
+    ff_m, ff_s = ebur128_curves(folder / f"{eid}.mp3")
+    n = min(len(ff_m), len(ours_m))
+    dm = [abs(a - b) for a, b in zip(ff_m[4:n], ours_m[4:n], strict=True) if b is not None and a > -60]
+    ds = [abs(a - b) for a, b in zip(ff_s[30:n], ours_s[30:n], strict=True) if b is not None and a > -60]
+    assert len(dm) > 25 and max(dm) <= 0.5 and max(ds) <= 0.3, (max(dm), max(ds))
+    # A kept build made before loudness.json was written (or one whose file was deleted) is kept again: copying and
+    # measuring the MP3 is cheap, so the master stage is not taken as cached without its curves.
+    (folder / "loudness.json").unlink()
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads((folder / "loudness.json").read_text()) == curves
+    assert "re-master to get them" not in (folder / "report.html").read_text("utf-8")

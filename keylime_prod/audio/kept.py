@@ -3,7 +3,8 @@
 An episode imported from an old feed already has a finished MP3. Re-encoding it would cost quality (a second lossy
 generation) and change what subscribers already have, so by default its published MP3 *is* the master: copied
 byte for byte, measured (BS.1770 integrated loudness, LRA, true peak, with the same streaming meter the mastering
-stage uses), and reported in ``master.json`` like any master, with ``method = "kept"``. Whether it meets the show's
+stage uses), and reported in ``master.json`` like any master, with ``method = "kept"``, and in ``loudness.json``
+(the production report's curves; "before" and "after" are the same audio). Whether it meets the show's
 target is reported, not fixed: ``remaster = true`` sends it through the full audio path instead.
 
 The result is a :class:`~keylime_prod.artefacts.Master` with one body segment over the whole file, so the later
@@ -23,7 +24,7 @@ from ..errors import AudioError
 from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from .inputs import check_file, decode
-from .loudness import Meter
+from .loudness import Meter, curves_json
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ def keep_master(
             "target": {"off_target_lu": off_lu, "true_peak_over_db": over_db, "meets_target": meets},
         },
     )
+    # The production report's curves, as the mastering stage writes them: before and after are the same audio here
+    # (nothing was done to it), so one measurement serves both. master.json last, so a build that has it has both.
+    fsutil.write_json(layout.loudness_json, curves_json(meter.k_energy))
     fsutil.write_json(result.report, result.to_json())
     log.log(
         logging.INFO if meets else logging.WARNING,

@@ -35,7 +35,7 @@ from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from . import speech
 from .inputs import DC_HIGHPASS_HZ, DC_LIMIT, Asset, Part, check_file, load_asset, measure_part, remove_dc
-from .loudness import SUB_MS, Meter, integrated_from_energy, lin_to_db, loudness_series, lra_from_energy
+from .loudness import SUB_MS, Meter, curves_json, integrated_from_energy, lin_to_db, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
 from .render import RenderStats, render
 
@@ -342,9 +342,7 @@ def loudness_curves(
             e[a:b] = r.k_energy[a + off : b + off]
         aligned.append(replace(p, k_energy=e))
     before = episode_energy(aligned, loaded, [0.0] * len(parts), dict.fromkeys(loaded, 0.0), plan, s)
-    bm, bs = loudness_series(before)
-    am, as_ = loudness_series(out.k_energy)
-    return {"hop_s": 0.1, "before": {"momentary": bm, "short_term": bs}, "after": {"momentary": am, "short_term": as_}}
+    return curves_json(out.k_energy, before)
 
 
 def summarise_processing(processing: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
