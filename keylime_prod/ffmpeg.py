@@ -89,15 +89,27 @@ def command(args: Sequence[str]) -> list[str]:
 
 
 def run(
-    args: Sequence[str], *, quiet: bool = False, input_bytes: bytes | None = None, where: str | Path | None = None
+    args: Sequence[str],
+    *,
+    quiet: bool = False,
+    input_bytes: bytes | None = None,
+    where: str | Path | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ffmpeg with ``args``; raise :class:`FFmpegError` naming ``where`` and ffmpeg's last error line."""
+    """Run ffmpeg with ``args``; raise :class:`FFmpegError` naming ``where`` and ffmpeg's last error line. With
+    ``timeout``, an ffmpeg still running after that many seconds is killed and named in the error."""
     argv = command(args)
     log.debug("ffmpeg: %s", subprocess.list2cmdline(argv))
     try:
-        proc = subprocess.run(argv, input=input_bytes, capture_output=True, check=False)
+        proc = subprocess.run(argv, input=input_bytes, capture_output=True, check=False, timeout=timeout)
     except OSError as e:
         raise FFmpegError(f"cannot run ffmpeg: {e.strerror}", where=argv[0]) from e
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it
+        raise FFmpegError(
+            f"ffmpeg gave no answer within {timeout:g} s; killed it",
+            where=where,
+            hint="check the file can be read quickly (a stalled network share?) and run again",
+        ) from None
     if proc.returncode != 0 and not quiet:
         raise FFmpegError(last_error_line(proc.stderr.decode("utf-8", "replace")), where=where)
     return proc
@@ -308,9 +320,15 @@ def parse_probe(stderr: str) -> Probe | None:
     return Probe(dur, m.group(1), int(m.group(2)), ch, m.group(4), has_video=video)
 
 
+#: ``ffmpeg -i FILE`` reads headers only: well under a second for any sane file. Past this it is stuck (a file on a
+#: stalled share, a malformed stream it keeps scanning), and the stage must not wait on it forever (issue 13).
+PROBE_TIMEOUT_S = 60.0
+
+
 def probe(path: Path) -> Probe:
-    """Probe ``path`` (ffmpeg only: the wheel has no ffprobe). Raises :class:`FFmpegError` if it is not audio."""
-    proc = run(["-i", str(path)], quiet=True)
+    """Probe ``path`` (ffmpeg only: the wheel has no ffprobe). Raises :class:`FFmpegError` if it is not audio or
+    ffmpeg takes over :data:`PROBE_TIMEOUT_S`."""
+    proc = run(["-i", str(path)], quiet=True, where=path, timeout=PROBE_TIMEOUT_S)
     err = proc.stderr.decode("utf-8", "replace")
     info = parse_probe(err)
     if info is None:

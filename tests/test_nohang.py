@@ -23,7 +23,7 @@ from keylime_prod.errors import AudioError, FFmpegError
 FLOOD_BYTES = 1 << 20  # 16 times the 64 KiB pipe buffer
 
 # Stands in for ffmpeg: when the command line holds the marker, write FLOOD_BYTES of warning lines to stderr before
-# touching stdin (the pipe fills while the parent streams to it), then either fail with a last line of its own or
+# touching stdin (the pipe fills while the parent streams to it), then fail with a last line of its own, stall, or
 # run the real ffmpeg with the same arguments on the same pipes.
 _WRAPPER = """\
 import os, sys
@@ -32,6 +32,9 @@ if os.environ["FLOOD_MARKER"] in args:
     line = b"[libmp3lame @ 0x5555] a warning the encoder repeats\\n"
     sys.stderr.buffer.write(line * ({n} // len(line) + 1))
     sys.stderr.flush()
+    if os.environ.get("FLOOD_THEN_STALL"):
+        import time
+        time.sleep(3600)
     if os.environ.get("FLOOD_THEN_FAIL"):
         sys.stderr.write("Error: the real cause, after the flood\\n")
         sys.exit(1)
@@ -41,17 +44,20 @@ os.execv({real!r}, [{real!r}, *args])
 
 @pytest.fixture
 def flooding_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """``flood(marker, fail=False)``: from now on, ffmpeg commands holding ``marker`` flood their stderr first."""
+    """``flood(marker, fail=False, stall=False)``: from now on, ffmpeg commands holding ``marker`` flood their stderr
+    first (then fail, stall, or go on as ffmpeg)."""
     real = ffmpeg.binary()
     script = tmp_path / "ffmpeg-flood"
     script.write_text(f"#!{sys.executable}\n" + _WRAPPER.format(n=FLOOD_BYTES, real=real))
     script.chmod(0o755)
 
-    def flood(marker: str, *, fail: bool = False) -> None:
+    def flood(marker: str, *, fail: bool = False, stall: bool = False) -> None:
         monkeypatch.setenv("KEYLIME_FFMPEG", str(script))
         monkeypatch.setenv("FLOOD_MARKER", marker)
         if fail:
             monkeypatch.setenv("FLOOD_THEN_FAIL", "1")
+        if stall:
+            monkeypatch.setenv("FLOOD_THEN_STALL", "1")
         ffmpeg.binary.cache_clear()
 
     yield flood
@@ -138,3 +144,18 @@ def test_ffmpeg_finish_kills_an_ffmpeg_that_does_not_exit(tmp_path: Path) -> Non
         ffmpeg.finish(proc, where="x.mp3", timeout=0.5)
     assert "did not exit" in str(err.value)
     assert proc.poll() is not None
+
+
+@pytest.mark.timeout(60)
+def test_a_probe_that_never_answers_is_killed_and_the_recording_named(
+    tmp_path: Path, make_speech, flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master stage probes every recording first; an ffmpeg stuck on it (a stalled share) held the stage."""
+    src = make_speech("stuck.wav", -5.0)
+    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 1.0)
+    flooding_ffmpeg(str(src), stall=True)  # the probe is the first command that names it
+    with pytest.raises(AudioError) as err:
+        audio.master(episode(src), plain(), Assets(), tmp_path / "build")
+    msg = str(err.value)
+    assert "could not be probed: ffmpeg gave no answer within 1 s" in msg and str(src) in msg and "\n" not in msg
+    assert "use WAV" not in msg  # the format is not what is wrong

@@ -94,6 +94,8 @@ def check_file(path: Path, what: str) -> ffmpeg.Probe:
     try:
         info = ffmpeg.probe(path)
     except FFmpegError as e:
+        if e.hint:  # ffmpeg itself failed (stuck on the file, missing), not the file's format: keep its advice
+            raise AudioError(f"{what} could not be probed: {e.message}", where=path, hint=e.hint) from None
         raise AudioError(
             f"{what} is not a supported audio file ({e.message})",
             where=path,
