@@ -108,7 +108,7 @@ def run(
         raise FFmpegError(
             f"ffmpeg gave no answer within {timeout:g} s; killed it",
             where=where,
-            hint="check the file can be read quickly (a stalled network share?) and run again",
+            hint="check that its disk or network share answers, and run again",
         ) from None
     if proc.returncode != 0 and not quiet:
         raise FFmpegError(last_error_line(proc.stderr.decode("utf-8", "replace")), where=where)
@@ -319,6 +319,10 @@ def parse_probe(stderr: str) -> Probe | None:
     video = re.search(r"Stream #\d+:\d+[^:]*: Video: (?!mjpeg|png)", stderr) is not None  # cover art is no video
     return Probe(dur, m.group(1), int(m.group(2)), ch, m.group(4), has_video=video)
 
+
+#: A decode or encode of an excerpt (seconds to minutes of audio: the codec calibration, room tone, the alignment
+#: window) takes seconds at most; past this ffmpeg is stuck and the stage must not wait on it forever (issue 13).
+EXCERPT_TIMEOUT_S = 120.0
 
 #: ``ffmpeg -i FILE`` reads headers only: well under a second for any sane file. Past this it is stuck (a file on a
 #: stalled share, a malformed stream it keeps scanning), and the stage must not wait on it forever (issue 13).

@@ -159,3 +159,18 @@ def test_a_probe_that_never_answers_is_killed_and_the_recording_named(
     msg = str(err.value)
     assert "could not be probed: ffmpeg gave no answer within 1 s" in msg and str(src) in msg and "\n" not in msg
     assert "use WAV" not in msg  # the format is not what is wrong
+
+
+@pytest.mark.timeout(60)
+def test_a_stuck_codec_calibration_encode_is_killed_and_named(
+    tmp_path: Path, make_speech, flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The short excerpts the stage runs through ffmpeg.run (codec calibration, room tone, alignment window) are
+    bounded too; the calibration encode is the first command holding libmp3lame."""
+    src = make_speech("s.wav", -5.0)
+    monkeypatch.setattr(ffmpeg, "EXCERPT_TIMEOUT_S", 1.0)
+    flooding_ffmpeg("libmp3lame", stall=True)
+    with pytest.raises(FFmpegError) as err:
+        audio.master(episode(src), plain(), Assets(), tmp_path / "build")
+    msg = str(err.value)
+    assert "gave no answer within 1 s" in msg and "calibration.mp3" in msg and "\n" not in msg

@@ -42,7 +42,9 @@ def load_window(path: Path, what: str) -> np.ndarray:
     """The first :data:`WINDOW_S` seconds of ``path``, mono at :data:`ALIGN_RATE`, pre-emphasised (float64)."""
     try:
         raw = ffmpeg.run(
-            ffmpeg.decode_args(path, sample_rate=ALIGN_RATE, channels=1, duration=WINDOW_S), where=path
+            ffmpeg.decode_args(path, sample_rate=ALIGN_RATE, channels=1, duration=WINDOW_S),
+            where=path,
+            timeout=ffmpeg.EXCERPT_TIMEOUT_S,
         ).stdout
     except FFmpegError as e:
         from ..errors import AudioError

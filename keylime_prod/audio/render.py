@@ -129,6 +129,7 @@ def room_tone(p: Part, frames: int, sr: int, ch: int) -> F32:
     raw = ffmpeg.run(
         ffmpeg.decode_args(p.render_path, sample_rate=sr, channels=ch, start=start / sr, duration=frames / sr),
         where=p.render_path,
+        timeout=ffmpeg.EXCERPT_TIMEOUT_S,
     ).stdout
     y = np.zeros((frames, ch), np.float32)
     got = np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)[:frames]
