@@ -329,6 +329,17 @@ EXCERPT_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 60.0
 
 
+#: A pass over a whole file (a filter or a full decode, no encode) runs at 100x real time and more even on a loaded
+#: 2-core machine, so its limit is this much plus the file's own duration: a 100x margin on a long file, minutes on
+#: a short one. Past it ffmpeg is stuck (a stalled share, a wedged filter) and must not hold us forever (issue 13).
+FULL_PASS_MIN_S = 120.0
+
+
+def full_pass_timeout(duration_s: float | None) -> float:
+    """The limit for one ffmpeg pass over ``duration_s`` seconds of audio (see :data:`FULL_PASS_MIN_S`)."""
+    return FULL_PASS_MIN_S + max(0.0, duration_s or 0.0)
+
+
 def probe(path: Path) -> Probe:
     """Probe ``path`` (ffmpeg only: the wheel has no ffprobe). Raises :class:`FFmpegError` if it is not audio or
     ffmpeg takes over :data:`PROBE_TIMEOUT_S`."""

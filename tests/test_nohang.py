@@ -16,7 +16,7 @@ from conftest import ebur128
 from test_audio import episode, plain
 
 from keylime_prod import audio, ffmpeg
-from keylime_prod.audio import speech, verify
+from keylime_prod.audio import inputs, speech, verify
 from keylime_prod.config import Assets
 from keylime_prod.errors import AudioError, FFmpegError
 
@@ -174,3 +174,23 @@ def test_a_stuck_codec_calibration_encode_is_killed_and_named(
         audio.master(episode(src), plain(), Assets(), tmp_path / "build")
     msg = str(err.value)
     assert "gave no answer within 1 s" in msg and "calibration.mp3" in msg and "\n" not in msg
+
+
+@pytest.mark.timeout(60)
+def test_a_stuck_dc_removal_pass_is_killed_and_the_recording_named(
+    tmp_path: Path, make_speech, flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """remove_dc runs a whole-file ffmpeg pass: it is bounded by the recording's duration plus FULL_PASS_MIN_S."""
+    src = make_speech("s.wav", -5.0)
+    monkeypatch.setattr(ffmpeg, "FULL_PASS_MIN_S", 0.5)
+    flooding_ffmpeg(f"highpass=f={inputs.DC_HIGHPASS_HZ}:poles=2", stall=True)
+    with pytest.raises(AudioError) as err:
+        inputs.remove_dc(src, tmp_path / "dc-1.wav", "recording 1", 0.5)
+    msg = str(err.value)
+    assert "recording 1: removing its DC offset failed: ffmpeg gave no answer within 1 s" in msg
+    assert str(src) in msg and "\n" not in msg and "re-export" not in msg
+
+
+def test_full_pass_limit_grows_with_the_audio() -> None:
+    assert ffmpeg.full_pass_timeout(None) == ffmpeg.full_pass_timeout(0) == ffmpeg.FULL_PASS_MIN_S
+    assert ffmpeg.full_pass_timeout(3600) == ffmpeg.FULL_PASS_MIN_S + 3600  # 100x real time leaves a 100x margin

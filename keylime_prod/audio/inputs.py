@@ -301,17 +301,19 @@ def measure_part(
     )
 
 
-def remove_dc(path: Path, dest: Path, what: str) -> Path:
+def remove_dc(path: Path, dest: Path, what: str, duration_s: float) -> Path:
     """Write ``path`` without its DC offset to ``dest`` (float WAV at the file's own rate and channels: float, so
     a recording over full scale is not clipped). A 10 Hz high-pass takes out a constant or drifting offset and
-    leaves every audible frequency alone."""
+    leaves every audible frequency alone. ffmpeg is killed after :func:`.ffmpeg.full_pass_timeout` of the
+    recording's ``duration_s`` (issue 13: nothing waits forever)."""
     args = ["-v", "error", "-i", str(path), "-af", f"highpass=f={DC_HIGHPASS_HZ}:poles=2"]
     try:
-        ffmpeg.run([*args, "-c:a", "pcm_f32le", "-y", str(dest)], where=path)
+        limit = ffmpeg.full_pass_timeout(duration_s)
+        ffmpeg.run([*args, "-c:a", "pcm_f32le", "-y", str(dest)], where=path, timeout=limit)
     except FFmpegError as e:
         raise AudioError(
-            f"{what}: removing its DC offset failed: {e.message}", where=path, hint="re-export the file"
-        ) from None
+            f"{what}: removing its DC offset failed: {e.message}", where=path, hint=e.hint or "re-export the file"
+        ) from None  # ffmpeg's own advice (it was stuck and killed) when it has one
     return dest
 
 

@@ -318,7 +318,7 @@ def without_dc(raw: Part, s: AudioSettings, index: int, work: Path) -> Part:
     change). One that is nothing but DC never gets here: pass 1 refuses it (:func:`.inputs.measure_part`)."""
     what = f"recording {index + 1}"
     offset = lin_to_db(raw.dc_offset)
-    dest = remove_dc(raw.path, work / f"dc-{index + 1}.wav", what)
+    dest = remove_dc(raw.path, work / f"dc-{index + 1}.wav", what, raw.frames / s.sample_rate)
     part = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
     log.warning("%s has a DC offset of %.1f dBFS: removed (%d Hz high-pass)", what, offset, DC_HIGHPASS_HZ)
     return replace(part, path=raw.path, source=dest, dc_offset=raw.dc_offset)
