@@ -64,6 +64,19 @@ def flooding_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     ffmpeg.binary.cache_clear()  # monkeypatch restores the environment after this; the next call reads it again
 
 
+@pytest.fixture
+def stalled_ffmpeg(flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``stall(marker, **limits)``: ffmpeg commands holding ``marker`` never end; each ``limits`` item sets that
+    module constant of keylime_prod.ffmpeg (small, so the test waits a second, not the real limit)."""
+
+    def stall(marker: str, **limits: float) -> None:
+        for name, value in limits.items():
+            monkeypatch.setattr(ffmpeg, name, value)
+        flooding_ffmpeg(marker, stall=True)
+
+    return stall
+
+
 @pytest.mark.timeout(60)
 def test_render_survives_an_mp3_encoder_that_floods_stderr(tmp_path: Path, make_speech, flooding_ffmpeg) -> None:
     """LAME's stderr was read only after the last PCM was written: 1 MiB of warnings filled the pipe, the encoder
@@ -148,12 +161,11 @@ def test_ffmpeg_finish_kills_an_ffmpeg_that_does_not_exit(tmp_path: Path) -> Non
 
 @pytest.mark.timeout(60)
 def test_a_probe_that_never_answers_is_killed_and_the_recording_named(
-    tmp_path: Path, make_speech, flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, make_speech, stalled_ffmpeg
 ) -> None:
     """The master stage probes every recording first; an ffmpeg stuck on it (a stalled share) held the stage."""
     src = make_speech("stuck.wav", -5.0)
-    monkeypatch.setattr(ffmpeg, "PROBE_TIMEOUT_S", 1.0)
-    flooding_ffmpeg(str(src), stall=True)  # the probe is the first command that names it
+    stalled_ffmpeg(str(src), PROBE_TIMEOUT_S=1.0)  # the probe is the first command that names it
     with pytest.raises(AudioError) as err:
         audio.master(episode(src), plain(), Assets(), tmp_path / "build")
     msg = str(err.value)
@@ -162,14 +174,11 @@ def test_a_probe_that_never_answers_is_killed_and_the_recording_named(
 
 
 @pytest.mark.timeout(60)
-def test_a_stuck_codec_calibration_encode_is_killed_and_named(
-    tmp_path: Path, make_speech, flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_stuck_codec_calibration_encode_is_killed_and_named(tmp_path: Path, make_speech, stalled_ffmpeg) -> None:
     """The short excerpts the stage runs through ffmpeg.run (codec calibration, room tone, alignment window) are
     bounded too; the calibration encode is the first command holding libmp3lame."""
     src = make_speech("s.wav", -5.0)
-    monkeypatch.setattr(ffmpeg, "EXCERPT_TIMEOUT_S", 1.0)
-    flooding_ffmpeg("libmp3lame", stall=True)
+    stalled_ffmpeg("libmp3lame", EXCERPT_TIMEOUT_S=1.0)
     with pytest.raises(FFmpegError) as err:
         audio.master(episode(src), plain(), Assets(), tmp_path / "build")
     msg = str(err.value)
@@ -177,13 +186,10 @@ def test_a_stuck_codec_calibration_encode_is_killed_and_named(
 
 
 @pytest.mark.timeout(60)
-def test_a_stuck_dc_removal_pass_is_killed_and_the_recording_named(
-    tmp_path: Path, make_speech, flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_stuck_dc_removal_pass_is_killed_and_the_recording_named(tmp_path: Path, make_speech, stalled_ffmpeg) -> None:
     """remove_dc runs a whole-file ffmpeg pass: it is bounded by the recording's duration plus FULL_PASS_MIN_S."""
     src = make_speech("s.wav", -5.0)
-    monkeypatch.setattr(ffmpeg, "FULL_PASS_MIN_S", 0.5)
-    flooding_ffmpeg(f"highpass=f={inputs.DC_HIGHPASS_HZ}:poles=2", stall=True)
+    stalled_ffmpeg(f"highpass=f={inputs.DC_HIGHPASS_HZ}:poles=2", FULL_PASS_MIN_S=0.5)
     with pytest.raises(AudioError) as err:
         inputs.remove_dc(src, tmp_path / "dc-1.wav", "recording 1", 0.5)
     msg = str(err.value)
