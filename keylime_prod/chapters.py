@@ -253,11 +253,11 @@ def read_chapters_json(path: Path) -> tuple[ChapterMark, ...]:
 def decoded_duration(mp3: Path) -> float:
     """Decode ``mp3`` fully with ffmpeg and return its length in seconds (gapless: encoder delay and padding removed).
 
-    Any decoder complaint at ``-v error`` is a :class:`TagError`: a tagged file must decode cleanly.
+    Any decoder complaint at ``-v error`` is a :class:`TagError`: a tagged file must decode cleanly. A whole-file
+    decode: ffmpeg is killed after :func:`.ffmpeg.full_pass_timeout_of` the file (issue 13: nothing waits forever).
     """
-    proc = ffmpeg.run(
-        ["-v", "error", "-i", str(mp3), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-"], where=mp3
-    )
+    args = ["-v", "error", "-i", str(mp3), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-"]
+    proc = ffmpeg.run(args, where=mp3, timeout=ffmpeg.full_pass_timeout_of(mp3))
     err = proc.stderr.decode("utf-8", "replace").strip()
     if err:
         raise TagError(f"does not decode cleanly: {err.splitlines()[0]}", where=mp3)

@@ -56,7 +56,7 @@ def binary() -> str:
 @functools.lru_cache(maxsize=1)
 def version() -> str:
     """ffmpeg's version string, e.g. ``n9.0.2-17-g2a571b6068-20260930``."""
-    out = run(["-version"], quiet=True).stdout.decode("utf-8", "replace")
+    out = run(["-version"], quiet=True, timeout=PROBE_TIMEOUT_S).stdout.decode("utf-8", "replace")
     return parse_version(out)
 
 
@@ -302,12 +302,15 @@ class Probe:
 _CHANNEL_NAMES = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7, "7.1": 8}
 
 
+def parse_duration(stderr: str) -> float | None:
+    """The ``Duration:`` ``ffmpeg -i FILE`` prints, in seconds; ``None`` when it states none (``N/A``)."""
+    m = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", stderr)
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+
+
 def parse_probe(stderr: str) -> Probe | None:
     """Parse the stream summary ``ffmpeg -i FILE`` prints; ``None`` when it lists no audio stream."""
-    dur = None
-    m = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", stderr)
-    if m:
-        dur = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    dur = parse_duration(stderr)
     m = re.search(r"Stream #\d+:\d+[^:]*: Audio: ([^,\s]+)[^,]*, (\d+) Hz, ([^,]+), ([^,\s]+)", stderr)
     if not m:
         return None
@@ -338,6 +341,24 @@ FULL_PASS_MIN_S = 120.0
 def full_pass_timeout(duration_s: float | None) -> float:
     """The limit for one ffmpeg pass over ``duration_s`` seconds of audio (see :data:`FULL_PASS_MIN_S`)."""
     return FULL_PASS_MIN_S + max(0.0, duration_s or 0.0)
+
+
+#: A file that states no duration is given the longest it could play at 8 kbps (the lowest MP3 bitrate; ours are
+#: 64 kbps and up): its size over this many bytes per second.
+MIN_BYTES_PER_S = 1000
+
+
+def full_pass_timeout_of(path: Path | str) -> float:
+    """:func:`full_pass_timeout` for a file whose duration the caller does not know: ``ffmpeg -i`` reads it (bounded
+    by :data:`PROBE_TIMEOUT_S`), else its size gives an upper bound (:data:`MIN_BYTES_PER_S`)."""
+    err = run(["-i", str(path)], quiet=True, where=path, timeout=PROBE_TIMEOUT_S).stderr.decode("utf-8", "replace")
+    duration = parse_duration(err)
+    if duration is None:
+        try:
+            duration = Path(path).stat().st_size / MIN_BYTES_PER_S
+        except OSError:
+            pass  # unreadable: the pass itself fails at once and says why
+    return full_pass_timeout(duration)
 
 
 def probe(path: Path) -> Probe:
@@ -457,8 +478,10 @@ def parse_ebur128(stderr: str) -> EbuR128:
 
 
 def measure_ebur128(src: Path | str) -> EbuR128:
-    """Measure a file with ffmpeg's own EBU R128 scanner (an independent check of our meter)."""
-    return parse_ebur128(run(ebur128_args(src), where=src).stderr.decode("utf-8", "replace"))
+    """Measure a file with ffmpeg's own EBU R128 scanner (an independent check of our meter). A whole-file pass:
+    bounded by :func:`full_pass_timeout_of` the file."""
+    proc = run(ebur128_args(src), where=src, timeout=full_pass_timeout_of(src))
+    return parse_ebur128(proc.stderr.decode("utf-8", "replace"))
 
 
 def parse_ffmetadata(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -514,6 +537,7 @@ def _split_unescaped(line: str) -> tuple[str, str]:
 
 
 def read_ffmetadata(src: Path | str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """Read tags and chapters with ffmpeg's own ID3 parser (independent of mutagen)."""
-    proc = run(["-v", "error", "-i", str(src), "-f", "ffmetadata", "-"], where=src)
+    """Read tags and chapters with ffmpeg's own ID3 parser (independent of mutagen); it reads the header only, so
+    it is bounded like a probe."""
+    proc = run(["-v", "error", "-i", str(src), "-f", "ffmetadata", "-"], where=src, timeout=PROBE_TIMEOUT_S)
     return parse_ffmetadata(proc.stdout.decode("utf-8", "replace"))

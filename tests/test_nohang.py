@@ -15,7 +15,7 @@ import pytest
 from conftest import ebur128
 from test_audio import episode, plain
 
-from keylime_prod import audio, ffmpeg
+from keylime_prod import audio, chapters, check, ffmpeg
 from keylime_prod.audio import inputs, speech, verify
 from keylime_prod.config import Assets
 from keylime_prod.errors import AudioError, FFmpegError
@@ -200,3 +200,38 @@ def test_a_stuck_dc_removal_pass_is_killed_and_the_recording_named(tmp_path: Pat
 def test_full_pass_limit_grows_with_the_audio() -> None:
     assert ffmpeg.full_pass_timeout(None) == ffmpeg.full_pass_timeout(0) == ffmpeg.FULL_PASS_MIN_S
     assert ffmpeg.full_pass_timeout(3600) == ffmpeg.FULL_PASS_MIN_S + 3600  # 100x real time leaves a 100x margin
+
+
+def _short_mp3(tmp_path: Path) -> Path:
+    mp3 = tmp_path / "short.mp3"
+    ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "libmp3lame", "-y", str(mp3)])
+    return mp3
+
+
+# (the argument that marks the stuck command, the limit made small, the call): every ffmpeg.run outside the master
+# stage (the tag stage's decode check, the published-feed check's ebur128, ffmpeg's own ID3 reader, `produce
+# check`'s encode and ffmpeg -version).
+_OUTSIDE_MASTER = {
+    "decoded_duration": ("pipe:1", {"FULL_PASS_MIN_S": 0.5}, lambda mp3: chapters.decoded_duration(mp3)),
+    "measure_ebur128": ("ebur128=peak=true:framelog=quiet", {"FULL_PASS_MIN_S": 0.5}, ffmpeg.measure_ebur128),
+    "read_ffmetadata": ("ffmetadata", {"PROBE_TIMEOUT_S": 0.5}, ffmpeg.read_ffmetadata),
+    "version": ("-version", {"PROBE_TIMEOUT_S": 0.5}, lambda mp3: ffmpeg.version.__wrapped__()),
+    "check": ("sine=d=0.1", {"EXCERPT_TIMEOUT_S": 0.5}, lambda mp3: _first_ffmpeg_error(check.check_all(mp3.parent))),
+}
+
+
+def _first_ffmpeg_error(report: check.CheckReport) -> None:
+    """`produce check` collects its failures: raise the ffmpeg one."""
+    raise next(e for e in report.errors if isinstance(e, FFmpegError))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", list(_OUTSIDE_MASTER))
+def test_every_ffmpeg_run_outside_the_master_stage_is_bounded(tmp_path: Path, stalled_ffmpeg, name: str) -> None:
+    """These ran ffmpeg with no limit: a stuck ffmpeg held the tag stage, the release checks or `produce check`."""
+    marker, limits, call = _OUTSIDE_MASTER[name]
+    mp3 = _short_mp3(tmp_path)
+    stalled_ffmpeg(marker, **limits)
+    with pytest.raises(FFmpegError) as err:
+        call(mp3)
+    assert "gave no answer within" in str(err.value)
