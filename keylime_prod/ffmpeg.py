@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -155,12 +157,55 @@ class StderrTail:
         return "\n".join(self.lines)
 
 
+#: A streaming ffmpeg that neither takes nor gives a byte for this long while we wait on it is alive but stuck (a
+#: wedged filter, a stalled share, an encoder that stopped reading): it is killed so the caller's error path reports
+#: it (issue 13). A wait is one read or write of about a second of audio, which a healthy ffmpeg serves in well under
+#: a second even on a loaded 2-core machine: 300 s is a margin of hundreds.
+STALL_TIMEOUT_S = 300.0
+
+
 class Stream(subprocess.Popen[bytes]):
-    """A streaming ffmpeg whose stderr is drained from the start (:class:`StderrTail`, in ``tail``)."""
+    """A streaming ffmpeg whose stderr is drained from the start (:class:`StderrTail`, in ``tail``), and killed if
+    a read or write marked with :meth:`waiting` lasts :data:`STALL_TIMEOUT_S` (then ``stalled`` is true)."""
 
     def __init__(self, argv: list[str], *, stdin: int | None, stdout: int | None) -> None:
         super().__init__(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
         self.tail = StderrTail(self.stderr)
+        self.stalled = False
+        self._waiting_since: float | None = None
+        self._watchdog: threading.Thread | None = None
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Mark one blocking read from or write to this ffmpeg (one thread at a time). Only the time spent blocked
+        on ffmpeg counts, never the time we spend computing between reads or writes."""
+        self._waiting_since = time.monotonic()
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, daemon=True)
+            self._watchdog.start()
+        try:
+            yield
+        finally:
+            self._waiting_since = None
+
+    def _watch(self) -> None:
+        while self.poll() is None:
+            time.sleep(min(1.0, STALL_TIMEOUT_S / 10))
+            since = self._waiting_since
+            if since is not None and time.monotonic() - since > STALL_TIMEOUT_S:
+                self.stalled = True
+                self.kill()  # the blocked read sees the end of the output, a blocked write a broken pipe
+                return
+
+    def failure(self, where: str | Path | None) -> FFmpegError:
+        """The error for this ffmpeg's non-zero exit: its last stderr line, or the stall that made us kill it."""
+        if self.stalled:
+            return FFmpegError(
+                f"ffmpeg made no progress for {STALL_TIMEOUT_S:g} s; killed it",
+                where=where,
+                hint="check that its disk or network share answers, and run again",
+            )
+        return FFmpegError(last_error_line(self.tail.text()), where=where)
 
 
 def popen(
@@ -180,7 +225,8 @@ def finish(proc: Stream, *, where: str | Path | None = None, timeout: float = FI
     :class:`FFmpegError` if it failed or had to be killed."""
     if proc.stdin and not proc.stdin.closed:
         try:
-            proc.stdin.close()
+            with proc.waiting():  # closing flushes what is buffered: an encoder that stopped reading blocks it
+                proc.stdin.close()
         except BrokenPipeError:
             pass
     try:
@@ -197,10 +243,9 @@ def finish(proc: Stream, *, where: str | Path | None = None, timeout: float = FI
     for pipe in (proc.stderr, proc.stdout):
         if pipe:
             pipe.close()
-    err = proc.tail.text()
     if rc != 0:
-        raise FFmpegError(last_error_line(err), where=where)
-    return err
+        raise proc.failure(where)
+    return proc.tail.text()
 
 
 def read_stream(
@@ -236,7 +281,8 @@ def read_stream(
         assert proc.stdout is not None
         try:
             while not stop.is_set():
-                buf = proc.stdout.read(chunk_bytes)
+                with proc.waiting():
+                    buf = proc.stdout.read(chunk_bytes)
                 if not buf:
                     break
                 put(buf)
@@ -270,7 +316,7 @@ def read_stream(
     if errors is not None:
         errors.extend(proc.tail.lines)
     if rc != 0:
-        raise FFmpegError(last_error_line(proc.tail.text()), where=where)
+        raise proc.failure(where)
 
 
 def _next_chunk(chunks: queue.Queue[bytes | None], pump: threading.Thread) -> bytes | None:

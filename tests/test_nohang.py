@@ -235,3 +235,30 @@ def test_every_ffmpeg_run_outside_the_master_stage_is_bounded(tmp_path: Path, st
     with pytest.raises(FFmpegError) as err:
         call(mp3)
     assert "gave no answer within" in str(err.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_decoder_alive_but_silent_is_killed_and_the_recording_named(
+    tmp_path: Path, make_speech, stalled_ffmpeg
+) -> None:
+    """read_stream's consumer waited without end on an ffmpeg that stays alive but writes nothing (pass 1 here)."""
+    src = make_speech("s.wav", -5.0)
+    stalled_ffmpeg("f32le", STALL_TIMEOUT_S=0.5)  # the probe passes; the first decode stalls
+    with pytest.raises(AudioError) as err:
+        audio.master(episode(src), plain(), Assets(), tmp_path / "build")
+    msg = str(err.value)
+    assert "recording 1 could not be decoded: ffmpeg made no progress for 0.5 s; killed it" in msg
+    assert str(src) in msg and "\n" not in msg and "re-export" not in msg
+
+
+@pytest.mark.timeout(60)
+def test_an_encoder_that_stops_reading_its_input_is_killed(tmp_path: Path, make_speech, stalled_ffmpeg) -> None:
+    """A write to an encoder that stopped reading (LAME in the render, FLAC here) blocked for good once the pipe
+    was full; the watchdog kills it and the broken pipe ends in the stall's own message."""
+    src = make_speech("s.wav", -5.0)
+    stalled_ffmpeg("flac", STALL_TIMEOUT_S=0.5)
+    dest = tmp_path / "clean.flac"
+    with pytest.raises(FFmpegError) as err:
+        speech.denoise(src, "afftdn", None, 12.0, 1, -60.0, dest, "recording 1")
+    msg = str(err.value)
+    assert "ffmpeg made no progress for 0.5 s; killed it" in msg and str(dest) in msg and "\n" not in msg

@@ -211,7 +211,8 @@ def decode(
                     progress(len(x))
                 yield x
     except FFmpegError as e:
-        raise AudioError(f"{what} could not be decoded: {e.message}", where=path, hint="re-export the file") from None
+        hint = e.hint or "re-export the file"  # ffmpeg's own advice when it was stuck and killed
+        raise AudioError(f"{what} could not be decoded: {e.message}", where=path, hint=hint) from None
     bad = [ln for ln in errors if ln.strip()]
     if bad:
         raise AudioError(

@@ -220,7 +220,8 @@ def render(
         data = pcm16 if isinstance(pcm16, bytes) else pcm16.tobytes()
         try:
             assert proc.stdin is not None
-            proc.stdin.write(data)
+            with proc.waiting():  # a LAME that stopped reading is killed after ffmpeg.STALL_TIMEOUT_S
+                proc.stdin.write(data)
         except BrokenPipeError:
             ffmpeg.finish(proc, where=dest)  # raises with ffmpeg's own message
             raise AudioError("the MP3 encoder stopped early", where=dest) from None

@@ -283,13 +283,16 @@ def denoise(
             for x in decode(path, DENOISE_RATE, channels, what, progress, filters=filters):
                 y = x if dfn is None else _run_dfn(dfn, x)
                 if len(y):
-                    enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
+                    with enc.waiting():  # an encoder that stopped reading is killed after ffmpeg.STALL_TIMEOUT_S
+                        enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
             if dfn is not None:
                 tails = [np.asarray(d.finalize(), np.float32) for d in dfn]
                 n = min(len(t) for t in tails)
                 if n:
-                    enc.stdin.write(np.ascontiguousarray(np.stack([t[:n] for t in tails], 1), "<f4").tobytes())
-            enc.stdin.close()
+                    with enc.waiting():
+                        enc.stdin.write(np.ascontiguousarray(np.stack([t[:n] for t in tails], 1), "<f4").tobytes())
+            with enc.waiting():
+                enc.stdin.close()
         except BrokenPipeError:
             ffmpeg.finish(enc, where=dest)  # the encoder exited early: raises with its own last line
             raise AudioError("the noise-reduction encoder stopped early", where=dest) from None
