@@ -15,10 +15,10 @@ import pytest
 from conftest import ebur128
 from test_audio import episode, plain
 
-from keylime_prod import audio, chapters, check, ffmpeg
+from keylime_prod import audio, chapters, check, ffmpeg, transcript
 from keylime_prod.audio import inputs, speech, verify
 from keylime_prod.config import Assets
-from keylime_prod.errors import AudioError, FFmpegError
+from keylime_prod.errors import AudioError, FFmpegError, TranscriptError
 
 FLOOD_BYTES = 1 << 20  # 16 times the 64 KiB pipe buffer
 
@@ -262,3 +262,13 @@ def test_an_encoder_that_stops_reading_its_input_is_killed(tmp_path: Path, make_
         speech.denoise(src, "afftdn", None, 12.0, 1, -60.0, dest, "recording 1")
     msg = str(err.value)
     assert "ffmpeg made no progress for 0.5 s; killed it" in msg and str(dest) in msg and "\n" not in msg
+
+
+@pytest.mark.timeout(60)
+def test_a_transcript_decoder_alive_but_silent_is_killed(jfk: Path, tmp_path: Path, stalled_ffmpeg) -> None:
+    """The transcript stage reads each block from ffmpeg: a decoder that stays alive but writes nothing is killed."""
+    stalled_ffmpeg("f32le", STALL_TIMEOUT_S=0.5)
+    with pytest.raises(TranscriptError) as err:
+        transcript._decode(jfk, 0.0, 5.0)
+    msg = str(err.value)
+    assert "ffmpeg made no progress for 0.5 s; killed it" in msg and str(jfk) in msg and "\n" not in msg

@@ -357,12 +357,24 @@ def _in_turns(words: Sequence[TimedWord]) -> list[TimedWord]:
     return [w for r in runs for w in r]
 
 
+#: Bytes read from the decoder at a time (1 s of 16 kHz float32 is 64 KiB): each read is one wait the stall
+#: watchdog times.
+DECODE_READ_BYTES = 1 << 20
+
+
 def _decode(path: Path, start: float, duration: float | None) -> np.ndarray:
     """Decode ``duration`` seconds from ``start`` to 16 kHz mono float32 (our ffmpeg wrapper; no ffmpeg on PATH)."""
     args = ffmpeg.decode_args(path, sample_rate=SAMPLE_RATE, channels=1, fmt="f32le", start=start, duration=duration)
     proc = ffmpeg.popen(args)
     assert proc.stdout is not None
-    data = proc.stdout.read()
+    parts = []
+    while True:
+        with proc.waiting():  # an ffmpeg alive but silent is killed by its watchdog (issue 13: nothing hangs)
+            buf = proc.stdout.read(DECODE_READ_BYTES)
+        if not buf:
+            break
+        parts.append(buf)
+    data = b"".join(parts)
     try:
         ffmpeg.finish(proc, where=path)
     except FFmpegError as e:
