@@ -164,7 +164,7 @@ def test_batched_windows_end_in_pauses_between_words() -> None:
     # Words of 0.35 s, 0.12 s apart (a pause a window may end in); every 7th gap only 30 ms (too short to count).
     pattern = [(0.35, 0.03 if i % 7 == 6 else 0.12) for i in range(160)]  # 75 s
     audio = _babble(pattern)
-    breaks = [b for b, _pause in transcript._breaks(audio, audio)]
+    breaks = [b for b, _pause in transcript._breaks(audio, transcript._sound_db(transcript._frame_db(audio)))]
     assert len(breaks) == 160 - 160 // 7 - 1  # every long gap but the last one, which ends the stretch
     sounds, t = [], 0.0
     for sound, gap in pattern:
@@ -172,7 +172,10 @@ def test_batched_windows_end_in_pauses_between_words() -> None:
         t += sound + gap
     for b in breaks:  # the middle of a gap, never inside a word
         assert not any(a < b < e for a, e in sounds), b
-    wins = engines.windows(len(audio) / transcript.SAMPLE_RATE, transcript._breaks(audio, audio))
+    wins = engines.windows(
+        len(audio) / transcript.SAMPLE_RATE,
+        transcript._breaks(audio, transcript._sound_db(transcript._frame_db(audio))),
+    )
     assert len(wins) == 3 and all(b - a > 29.0 for a, b in wins[:-1])
     # Without them (only the joins between VAD stretches were window borders before) it is cut hard, mid-word.
     hard = engines.windows(len(audio) / transcript.SAMPLE_RATE, [])
@@ -184,7 +187,7 @@ def test_joins_between_stretches_are_breaks() -> None:
     sr = transcript.SAMPLE_RATE
     block = _babble([(2.0, 3.0), (2.0, 0.0)])
     joined = np.concatenate([block[: int(2.4 * sr)], block[int(4.6 * sr) :]])
-    [(at, pause)] = transcript._breaks(joined, block)
+    [(at, pause)] = transcript._breaks(joined, transcript._sound_db(transcript._frame_db(block)))
     assert abs(at - 2.4) <= 0.02 and abs(pause - 0.8) <= 0.02
 
 

@@ -467,8 +467,10 @@ def _transcribe_region(
             if chunks:
                 joined = np.concatenate([audio[s:e] for s, e in chunks])
                 speech_total += len(joined) / SAMPLE_RATE
-                voiced = _voiced(audio)
-                for piece in engine.transcribe(joined, glossary, _breaks(joined, audio)):
+                db = _frame_db(audio)
+                sound = _sound_db(db)  # the block's levels judge its joined speech too
+                voiced = db > sound
+                for piece in engine.transcribe(joined, glossary, _breaks(joined, sound)):
                     out += _words(piece, chunks, block.pos, end, region.speaker, voiced)
             pos = block.pos + block.advance
             on_progress(pos - region.start)
@@ -485,19 +487,14 @@ SILENCE_BELOW_DB = 35.0
 SOUND_ABOVE_FLOOR_DB = 10.0
 
 
-def _voiced(audio: np.ndarray, level_of: np.ndarray | None = None) -> np.ndarray:
-    """Per 10 ms frame: is there sound in it, above the room's noise and near the block's speech level?
-
-    ``level_of``: the samples whose noise and speech levels set the threshold (default ``audio`` itself); the
-    joined speech is judged by its block's levels, as VAD took most of the room's noise out of it.
-    """
-    db = _frame_db(audio)
-    ref = db if level_of is None else _frame_db(level_of)
-    live = ref[ref > -90.0]
+def _sound_db(db: np.ndarray) -> float:
+    """The level (dB per 10 ms frame, :func:`_frame_db`) above which a frame of this block has sound in it: above
+    the room's noise and near the block's speech level (``inf``: a block of digital silence has none)."""
+    live = db[db > -90.0]
     if not len(live):
-        return np.zeros(len(db), dtype=bool)
+        return float("inf")
     floor = float(np.percentile(live, 10))
-    return db > max(float(np.percentile(live, 95)) - SILENCE_BELOW_DB, floor + SOUND_ABOVE_FLOOR_DB, -70.0)
+    return max(float(np.percentile(live, 95)) - SILENCE_BELOW_DB, floor + SOUND_ABOVE_FLOOR_DB, -70.0)
 
 
 def _frame_db(audio: np.ndarray) -> np.ndarray:
@@ -512,11 +509,12 @@ def _frame_db(audio: np.ndarray) -> np.ndarray:
 MIN_WORD_GAP_SECONDS = 0.06
 
 
-def _breaks(joined: np.ndarray, block: np.ndarray) -> list[engines.Break]:
+def _breaks(joined: np.ndarray, sound_db: float) -> list[engines.Break]:
     """The pauses in the joined speech where a batched engine may end a window: ``(middle, length)`` in seconds of
     every run of at least :data:`MIN_WORD_GAP_SECONDS` of silence between sounds (the joins of VAD's stretches lie
-    in such runs: VAD keeps some silence on each side). Never inside a word; judged by the block's levels."""
-    quiet = ~_voiced(joined, block)
+    in such runs: VAD keeps some silence on each side). Never inside a word. ``sound_db``: the block's
+    :func:`_sound_db`, as VAD took most of the room's noise out of the joined speech."""
+    quiet = _frame_db(joined) <= sound_db
     steps = np.diff(np.concatenate(([0], quiet.astype(np.int8), [0])))
     starts, ends = np.flatnonzero(steps == 1), np.flatnonzero(steps == -1)
     min_run = max(1, round(MIN_WORD_GAP_SECONDS / FRAME_SECONDS))
