@@ -230,22 +230,33 @@ def finish(proc: Stream, *, where: str | Path | None = None, timeout: float = FI
         except BrokenPipeError:
             pass
     try:
-        rc = proc.wait(timeout)
+        rc = reap(proc, proc.tail, timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
         raise FFmpegError(
             f"ffmpeg did not exit within {timeout:g} s after its input ended; killed it",
             where=where,
             hint="run again; if it recurs, run with --verbose and report the ffmpeg command it logs",
         ) from None
-    proc.tail.join(5)  # the pipe closes with the process; a grandchild holding it must not hold us
-    for pipe in (proc.stderr, proc.stdout):
-        if pipe:
-            pipe.close()
     if rc != 0:
         raise proc.failure(where)
     return proc.tail.text()
+
+
+def reap(proc: subprocess.Popen[bytes], tail: StderrTail, timeout: float | None) -> int:
+    """Wait at most ``timeout`` seconds for a streaming child to exit, then let ``tail`` take the rest of its stderr
+    and close its pipes; return its exit code. A child still running then is killed and
+    :class:`subprocess.TimeoutExpired` raised (the caller names it: issue 13, nothing may wait forever)."""
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    tail.join(5)  # the pipe closes with the process; a grandchild holding it must not hold us
+    for pipe in (proc.stderr, proc.stdout):
+        if pipe:
+            pipe.close()
+    return rc
 
 
 def read_stream(

@@ -135,15 +135,11 @@ class FollowingMeter:
                 t.join(left())
                 if t.is_alive():
                     raise subprocess.TimeoutExpired("the MP3 decoder", left() or 0.0)
-            rc = self.dec.wait(left())  # its stdout ended: it is exiting
+            rc = ffmpeg.reap(self.dec, self.dec.tail, left())  # its stdout ended: it is exiting
         except subprocess.TimeoutExpired:
             assert timeout is not None
             self.abort()
             raise _wedged(self.path, timeout) from None
-        self.dec.tail.join(5)
-        for pipe in (self.dec.stdout, self.dec.stderr):
-            if pipe:
-                pipe.close()
         err = self.dec.tail.text()
         if self._error is not None:
             raise self._error
@@ -183,15 +179,10 @@ class ChildFollower:
             self.proc.stdin.write(b"done\n")
             self.proc.stdin.close()
         try:
-            rc = self.proc.wait(timeout)
+            rc = ffmpeg.reap(self.proc, self.tail, timeout)
         except subprocess.TimeoutExpired:
             assert timeout is not None
-            self.proc.kill()
-            self.proc.wait()
             raise _wedged(self.path, timeout) from None
-        self.tail.join(5)
-        if self.proc.stderr:
-            self.proc.stderr.close()
         if rc != 0:
             raise AudioError(f"verifying the MP3 failed: {ffmpeg.last_error_line(self.tail.text())}", where=self.path)
         with open(self.out, "rb") as f:
