@@ -408,8 +408,7 @@ MIN_BYTES_PER_S = 1000
 def full_pass_timeout_of(path: Path | str) -> float:
     """:func:`full_pass_timeout` for a file whose duration the caller does not know: ``ffmpeg -i`` reads it (bounded
     by :data:`PROBE_TIMEOUT_S`), else its size gives an upper bound (:data:`MIN_BYTES_PER_S`)."""
-    err = run(["-i", str(path)], quiet=True, where=path, timeout=PROBE_TIMEOUT_S).stderr.decode("utf-8", "replace")
-    duration = parse_duration(err)
+    duration = parse_duration(_probe_text(path))
     if duration is None:
         try:
             duration = Path(path).stat().st_size / MIN_BYTES_PER_S
@@ -418,11 +417,15 @@ def full_pass_timeout_of(path: Path | str) -> float:
     return full_pass_timeout(duration)
 
 
+def _probe_text(path: Path | str) -> str:
+    """What ``ffmpeg -i FILE`` prints about the file (its stderr), bounded by :data:`PROBE_TIMEOUT_S`."""
+    return run(["-i", str(path)], quiet=True, where=path, timeout=PROBE_TIMEOUT_S).stderr.decode("utf-8", "replace")
+
+
 def probe(path: Path) -> Probe:
     """Probe ``path`` (ffmpeg only: the wheel has no ffprobe). Raises :class:`FFmpegError` if it is not audio or
     ffmpeg takes over :data:`PROBE_TIMEOUT_S`."""
-    proc = run(["-i", str(path)], quiet=True, where=path, timeout=PROBE_TIMEOUT_S)
-    err = proc.stderr.decode("utf-8", "replace")
+    err = _probe_text(path)
     info = parse_probe(err)
     if info is None:
         reason = last_error_line(err)
