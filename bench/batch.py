@@ -5,10 +5,10 @@ half ``--short`` seconds long, half ``--long``), each kept as published (``remas
 re-encoded; Whisper, chapters, notes, tags and publishing run), and one ``rclone serve s3`` with two buckets. Then,
 in the same invocation:
 
-* **sequential**: the batch's own task function (:func:`keylime_prod.batch.run_task`) for each episode in this
+* **sequential**: the batch's own task function (:func:`keylime_prod.catalogue.batch.run_task`) for each episode in this
   process, Whisper on every physical core, then the feed rebuilt once: what ``produce EPISODE`` does per episode;
 * **cluster**: ``LocalCluster(2 workers, 1 thread each)`` started here (its start-up is counted), then
-  :func:`keylime_prod.batch.run_batch` on it: one core per task.
+  :func:`keylime_prod.catalogue.batch.run_batch` on it: one core per task.
 
 It prints the ratio, the per-task overhead of the cluster (a scheduling + transfer round trip of a task's payload,
 measured on the same cluster, plus the task's input fetch from the store), peak RSS, and a projection of a
@@ -44,11 +44,11 @@ import tomli_w  # noqa: E402
 from s3server import ACCESS_KEY, SECRET_KEY, RcloneS3  # noqa: E402
 
 from keylime_prod import ffmpeg  # noqa: E402
-from keylime_prod.batch import plan_task, run_batch, run_task  # noqa: E402
+from keylime_prod.catalogue.batch import plan_task, run_batch, run_task  # noqa: E402
 from keylime_prod.config import load_episode, load_settings  # noqa: E402
-from keylime_prod.models import physical_cores  # noqa: E402
+from keylime_prod.machine import physical_cores  # noqa: E402
 from keylime_prod.publish import publish  # noqa: E402
-from keylime_prod.storage import open_store  # noqa: E402
+from keylime_prod.publish.storage import open_store  # noqa: E402
 
 NOW = dt.datetime(2026, 2, 1, 6, 0, tzinfo=dt.timezone.utc)
 SHOW = """\

@@ -36,7 +36,8 @@ from scipy import signal
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from keylime_prod import ffmpeg, models  # noqa: E402
+from keylime_prod import ffmpeg  # noqa: E402
+from keylime_prod.transcript import weights  # noqa: E402
 
 RATE = 16000
 CLEAN = REPO / "tests" / "data" / "jfk.wav"
@@ -210,7 +211,7 @@ def main() -> None:
         return
     from faster_whisper import WhisperModel
 
-    ref = models.resolve("base", cache_dir=models.default_cache_dir())
+    ref = weights.resolve("base", cache_dir=weights.default_cache_dir())
     wer_model = WhisperModel(str(ref.ct2_dir), device="cpu", compute_type="int8", cpu_threads=1)
     clean, noisy = decode(CLEAN), decode(NOISY)
     rows: list[tuple[str, float, dict[str, float]]] = []

@@ -97,7 +97,7 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from keylime_prod import audio, models, transcript
-from keylime_prod.artefacts import Master
+from keylime_prod.audio.artefact import Master
 from keylime_prod.config import EpisodeConfig, load_settings
 s = load_settings(Path(sys.argv[1]))
 what, build = sys.argv[2], Path(sys.argv[3])

@@ -4,7 +4,7 @@ Makes the inputs a 60-minute episode has (master.json with two recordings, ``lou
 36 000 blocks, ``words.json`` with 9 000 words, 12 chapters, a 20-term glossary), then alternates rounds of
 
 * report:   a fresh interpreter that imports keylime_prod.report (numpy, matplotlib) and writes report.html;
-* baseline: a fresh interpreter that imports keylime_prod.artefacts (numpy) and loads master.json, the part of a
+* baseline: a fresh interpreter that imports keylime_prod.audio.artefact (numpy) and loads master.json, the part of a
             ``produce`` run that exists anyway;
 
 and prints the median wall and CPU seconds of each, the difference (what the report adds), and each side's peak
@@ -38,7 +38,7 @@ import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from keylime_prod import report
-from keylime_prod.artefacts import ChapterMark, Master
+from keylime_prod.audio.artefact import ChapterMark, Master
 d = Path(sys.argv[1])
 m = Master.load(d / "master.json")
 marks = [ChapterMark(f"Chapter {i}", i * m.duration / 12, (i + 1) * m.duration / 12) for i in range(12)]
@@ -53,7 +53,7 @@ BASELINE = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from keylime_prod.artefacts import Master
+from keylime_prod.audio.artefact import Master
 Master.load(Path(sys.argv[1]) / "master.json")
 print(time.perf_counter() - t0, 0.0, time.process_time())
 """

@@ -111,8 +111,9 @@ def demo_glossary() -> list[str]:
 
 def child(args: argparse.Namespace) -> None:
     """Run one configuration and print a JSON line (the parent parses it)."""
-    from keylime_prod import models, transcript
+    from keylime_prod import transcript
     from keylime_prod.config import WhisperSettings
+    from keylime_prod.transcript import weights
 
     extra: dict[str, object] = {}
     if args.batch is not None:
@@ -131,7 +132,7 @@ def child(args: argparse.Namespace) -> None:
     )
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        result = transcript.transcribe(Path(args.audio), settings, Path(out), cache_dir=models.default_cache_dir())
+        result = transcript.transcribe(Path(args.audio), settings, Path(out), cache_dir=weights.default_cache_dir())
         total = time.perf_counter() - t0
     load = float(result.options.get("load_seconds", 0.0))
     usage = resource.getrusage(resource.RUSAGE_SELF)

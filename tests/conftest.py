@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from keylime_prod import ffmpeg, fsutil
-from keylime_prod.artefacts import Loudness, Master, TimelineSegment
+from keylime_prod.audio.artefact import Loudness, Master, TimelineSegment
 
 #: Publishing fixtures (rclone serve s3, AWS env, fake builds) live in their own plugin module.
 pytest_plugins = ["conftest_s3", "conftest_archive"]

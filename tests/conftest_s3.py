@@ -17,7 +17,7 @@ import pytest
 from s3server import ACCESS_KEY, SECRET_KEY, RcloneS3
 
 from keylime_prod import fsutil
-from keylime_prod.artefacts import ChapterMark
+from keylime_prod.chapters.artefact import ChapterMark
 from keylime_prod.config import FeedSettings, Person, ShowConfig, ShowInfo, StorageSettings
 
 if TYPE_CHECKING:

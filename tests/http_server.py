@@ -1,6 +1,6 @@
 """A small static HTTP server on 127.0.0.1 that answers HEAD and byte-range GETs (206) the way a podcast host must.
 
-Used by tests/test_verify.py and bench/verify.py. Content types are those keylime_prod.storage uploads with (by
+Used by tests/test_verify.py and bench/verify.py. Content types are those keylime_prod.publish.storage uploads with (by
 extension; ``chapters.*.json`` as ``application/json+chapters``), overridable per path; CORS is allowed. Runs in a
 thread of the test process and is shut down by the fixture.
 """
@@ -16,7 +16,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
-from keylime_prod.storage import CHAPTERS_TYPE, content_type_for
+from keylime_prod.publish.storage import CHAPTERS_TYPE, content_type_for
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 

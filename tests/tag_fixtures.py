@@ -15,7 +15,7 @@ from conftest import write_fake_master
 from PIL import Image
 
 from keylime_prod import ffmpeg
-from keylime_prod.artefacts import Master, TimelineSegment
+from keylime_prod.audio.artefact import Master, TimelineSegment
 from keylime_prod.config import EpisodeConfig, Settings, load_episode, load_settings
 
 EPISODE_ID = "ep-7"

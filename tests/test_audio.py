@@ -9,8 +9,8 @@ import pytest
 from conftest import ebur128, run_ffmpeg
 
 from keylime_prod import audio, ffmpeg
-from keylime_prod.artefacts import Master
 from keylime_prod.audio import render
+from keylime_prod.audio.artefact import Master
 from keylime_prod.audio.inputs import measure_part
 from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeConfig, LevelerSettings
 from keylime_prod.errors import AudioError
@@ -313,7 +313,7 @@ def test_following_meter_whose_meter_fails_ends_with_that_error(tmp_path: Path) 
     its full stdout pipe and finish() waited on it forever."""
     import threading
 
-    from keylime_prod.audio.verify import FollowingMeter
+    from keylime_prod.audio.measure import FollowingMeter
 
     mp3 = tmp_path / "tone.mp3"
     ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "sine=f=440:d=10", "-ar", "44100", "-ac", "2", "-b:a", "128k",

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from conftest import ebur128, ebur128_curves, run_ffmpeg
 
-from keylime_prod import audio, ffmpeg, models
-from keylime_prod.artefacts import Master
+from keylime_prod import audio, ffmpeg
+from keylime_prod.audio.artefact import Master
 from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeConfig, LevelerSettings
+from keylime_prod.transcript import weights
 
 DATA = Path(__file__).parent / "data"
 TURNS = json.loads((DATA / "two_voices.json").read_text())["turns"]
@@ -213,7 +214,7 @@ def test_leveler_leaves_the_demo_recordings_long_stretches_even(tmp_path: Path) 
 def whisper(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from faster_whisper import WhisperModel
 
-    ref = models.resolve("base", cache_dir=tmp_path_factory.mktemp("models"))
+    ref = weights.resolve("base", cache_dir=tmp_path_factory.mktemp("models"))
     return WhisperModel(str(ref.ct2_dir), device="cpu", compute_type="int8", cpu_threads=2)
 
 

@@ -26,12 +26,12 @@ from s3server import RcloneS3
 
 from keylime_prod import ffmpeg
 from keylime_prod.audio import keep_master
-from keylime_prod.batch import plan_task, run_batch, run_task
+from keylime_prod.catalogue.batch import plan_task, run_batch, run_task
+from keylime_prod.catalogue.importer import fetch_media, import_feed
 from keylime_prod.config import Settings, load_episode, load_settings
-from keylime_prod.feed import Manifest
-from keylime_prod.importer import fetch_media, import_feed
 from keylime_prod.publish import publish
-from keylime_prod.storage import open_store
+from keylime_prod.publish.feed import Manifest
+from keylime_prod.publish.storage import open_store
 
 NOW = dt.datetime(2026, 2, 1, 6, 0, tzinfo=dt.timezone.utc)
 PUBLIC = "https://media.example.org/podcast"
@@ -228,7 +228,7 @@ def test_produce_batch_on_a_local_cluster_reports_failures_and_skips_on_rerun(
 def test_a_task_carries_every_input_and_the_worker_rebuilds_it_elsewhere(
     tmp_path: Path, make_configs: Callable[..., Path], make_tone: Callable[..., Path], jfk: Path
 ) -> None:
-    from keylime_prod.batch import _fetch_inputs, _local
+    from keylime_prod.catalogue.batch import _fetch_inputs, _local
     from keylime_prod.config import EpisodeConfig, Person, Track
 
     cfg = make_configs([jfk], assets={"intro": make_tone("intro.mp3", seconds=1.0)})

@@ -15,17 +15,13 @@ import tag_fixtures as tf
 from mutagen.id3 import ID3
 
 from keylime_prod import ffmpeg
-from keylime_prod.artefacts import ChapterMark, Chapters
-from keylime_prod.chapters import (
-    build_chapters,
-    check_chapters,
-    parse_progress_time,
-    read_chapters_json,
-)
+from keylime_prod.chapters import build_chapters
+from keylime_prod.chapters.artefact import ChapterMark, Chapters, read_chapters_json
 from keylime_prod.errors import ConfigError, TagError
-from keylime_prod.id3 import read_chapters
 from keylime_prod.notes import read_chapter_lines
 from keylime_prod.tags import write_tags
+from keylime_prod.tags.chapter_check import check_chapters, parse_progress_time
+from keylime_prod.tags.id3 import read_chapters
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +239,7 @@ def test_chapters_follow_each_trimmed_part(tmp_path: Path, pristine_mp3: Path) -
     # so raw time and episode time differ by a different offset in each part (Master.pieces).
     import dataclasses
 
-    from keylime_prod.artefacts import TimelineSegment
+    from keylime_prod.audio.artefact import TimelineSegment
 
     chapters = "".join(
         f'[[chapters]]\ntitle = "{title}"\nstart = "{start}"\n\n'

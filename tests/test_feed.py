@@ -12,16 +12,8 @@ from conftest_s3 import make_show, storage_settings
 from lxml import etree
 
 from keylime_prod.errors import FeedError
-from keylime_prod.feed import (
-    PODCAST_NS,
-    Manifest,
-    ShowManifest,
-    build_feed,
-    description_html,
-    item_guid,
-    live_guids,
-    podcast_guid,
-)
+from keylime_prod.guids import item_guid, podcast_guid
+from keylime_prod.publish.feed import PODCAST_NS, Manifest, ShowManifest, build_feed, description_html, live_guids
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)

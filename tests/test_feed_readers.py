@@ -15,7 +15,8 @@ from feed_readers import gpodder, partytime
 from test_feed import feed_of, manifest, show_manifest, url
 
 from keylime_prod import publish
-from keylime_prod.feed import MAX_DESCRIPTION, build_feed, description_html, item_guid
+from keylime_prod.guids import item_guid
+from keylime_prod.publish.feed import MAX_DESCRIPTION, build_feed, description_html
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)

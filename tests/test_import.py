@@ -12,10 +12,10 @@ from conftest_archive import OldEpisode, feed_xml, make_old_episodes
 from httpserver import OldHost
 from typer.testing import CliRunner
 
+from keylime_prod.catalogue.importer import fetch_media, import_feed
 from keylime_prod.cli import app
 from keylime_prod.config import list_episodes, load_episode
 from keylime_prod.errors import ArchiveError
-from keylime_prod.importer import fetch_media, import_feed
 
 
 def sha(data: bytes) -> str:

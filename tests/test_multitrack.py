@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from keylime_prod import ffmpeg
-from keylime_prod.artefacts import Master
 from keylime_prod.audio import align
+from keylime_prod.audio.artefact import Master
 from keylime_prod.audio.multitrack import ownership, regions
 from keylime_prod.config import load_episode, load_settings
 from keylime_prod.errors import AudioError, ConfigError

@@ -15,10 +15,12 @@ import pytest
 from conftest import ebur128
 from test_audio import episode, plain
 
-from keylime_prod import audio, chapters, check, ffmpeg, transcript
-from keylime_prod.audio import inputs, speech, verify
+from keylime_prod import audio, ffmpeg, transcript
+from keylime_prod.audio import inputs, measure, speech
+from keylime_prod.catalogue import check
 from keylime_prod.config import Assets
 from keylime_prod.errors import AudioError, FFmpegError, TranscriptError
+from keylime_prod.tags import chapter_check
 
 FLOOD_BYTES = 1 << 20  # 16 times the 64 KiB pipe buffer
 
@@ -121,9 +123,9 @@ def test_child_verifier_that_never_exits_is_killed_with_a_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ChildFollower.finish() waited on the verifying child without a limit: a wedged child held the master forever."""
-    monkeypatch.setattr(verify, "_CHILD", "import time; time.sleep(3600)")
+    monkeypatch.setattr(measure, "_CHILD", "import time; time.sleep(3600)")
     mp3 = tmp_path / "ep.mp3"
-    follower = verify.ChildFollower(mp3, 44100, 2, tmp_path)
+    follower = measure.ChildFollower(mp3, 44100, 2, tmp_path)
     with pytest.raises(AudioError) as err:
         follower.finish(timeout=1.0)
     msg = str(err.value)
@@ -135,16 +137,16 @@ def test_child_verifier_that_never_exits_is_killed_with_a_one_line_error(
 def test_child_verifier_abort_does_not_wait_on_a_child_that_ignores_its_stdin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(verify, "_CHILD", "import time; time.sleep(3600)")
-    monkeypatch.setattr(verify, "ABORT_WAIT_S", 0.5)
-    follower = verify.ChildFollower(tmp_path / "ep.mp3", 44100, 2, tmp_path)
+    monkeypatch.setattr(measure, "_CHILD", "import time; time.sleep(3600)")
+    monkeypatch.setattr(measure, "ABORT_WAIT_S", 0.5)
+    follower = measure.ChildFollower(tmp_path / "ep.mp3", 44100, 2, tmp_path)
     follower.abort()
     assert follower.proc.poll() is not None
 
 
 def test_finish_limit_grows_with_the_audio() -> None:
-    assert verify.finish_limit(0) == verify.FINISH_MIN_S
-    assert verify.finish_limit(3600) > verify.finish_limit(60) > verify.FINISH_MIN_S
+    assert measure.finish_limit(0) == measure.FINISH_MIN_S
+    assert measure.finish_limit(3600) > measure.finish_limit(60) > measure.FINISH_MIN_S
 
 
 def test_ffmpeg_finish_kills_an_ffmpeg_that_does_not_exit(tmp_path: Path) -> None:
@@ -212,7 +214,7 @@ def _short_mp3(tmp_path: Path) -> Path:
 # stage (the tag stage's decode check, the published-feed check's ebur128, ffmpeg's own ID3 reader, `produce
 # check`'s encode and ffmpeg -version).
 _OUTSIDE_MASTER = {
-    "decoded_duration": ("pipe:1", {"FULL_PASS_MIN_S": 0.5}, lambda mp3: chapters.decoded_duration(mp3)),
+    "decoded_duration": ("pipe:1", {"FULL_PASS_MIN_S": 0.5}, lambda mp3: chapter_check.decoded_duration(mp3)),
     "measure_ebur128": ("ebur128=peak=true:framelog=quiet", {"FULL_PASS_MIN_S": 0.5}, ffmpeg.measure_ebur128),
     "read_ffmetadata": ("ffmetadata", {"PROBE_TIMEOUT_S": 0.5}, ffmpeg.read_ffmetadata),
     "version": ("-version", {"PROBE_TIMEOUT_S": 0.5}, lambda mp3: ffmpeg.version.__wrapped__()),

@@ -9,9 +9,10 @@ import pytest
 from markdown_it import MarkdownIt
 
 from keylime_prod import notes
-from keylime_prod.artefacts import ChapterMark, Chapters, Transcript, TranscriptSegment
+from keylime_prod.chapters.artefact import ChapterMark, Chapters
 from keylime_prod.config import load_episode, load_show
 from keylime_prod.layout import BuildLayout
+from keylime_prod.transcript.artefact import Transcript, TranscriptSegment
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

@@ -26,10 +26,13 @@ from s3server import SECRET_KEY, RcloneS3
 from test_feed import text_of
 from test_storage import get_sha256, random_file, raw_client
 
-from keylime_prod import publish, release, storage
+from keylime_prod import publish
 from keylime_prod.config import load_settings
 from keylime_prod.errors import PublishError, StorageError
-from keylime_prod.feed import PODCAST_NS, Manifest, podcast_guid
+from keylime_prod.guids import podcast_guid
+from keylime_prod.pipeline import release
+from keylime_prod.publish import storage
+from keylime_prod.publish.feed import PODCAST_NS, Manifest
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from keylime_prod.cli import app
 from keylime_prod.config import EPISODE_ID_RE, check_episode_id, list_episodes, load_episode, load_settings, load_show
 from keylime_prod.errors import AudioError, ConfigError, KeylimeError, PublishError, TagError, redact
 from keylime_prod.pipeline import mark_up_to_date, run_episode
-from keylime_prod.release import publish_episodes
+from keylime_prod.pipeline.release import publish_episodes
 from keylime_prod.tags import check_artwork
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,10 +22,11 @@ from httpserver import OldHost
 from PIL import Image
 
 from keylime_prod import report
-from keylime_prod.artefacts import ChapterMark, Loudness, Master, TimelineSegment
+from keylime_prod.audio.artefact import Loudness, Master, TimelineSegment
+from keylime_prod.catalogue.importer import import_feed
+from keylime_prod.chapters.artefact import ChapterMark
 from keylime_prod.errors import ReportError
 from keylime_prod.fsutil import sha256_file
-from keylime_prod.importer import import_feed
 
 HOP = 0.1
 
@@ -212,7 +213,7 @@ def test_cli_report_stage_runs_caches_opens_and_is_published(
 
     from keylime_prod.cli import app
     from keylime_prod.config import load_settings
-    from keylime_prod.release import publish_episodes
+    from keylime_prod.pipeline.release import publish_episodes
 
     cfg = make_configs([make_tone("raw.wav", seconds=4.0, db=-20.0)])
     build = tmp_path / "build"

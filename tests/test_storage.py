@@ -18,15 +18,15 @@ from botocore.config import Config
 from conftest_s3 import BUCKET, storage_settings
 from s3server import ACCESS_KEY, SECRET_KEY, FaultProxy, RcloneS3
 
-from keylime_prod import storage
 from keylime_prod.config import StorageSettings, apply_overrides, load_show, storage_sources
 from keylime_prod.errors import ConfigError, StorageError
+from keylime_prod.publish import storage
 
 MIB = 1 << 20
 
 
 def raw_client(endpoint_url: str, verify: Any = None) -> Any:
-    """An S3 client independent of keylime_prod.storage, for reading back what it wrote."""
+    """An S3 client independent of keylime_prod.publish.storage, for reading back what it wrote."""
     cfg = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path"},

@@ -10,15 +10,16 @@ from mutagen.id3 import ID3, TXXX, CTOCFlags, PictureType
 from mutagen.id3 import ID3v1SaveOptions as V1
 
 from keylime_prod import ffmpeg
-from keylime_prod.artefacts import Tagged
-from keylime_prod.chapters import build_chapters, check_chapters
+from keylime_prod.chapters import build_chapters
 from keylime_prod.config import load_settings
 from keylime_prod.errors import TagError
-from keylime_prod.feed import item_guid, podcast_guid
-from keylime_prod.id3 import read_tags
+from keylime_prod.guids import item_guid, podcast_guid
 from keylime_prod.layout import BuildLayout
 from keylime_prod.pipeline import mark_up_to_date
 from keylime_prod.tags import load_tagged, write_tags
+from keylime_prod.tags.artefact import Tagged
+from keylime_prod.tags.chapter_check import check_chapters
+from keylime_prod.tags.id3 import read_tags
 
 TRANSCRIPT = "Welcome to the show.\nToday: failure 🎧 and what it teaches."
 #: TGID is the feed's item guid (issue 11): the episode id in the show's podcast:guid namespace.
@@ -312,7 +313,7 @@ def test_demo_episode_258_master_then_tag(tmp_path: Path) -> None:
     import hashlib
     import json
 
-    from keylime_prod.artefacts import Master
+    from keylime_prod.audio.artefact import Master
     from keylime_prod.config import load_episode
     from keylime_prod.tags import check_artwork
 

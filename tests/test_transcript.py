@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from keylime_prod import engines, ffmpeg, fsutil, models, transcript
-from keylime_prod.artefacts import Loudness, Master, TimelineSegment, Transcript
+from keylime_prod import ffmpeg, fsutil, transcript
+from keylime_prod.audio.artefact import Loudness, Master, TimelineSegment
 from keylime_prod.config import WhisperSettings
 from keylime_prod.errors import TranscriptError
+from keylime_prod.transcript import engines, weights
+from keylime_prod.transcript.artefact import Transcript
 
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 TINY = WhisperSettings(model="tiny.en", compute_type="float32", threads=1)
@@ -225,7 +227,7 @@ def test_every_format_is_written_and_readable(jfk: Path, tmp_path: Path, cache_d
 
 
 def test_cues_split_long_segments() -> None:
-    from keylime_prod.artefacts import TranscriptSegment
+    from keylime_prod.transcript.artefact import TranscriptSegment
 
     long = TranscriptSegment(10.0, 40.0, " ".join(["word"] * 60) + ". Then https://example.org/" + "x" * 60, "Host")
     cues = transcript.to_cues([long])
@@ -239,7 +241,7 @@ def test_cues_split_long_segments() -> None:
 
 
 def test_vtt_escapes_markup() -> None:
-    from keylime_prod.artefacts import TranscriptSegment
+    from keylime_prod.transcript.artefact import TranscriptSegment
 
     vtt = transcript.render_vtt([TranscriptSegment(0, 1, "a <b> & c", "A & B")])
     assert "<v A &amp; B>a &lt;b&gt; &amp; c</v>" in vtt
@@ -371,13 +373,13 @@ def test_unknown_model_name_and_engine(jfk: Path, tmp_path: Path, cache_dir: Pat
         WhisperSettings(engine="whisperx")  # type: ignore[arg-type]
     # Past validation (a settings object built without it), the stage still says which engines exist.
     bogus = WhisperSettings.model_construct(**{**TINY.model_dump(), "engine": "whisperx"})
-    ref = models.resolve("tiny.en", cache_dir=cache_dir)
+    ref = weights.resolve("tiny.en", cache_dir=cache_dir)
     with pytest.raises(TranscriptError, match="unknown engine 'whisperx'"):
         engines.load(bogus, ref, threads=1, cache_dir=cache_dir)
 
 
 def _copy_model(tmp_path: Path) -> Path:
-    ref = models.resolve("tiny.en", cache_dir=tmp_path)
+    ref = weights.resolve("tiny.en", cache_dir=tmp_path)
     assert ref.ct2_dir is not None
     dest = tmp_path / "tiny-copy"
     dest.mkdir()

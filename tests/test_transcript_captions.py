@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keylime_prod import engines, transcript
+from keylime_prod import transcript
 from keylime_prod.config import load_episode
-from keylime_prod.transcript import TimedWord, cues_from_words, paragraphs
+from keylime_prod.transcript import TimedWord, cues_from_words, engines, paragraphs
 
 ROOT = Path(__file__).resolve().parents[1]
 

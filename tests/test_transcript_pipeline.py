@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from keylime_prod.artefacts import Master, Transcript
+from keylime_prod.audio.artefact import Master
 from keylime_prod.cli import app
 from keylime_prod.config import load_settings
 from keylime_prod.pipeline import STAGES, run_episode
+from keylime_prod.transcript.artefact import Transcript
 
 WHISPER_TOML = '\n[whisper]\nmodel = "tiny.en"\ncompute_type = "float32"\nthreads = 1\nglossary = ["KeyLIME"]\n'
 

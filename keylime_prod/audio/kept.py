@@ -7,7 +7,7 @@ stage uses), and reported in ``master.json`` like any master, with ``method = "k
 (the production report's curves; "before" and "after" are the same audio). Whether it meets the show's
 target is reported, not fixed: ``remaster = true`` sends it through the full audio path instead.
 
-The result is a :class:`~keylime_prod.artefacts.Master` with one body segment over the whole file, so the later
+The result is a :class:`~keylime_prod.audio.artefact.Master` with one body segment over the whole file, so the later
 stages (transcript, chapters, notes, tags, publish) treat it as any other.
 """
 
@@ -18,11 +18,11 @@ import shutil
 from pathlib import Path
 
 from .. import __version__, ffmpeg, fsutil
-from ..artefacts import Loudness, Master, TimelineSegment
 from ..config import AudioSettings, EpisodeConfig
 from ..errors import AudioError
 from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
+from .artefact import Loudness, Master, TimelineSegment
 from .inputs import check_file, decode
 from .loudness import Meter, curves_json
 

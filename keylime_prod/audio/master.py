@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, ffmpeg, fsutil
-from ..artefacts import Loudness, Master, TimelineSegment
 from ..config import Assets, AudioSettings, EpisodeConfig
 from ..errors import AudioError
 from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from . import speech
+from .artefact import Loudness, Master, TimelineSegment
 from .inputs import DC_HIGHPASS_HZ, DC_LIMIT, Asset, Part, check_file, load_asset, measure_part, remove_dc
 from .loudness import SUB_MS, Meter, curves_json, integrated_from_energy, lin_to_db, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout

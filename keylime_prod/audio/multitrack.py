@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 
 from .. import fsutil
-from ..artefacts import Master, MixTrack
 from ..config import Assets, AudioSettings, EpisodeConfig, Track
 from ..errors import AudioError
 from ..progress import ProgressFn, null_progress
 from . import align, speech
+from .artefact import Master, MixTrack
 from .inputs import check_file, decode
 from .loudness import SUB_MS, Meter, integrated_from_energy, sound_bounds
 from .master import master

@@ -20,8 +20,8 @@ from .. import ffmpeg
 from ..config import AudioSettings
 from .inputs import Asset, Part
 from .loudness import SUB_MS, Meter, db_to_lin, integrated_from_energy, lin_to_db, tpdf_dither_to_s16
+from .measure import measure_file
 from .render import limit_whole
-from .verify import measure_file
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from ..errors import AudioError
 from ..progress import ProgressFn
 from .inputs import Asset, Part, decode
 from .loudness import F32, SUB_MS, Meter, TruePeakLimiter, db_to_lin, tpdf_dither_to_s16
-from .verify import ChildFollower, FollowingMeter, finish_limit
+from .measure import ChildFollower, FollowingMeter, finish_limit
 
 if TYPE_CHECKING:  # plan imports the limiter from here for the codec calibration
     from .plan import Plan

@@ -1,7 +1,7 @@
 """The transcript stage: Whisper speech-to-text on the published episode's timeline, in every format platforms read.
 
-:func:`transcribe` takes either a :class:`~keylime_prod.artefacts.Master` (an episode) or a plain audio file. For an
-episode it transcribes only the *body* and the *disclaimer* of the final MP3, at the offsets ``master.json``
+:func:`transcribe` takes either a :class:`~keylime_prod.audio.artefact.Master` (an episode) or a plain audio file.
+For an episode it transcribes only the *body* and the *disclaimer* of the final MP3, at the offsets ``master.json``
 records, so no music bed is ever fed to Whisper (Whisper hallucinates on music and silence) and every timestamp is
 already on the published file's timeline (what Apple, Spotify and Podcasting 2.0 players show against the audio).
 The disclaimer's known text may stand in for transcribing it; VAD still finds where it is spoken.
@@ -11,7 +11,7 @@ How audio flows (bounded memory: one block at a time, never the whole file):
 1. ffmpeg (our wrapper) decodes one block of at most :data:`BLOCK_SECONDS` to 16 kHz mono float32 on a pipe;
 2. Silero VAD (shipped inside faster-whisper) finds the speech in it; a stretch of speech running into the end of
    the block is left for the next block, which starts where it starts, so no word is cut at a block border;
-3. the speech stretches, joined, go to the engine (keylime_prod.engines: batched 30 s windows cut where stretches
+3. the speech stretches, joined, go to the engine (:mod:`.engines`: batched 30 s windows cut where stretches
    meet, or sequential decoding), which returns words with timings and probabilities; their times map back through
    the joins, and their edges move off silence (:func:`_snap`).
 
@@ -33,11 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import engines, ffmpeg, fsutil, models
-from ..artefacts import Master, Transcript
+from .. import ffmpeg, fsutil
+from ..audio.artefact import Master
 from ..config import EpisodeConfig, Person, WhisperSettings
 from ..errors import FFmpegError, TranscriptError
+from ..machine import physical_cores
 from ..progress import ProgressFn, null_progress
+from . import engines, weights
+from .artefact import Transcript
 from .captions import (
     CUE_PAUSE,
     DISCLAIMER_SPEAKER,
@@ -110,7 +113,7 @@ def episode_hints(episode: EpisodeConfig, show_hosts: Sequence[Person] = ()) -> 
 
     The episode glossary, everyone who may be named on air, the paper's authors (surnames: "Klasen JM, Lingard LA"
     gives Klasen and Lingard), the episode title and the paper title. The show's glossary comes with the settings.
-    Terms past the prompt's room are dropped from the end (keylime_prod.engines.MAX_GLOSSARY_TOKENS).
+    Terms past the prompt's room are dropped from the end (keylime_prod.transcript.engines.MAX_GLOSSARY_TOKENS).
     """
     people = [p.name for p in (*episode.hosts, *episode.guests, *show_hosts)]
     authors: list[str] = []
@@ -149,7 +152,7 @@ def transcribe(
     ``settings.transcribe_disclaimer`` off, ``disclaimer_text`` is used as the disclaimer's transcript.
     ``page`` heads the HTML page (show, title, number, date, link back, the player's audio URL). The words, with
     timings and probabilities, go to ``words_file`` (default :func:`words_path`).
-    ``cache_dir`` keeps converted/joined models (default: :func:`keylime_prod.models.default_cache_dir`).
+    ``cache_dir`` keeps converted/joined models (default: :func:`keylime_prod.transcript.weights.default_cache_dir`).
     A multitrack master (issue 10) needs ``tracks``, its track files in its order: each track's own speech regions
     (``master.tracks``) are transcribed from that track, labelled with its speaker and put on the published timeline;
     where two people talk at once both are kept, each speaker's run of words whole, in order of their start.
@@ -158,7 +161,7 @@ def transcribe(
     output file is written then.
     """
     progress = progress or null_progress
-    cache_dir = Path(cache_dir) if cache_dir is not None else models.default_cache_dir()
+    cache_dir = Path(cache_dir) if cache_dir is not None else weights.default_cache_dir()
     t0 = time.perf_counter()
     audio_path, regions = _regions(source, settings, speaker, disclaimer_text, speakers, tracks)
     out_dir = Path(out_dir)
@@ -167,8 +170,8 @@ def transcribe(
     if any(p.resolve() == Path(audio_path).resolve() for p in [*outputs.values(), words_out]):
         raise TranscriptError("an output would overwrite the input", where=audio_path, hint="use --out DIR")
 
-    ref = models.resolve(settings.model, cache_dir=cache_dir)
-    threads = settings.threads or models.physical_cores()
+    ref = weights.resolve(settings.model, cache_dir=cache_dir)
+    threads = settings.threads or physical_cores()
     t_load = time.perf_counter()
     engine = engines.load(settings, ref, threads=threads, cache_dir=cache_dir)
     load_seconds = time.perf_counter() - t_load

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..artefacts import TranscriptSegment
+from .artefact import TranscriptSegment
 
 #: Captioning convention the issue fixes for SRT (and we use for VTT too): <= 2 lines of <= 42 characters.
 MAX_LINE_CHARS = 42

@@ -36,10 +36,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from . import ffmpeg, fsutil
-from .config import Settings
-from .errors import KeylimeError, VerifyError
-from .feed import ITUNES_NS, MAX_DESCRIPTION, PODCAST_NS, SPOTIFY_MIN_STAMPS
+from .. import ffmpeg, fsutil
+from ..config import Settings
+from ..errors import KeylimeError, VerifyError
+from ..publish.feed import ITUNES_NS, MAX_DESCRIPTION, PODCAST_NS, SPOTIFY_MIN_STAMPS
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,8 @@ class LocalFetcher:
     """Answers for public URLs from the folder they were published from (``produce verify --offline``).
 
     ``base_url`` is the public URL of ``root``. Headers are what a well-configured host would send for the files
-    (types by extension, as :mod:`keylime_prod.storage` uploads them): offline, the hosting checks prove only that
-    the files exist with the right sizes.
+    (types by extension, as :mod:`keylime_prod.publish.storage` uploads them): offline, the hosting checks prove only
+    that the files exist with the right sizes.
     """
 
     def __init__(self, root: Path, base_url: str) -> None:
@@ -152,7 +152,7 @@ class LocalFetcher:
         return p if p.is_relative_to(self.root) else None
 
     def _headers(self, p: Path) -> dict[str, str]:
-        from .storage import CHAPTERS_TYPE, content_type_for
+        from ..publish.storage import CHAPTERS_TYPE, content_type_for
 
         ctype = CHAPTERS_TYPE if p.name.startswith("chapters.") and p.suffix == ".json" else content_type_for(p)
         return {"content-type": ctype, "content-length": str(p.stat().st_size), "accept-ranges": "bytes"}
@@ -469,7 +469,7 @@ def _check_artwork(ctx: _Ctx, where: str, url: str) -> None:
 
 def _check_audio(ctx: _Ctx, item: _Item, limits: AudioLimits, scratch: Path, feed_url: str) -> None:
     """Download the MP3 once: loudness and true peak with ffmpeg's ebur128, the ID3 tag with mutagen."""
-    from .id3 import read_tags
+    from ..tags.id3 import read_tags
 
     assert item.enclosure is not None
     w, url = item.where, item.enclosure["url"]
@@ -648,8 +648,8 @@ def verify_show(
     ``offline`` (and a local publish folder without ``public_base_url``, whose URLs are ``file:`` ones) reads the
     local folder instead. ``state`` defaults to ``<build root>/verify-state.json``.
     """
-    from .config import load_episode
-    from .storage import LocalStore, open_store
+    from ..config import load_episode
+    from ..publish.storage import LocalStore, open_store
 
     show = settings.show
     store = open_store(show.storage)

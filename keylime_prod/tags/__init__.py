@@ -1,8 +1,8 @@
 """The tag stage: a tagged copy of the master, with ID3 text, cover art and chapters.
 
-This module decides *what* the tag says (:func:`tag_data`, from the episode and show config); :mod:`keylime_prod.id3`
-(the one ID3 boundary) decides how it is written: ID3v2.3 by default (the version most players read), v2.4 by
-config, chapters as CHAP frames under one top-level, ordered CTOC.
+This module decides *what* the tag says (:func:`tag_data`, from the episode and show config);
+:mod:`keylime_prod.tags.id3` (the one ID3 boundary) decides how it is written: ID3v2.3 by default (the version most
+players read), v2.4 by config, chapters as CHAP frames under one top-level, ordered CTOC.
 
 Artwork is checked, never trusted and never re-encoded (:func:`check_artwork`, Apple's artwork rules). The master is
 only read: the tagged MP3 is written atomically to its own path (``BuildLayout.tagged_mp3``), stripped of any old tag
@@ -21,12 +21,15 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from . import __version__, fsutil, id3
-from .artefacts import Chapters, Master, Tagged
-from .config import EpisodeConfig, ShowInfo, TagSettings
-from .errors import TagError
-from .feed import item_guid, podcast_guid
-from .layout import BuildLayout
+from .. import __version__, fsutil
+from ..audio.artefact import Master
+from ..chapters.artefact import Chapters
+from ..config import EpisodeConfig, ShowInfo, TagSettings
+from ..errors import TagError
+from ..guids import item_guid, podcast_guid
+from ..layout import BuildLayout
+from . import id3
+from .artefact import Tagged
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from . import fsutil
-from .artefacts import ChapterMark
-from .config import EpisodeConfig, ShowConfig
-from .errors import FeedError, PublishError
+from .. import fsutil
+from ..chapters.artefact import ChapterMark
+from ..config import EpisodeConfig, ShowConfig
+from ..errors import FeedError, PublishError
+from ..guids import item_guid, podcast_guid
+from ..progress import ProgressFn, null_progress
 from .feed import (
     Manifest,
     ManifestChapter,
@@ -44,11 +46,8 @@ from .feed import (
     ManifestPerson,
     ShowManifest,
     build_feed,
-    item_guid,
     live_guids,
-    podcast_guid,
 )
-from .progress import ProgressFn, null_progress
 from .storage import CHAPTERS_TYPE, FileDigest, Store, StoredObject, content_type_for, open_store
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 - ``faster-whisper`` (CTranslate2): the default, several times faster on a CPU.
 - ``openai-whisper``: the reference implementation (optional extra, needs torch). It is handed decoded samples, so
   it never runs an ``ffmpeg`` from PATH, and it runs the same weights as faster-whisper through the checkpoint
-  :func:`keylime_prod.models.export_openai` converts.
+  :func:`keylime_prod.transcript.weights.export_openai` converts.
 
 Both get the same decoding options (beam size, best-of, temperature fallback, thresholds: the two libraries share
 their defaults) and the same vocabulary prompt in front of every 30-second window. Voice activity detection is done
@@ -30,9 +30,9 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from . import models
-from .config import WhisperSettings
-from .errors import TranscriptError
+from ..config import WhisperSettings
+from ..errors import TranscriptError
+from . import weights
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -188,7 +188,7 @@ _LOADED: dict[tuple[Any, ...], Engine] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def load(settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
+def load(settings: WhisperSettings, ref: weights.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
     """The engine ``settings.engine`` with the resolved model ``ref``, using ``threads`` CPU threads: loaded on the
     first call in this thread, the same object on later calls with the same arguments."""
     key = (settings, repr(ref), threads, str(cache_dir), threading.get_ident())
@@ -201,7 +201,7 @@ def load(settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache
     return engine
 
 
-def _load(settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
+def _load(settings: WhisperSettings, ref: weights.ModelRef, *, threads: int, cache_dir: Path) -> Engine:
     if settings.engine == "faster-whisper":
         return FasterWhisperEngine(settings, ref, threads=threads, cache_dir=cache_dir)
     if settings.engine == "openai-whisper":
@@ -214,7 +214,7 @@ class FasterWhisperEngine:
 
     name = "faster-whisper"
 
-    def __init__(self, settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> None:
+    def __init__(self, settings: WhisperSettings, ref: weights.ModelRef, *, threads: int, cache_dir: Path) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -343,12 +343,12 @@ class OpenAIWhisperEngine:
     batch_size = 0  # openai-whisper decodes one window at a time
     decoders = 1
 
-    def __init__(self, settings: WhisperSettings, ref: models.ModelRef, *, threads: int, cache_dir: Path) -> None:
+    def __init__(self, settings: WhisperSettings, ref: weights.ModelRef, *, threads: int, cache_dir: Path) -> None:
         try:
             import torch
             import whisper
         except ImportError as e:
-            raise TranscriptError("the openai-whisper engine is not installed", hint=models.OPENAI_INSTALL_HINT) from e
+            raise TranscriptError("the openai-whisper engine is not installed", hint=weights.OPENAI_INSTALL_HINT) from e
         if settings.compute_type not in ("float32", "default", "auto"):
             log.info(
                 "openai-whisper runs float32 on a CPU (compute_type %s is for faster-whisper)", settings.compute_type
@@ -363,7 +363,7 @@ class OpenAIWhisperEngine:
             except Exception as e:  # urllib/hash/torch errors on download
                 raise _load_error(ref, e) from e
         else:
-            ckpt = ref.checkpoint or models.export_openai(ref, cache_dir=cache_dir)
+            ckpt = ref.checkpoint or weights.export_openai(ref, cache_dir=cache_dir)
             self.model = _load_checkpoint(ckpt, torch, whisper)
 
     def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
@@ -435,7 +435,7 @@ def _load_checkpoint(path: Path, torch: Any, whisper: Any) -> Any:
     return model.eval()
 
 
-def _load_error(ref: models.ModelRef, e: Exception) -> TranscriptError:
+def _load_error(ref: weights.ModelRef, e: Exception) -> TranscriptError:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if ref.download is not None:
         return TranscriptError(

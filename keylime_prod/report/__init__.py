@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, fsutil
-from .artefacts import ChapterMark, Master
-from .errors import ReportError
+from .. import __version__, fsutil
+from ..audio.artefact import Master
+from ..chapters.artefact import ChapterMark
+from ..errors import ReportError
 
 #: How many of the least-sure words the review list shows, and below which probability a word is worth a look.
 REVIEW_WORDS = 30

@@ -32,10 +32,10 @@ from typing import Any, Literal
 
 import tomli_w
 
-from .config import EPISODE_ID_RE, Person, load_show, parse_clock, tomllib
-from .errors import ArchiveError, ConfigError
-from .fsutil import atomic_path
-from .progress import ProgressFn, null_progress
+from ..config import EPISODE_ID_RE, Person, load_show, parse_clock, tomllib
+from ..errors import ArchiveError, ConfigError
+from ..fsutil import atomic_path
+from ..progress import ProgressFn, null_progress
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from .loudness import Meter
 log = logging.getLogger(__name__)
 
 # ``-c`` rather than ``-m`` this module: runpy warns when a package's __init__ has already imported the module it runs.
-_CHILD = "import sys; from keylime_prod.audio.verify import main; sys.exit(main(sys.argv[1:]))"
+_CHILD = "import sys; from keylime_prod.audio.measure import main; sys.exit(main(sys.argv[1:]))"
 
 #: The wait for the verifier after the encoder has exited is bounded (issue 13: nothing may wait forever). It has the
 #: rest of the MP3 to decode and measure: at worst all of it, niced, on a loaded machine. A whole decode and meter

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from . import fsutil
-from .errors import TranscriptError
+from .. import fsutil
+from ..errors import TranscriptError
 
 log = logging.getLogger(__name__)
 
@@ -87,34 +87,6 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "keylime-prod"
-
-
-def physical_cores() -> int:
-    """Physical cores this process may use (hyper-threads do not count; Whisper gains nothing from them)."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
-    cores: set[tuple[str, str]] = set()
-    try:
-        phys = core = ""
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, val = line.partition(":")
-                key = key.strip()
-                if key == "physical id":
-                    phys = val.strip()
-                elif key == "core id":
-                    core = val.strip()
-                elif not line.strip():
-                    if core:
-                        cores.add((phys, core))
-                    phys = core = ""
-        if core:
-            cores.add((phys, core))
-    except OSError:
-        pass
-    return max(1, min(usable, len(cores))) if cores else max(1, usable)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -435,7 +407,7 @@ def _export_cached(ref: ModelRef, cache_dir: Path) -> Path:
     checkpoint = {
         "dims": dims,
         "model_state_dict": {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in state.items()},
-        # Not read by whisper.load_model; keylime_prod.engines sets the word-timing heads from it.
+        # Not read by whisper.load_model; keylime_prod.transcript.engines sets the word-timing heads from it.
         "alignment_heads": heads,
         "source": {"model": ref.label, "model_bin_sha256_16": digest},
     }

@@ -25,10 +25,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from . import __version__
-from .config import Settings, StorageSettings, load_settings, storage_sources, whisper_settings
-from .errors import ArchiveError, ConfigError, KeylimeError, redact
-from .progress import ProgressFn
+from .. import __version__
+from ..config import Settings, StorageSettings, load_settings, storage_sources, whisper_settings
+from ..errors import ArchiveError, ConfigError, KeylimeError, redact
+from ..progress import ProgressFn
 
 #: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
 #: 4 audio; 5 transcript or notes; 6 tags; 7 storage; 8 feed; 9 publishing; 130 interrupted.
@@ -198,7 +198,7 @@ def _run_stages(
     overrides: dict[str, Any] | None = None,
 ) -> None:
     """Run the pipeline up to ``upto`` and print what each artefact says about itself."""
-    from .pipeline import run_episode
+    from ..pipeline import run_episode
 
     settings = _settings(configs, build_dir, **(overrides or {}))
 
@@ -311,9 +311,9 @@ def chapters_cmd(
             as_json=as_json and not check,
         )  # fmt: skip
         if check:
-            from .pipeline import check_chapters
+            from ..pipeline import check_episode_chapters
 
-            result = check_chapters(_settings(configs, build_dir), episode, notes)
+            result = check_episode_chapters(_settings(configs, build_dir), episode, notes)
             if as_json:
                 _emit_json({"episode": episode, **result.summary()})
             elif not quiet:
@@ -371,7 +371,8 @@ def transcribe_cmd(
     }  # fmt: skip
 
     def go() -> None:
-        from . import models, transcript
+        from .. import transcript
+        from ..transcript import weights
 
         path = Path(target)
         if not path.is_file() and "/" not in target and not path.suffix:
@@ -386,7 +387,7 @@ def transcribe_cmd(
         with _progress(not quiet and not as_json) as progress:
             result = transcript.transcribe(
                 path, settings, out or path.parent, stem=path.stem, speaker=speaker, glossary=glossary or (),
-                cache_dir=models.default_cache_dir(), progress=progress,
+                cache_dir=weights.default_cache_dir(), progress=progress,
             )  # fmt: skip
         if as_json:
             _emit_json(result.summary())
@@ -434,9 +435,9 @@ def models_export_cmd(
     _setup_logging(verbose, quiet)
 
     def go() -> None:
-        from . import models
+        from ..transcript import weights
 
-        path = models.export_openai(model, cache_dir=models.default_cache_dir(), dest=out)
+        path = weights.export_openai(model, cache_dir=weights.default_cache_dir(), dest=out)
         out_console.print(str(path), highlight=False)
 
     _run(go)
@@ -448,12 +449,12 @@ def models_list_cmd(verbose: VerboseOpt = False) -> None:
     _setup_logging(verbose, False)
 
     def go() -> None:
-        from . import models
+        from ..transcript import weights
 
-        for name, installed, hint in models.bundled_status():
+        for name, installed, hint in weights.bundled_status():
             mark = "[green]✓[/green]" if installed else "[yellow]-[/yellow]"
             out_console.print(f"{mark} {name}" + ("" if installed else f"  ({hint})"), highlight=False)
-        out_console.print(f"cache: {models.default_cache_dir()}", highlight=False)
+        out_console.print(f"cache: {weights.default_cache_dir()}", highlight=False)
 
     _run(go)
 
@@ -504,7 +505,7 @@ def publish_cmd(
     _setup_logging(verbose, quiet, as_json)
 
     def go() -> None:
-        from .release import publish_due, publish_episodes
+        from ..pipeline.release import publish_due, publish_episodes
 
         if (episode is None) == (not due):
             raise ConfigError(
@@ -566,7 +567,7 @@ def report_cmd(
     def go() -> None:
         from rich.table import Table
 
-        from .pipeline import run_episode
+        from ..pipeline import run_episode
 
         settings = _settings(configs, build_dir)
         with _progress(not quiet and not as_json) as progress:
@@ -623,8 +624,8 @@ def verify_cmd(
     _setup_logging(verbose, quiet or as_json)
 
     def go() -> None:
-        from .errors import ConfigError
-        from .verify import verify_show
+        from ..catalogue.release_check import verify_show
+        from ..errors import ConfigError
 
         if bool(episodes) == every:
             raise ConfigError("give EPISODE(s) or --all (not both)", hint="produce verify episode-258, or --all")
@@ -659,7 +660,7 @@ def check_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Check the configs, every episode, the assets they name, and that ffmpeg is present and works."""
-    from .check import check_all
+    from ..catalogue.check import check_all
 
     _setup_logging(verbose, quiet, as_json)
 
@@ -700,7 +701,7 @@ def import_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Import an existing show's feed: a config per item (its guid kept forever) and its media, resumably."""
-    from .importer import import_feed
+    from ..catalogue.importer import import_feed
 
     _setup_logging(verbose, quiet, as_json)
 
@@ -751,7 +752,7 @@ def batch_cmd(
     """Run the pipeline for many episodes as Dask tasks, publish each, then rebuild the feed once."""
     import datetime as dt
 
-    from .batch import BatchStatus, run_batch, select_episodes
+    from ..catalogue.batch import BatchStatus, run_batch, select_episodes
 
     _setup_logging(verbose, quiet, as_json)
 

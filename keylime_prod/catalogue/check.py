@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import ffmpeg
-from .config import list_episodes, load_episode, load_show
-from .errors import AudioError, FFmpegError, KeylimeError
-from .tags import check_artwork
+from .. import ffmpeg
+from ..config import list_episodes, load_episode, load_show
+from ..errors import AudioError, FFmpegError, KeylimeError
+from ..tags import check_artwork
 
 log = logging.getLogger(__name__)
 

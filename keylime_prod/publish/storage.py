@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import fsutil
-from .config import StorageSettings
-from .errors import StorageError
-from .progress import ProgressFn, null_progress
+from .. import fsutil
+from ..config import StorageSettings
+from ..errors import StorageError
+from ..progress import ProgressFn, null_progress
 
 log = logging.getLogger(__name__)
 

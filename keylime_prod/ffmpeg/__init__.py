@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .errors import FFmpegError
+from ..errors import FFmpegError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ verified, so a half-done task leaves nothing the feed points to, and the redo en
 
 Re-running skips an episode whose done record still matches both its inputs and the published manifest. A failed
 episode is an outcome, not an exception: the others go on. Whisper is loaded once per worker process (and thread):
-:mod:`keylime_prod.engines` keeps loaded engines; each task runs Whisper on the cores it holds (one by default).
+:mod:`keylime_prod.transcript.engines` keeps loaded engines; each task runs Whisper on the cores it holds (one by
+default).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from typing import Any, Literal
 
 import tomli_w
 
-from . import __version__, fsutil
-from .config import EpisodeConfig, Settings, ShowConfig, list_episodes, load_episode
-from .errors import ArchiveError, KeylimeError
+from .. import __version__, fsutil
+from ..config import EpisodeConfig, Settings, ShowConfig, list_episodes, load_episode
+from ..errors import ArchiveError, KeylimeError
+from ..publish.storage import Store, open_store
 from .importer import fetch_media
-from .storage import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,8 @@ def run_task(task: Task) -> EpisodeOutcome:
 
     Any :class:`KeylimeError` becomes a ``failed`` outcome, so one bad episode never stops the batch.
     """
-    from .pipeline import STAGE_BY_NAME, run_episode
-    from .release import publish_episodes
+    from ..pipeline import STAGE_BY_NAME, run_episode
+    from ..pipeline.release import publish_episodes
 
     t0 = time.perf_counter()
     ep_id = task.episode.id
@@ -438,7 +439,7 @@ def _connect(scheduler: str | None, workers: int | None) -> tuple[Any, Any, str]
         except (OSError, TimeoutError) as e:
             raise ArchiveError(f"cannot reach the Dask scheduler ({e})", where=scheduler) from None
         return client, None, scheduler
-    from .models import physical_cores
+    from ..machine import physical_cores
 
     n = workers or physical_cores()
     # One process per core, one thread each: Whisper and ffmpeg hold the GIL-free cores; processes keep one
@@ -467,8 +468,8 @@ def run_batch(
     ``on_status`` gets a :class:`BatchStatus` after every change; ``on_event`` every step a task reports.
     Failures are outcomes; the feed is rebuilt whatever failed (it only lists verified episodes).
     """
-    from .pipeline import STAGE_BY_NAME
-    from .publish import publish
+    from ..pipeline import STAGE_BY_NAME
+    from ..publish import publish
 
     t0 = time.perf_counter()
     unknown = [x for x in stages or () if x not in STAGE_BY_NAME]

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import publish, storage
-from .config import EpisodeConfig, Settings, list_episodes, load_episode
-from .errors import KeylimeError, PublishError
-from .pipeline import STAGE_BY_NAME, Run, release_of, run_episode, stale_stages
-from .progress import ProgressFn, null_progress
+from .. import publish
+from ..config import EpisodeConfig, Settings, list_episodes, load_episode
+from ..errors import KeylimeError, PublishError
+from ..progress import ProgressFn, null_progress
+from ..publish import storage
+from . import STAGE_BY_NAME, Run, release_of, run_episode, stale_stages
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import audio, chapters, fsutil, models, notes, publish, report, tags, transcript
-from .artefacts import ChapterMark, Chapters, Master, Notes, Tagged, Transcript
-from .config import EpisodeConfig, Settings, load_episode
-from .errors import KeylimeError, PublishError
-from .layout import BuildLayout
-from .progress import ProgressFn, null_progress
+from .. import audio, chapters, fsutil, notes, publish, report, tags, transcript
+from ..audio.artefact import Master
+from ..chapters.artefact import ChapterMark, Chapters
+from ..config import EpisodeConfig, Settings, load_episode
+from ..errors import KeylimeError, PublishError
+from ..layout import BuildLayout
+from ..notes.artefact import Notes
+from ..progress import ProgressFn, null_progress
+from ..tags import chapter_check
+from ..tags.artefact import Tagged
+from ..transcript import weights
+from ..transcript.artefact import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +266,7 @@ def _tag_run(run: Run) -> Tagged:
     def verify(tmp: Path) -> None:
         # The tagged temp file must agree with chapters.json before it replaces the MP3 (issue 4, item 3). The notes
         # get the same Chapters artefact (their key holds the marks), so they need no check against the file.
-        chapters.check_chapters(tmp, json_path)
+        chapter_check.check_chapters(tmp, json_path)
 
     return tags.write_tags(
         run.require("master"), run.episode, s.show, s.tags, run.layout, chapters=marks,
@@ -268,12 +274,14 @@ def _tag_run(run: Run) -> Tagged:
     )  # fmt: skip
 
 
-def check_chapters(settings: Settings, episode_id: str, notes_path: Path | None = None) -> chapters.ChapterCheck:
+def check_episode_chapters(
+    settings: Settings, episode_id: str, notes_path: Path | None = None
+) -> chapter_check.ChapterCheck:
     """``produce chapters --check``: the tagged MP3, ``chapters.json`` and the show notes' chapter lines agree."""
     layout = settings.layout(episode_id)
     path = notes_path or (layout.notes_md if layout.notes_md.is_file() else None)
     lines = notes.read_chapter_lines(path) if path else None
-    return chapters.check_build(layout, notes_lines=lines, notes_where=path)
+    return chapter_check.check_build(layout, notes_lines=lines, notes_where=path)
 
 
 def _tag_load(run: Run) -> Tagged | None:
@@ -334,7 +342,7 @@ def _transcribe_run(run: Run) -> Transcript:
         page=_transcript_page(run),
         words_file=run.layout.words_json,
         tracks=[t.file for t in run.episode.tracks],
-        cache_dir=models.default_cache_dir(),
+        cache_dir=weights.default_cache_dir(),
         progress=run.progress,
     )
 

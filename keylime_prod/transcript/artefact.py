@@ -1,0 +1,86 @@
+"""The transcript stage's artefact: segments on the episode timeline and the files written from them
+(``<stem>.report.json``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TranscriptError
+from ..fsutil import reading_report
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """One transcribed stretch of speech, times on the published episode's timeline (seconds)."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The transcript stage's result: segments on the episode timeline and the files written from them.
+
+    ``files`` maps a format (``txt``, ``srt``, ``vtt``, ``json``, ``html``) to its path. ``options`` records how it
+    was made (engine settings), as faster-whisper's ``TranscriptionInfo`` does.
+    """
+
+    segments: tuple[TranscriptSegment, ...]
+    files: dict[str, Path]
+    language: str
+    engine: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the audio transcribed (the master MP3 or a file)
+    audio_seconds: float = 0.0  # length of the regions transcribed
+    speech_seconds: float = 0.0  # what VAD kept of them
+    elapsed_seconds: float = 0.0  # wall time, model loading included
+    report: Path | None = None  # <stem>.report.json
+    words: Path | None = None  # words.json: every word's timing, probability and speaker (keylime_prod.transcript)
+
+    @property
+    def text(self) -> str:
+        """The plain text, one segment per line."""
+        return "\n".join(s.text.strip() for s in self.segments)
+
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {
+            "source": self.source,
+            "engine": self.engine,
+            "model": self.model,
+            "segments": len(self.segments),
+            "audio_seconds": self.audio_seconds,
+            "elapsed_seconds": self.elapsed_seconds,
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+    def describe(self) -> str:
+        """One line for people."""
+        return (
+            f"{Path(self.source).name}: {len(self.segments)} segments, {self.audio_seconds:.0f} s in "
+            f"{self.elapsed_seconds:.1f} s ({self.engine} {self.model})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``<stem>.report.json`` document (file paths relative to its folder)."""
+        d = asdict(self)
+        d["files"] = {k: Path(v).name for k, v in self.files.items()}
+        d.pop("report", None)
+        d["words"] = Path(self.words).name if self.words is not None else None
+        return {"schema": "keylime-prod/transcript/1", **d}
+
+    @classmethod
+    def load(cls, report: Path) -> Transcript:
+        """Read a report written by ``keylime_prod.transcript.transcribe`` back (paths resolve against its folder)."""
+        report = Path(report)
+        hint = "run `produce transcribe EPISODE` or `produce EPISODE`"
+        with reading_report(report, TranscriptError, "no transcript found", "transcript report", hint) as d:
+            d["segments"] = tuple(TranscriptSegment(**s) for s in d["segments"])
+            d["files"] = {k: report.parent / v for k, v in d["files"].items()}
+            d["words"] = report.parent / d["words"] if d.get("words") else None
+            return cls(**d, report=report)
