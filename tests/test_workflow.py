@@ -1,5 +1,7 @@
 """The scheduled publishing workflow: GitHub's workflow schema (check-jsonschema, offline), a security audit
-(zizmor --offline), and what it must do (cron + manual dispatch, the README's install command, secrets, --due)."""
+(zizmor --offline), and what it must do (cron + manual dispatch, the README's install command, secrets, --due), with
+least privilege: installed from the hashed lock only, the bucket keys only on the publishing step (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +123,89 @@ def test_verifies_the_live_feed_after_publishing_with_the_guid_record_cached() -
     cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache@"))
     assert cache["with"]["path"] == state.group(1)
     assert steps.index(cache) < check
+
+
+# ----------------------------------------------------------------------------------------------- least privilege
+
+LOCK = "requirements/publish.txt"
+
+
+def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a parsed YAML tree, keys included, with where it is."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield f"{path}.{k}", str(k)
+            yield from _strings(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _strings(v, f"{path}[{i}]")
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _is_publish(step: dict[str, Any]) -> bool:
+    return "args=(publish --due --json)" in step.get("run", "")
+
+
+def privilege_problems(wf: Any) -> list[str]:
+    """What breaks the rules of docs/security.md for the workflow; empty when it keeps them."""
+    problems = []
+    # The secrets (bucket keys and all) appear only in the env of the one step that publishes.
+    for where, text in _strings({k: v for k, v in wf.items() if k != "jobs"}, "workflow"):
+        if "secrets." in text:
+            problems.append(f"{where} reads a secret")
+    for job_id, job in wf["jobs"].items():
+        for where, text in _strings({k: v for k, v in job.items() if k != "steps"}, f"jobs.{job_id}"):
+            if "secrets." in text:
+                problems.append(f"{where} reads a secret")
+        for i, step in enumerate(job["steps"]):
+            allowed = step.get("env", {}) if _is_publish(step) else {}
+            rest = {k: v for k, v in step.items() if not (k == "env" and allowed)}
+            for where, text in _strings(rest, f"jobs.{job_id}.steps[{i}]"):
+                if "secrets." in text:
+                    problems.append(f"{where} reads a secret")
+    steps = [s for job in wf["jobs"].values() for s in job["steps"]]
+    # Every pip install is either the hashed lock or the project itself without dependencies; nothing editable.
+    for step in steps:
+        for cmd in re.split(r"&&|;|\n", step.get("run", "")):
+            if "pip install" not in cmd:
+                continue
+            if re.search(r"(^|\s)(-e|--editable)(\s|$)", cmd):
+                problems.append(f"editable install on the runner: {cmd.strip()}")
+            if f"--require-hashes -r {LOCK}" not in cmd and "--no-deps" not in cmd:
+                problems.append(f"install outside the hashed lock: {cmd.strip()}")
+    if not any(f"--require-hashes -r {LOCK}" in s.get("run", "") for s in steps):
+        problems.append(f"nothing installs {LOCK} with --require-hashes")
+    # pip's cache is keyed by the lock's hash.
+    setup = [s for s in steps if s.get("uses", "").startswith("actions/setup-python@")]
+    if not any(
+        s.get("with", {}).get("cache") == "pip" and s["with"].get("cache-dependency-path") == LOCK for s in setup
+    ):
+        problems.append(f"no pip cache keyed by {LOCK}")
+    return problems
+
+
+def test_least_privilege_install_and_secrets() -> None:
+    assert privilege_problems(load()) == []
+
+
+def test_least_privilege_check_catches_the_usual_mistakes() -> None:
+    # Control: keys on the job, an editable unpinned install and no lock-keyed cache are each reported.
+    wf = load()
+    job = next(iter(wf["jobs"].values()))
+    publish = next(s for s in job["steps"] if _is_publish(s))
+    job["env"] = {"AWS_SECRET_ACCESS_KEY": publish["env"]["AWS_SECRET_ACCESS_KEY"]}
+    verify = next(s for s in job["steps"] if "produce verify" in s.get("run", ""))
+    verify["env"] = {"AWS_ACCESS_KEY_ID": "${{ secrets.AWS_ACCESS_KEY_ID }}"}
+    install = next(s for s in job["steps"] if "pip install" in s.get("run", ""))
+    install["run"] = "python3 -m venv .venv && .venv/bin/pip install -e ."
+    setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
+    del setup["with"]["cache-dependency-path"]
+    problems = privilege_problems(wf)
+    assert any(p.startswith(f"jobs.{next(iter(wf['jobs']))}.env.AWS_SECRET_ACCESS_KEY reads") for p in problems)
+    assert any(".env.AWS_ACCESS_KEY_ID reads a secret" in p and "steps[" in p for p in problems)
+    assert "editable install on the runner: .venv/bin/pip install -e ." in problems
+    assert "install outside the hashed lock: .venv/bin/pip install -e ." in problems
+    assert f"nothing installs {LOCK} with --require-hashes" in problems
+    assert f"no pip cache keyed by {LOCK}" in problems
+    assert len(problems) == 6, problems
