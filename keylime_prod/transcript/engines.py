@@ -218,6 +218,8 @@ class FasterWhisperEngine:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
+        # get_prompt() is not faster-whisper's public API: pyproject.toml bounds faster-whisper below the next minor
+        # release and tests/test_security.py fails, naming it, when its signature or its call site changes.
         class _GlossaryModel(WhisperModel):
             """faster-whisper with the glossary tokens put in front of every window's prompt."""
 
@@ -375,6 +377,8 @@ class OpenAIWhisperEngine:
         )
         ids = glossary_tokens(glossary, tok.encode, tok.timestamp_begin)
         limit = model.dims.n_text_ctx // 2 - 1
+        # Patching decode() relies on whisper.transcribe calling model.decode(segment, options): pyproject.toml bounds
+        # openai-whisper at the release tested and tests/test_security.py checks the signature and the call site.
         decode = type(model).decode  # whisper.decoding.decode, bound per call below
 
         def decode_with_glossary(mel: Any, options: Any = None) -> Any:
