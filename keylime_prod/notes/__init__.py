@@ -10,14 +10,13 @@ Markdown and the HTML always say the same thing.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import fsutil
+from .. import fsutil, pages
 from ..chapters.artefact import Chapters
 from ..config import EpisodeConfig, Paper, Person, ShowInfo
 from ..errors import NotesError
@@ -186,33 +185,9 @@ def _markdown(title: str, sections: list[_Section]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _h(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _html_link(link: _Link) -> str:
-    return f'<a href="{_h(link.url)}">{_h(link.label)}</a>'
-
-
 def _html(title: str, sections: list[_Section], *, language: str) -> str:
-    body = [f"<h1>{_h(title)}</h1>"]
-    for sec in sections:
-        if sec.heading:
-            body.append(f"<h2>{_h(sec.heading)}</h2>")
-        for para in sec.paragraphs:
-            body.append("<p>" + "".join(_h(p) if isinstance(p, str) else _html_link(p) for p in para) + "</p>")
-        if sec.bullets:
-            body.append("<ul>\n" + "\n".join(f"<li>{_h(b)}</li>" for b in sec.bullets) + "\n</ul>")
-        if sec.lines:
-            body.append("<p>" + "<br>\n".join(_h(ln) for ln in sec.lines) + "</p>")
-        if sec.links:
-            body.append("<p>" + " · ".join(_html_link(lk) for lk in sec.links) + "</p>")
-    return (
-        f'<!DOCTYPE html>\n<html lang="{_h(language)}">\n<head>\n<meta charset="utf-8">\n<title>{_h(title)}</title>\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;line-height:1.5;padding:0 1em}"
-        "</style>\n</head>\n<body>\n<article>\n" + "\n".join(body) + "\n</article>\n</body>\n</html>\n"
-    )
+    # Autoescaped: every title, name and line of the outline reaches the page escaped (templates/notes.html.j2).
+    return pages.render(__name__, "notes.html.j2", NotesError, title=title, sections=sections, language=language)
 
 
 # ------------------------------------------------------------------------------------------------------ reading

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import difflib
-import html
 import io
 import json
 import math
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, fsutil
+from .. import __version__, fsutil, pages
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark
 from ..errors import ReportError
@@ -569,81 +568,25 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-_CSS = """
-body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1b1f23}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left}
-th{background:#f6f8fa}.bad{color:#b31d28;font-weight:600}img{max-width:100%}small{color:#57606a}
-"""
-
-
 def _page(report: Report, title: str, loud_png: str | None, level_png: str | None) -> str:
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Production report: {e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Production report: {e(title)}</h1>",
-        # No time of day here: the same build gives the same bytes, so a re-publish uploads nothing new.
-        f"<p><small>{e(report.episode_id)}, made by keylime-prod {e(__version__)}</small></p>",
-    ]
-    for p in report.problems():
-        out.append(f'<p class="bad">{e(p)}</p>')
-    out.append("<h2>Summary</h2>" + _table(("", "value"), report.rows()))
-    out.append("<h2>Loudness over time</h2>")
-    kept = report.method == "kept"
-    if kept:
-        out.append(f"<p>{e(KEPT_NOTE)}</p>")
-    if loud_png:
-        what = "of the MP3 as published" if kept else "before and after mastering"
-        out.append(f'<img alt="momentary and short-term loudness {what}" src="{loud_png}">')
-    else:
-        # A kept master is measured again on the next run of the episode (pipeline.py); a mastered one needs a master.
-        fix = "run the episode again to measure the kept MP3" if kept else "re-master to get them"
-        out.append(f"<p>No loudness curves (loudness.json) in this build: {fix}.</p>")
-    out.append("<h2>Levels per recording and speaker</h2>")
-    if level_png:
-        out.append(f'<img alt="levels per recording and speaker" src="{level_png}">')
-    out.append(
-        _table(
-            ("recording", "input LUFS", "gain dB", "in the master LUFS", "seconds"),
-            [(p.name, p.before_lufs, p.gain_db, p.after_lufs, p.seconds) for p in report.parts],
-        )
+    # Autoescaped (templates/report.html.j2): titles, speaker names, words and glossary terms reach the page escaped.
+    return pages.render(
+        __name__,
+        "report.html.j2",
+        ReportError,
+        report=report,
+        title=title,
+        loud_png=loud_png,
+        level_png=level_png,
+        version=__version__,
+        kept_note=KEPT_NOTE,
+        review_below=f"{REVIEW_BELOW:g}",
+        fmt=_fmt,
+        parts=[(p.name, p.before_lufs, p.gain_db, p.after_lufs, p.seconds) for p in report.parts],
+        speakers=[(s.name, s.after_lufs, s.seconds) for s in report.speakers],
+        unsure=[(w.clock, w.text, w.probability, w.note) for w in report.low_confidence],
+        missing=[(w.clock, w.text, w.note) for w in report.missing_terms],
     )
-    if report.speakers:
-        out.append(
-            _table(
-                ("speaker", "in the master LUFS", "seconds"),
-                [(s.name, s.after_lufs, s.seconds) for s in report.speakers],
-            )
-        )
-    for name, figures in report.processing.items():
-        out.append(f"<h3>{e(name)}</h3>" + _table(("figure", "value"), list(figures.items())))
-    out.append("<h2>Transcript review</h2>")
-    if not report.has_words:
-        out.append("<p>No word list (words.json) in this build: transcribe the episode to get one.</p>")
-    else:
-        out.append(f"<p>The {len(report.low_confidence)} words the recogniser was least sure of "
-                   f"(probability under {REVIEW_BELOW:g}), least sure first:</p>")  # fmt: skip
-        out.append(
-            _table(
-                ("time", "word", "probability", "speaker"),
-                [(w.clock, w.text, w.probability, w.note) for w in report.low_confidence],
-            )
-        )
-        out.append("<p>Glossary terms the transcript never contains:</p>")
-        out.append(
-            _table(("time", "term", "note"), [(w.clock, w.text, w.note) for w in report.missing_terms])
-            if report.missing_terms
-            else "<p>none: every glossary term was written at least once.</p>"
-        )
-    out.append("</body></html>\n")
-    return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------------------------------- stage

@@ -47,11 +47,9 @@ from .captions import (
     MAX_LINE_CHARS,
     MAX_LINES,
     Cue,
-    Page,
     TimedWord,
     cues_from_words,
     paragraphs,
-    render_html,
     render_json,
     render_srt,
     render_txt,
@@ -60,6 +58,7 @@ from .captions import (
     words_from_text,
     words_json,
 )
+from .page import Page, render_html
 
 __all__ = [
     "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Page", "TimedWord", "cues_from_words",

@@ -14,8 +14,6 @@ no fragment such as "training." stands on its own).
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 import json
 import re
 from collections.abc import Sequence
@@ -48,22 +46,6 @@ class TimedWord:
     word: str
     probability: float
     speaker: str | None = None
-
-
-@dataclass(frozen=True)
-class Page:
-    """What the transcript web page says about its episode (issue 11) and which audio its player plays.
-
-    ``audio`` is the player's ``src``: locally the MP3's name beside the page, published whatever URL the pipeline
-    maps it to.
-    """
-
-    title: str = "Transcript"
-    show: str = ""
-    number: int | None = None
-    date: dt.date | None = None
-    link: str | None = None
-    audio: str | None = None
 
 
 def ends_sentence(text: str) -> bool:
@@ -299,65 +281,3 @@ def render_json(segments: Sequence[TranscriptSegment]) -> str:
         item.update(startTime=round(seg.start, 3), endTime=round(seg.end, 3), body=seg.text)
         items.append(item)
     return json.dumps({"version": "1.0.0", "segments": items}, indent=2, ensure_ascii=False) + "\n"
-
-
-#: Clicking a timestamp seeks the page's player and plays from there; the link's #t... fragment stays shareable.
-_SEEK_JS = (
-    "const player=document.getElementById('player');"
-    "function seek(t){if(player){player.currentTime=t;player.play().catch(()=>{});}}"
-    "document.addEventListener('click',e=>{const a=e.target.closest('a[data-start]');"
-    "if(!a||!player)return;e.preventDefault();seek(+a.dataset.start);history.replaceState(null,'',a.hash);});"
-    "const m=/^#t(\\d+)$/.exec(location.hash);if(m&&player)player.addEventListener('loadedmetadata',"
-    "()=>{player.currentTime=+m[1];},{once:true});"
-)
-
-
-def render_html(
-    segments: Sequence[TranscriptSegment], *, language: str = "en", page: Page | None = None, title: str | None = None
-) -> str:
-    """The transcript web page (``text/html``): the episode's header, an ``<audio>`` player, and a paragraph per
-    speaker turn, each led by a timestamp link that seeks the player (issue 11)."""
-    page = page or Page(title=title or "Transcript")
-    e = html.escape
-    rows = []
-    anchors: set[str] = set()
-    last: str | None = None
-    for para in paragraphs(segments):
-        first = para[0]
-        who = ""
-        if first.speaker and first.speaker != last:
-            cls = "speaker disclaimer" if first.speaker == DISCLAIMER_SPEAKER else "speaker"
-            who = f'<span class="{cls}">{e(first.speaker)}:</span> '
-        last = first.speaker
-        sec = int(first.start)
-        anchor = f"t{sec}" if f"t{sec}" not in anchors else f"t{sec}-{len(anchors)}"  # ids stay unique
-        anchors.add(anchor)
-        stamp = f'<time datetime="PT{first.start:.3f}S">{clock(first.start)[:8]}</time>'
-        text = e(" ".join(s.text for s in para))
-        link = f'<a class="ts" href="#{anchor}" data-start="{first.start:.3f}">{stamp}</a>'
-        rows.append(f'<p id="{anchor}">{link} {who}{text}</p>')
-    meta = []
-    if page.number is not None:
-        meta.append(f"Episode {page.number}")
-    if page.date is not None:
-        meta.append(f'<time datetime="{page.date.isoformat()}">{page.date.strftime("%d %B %Y").lstrip("0")}</time>')
-    header = f'<p class="show">{e(page.show)}</p>\n' if page.show else ""
-    header += f"<h1>{e(page.title)}</h1>\n"
-    if meta:
-        header += f'<p class="meta">{" · ".join(meta)}</p>\n'
-    if page.link:
-        header += f'<p class="back"><a href="{e(page.link, quote=True)}">Episode page</a></p>\n'
-    if page.audio:
-        header += f'<audio id="player" controls preload="metadata" src="{e(page.audio, quote=True)}"></audio>\n'
-    head_title = f"{page.title} · {page.show} (transcript)" if page.show else page.title
-    return (
-        f'<!DOCTYPE html>\n<html lang="{e(language)}">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{e(head_title)}</title>\n"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "<style>body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;line-height:1.5;padding:0 1em}"
-        "a.ts{color:#666;font-variant-numeric:tabular-nums;margin-right:.5em;text-decoration:none}"
-        "a.ts:hover{text-decoration:underline}.speaker{font-weight:600}.disclaimer{font-style:italic}"
-        ".show,.meta{color:#555;margin:.2em 0}audio{width:100%;position:sticky;top:0}</style>\n"
-        f"</head>\n<body>\n<header>\n{header}</header>\n<main>\n" + "\n".join(rows) + "\n</main>\n"
-        f"<script>{_SEEK_JS}</script>\n</body>\n</html>\n"
-    )
