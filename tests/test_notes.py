@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
+from page_check import HOSTILE, read_page, texts
 
 from keylime_prod import notes
 from keylime_prod.chapters.artefact import ChapterMark, Chapters
-from keylime_prod.config import load_episode, load_show
+from keylime_prod.config import EpisodeConfig, load_episode, load_show
 from keylime_prod.layout import BuildLayout
 from keylime_prod.transcript.artefact import Transcript, TranscriptSegment
 
@@ -131,3 +132,46 @@ def test_no_chapters_no_transcript_no_paper(tmp_path: Path) -> None:
     for absent in ("## Chapters", "## Transcript", "## The paper", "## Key points", "## Disclaimer"):
         assert absent not in md
     assert "## Summary" in md and notes.read_chapter_lines(result.markdown) == ()
+
+
+def test_hostile_text_in_every_field_is_shown_as_text(tmp_path: Path, transcript: Transcript) -> None:
+    """Titles, names, the paper and chapter titles holding markup reach the page as text (autoescaped template)."""
+    base = load_episode(CONFIGS, "episode-258")
+    people = {"hosts": [{"name": f"{HOSTILE} 1"}, {"name": f"{HOSTILE} 2"}], "guests": [{"name": f"{HOSTILE} 3"}]}
+    episode = EpisodeConfig.model_validate(
+        {
+            **base.model_dump(),
+            **people,
+            "title": HOSTILE,
+            "subtitle": f"{HOSTILE} subtitle",
+            "summary": f"{HOSTILE} summary",
+            "key_points": [f"{HOSTILE} point"],
+            "link": "https://keylime.example.org/episodes/258?a=1&b=2",
+            "paper": {**base.paper.model_dump(), "title": HOSTILE, "authors": "Klasen JM", "citation": ""},
+        }
+    )
+    show = load_show(CONFIGS / "show.toml").show.model_copy(
+        update={"title": f"{HOSTILE} show", "disclaimer_text": f"{HOSTILE} disclaimer"}
+    )
+    marks = Chapters((ChapterMark("Intro", 0.0, 13.5), ChapterMark(HOSTILE, 13.5, 60.0)))
+    links = {"transcript.html": "https://cdn.example.org/t.html?x=1&y='2'"}
+    result = notes.write_notes(
+        episode, show, BuildLayout(tmp_path, episode.id), transcript=transcript, chapters=marks, links=links
+    )
+    doc = read_page(result.html.read_text("utf-8"))
+
+    assert texts(doc, "//title") == texts(doc, "//h1") == [HOSTILE]
+    paragraphs = texts(doc, "//p")
+    for want in (
+        f"{HOSTILE} show, episode 258 (season 1), 26 November 2019",
+        f"{HOSTILE} subtitle",
+        f"Hosts: {HOSTILE} 1, {HOSTILE} 2; Guests: {HOSTILE} 3",
+        f"Klasen JM. {HOSTILE}. {base.paper.journal} ({base.paper.year}).",
+        f"{HOSTILE} summary",
+        f"(00:00:00) Intro\n(00:00:13) {HOSTILE}",  # a line each (a <br> between)
+        f"{HOSTILE} disclaimer",
+    ):
+        assert want in paragraphs, want
+    assert texts(doc, "//li") == [f"{HOSTILE} point"]
+    hrefs = [a.get("href") for a in doc.iter("a")]
+    assert links["transcript.html"] in hrefs and "https://keylime.example.org/episodes/258?a=1&b=2" in hrefs

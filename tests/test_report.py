@@ -19,6 +19,7 @@ import pytest
 from conftest import ebur128_curves
 from conftest_archive import feed_xml, make_old_episodes
 from httpserver import OldHost
+from page_check import HOSTILE, read_page, texts
 from PIL import Image
 
 from keylime_prod import report
@@ -173,6 +174,42 @@ def test_transcript_review_lists_unsure_words_and_missing_terms(tmp_path: Path) 
     rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
     review = next(t for t in rows if t[0] == ["time", "word", "probability", "speaker"])
     assert review[1] == ["00:01:10", "lunar", "0.12", "Jason"]
+
+
+def test_hostile_text_in_every_field_is_shown_as_text(tmp_path: Path) -> None:
+    """The title, recording names, speaker names, heard words and glossary terms reach the page as text."""
+    parts = [{"file": f"{HOSTILE}.flac", "input_lufs": -24.0, "gain_db": 8.0}, {"file": "b.m4a"}]
+    master = _master(tmp_path, parts=parts, leveler={HOSTILE: f"{HOSTILE} value"})
+    words = [
+        report.Word(12.0, 12.5, f" {HOSTILE}", 0.2, f"{HOSTILE} speaker"),
+        report.Word(60.0, 60.5, " fine", 0.99, "Jason"),
+    ]
+    rep = report.write_report(
+        master,
+        tmp_path / "report.html",
+        title=HOSTILE,
+        target_lufs=-16.0,
+        ceiling_dbtp=-1.0,
+        curves=report.load_curves(_curves(tmp_path)),
+        words=words,
+        glossary=(f"{HOSTILE} term",),
+    )
+    doc = read_page(rep.html.read_text("utf-8"))
+
+    assert texts(doc, "//title") == texts(doc, "//h1") == [f"Production report: {HOSTILE}"]
+    cells = texts(doc, "//td")
+    for want in (
+        f"recording {HOSTILE}.flac",  # the summary table
+        f"{HOSTILE}.flac",  # the recordings table
+        f"speaker {HOSTILE} speaker",
+        f"{HOSTILE} speaker",  # the speakers table and the review list
+        HOSTILE,  # the unsure word, and the leveler's figure name
+        f"{HOSTILE} value",
+        f"{HOSTILE} term",
+    ):
+        assert want in cells, want
+    review = next(t for t in _tables(doc) if t[0] == ["time", "word", "probability", "speaker"])
+    assert review[1] == ["00:00:12", HOSTILE, "0.2", f"{HOSTILE} speaker"]
 
 
 def test_report_without_curves_or_words_says_what_is_missing(tmp_path: Path) -> None:
