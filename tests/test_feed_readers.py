@@ -20,8 +20,9 @@ from keylime_prod.publish.feed import MAX_DESCRIPTION, build_feed, description_h
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
-# As the notes stage writes HTML (html.escape with quote=True): the entities gPodder did not decode.
-NOTES = '<p>I&#x27;m a loser, baby! That&#x27;s why &quot;Creep&quot; &amp; co.</p><p><a href="x.vtt">T</a></p>'
+# Quote entities as the notes page writes them (Jinja: &#39; &#34;) and as html.escape does (&#x27;, which gPodder
+# does not decode).
+NOTES = '<p>I&#x27;m a loser, baby! That&#39;s why &#34;Creep&quot; &amp; co.</p><p><a href="x.vtt">T</a></p>'
 CHAPTERS = [
     {"start": 1.5, "title": "Welcome"},
     {"start": 95.0, "title": "What the paper of Lingard and colleagues says about teams"},
