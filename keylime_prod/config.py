@@ -103,6 +103,8 @@ class ShowInfo(_Model):
     copyright: str
     disclaimer_text: str = ""
     hosts: tuple[Person, ...] = ()
+    #: Days between episodes: ``produce new`` dates the next episode this long after the latest one.
+    cadence_days: int = Field(default=7, ge=1, le=366)
 
     @field_validator("description")
     @classmethod
@@ -229,6 +231,9 @@ class StorageSettings(_Model):
     # Media keys carry a content hash, so they never change: cache them for a year. Manifests are read by us only.
     media_cache_control: str = "public, max-age=31536000, immutable"
     manifest_cache_control: str = "no-cache"
+    #: Key prefix of the private inbox for raw recordings (``produce upload-raw``), outside ``prefix``: the public
+    #: URL serves ``prefix`` only, so recordings are never public (docs/publishing.md, "Raw audio").
+    inbox_prefix: str = "inbox"
 
     @field_validator("endpoint_url", "public_base_url")
     @classmethod
@@ -252,13 +257,24 @@ class StorageSettings(_Model):
             raise ValueError("must be a bucket name: letters, digits, '.', '-', '_', no '/' or spaces")
         return v
 
-    @field_validator("prefix")
+    @field_validator("prefix", "inbox_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
         v = v.strip("/")
         if any(part in ("", ".", "..") for part in v.split("/")) and v:
             raise ValueError("must be a key prefix such as podcast or shows/keylime (no '//', '.' or '..')")
         return v
+
+    @model_validator(mode="after")
+    def _inbox_outside_prefix(self) -> StorageSettings:
+        inbox, public = self.inbox_prefix, self.prefix
+        # With no prefix the public URL serves the whole bucket: `produce upload-raw` refuses to upload then.
+        if not inbox or (public and (inbox == public or inbox.startswith(public + "/"))):
+            raise ValueError(
+                f"storage.inbox_prefix {inbox!r} must be a prefix of its own, outside storage.prefix {public!r} "
+                "(whatever the public URL serves): raw recordings are private"
+            )
+        return self
 
     #: Environment variables that override the TOML (for CI), by field; credentials are never among them. The CLI
     #: declares an option for each (Typer ``envvar=``) and hands the values to :func:`load_settings`.
@@ -356,6 +372,29 @@ class ArchiveSource(_Model):
     remaster: bool = False
 
 
+class RawSource(_Model):
+    """Where a raw recording lives when it is not in git: an object in the bucket's private inbox (``key``) or an
+    https URL (``url``), with the size and SHA-256 it must have. ``file`` is the recording as ``recordings`` or
+    ``[[tracks]]`` names it; the pipeline fetches it there once when it is missing (``produce upload-raw`` writes
+    these tables)."""
+
+    file: Path
+    key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    url: HttpUrl | None = None
+    size: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RawSource:
+        if (self.key is None) == (self.url is None):
+            raise ValueError("give the recording's key (in the bucket's inbox) or its https url, not both or neither")
+        if self.url is not None and not self.url.startswith("https://"):
+            raise ValueError(f"url {self.url!r}: raw audio is fetched over https only")
+        if self.key is not None and ".." in self.key.split("/"):
+            raise ValueError(f"key {self.key!r}: no '..' in a key")
+        return self
+
+
 class Track(_Model):
     """One speaker's own recording of a multitrack session (issue 10): tracks play at the same time and are mixed.
 
@@ -399,6 +438,11 @@ class EpisodeConfig(_Model):
     guid: str | None = Field(default=None, min_length=1, max_length=500, pattern=r"^\S(.*\S)?$")
     #: Set for episodes imported from an existing feed.
     archive: ArchiveSource | None = None
+    #: Recordings kept out of git: where each is fetched from, and its size and SHA-256.
+    raw: tuple[RawSource, ...] = ()
+    #: A demo or example: built and published into the local folder only, never to a configured bucket (``produce
+    #: publish --due`` and ``produce batch --all`` leave it out), so it can never reach the live feed.
+    demo: bool = False
 
     @field_validator("publish_date", mode="before")
     @classmethod
@@ -563,6 +607,13 @@ def _resolve(base: Path, p: Path | None) -> Path | None:
 def load_show(path: Path) -> ShowConfig:
     """Read and validate ``show.toml``; relative paths become absolute against its folder."""
     path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            "show.toml not found",
+            where=path,
+            hint="run produce in the folder that holds configs/ (the repository root), or give --configs DIR or set "
+            "KEYLIME_CONFIGS to the folder with show.toml and episodes/",
+        )
     data = _read_toml(path)
     try:
         cfg = ShowConfig.model_validate(data)
@@ -604,13 +655,23 @@ def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:
     except ValidationError as e:
         raise _validation_error(path, e) from None
     base = path.parent.resolve()
-    return ep.model_copy(
+    ep = ep.model_copy(
         update={
             "recordings": tuple(_resolve(base, r) for r in ep.recordings),
             "tracks": tuple(t.model_copy(update={"file": _resolve(base, t.file)}) for t in ep.tracks),
             "artwork": _resolve(base, ep.artwork),
+            "raw": tuple(r.model_copy(update={"file": _resolve(base, r.file)}) for r in ep.raw),
         }
     )
+    audio = {*ep.recordings, *(t.file for t in ep.tracks)}
+    for i, r in enumerate(ep.raw):
+        if r.file not in audio:
+            raise ConfigError(
+                f"field raw[{i}].file: {r.file} is not one of the episode's recordings or tracks",
+                where=path,
+                hint="name the file exactly as recordings (or [[tracks]] file) does",
+            )
+    return ep
 
 
 def load_settings(

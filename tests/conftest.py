@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,27 @@ REPO = Path(__file__).resolve().parent.parent
 def run_ffmpeg(args: Sequence[str]) -> None:
     """Run the project's ffmpeg (tests generate their audio with lavfi, as yt-dlp's tests do)."""
     subprocess.run([ffmpeg.binary(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's own TMPDIR (for this process and every produce it starts): locks and scratch files of other
+    keylime-prod runs on the machine are never seen, nor ours by them."""
+    import os
+    import tempfile
+
+    own = tmp_path_factory.mktemp("tmp")
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(own)
+    tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        tempfile.tempdir = None
 
 
 @pytest.fixture(scope="session")

@@ -409,19 +409,25 @@ class BatchResult:
 def select_episodes(
     configs_dir: Path, ids: Sequence[str] = (), *, all_: bool = False, since: dt.date | None = None
 ) -> list[str]:
-    """The episode ids a batch runs: the given ids, or every episode (``all_``), or those dated on/after ``since``."""
+    """The episode ids a batch runs: the given ids, or every episode (``all_``), or those dated on/after ``since``;
+    demo episodes only when named."""
     if ids:
         return list(dict.fromkeys(ids))
     if not all_ and since is None:
         raise ArchiveError("no episodes chosen", hint="give episode ids, --all or --since DATE")
     out = []
     for eid in list_episodes(configs_dir):
-        if since is not None:
-            try:
-                if load_episode(configs_dir, eid).publish_date.date() < since:
-                    continue
-            except KeylimeError:
-                pass  # reported when the batch loads it
+        try:
+            ep = load_episode(configs_dir, eid)
+        except KeylimeError:
+            out.append(eid)  # reported when the batch loads it
+            continue
+        if ep.demo:
+            # Demos (demo = true) are never part of the catalogue: --all must not publish them with the show.
+            log.info("%s is a demo (demo = true): left out of the batch (name it to run it)", eid)
+            continue
+        if since is not None and ep.publish_date.date() < since:
+            continue
         out.append(eid)
     return out
 

@@ -21,6 +21,7 @@ feed's content is checked but the hosting checks only see the files.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -99,7 +100,7 @@ class HttpFetcher:
         try:
             r = self.pool.request(method, url, headers=headers, preload_content=False, redirect=True)
         except self._urllib3.exceptions.HTTPError as e:
-            raise VerifyError(f"cannot reach {url}: {e}") from e
+            raise VerifyError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {_reason(e)}", hint=_HOST_HINT) from e
         try:
             if method == "HEAD":
                 body = b""
@@ -128,6 +129,53 @@ class HttpFetcher:
         return self._request("GET", url, headers, first)
 
 
+_HOST_HINT = (
+    "check that the host is online and show.feed_url / storage.public_base_url (KEYLIME_PUBLIC_BASE_URL) are right"
+)
+
+
+def _reason(e: BaseException) -> str:
+    """Why a request failed, in a few words: urllib3 nests the cause in a paragraph that names the pool."""
+    import urllib3.exceptions as x
+
+    cause: BaseException = e
+    while isinstance(cause, x.MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    if isinstance(cause, x.NameResolutionError):
+        return "its name does not resolve (DNS)"
+    if isinstance(cause, x.NewConnectionError):  # a subclass of ConnectTimeoutError: asked first
+        return "the connection was refused" if "refused" in str(cause).lower() else "no connection"
+    if isinstance(cause, x.ConnectTimeoutError):
+        return "the connection timed out"
+    if isinstance(cause, x.SSLError):
+        return "TLS failed (certificate?)"
+    if isinstance(cause, x.ReadTimeoutError):
+        return "it stopped answering (read timeout)"
+    if isinstance(cause, x.ProtocolError):
+        return "the connection broke"
+    return type(cause).__name__
+
+
+class MappedFetcher:
+    """A fetcher that sends the public URLs to another base: the local folder served on 127.0.0.1."""
+
+    def __init__(self, inner: Fetcher, public_base: str, actual_base: str) -> None:
+        self.inner = inner
+        self.public_base = public_base.rstrip("/")
+        self.actual_base = actual_base.rstrip("/")
+
+    def _map(self, url: str) -> str:
+        return self.actual_base + url[len(self.public_base) :] if url.startswith(self.public_base + "/") else url
+
+    def head(self, url: str) -> Response:
+        """HEAD the mapped URL."""
+        return self.inner.head(self._map(url))
+
+    def get(self, url: str, *, first: int | None = None) -> Response:
+        """GET the mapped URL."""
+        return self.inner.get(self._map(url), first=first)
+
+
 class LocalFetcher:
     """Answers for public URLs from the folder they were published from (``produce verify --offline``).
 
@@ -152,10 +200,9 @@ class LocalFetcher:
         return p if p.is_relative_to(self.root) else None
 
     def _headers(self, p: Path) -> dict[str, str]:
-        from ..publish.storage import CHAPTERS_TYPE, content_type_for
+        from .localhost import served_type
 
-        ctype = CHAPTERS_TYPE if p.name.startswith("chapters.") and p.suffix == ".json" else content_type_for(p)
-        return {"content-type": ctype, "content-length": str(p.stat().st_size), "accept-ranges": "bytes"}
+        return {"content-type": served_type(p), "content-length": str(p.stat().st_size), "accept-ranges": "bytes"}
 
     def head(self, url: str) -> Response:
         """The file's size and type, or 404."""
@@ -210,6 +257,8 @@ class Verified:
     seconds: float
     offline: bool = False
     state: Path | None = None
+    #: How the files were reached, when not over the public URLs: the local folder served on 127.0.0.1, or read.
+    source: str | None = None
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -224,6 +273,8 @@ class Verified:
     def describe(self) -> str:
         """One closing line for people (the problems have their own lines)."""
         how = "offline, local folder" if self.offline else f"{self.requests} requests"
+        if self.source:
+            how = f"{self.source}; {how}"
         return (
             f"{self.feed_url}: {len(self.checked)} of {self.items} item(s) checked, {len(self.audio_checked)} MP3(s) "
             f"measured; {len(self.errors)} error(s), {len(self.problems) - len(self.errors)} warning(s) "
@@ -236,6 +287,7 @@ class Verified:
             "schema": "keylime-prod/verify/1",
             "feed_url": self.feed_url,
             "offline": self.offline,
+            "source": self.source,
             "ok": self.ok,
             "items": self.items,
             "checked": list(self.checked),
@@ -279,7 +331,7 @@ class _Ctx:
         try:
             return fn()
         except KeylimeError as e:
-            self.add("error", where, check, e.message, url)
+            self.add("error", where, check, e.message + (f" ({e.hint})" if e.hint else ""), url)
             return None
 
     def fetch_ok(
@@ -645,11 +697,14 @@ def verify_show(
     """``produce verify``: check the show's live feed (``show.feed_url``, or ``feed_url``) and the items of
     ``episodes`` (ids; ``None``: every item) as an app would, over HTTP(S).
 
-    ``offline`` (and a local publish folder without ``public_base_url``, whose URLs are ``file:`` ones) reads the
-    local folder instead. ``state`` defaults to ``<build root>/verify-state.json``.
+    A show that publishes into the local folder (no bucket configured) is checked there: the folder is served on
+    127.0.0.1 (byte ranges, types and CORS as a host serves them) and the public URLs are mapped onto it; with
+    ``offline`` its files are read directly (the hosting checks then see only the files). ``state`` defaults to
+    ``<build root>/verify-state.json``.
     """
     from ..config import load_episode
     from ..publish.storage import LocalStore, open_store
+    from .localhost import serve_folder
 
     show = settings.show
     store = open_store(show.storage)
@@ -666,14 +721,23 @@ def verify_show(
         for episode_id in episodes:
             ep = load_episode(settings.configs_dir, episode_id)
             wanted += [episode_id, *([ep.guid] if ep.guid else [])]
-    fetch: Fetcher
-    if offline or (local and not show.storage.public_base_url):
-        assert isinstance(store, LocalStore)
-        fetch = LocalFetcher(store.root / store.prefix if store.prefix else store.root, store.base_url)
-        url = feed_url or store.url(store.key(show.feed.filename))
-    else:
-        fetch = HttpFetcher()
-        url = feed_url or show.show.feed_url
     limits = AudioLimits(target_lufs=show.audio.target_lufs, true_peak_dbtp=show.audio.true_peak_db)
     state = state if state is not None else settings.build_root / "verify-state.json"
-    return verify_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
+    if not local:
+        url = feed_url or show.show.feed_url
+        return verify_feed(url, fetch=HttpFetcher(), episodes=wanted, audio=audio, limits=limits, state=state)
+    assert isinstance(store, LocalStore)
+    folder = store.root / store.prefix if store.prefix else store.root
+    url = feed_url or store.url(store.key(show.feed.filename))
+    if not (folder / show.feed.filename).is_file() and feed_url is None:
+        raise VerifyError(
+            "nothing is published in the local folder yet", where=folder, hint="run `produce EPISODE` first"
+        )
+    if offline:
+        fetch: Fetcher = LocalFetcher(folder, store.base_url)
+        res = verify_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
+        return dataclasses.replace(res, source=f"read the files of {folder} directly (no HTTP: hosting unchecked)")
+    with serve_folder(folder) as base:
+        fetch = MappedFetcher(HttpFetcher(), store.base_url, base)
+        res = verify_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
+    return dataclasses.replace(res, source=f"served {folder} on {base} (the public URLs {store.base_url} mapped there)")

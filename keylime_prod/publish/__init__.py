@@ -246,12 +246,17 @@ def _object_key(store: Store, f: EpisodeFile, digest: FileDigest, episode_id: st
 
 
 def _notes_fragment(html: str) -> str:
-    """The ``<article>`` (or ``<body>``) of the show-notes page, for ``content:encoded``."""
+    """The ``<article>`` (or ``<body>``) of the show-notes page, for ``content:encoded``, without its leading title.
+
+    Apps show the item ``<title>`` above ``content:encoded``: the page's own ``<h1>`` would repeat it.
+    """
+    body = html.strip()
     for tag in ("article", "body"):
         m = re.search(rf"<{tag}[^>]*>(.*)</{tag}>", html, flags=re.S | re.I)
         if m:
-            return m.group(1).strip()
-    return html.strip()
+            body = m.group(1).strip()
+            break
+    return re.sub(r"^(<header[^>]*>\s*)?<h1[^>]*>.*?</h1>\s*", r"\1", body, count=1, flags=re.S | re.I).strip()
 
 
 # ------------------------------------------------------------------------------------------------------- stage
@@ -498,15 +503,22 @@ def publish(
     if len(set(ids)) != len(ids):
         raise PublishError(f"episode listed twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
     store = store or open_store(show.storage)
+    demos = sorted(r.episode.id for r in releases if r.episode.demo)
+    if demos and not store.is_local:
+        raise PublishError(
+            f"{', '.join(demos)}: a demo episode (demo = true) is never published to a bucket",
+            where=store.description,
+            hint="publish it into the local folder (no storage endpoint or bucket), or remove demo = true from its "
+            "config if it is a real episode",
+        )
     store.check()
-    # One run per publish target at a time: two would race on the manifests and the feed. The lock lives on this
-    # machine (a CI runner publishes alone; a shared bucket needs one publisher, see docs/publishing.md).
-    target = store.url("")
+    # One run per publish target at a time: two would race on the manifests and the feed. The lock is the target's
+    # own (endpoint, bucket and prefix; a local folder holds its lock), so other shows and other stores never wait.
     # A batch task (update_feed=False) writes only its own episodes' objects and manifests, never the feed: it
     # locks those episodes, so a cluster's tasks on one machine publish side by side (issue 12).
-    scope = target if update_feed else f"{target} episodes {' '.join(sorted(ids))}"
-    lock = Path(tempfile.gettempdir()) / "keylime-prod" / f"publish-{hashlib.sha256(scope.encode()).hexdigest()[:16]}"
-    with fsutil.hold_lock(lock, f"the publish target {scope}"):
+    scope = "feed" if update_feed else "episodes-" + hashlib.sha256(" ".join(sorted(ids)).encode()).hexdigest()[:16]
+    what = f"the publish target {store.description}" + ("" if update_feed else f" (episodes {' '.join(sorted(ids))})")
+    with fsutil.hold_lock(store.lock_path(scope), what):
         return _publish_locked(releases, show, store, now, dry_run, progress, update_feed, withdraw, t0)
 
 
@@ -692,6 +704,9 @@ def due(
     out: list[DueEpisode] = []
     for ep in sorted(episodes, key=lambda e: (e.publish_date, e.id)):
         if ep.publish_date > now:
+            continue
+        if ep.demo and not store.is_local:
+            log.info("%s is a demo (demo = true): never due for %s", ep.id, store.description)
             continue
         m = _read_manifest(store, _manifest_key(store, ep.id))
         if m is None:

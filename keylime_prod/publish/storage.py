@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -207,6 +208,21 @@ class Store:
     def description(self) -> str:
         """Where objects go, for logs and summaries (never carries credentials)."""
         raise NotImplementedError
+
+    #: Whether this is the local folder (the offline default), where demos may go and nothing is public.
+    is_local = False
+
+    def lock_path(self, scope: str) -> Path:
+        """The lock file of ``scope`` (``feed``, or a batch task's episodes) on this target.
+
+        Keyed by endpoint, bucket and prefix, so a staging and a live bucket behind one public URL never block each
+        other. A bucket's lock lives on this machine (the temporary folder): a lock cannot live in S3 (no
+        conditional writes on every server), so two machines need the workflow's ``concurrency`` to take turns.
+        """
+        s = self.settings
+        target = "\n".join((s.endpoint_url or "aws", s.bucket or "", self.prefix))
+        name = hashlib.sha256(target.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / "keylime-prod" / "locks" / f"{name}-{scope}.lock"
 
     def key(self, *parts: str) -> str:
         """Join ``parts`` under the configured prefix."""
@@ -720,10 +736,16 @@ class LocalStore(Store):
     """A folder laid out exactly as the bucket would be (``<local_dir>/<prefix>/...``): the offline default."""
 
     kind = "local"
+    is_local = True
 
     def __init__(self, settings: StorageSettings) -> None:
         super().__init__(settings)
         self.root = Path(settings.local_dir).resolve()
+
+    def lock_path(self, scope: str) -> Path:
+        """The folder holds its own lock (``.keylime/``, which no key can name), per prefix and scope."""
+        name = hashlib.sha256(self.prefix.encode()).hexdigest()[:16]
+        return self.root / ".keylime" / f"{name}-{scope}.lock"
 
     @property
     def description(self) -> str:
@@ -781,12 +803,15 @@ class LocalStore(Store):
         keys = (
             p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.endswith(".part")
         )
-        return sorted(k for k in keys if k.startswith(under))
+        # No key part starts with a dot (is_valid_key_part): dot files and folders (the lock) are not objects.
+        return sorted(k for k in keys if k.startswith(under) and not any(x.startswith(".") for x in k.split("/")))
 
     def list_folders(self, under: str) -> list[str]:
         """Sub-folders of ``under``."""
         base = self.root / under.rstrip("/")
-        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def _put_file(
         self, key: str, digest: FileDigest, *, content_type: str, cache_control: str, progress: ProgressFn
