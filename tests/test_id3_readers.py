@@ -1,14 +1,17 @@
 """The ID3 tag as other players read it (issue 11): eyeD3 and TagLib (pytaglib) for WFED and TGID, and TGID equal to
-the item <guid> of the published feed, read with gPodder's podcastparser."""
+the item <guid> of the published feed, read with gPodder's podcastparser; URLs without a NUL and the full date, with
+no warning, in mutagen, eyeD3 and TagLib."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from pathlib import Path
 
 import eyed3
+import mutagen
 import pytest
 import tag_fixtures as tf
 import taglib
@@ -17,6 +20,7 @@ from feed_readers import gpodder
 
 from keylime_prod import publish
 from keylime_prod.tags import write_tags
+from keylime_prod.tags.id3 import KNOWN_FRAMES, ascii_url
 
 FEED_URL = "https://media.example.org/podcast/feed.xml"
 
@@ -80,3 +84,53 @@ def test_tgid_is_the_item_guid_of_the_published_feed(tmp_path: Path, guid: str |
     assert _eyed3(tagged.mp3)[b"TGID"] == item["guid"]
     if guid:
         assert item["guid"] == guid
+
+
+EPISODE_PAGE = "https://show.example.org/episodes/7"
+SHOW_PAGE = "https://show.example.org/"
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_urls_carry_no_nul_in_any_reader(tmp_path: Path, version: int) -> None:
+    _, _, tagged = _tagged(tmp_path, version=version)
+    # eyeD3 handed WOAR/WOAF/WXXX back with the NUL mutagen wrote after each URL.
+    tag = eyed3.load(str(tagged.mp3)).tag
+    urls = {fid: tag.frame_set[fid][0].url for fid in (b"WOAR", b"WOAF", b"WXXX")}
+    assert urls == {b"WOAR": SHOW_PAGE, b"WOAF": EPISODE_PAGE, b"WXXX": EPISODE_PAGE}
+    # mutagen's own URL frame classes (no help from ours).
+    m = mutagen.File(tagged.mp3)
+    assert (m["WOAR:" + SHOW_PAGE].url, m["WOAF"].url, m["WXXX:"].url) == (SHOW_PAGE, EPISODE_PAGE, EPISODE_PAGE)
+    tags = _taglib(tagged.mp3)
+    assert (tags["ARTISTWEBPAGE"], tags["FILEWEBPAGE"], tags["URL"]) == ([SHOW_PAGE], [EPISODE_PAGE], [EPISODE_PAGE])
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_every_reader_gets_the_full_date_without_a_warning(
+    tmp_path: Path, version: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, episode, tagged = _tagged(tmp_path, version=version)
+    assert episode.publish_date == dt.datetime(2019, 11, 26, 6, 0, tzinfo=dt.timezone.utc)  # 0600: eyeD3's trap
+    with caplog.at_level(logging.WARNING, logger="eyed3"):
+        tag = eyed3.load(str(tagged.mp3)).tag
+        best = tag.getBestDate()
+    assert not [r.getMessage() for r in caplog.records], "eyeD3 warned reading the tag"
+    assert (best.year, best.month, best.day, best.hour, best.minute) == (2019, 11, 26, 6, 0)
+    assert str(mutagen.File(tagged.mp3)["TDRC"]) == "2019-11-26 06:00:00"
+    assert _taglib(tagged.mp3)["DATE"] == ["2019-11-26 06:00:00"]
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_wfed_in_mutagen(tmp_path: Path, version: int) -> None:
+    _, _, tagged = _tagged(tmp_path, version=version)
+    # mutagen declares WFED a URL frame (no encoding byte), iTunes, TagLib and eyeD3 a text frame: no byte layout
+    # reads right in both. We write iTunes' text frame in Latin-1: mutagen's own class stops at its 0 encoding byte
+    # and reads an empty URL (in UTF-16 it read the garbage '\x01ÿþh'), and with the text-frame class the URL.
+    assert mutagen.File(tagged.mp3)["WFED"].url == ""
+    assert mutagen.id3.ID3(tagged.mp3, known_frames=KNOWN_FRAMES)["WFED"].text == [FEED_URL]
+
+
+def test_urls_are_ascii_in_frames() -> None:
+    assert ascii_url("https://例え.example.org/épisode 7?q=ü") == (
+        "https://%E4%BE%8B%E3%81%88.example.org/%C3%A9pisode%207?q=%C3%BC"
+    )
+    assert ascii_url(FEED_URL) == FEED_URL

@@ -61,8 +61,9 @@ def test_id3v23_frames_read_back_with_mutagen(tmp_path: Path, pristine_mp3: Path
     assert text("TPE1") == "Lara Varpio, Zoë Guest"
     assert text("TALB") == "Test Show ✓"
     assert text("TRCK") == "7"
-    assert (text("TYER"), text("TDAT"), text("TIME")) == ("2019", "2611", "0600")
-    assert "TDRC" not in raw  # a v2.4 frame has no place in a v2.3 tag
+    # TDRC (mutagen, TagLib, ffmpeg) and XDOR (eyeD3) carry the full date; no TDAT/TIME, which eyeD3 misreads.
+    assert (text("TDRC"), read_tags(tagged.mp3).frames["XDOR"]) == ("2019-11-26 06:00:00", ["2019-11-26T06:00"])
+    assert not {"TYER", "TDAT", "TIME"} & set(raw.keys())
     assert text("TCON") == "Podcast"
     assert raw.getall("COMM")[0].text == [episode.summary] and raw.getall("COMM")[0].lang == "eng"
     assert text("TCOP") == "2019 Test Network"
@@ -91,7 +92,7 @@ def test_id3v23_frames_read_back_with_mutagen(tmp_path: Path, pristine_mp3: Path
     # The readback helper and the stage's report agree with the file.
     back = read_tags(tagged.mp3)
     assert back.version == 3 and back.cover == apic.data and back.chapter_ids == tuple(toc.child_element_ids)
-    assert set(tagged.frames) == set(raw.keys()) and tagged.chapters == len(chapters.marks)
+    assert set(tagged.frames) == {*raw.keys(), "XDOR"} and tagged.chapters == len(chapters.marks)  # XDOR: ours
     assert tagged.sha256 == tf.sha256(tagged.mp3) and tagged.size_bytes == tagged.mp3.stat().st_size
 
 
@@ -103,7 +104,7 @@ def test_ffmpeg_reads_the_same_tags_and_chapters(tmp_path: Path, pristine_mp3: P
     assert tags["album"] == "Test Show ✓"
     assert tags["album_artist"] == "Test Network"
     assert tags["track"] == "7"
-    assert tags["date"] == "2019-11-26 06:00"  # ffmpeg merges TYER + TDAT + TIME
+    assert tags["date"] == "2019-11-26T06:00:00"  # ffmpeg reads TDRC in a v2.3 tag too
     assert tags["genre"] == "Podcast"
     assert tags["comment"] == episode.summary
     assert tags["copyright"] == "2019 Test Network"

@@ -6,9 +6,10 @@ stage decides *what* to write (a :class:`TagData`, plain values); this module de
 ID3v2.3/2.4 differences, chapter frames (ID3v2 Chapter Frame Addendum) and reading them back.
 
 The frames: TIT2 title, TIT3 subtitle, TPE1 hosts (and guests), TPE2 author, TALB the show, TRCK episode number, date
-(TYER/TDAT/TIME in v2.3, TDRC/TDRL in v2.4), TCON genre, COMM and TDES description, APIC front cover, TCOP, WOAR show
-website, WOAF/WXXX episode page, the iTunes podcast frames PCST/TGID/WFED, TENC/TSSE encoder, TLEN length, USLT
-transcript, and the chapters as CHAP frames under one top-level, ordered CTOC (players ignore chapters without it).
+(TDRC and XDOR in v2.3, TDRC/TDRL in v2.4: see :func:`_dates`), TCON genre, COMM and TDES description, APIC front
+cover, TCOP, WOAR show website, WOAF/WXXX episode page, the iTunes podcast frames PCST/TGID/WFED, TENC/TSSE encoder,
+TLEN length, USLT transcript, and the chapters as CHAP frames under one top-level, ordered CTOC (players ignore chapters
+without it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +34,11 @@ from mutagen.id3 import (
     TALB,
     TCON,
     TCOP,
-    TDAT,
     TDES,
     TDRC,
     TDRL,
     TENC,
     TGID,
-    TIME,
     TIT2,
     TIT3,
     TLEN,
@@ -46,11 +46,7 @@ from mutagen.id3 import (
     TPE2,
     TRCK,
     TSSE,
-    TYER,
     USLT,
-    WOAF,
-    WOAR,
-    WXXX,
     CTOCFlags,
     Frames,
     ID3NoHeaderError,
@@ -58,7 +54,11 @@ from mutagen.id3 import (
     PictureType,
     TextFrame,
 )
+from mutagen.id3 import WOAF as _WOAF
+from mutagen.id3 import WOAR as _WOAR
+from mutagen.id3 import WXXX as _WXXX
 from mutagen.id3 import delete as delete_id3
+from mutagen.id3._specs import EncodedTextSpec, EncodingSpec, Latin1TextSpec
 
 from .. import fsutil
 from ..chapters.artefact import ChapterMark
@@ -67,6 +67,7 @@ from ..errors import TagError
 #: ISO 639-1 -> ISO 639-2 for COMM/USLT, whose language field is three letters (ID3v2.3 section 4.11).
 _LANG3 = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "pt": "por", "nl": "nld", "ja": "jpn"}
 _UTF8 = 3  # ID3 text encoding; mutagen converts it to UTF-16 when saving v2.3, which has no UTF-8
+_LATIN1 = 0
 
 
 @contextlib.contextmanager
@@ -87,8 +88,46 @@ class WFED(TextFrame):
     class, so this class must be called ``WFED``; :func:`open_tag` reads it with this class too."""
 
 
+class _Url(Latin1TextSpec):
+    """A URL that runs to the end of its frame, with no terminating NUL: ID3v2.3 section 4.3 ("URL link frames")
+    terminates only the description of WXXX. mutagen writes a NUL after every URL, and eyeD3 then hands it back as
+    part of the URL. Read the same way as mutagen reads it (up to a NUL, or the end)."""
+
+    def write(self, config: Any, frame: Any, value: Any) -> bytes:
+        return str(value).encode("latin1")
+
+
+class WOAR(_WOAR):
+    """Official artist (here: the show's) webpage, URL without a trailing NUL (see :class:`_Url`)."""
+
+    _framespec = (_Url("url"),)
+
+
+class WOAF(_WOAF):
+    """Official audio file webpage, URL without a trailing NUL (see :class:`_Url`)."""
+
+    _framespec = (_Url("url"),)
+
+
+class WXXX(_WXXX):
+    """User-defined URL: encoding, description (terminated), URL without a trailing NUL (see :class:`_Url`)."""
+
+    _framespec = [EncodingSpec("encoding"), EncodedTextSpec("desc"), _Url("url")]  # noqa: RUF012  (mutagen's type)
+
+
+class XDOR(TextFrame):
+    """Original release time, full ``YYYY-MM-DDTHH:MM``: the v2.3 frame eyeD3 reads a full date from (its TORY holds
+    only the year, and it parses TDAT/TIME as years, so ``0600`` is an "Invalid date" and the date keeps its year)."""
+
+
 #: mutagen's frame classes with :class:`WFED` as a text frame, for reading our own tags back.
-KNOWN_FRAMES = {**Frames, "WFED": WFED}
+KNOWN_FRAMES = {**Frames, "WFED": WFED, "XDOR": XDOR}
+
+
+def ascii_url(url: str) -> str:
+    """``url`` with every non-ASCII character percent-encoded (RFC 3987, section 3.1): URL frames are Latin-1, and
+    an ASCII URL reads the same in every encoding a reader may assume."""
+    return urllib.parse.quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F)))
 
 
 def open_tag(mp3: Path, *, no_tag: str = "no ID3 tag") -> ID3:
@@ -150,12 +189,13 @@ def build_tag(d: TagData) -> ID3:
         COMM(encoding=_UTF8, lang=lang, desc="", text=[d.description]),
         TDES(encoding=_UTF8, text=[d.description]),  # iTunes podcast description
         TCOP(encoding=_UTF8, text=[d.copyright]),
-        WOAR(url=d.website),
-        WOAF(url=d.url),
-        WXXX(encoding=_UTF8, desc="", url=d.url),
+        WOAR(url=ascii_url(d.website)),
+        WOAF(url=ascii_url(d.url)),
+        WXXX(encoding=_UTF8, desc="", url=ascii_url(d.url)),
         PCST(value=1),  # iTunes: this file is a podcast episode
         TGID(encoding=_UTF8, text=[d.guid]),  # iTunes podcast (episode) id
-        WFED(encoding=_UTF8, text=[d.feed_url]),  # a text frame: see WFED
+        # A text frame (see WFED) in Latin-1, which needs no byte-order mark: an ASCII URL after one 0 byte.
+        WFED(encoding=_LATIN1, text=[ascii_url(d.feed_url)]),
         TENC(encoding=_UTF8, text=[d.encoded_by]),
         TSSE(encoding=_UTF8, text=[d.encoder_settings]),
         TLEN(encoding=_UTF8, text=[str(d.length_ms)]),
@@ -166,14 +206,6 @@ def build_tag(d: TagData) -> ID3:
     if d.version == 4:
         # ID3v2.4 timestamps (section 4.2.5): recording time and release time.
         text += [TDRC(encoding=_UTF8, text=[when]), TDRL(encoding=_UTF8, text=[when])]
-    else:
-        # ID3v2.3 has no TDRC: year, DDMM and HHMM frames (ID3v2.3 section 4.2.1). Written here rather than left to
-        # mutagen's update_to_v23(), which drops TIME when the minute is 0.
-        text += [
-            TYER(encoding=_UTF8, text=[d.date.strftime("%Y")]),
-            TDAT(encoding=_UTF8, text=[d.date.strftime("%d%m")]),
-            TIME(encoding=_UTF8, text=[d.date.strftime("%H%M")]),
-        ]
     if d.lyrics:
         text.append(USLT(encoding=_UTF8, lang=lang, desc="", text=d.lyrics))
     for frame in text:
@@ -181,7 +213,24 @@ def build_tag(d: TagData) -> ID3:
     _add_chapters(tags, d.chapters, d.chapter_images)
     if d.version == 3:
         tags.update_to_v23()  # mutagen: required before saving v2.3 (converts frames, recurses into CHAP/CTOC)
+        for frame in _dates(d.date):  # after update_to_v23, which would turn TDRC into TDAT/TIME
+            tags.add(frame)
     return tags
+
+
+def _dates(when: dt.datetime) -> list[Any]:
+    """The v2.3 date frames every reader we test reads in full, without a warning.
+
+    ID3v2.3's own frames are TYER (year), TDAT (DDMM) and TIME (HHMM), section 4.2.1, but eyeD3 parses TDAT and TIME
+    as dates: ``0600`` or ``0312`` is an "Invalid date" on every read, and the episode keeps only its year. ffmpeg
+    takes a 4-digit TYER over any other date, so TYER would cut its date to the year too. What all of them read in
+    full: TDRC (the v2.4 timestamp, which mutagen, TagLib and ffmpeg read in a v2.3 tag) and XDOR (eyeD3's v2.3 full
+    date). Latin-1: digits need no byte-order mark.
+    """
+    return [
+        TDRC(encoding=_LATIN1, text=[when.strftime("%Y-%m-%dT%H:%M:%S")]),
+        XDOR(encoding=_LATIN1, text=[when.strftime("%Y-%m-%dT%H:%M")]),
+    ]
 
 
 def _add_chapters(tags: ID3, marks: tuple[ChapterMark, ...], images: Mapping[str, tuple[str, bytes]]) -> None:
@@ -193,7 +242,7 @@ def _add_chapters(tags: ID3, marks: tuple[ChapterMark, ...], images: Mapping[str
         ids.append(cid)
         subs: list[Any] = [TIT2(encoding=_UTF8, text=[m.title])]
         if m.url:
-            subs.append(WXXX(encoding=_UTF8, desc="", url=m.url))
+            subs.append(WXXX(encoding=_UTF8, desc="", url=ascii_url(m.url)))
         if m.img and m.img in images:
             mime, data = images[m.img]
             subs.append(APIC(encoding=_UTF8, mime=mime, type=PictureType.OTHER, desc=m.title[:64], data=data))
