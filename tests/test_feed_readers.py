@@ -121,3 +121,31 @@ def test_description_fits_4000_bytes_with_every_timestamp(summary: str, tmp_path
     assert 3900 <= len(html.encode("utf-8")) <= MAX_DESCRIPTION
     text = partytime(feed_of(manifest(summary=summary, chapters=CHAPTERS)), tmp_path)["items"][0]["description"]
     assert len(STAMP.findall(re.sub(r"<[^>]+>", "\n", text))) == len(CHAPTERS)
+
+
+def test_podlove_chapters_carry_the_psc_prefix_the_docs_promise() -> None:
+    from lxml import etree
+
+    xml = _feed()
+    # lxml named the namespace ns16 on every item when only the item extension declared it.
+    assert b'xmlns:psc="http://podlove.org/simple-chapters"' in xml and b"ns16" not in xml
+    root = etree.fromstring(xml)
+    assert root.nsmap["psc"] == "http://podlove.org/simple-chapters"
+    (chapters,) = root.iterfind("channel/item/psc:chapters", {"psc": "http://podlove.org/simple-chapters"})
+    assert etree.QName(chapters).localname == "chapters" and chapters.prefix == "psc"
+    assert [c.get("title") for c in chapters] == [c["title"] for c in CHAPTERS]
+
+
+def test_content_encoded_does_not_repeat_the_title(
+    tmp_path: Path, make_release: Callable[..., publish.Release]
+) -> None:
+    # The show notes page opens with <h1>title</h1>; apps show the item <title> above content:encoded already.
+    show = make_show(storage_settings(None, local_dir=tmp_path / "public"))
+    publish.publish([make_release(title="Feedback that residents remember")], show, now=NOW)
+    xml = (tmp_path / "public" / "podcast" / "feed.xml").read_bytes()
+    (ep,) = gpodder(xml)["episodes"]
+    assert ep["title"] == "Feedback that residents remember"
+    assert ep["description_html"].startswith("<p>Notes &amp; more</p>"), ep["description_html"][:80]
+    assert "Feedback that residents remember" not in ep["description_html"]
+    (entry,) = feedparser.parse(xml).entries
+    assert "<h1" not in entry.content[0].value and entry.content[0].value.startswith("<p>Notes")

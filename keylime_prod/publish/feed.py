@@ -192,8 +192,10 @@ class PodcastIndexExtension(BaseExtension):
         self.locked_owner: str | None = None
 
     def extend_ns(self) -> dict[str, str]:
-        """Declare ``xmlns:podcast``."""
-        return {"podcast": PODCAST_NS}
+        """Declare ``xmlns:podcast`` and ``xmlns:psc`` on the root: feedgen takes namespaces from the channel's
+        extension only, and lxml would name an undeclared one ``ns16`` on each item (Podlove Simple Chapters 1.2
+        spells it ``psc``)."""
+        return {"podcast": PODCAST_NS, "psc": PSC_NS}
 
     def extend_rss(self, rss_feed: Any) -> Any:
         """Add the tags to ``<channel>``."""
