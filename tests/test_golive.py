@@ -187,3 +187,58 @@ def test_the_suite_has_a_temporary_folder_of_its_own() -> None:
     assert os.environ["TMPDIR"] == tempfile.gettempdir()
     assert "pytest-" in tempfile.gettempdir() and Path(tempfile.gettempdir()).is_dir()
     assert shutil.disk_usage(tempfile.gettempdir()).free > 0
+
+
+# -------------------------------------------------------------------------------------------------- new episode
+
+
+def _repo_configs(tmp_path: Path) -> Path:
+    cfg = tmp_path / "configs"
+    (cfg / "episodes").mkdir(parents=True)
+    shutil.copy(REPO / "configs" / "show.toml", cfg / "show.toml")
+    for name in ("episode-258.toml", "multitrack-demo.toml"):
+        shutil.copy(REPO / "configs" / "episodes" / name, cfg / "episodes" / name)
+    shutil.copytree(REPO / "configs" / "assets", cfg / "assets")
+    return cfg
+
+
+def test_new_writes_the_next_episode_from_the_show(tmp_path: Path) -> None:
+    from keylime_prod.catalogue.new import new_episode
+    from keylime_prod.errors import ConfigError
+
+    cfg = _repo_configs(tmp_path)
+    made = new_episode(cfg)
+    # After 258 (the demo's 259 is not counted), a week later, same season; the show's hosts.
+    assert (made.episode_id, made.number, made.season, made.after) == ("episode-259", 259, 1, "episode-258")
+    assert made.publish_date == dt.datetime(2019, 12, 3, 6, 0, tzinfo=UTC)
+    assert made.path == cfg / "episodes" / "episode-259.toml"
+    text = made.path.read_text("utf-8")
+    assert "recordings = []" in text and "produce upload-raw episode-259" in text
+    # It does not load until it names its audio: it can never be built or published unfinished.
+    with pytest.raises(ConfigError, match="no audio: give recordings"):
+        load_episode(cfg, "episode-259")
+    made.path.write_text(text.replace("recordings = []", 'recordings = ["../raw/x.flac"]'), "utf-8")
+    ep = load_episode(cfg, "episode-259")
+    assert [h.name for h in ep.hosts] == [h.name for h in load_show(cfg / "show.toml").show.hosts]
+    assert ep.number == 259 and not ep.demo
+    # The next one follows it; a given id is used as is; nothing is ever overwritten.
+    assert new_episode(cfg).episode_id == "episode-260"
+    assert new_episode(cfg, "special").number == 261
+    with pytest.raises(ConfigError, match="already exists: produce new never overwrites a config"):
+        new_episode(cfg, "episode-259")
+    # A cadence setting instead of a week.
+    show = (cfg / "show.toml").read_text("utf-8").replace('language = "en"', 'language = "en"\ncadence_days = 14', 1)
+    (cfg / "show.toml").write_text(show, "utf-8")
+    (cfg / "episodes" / "special.toml").unlink()
+    assert new_episode(cfg, "episode-261").publish_date == dt.datetime(2019, 12, 10, 6, tzinfo=UTC) + dt.timedelta(
+        days=14
+    )
+
+
+def test_outside_the_repository_root_the_error_names_configs_and_the_variable(tmp_path: Path) -> None:
+    from keylime_prod.config import load_settings
+    from keylime_prod.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        load_settings(tmp_path / "configs")
+    assert "show.toml not found" in str(e.value) and "--configs" in str(e.value) and "KEYLIME_CONFIGS" in str(e.value)
