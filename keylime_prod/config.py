@@ -646,7 +646,20 @@ def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:
     if not path.is_file():
         known = ", ".join(list_episodes(configs_dir)[:10]) or "none"
         raise ConfigError(f"unknown episode {episode_id!r}", where=path, hint=f"known episodes: {known}")
-    data = _read_toml(path)
+    return episode_from_data(path, episode_id, _read_toml(path))
+
+
+def episode_from_text(path: Path, episode_id: str, text: str) -> EpisodeConfig:
+    """The episode ``text`` would be as ``path`` (to check an edit before it is written)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", where=path) from e
+    return episode_from_data(path, episode_id, data)
+
+
+def episode_from_data(path: Path, episode_id: str, data: dict[str, Any]) -> EpisodeConfig:
+    """Validate an episode config's TOML ``data`` read from ``path``; paths resolve against its folder."""
     if "id" in data and data["id"] != episode_id:
         raise ConfigError(f"field id: {data['id']!r} does not match the file name {episode_id!r}", where=path)
     data["id"] = episode_id

@@ -584,6 +584,12 @@ def run_episode(
     called with ``(stage, "start" | "done" | "cached")`` for the CLI's status line.
     """
     episode = load_episode(settings.configs_dir, episode_id)
+    if episode.raw:
+        # Recordings kept out of git (the bucket's inbox, or a URL): fetched once and checked by size and SHA-256
+        # before any stage hashes or reads them.
+        from ..catalogue.raw import fetch_raw
+
+        fetch_raw(episode, settings.show.storage, progress=progress or null_progress)
     targets = (upto,) if isinstance(upto, str) else tuple(upto or (STAGES[-1].name,))
     wanted = stages_up_to(*targets)
     layout = settings.layout(episode_id)

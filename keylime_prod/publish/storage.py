@@ -264,6 +264,15 @@ class Store:
         """Every key that starts with ``under``, sorted."""
         raise NotImplementedError
 
+    def download(self, key: str, dest: Path, *, progress: ProgressFn = null_progress) -> tuple[int, str]:
+        """Write the object at ``key`` to ``dest`` (created or replaced whole, never half-written) and return its
+        size and hex SHA-256, hashed as it streams."""
+        raise NotImplementedError
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete ``keys`` (missing ones are not an error)."""
+        raise NotImplementedError
+
     def list_folders(self, under: str) -> list[str]:
         """The names of the "folders" directly below ``under`` (which ends in ``/``), sorted."""
         raise NotImplementedError
@@ -657,6 +666,29 @@ class S3Store(Store):
                 n += len(chunk)
         return n, h.hexdigest()
 
+    def download(self, key: str, dest: Path, *, progress: ProgressFn = null_progress) -> tuple[int, str]:
+        """GET ``key`` into ``dest`` through a temporary file beside it, hashing as it streams."""
+        h, n = hashlib.sha256(), 0
+        with self._calling("download", key), fsutil.atomic_path(dest) as tmp, open(tmp, "wb") as f:
+            r = self.client.get_object(Bucket=self.bucket, Key=key)
+            total = int(r.get("ContentLength") or 0)
+            for chunk in r["Body"].iter_chunks(_READ):
+                f.write(chunk)
+                h.update(chunk)
+                n += len(chunk)
+                progress(f"download {Path(key).name}", n, total or n)
+        return n, h.hexdigest()
+
+    def delete(self, keys: list[str]) -> None:
+        """DeleteObjects, 1000 keys a request (the S3 limit)."""
+        with self._calling("delete", keys[0] if keys else None):
+            for i in range(0, len(keys), 1000):
+                batch = [{"Key": k} for k in keys[i : i + 1000]]
+                r = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                if r.get("Errors"):
+                    e = r["Errors"][0]
+                    raise StorageError(f"cannot delete: {e.get('Code')} {e.get('Message')}", where=e.get("Key"))
+
     def list_keys(self, under: str) -> list[str]:
         """List keys under ``under`` (paginated)."""
         keys: list[str] = []
@@ -805,6 +837,29 @@ class LocalStore(Store):
         )
         # No key part starts with a dot (is_valid_key_part): dot files and folders (the lock) are not objects.
         return sorted(k for k in keys if k.startswith(under) and not any(x.startswith(".") for x in k.split("/")))
+
+    def download(self, key: str, dest: Path, *, progress: ProgressFn = null_progress) -> tuple[int, str]:
+        """Copy the file at ``key`` to ``dest`` (atomically) and hash it."""
+        src = self.path(key)
+        if not src.is_file():
+            raise StorageError("no such object", where=src, hint="check the key (produce upload-raw puts it there)")
+        with fsutil.atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+        return dest.stat().st_size, fsutil.sha256_file(dest)
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove the files and the folders they leave empty."""
+        for key in keys:
+            p = self.path(key)
+            with self._writing(key):
+                p.unlink(missing_ok=True)
+                for parent in p.parents:
+                    if parent == self.root or not parent.is_relative_to(self.root):
+                        break
+                    try:
+                        parent.rmdir()
+                    except OSError:
+                        break  # not empty
 
     def list_folders(self, under: str) -> list[str]:
         """Sub-folders of ``under``."""
