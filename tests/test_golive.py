@@ -242,3 +242,76 @@ def test_outside_the_repository_root_the_error_names_configs_and_the_variable(tm
     with pytest.raises(ConfigError) as e:
         load_settings(tmp_path / "configs")
     assert "show.toml not found" in str(e.value) and "--configs" in str(e.value) and "KEYLIME_CONFIGS" in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------------- prune
+
+
+def test_prune_deletes_only_what_nothing_refers_to(
+    s3_server: RcloneS3, make_release: Callable[..., publish.Release]
+) -> None:
+    from keylime_prod.publish.prune import prune
+
+    show = make_show(storage_settings(s3_server.endpoint_url))
+    store = open_store(show.storage)
+    first = publish.publish([make_release(title="Old title", freq=440)], show, now=NOW)
+    publish.publish([make_release("ep-2", number=2)], show, now=NOW)
+    # Re-titled and re-tagged: new notes and a new MP3; the old objects stay behind.
+    second = publish.publish([make_release(title="New title", freq=550)], show, now=NOW)
+    old = {f.key for f in first.episodes[0].files} - {f.key for f in second.episodes[0].files}
+    assert len(old) == 3  # the MP3 and both show notes
+    store.put_bytes("inbox/ep-1/part-1.wav", b"raw", content_type="audio/wav", cache_control="no-store")
+    before = set(store.list_keys(""))
+
+    plan = prune(show, store=store)
+    assert plan.dry_run and {k for k, _ in plan.unreferenced} == old
+    assert plan.bytes == sum(f.size for f in first.episodes[0].files if f.key in old)
+    assert set(store.list_keys("")) == before  # a dry run deletes nothing
+    assert "run with --yes to delete them" in plan.describe()
+
+    done = prune(show, store=store, dry_run=False)
+    assert {k for k, _ in done.unreferenced} == old
+    assert set(store.list_keys("")) == before - old
+    assert "inbox/ep-1/part-1.wav" in store.list_keys("inbox/")  # the raw recordings' inbox is never touched
+    # Everything the live feed names is still there.
+    xml = store.get_bytes(store.key("feed.xml"))
+    assert xml is not None
+    for ep in gpodder(xml)["episodes"]:
+        for enc in ep["enclosures"]:
+            key = enc["url"].removeprefix(store.base_url + "/")
+            assert store.head(store.key(key)) is not None, key
+    assert prune(show, store=store, dry_run=False).unreferenced == ()
+
+
+# --------------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_new_upload_raw_and_prune(
+    s3_server: RcloneS3, make_tone: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import app
+
+    runner = CliRunner()
+    cfg = _repo_configs(tmp_path)
+    r = runner.invoke(app, ["new", "--configs", str(cfg), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["episode"] == "episode-259"
+    # Outside the repository root, with nothing said: the error names --configs and KEYLIME_CONFIGS.
+    monkeypatch.chdir(tmp_path / "configs" / "episodes")
+    r = runner.invoke(app, ["new"])
+    assert r.exit_code == 2 and "--configs" in r.output and "KEYLIME_CONFIGS" in r.output
+    monkeypatch.setenv("KEYLIME_CONFIGS", str(cfg))
+    for var, value in (("KEYLIME_S3_ENDPOINT_URL", s3_server.endpoint_url), ("KEYLIME_S3_BUCKET", BUCKET)):
+        monkeypatch.setenv(var, value)
+    take = make_tone("take-1.wav", seconds=1.0)
+    r = runner.invoke(app, ["upload-raw", "episode-259", str(take), "--media", str(tmp_path / "media")])
+    assert r.exit_code == 0, r.output
+    assert "inbox:inbox/episode-259/take-1.wav" in r.output
+    assert load_episode(cfg, "episode-259").recordings == (tmp_path / "media" / "raw" / "episode-259" / "take-1.wav",)
+    r = runner.invoke(app, ["prune", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["dry_run"] is True and json.loads(r.stdout)["unreferenced"] == []

@@ -679,6 +679,92 @@ def check_cmd(
     _run(go)
 
 
+# ---------------------------------------------------------------------------------------- a producer's week
+
+
+@app.command("new")
+def new_cmd(
+    episode: Annotated[
+        str | None, typer.Argument(help="Id of the new episode (default: the latest one's with the next number).")
+    ] = None,
+    configs: ConfigsOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the next episode's config: next number, one cadence after the latest, the hosts, empty recordings."""
+    _setup_logging(verbose, quiet, as_json)
+
+    def go() -> None:
+        from ..catalogue.new import new_episode
+
+        made = new_episode(configs or Path("configs"), episode)
+        if as_json:
+            _emit_json(made.to_json())
+        elif not quiet:
+            _say(made.describe())
+            _say(f"next: record, then `produce upload-raw {made.episode_id} FILE...` (or list local files in it)")
+
+    _run(go)
+
+
+@app.command("upload-raw")
+def upload_raw_cmd(
+    episode: EpisodeArg,
+    files: Annotated[list[Path], typer.Argument(help="The raw recordings, in order.")],
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", envvar="KEYLIME_MEDIA", help="Local media folder, not in git (default ./media)."),
+    ] = None,
+    configs: ConfigsOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload EPISODE's raw recordings to the bucket's private inbox; write recordings and [[raw]] in its config."""
+    _setup_logging(verbose, quiet, as_json)
+
+    def go() -> None:
+        from ..catalogue.raw import upload_raw
+
+        settings = _settings(configs, None)
+        with _progress(not quiet and not as_json) as progress:
+            done = upload_raw(settings, episode, files, media_dir=media, **({"progress": progress} if progress else {}))
+        if as_json:
+            _emit_json({"episode": episode, "files": [f.to_json() for f in done]})
+        elif not quiet:
+            for f in done:
+                _say(f"{f.source}: {f.size:,} bytes, sha256 {f.sha256[:12]}... -> {f.file}")
+            _say(f"{episode}: recordings and [[raw]] written; commit the config, not the audio")
+
+    _run(go)
+
+
+@app.command("prune")
+def prune_cmd(
+    yes: Annotated[bool, typer.Option("--yes", help="Delete them (without it: only list them).")] = False,
+    configs: ConfigsOpt = None,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the published objects no manifest or feed refers to any more; --yes deletes them."""
+    _setup_logging(verbose, quiet, as_json)
+
+    def go() -> None:
+        from ..publish.prune import prune
+
+        res = prune(_settings(configs, None).show, dry_run=not yes)
+        if as_json:
+            _emit_json(res.to_json())
+        elif not quiet:
+            for key, size in res.unreferenced:
+                _say(f"  {'would delete' if res.dry_run else 'deleted'} {key} ({size:,} bytes)")
+            _say(res.describe())
+
+    _run(go)
+
+
 # ------------------------------------------------------------------------------------------ archive (issue 12)
 
 
