@@ -649,6 +649,25 @@ def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:
     return episode_from_data(path, episode_id, _read_toml(path))
 
 
+def peek_episode(configs_dir: Path, episode_id: str) -> dict[str, Any] | None:
+    """``number``, ``season``, ``publish_date`` (UTC) and ``demo`` of an episode config that may not validate yet (one
+    ``produce new`` wrote and nobody has filled in); ``None`` when even those cannot be read."""
+    try:
+        data = tomllib.loads(episode_path(configs_dir, episode_id).read_text("utf-8"))
+        date = EpisodeConfig._date(data["publish_date"])
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return None
+    number, season = data.get("number"), data.get("season")
+    if not isinstance(date, dt.datetime) or not isinstance(number, int):
+        return None
+    return {
+        "number": number,
+        "season": season if isinstance(season, int) else None,
+        "publish_date": date,
+        "demo": data.get("demo") is True,
+    }
+
+
 def episode_from_text(path: Path, episode_id: str, text: str) -> EpisodeConfig:
     """The episode ``text`` would be as ``path`` (to check an edit before it is written)."""
     try:

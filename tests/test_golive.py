@@ -315,3 +315,19 @@ def test_cli_new_upload_raw_and_prune(
     r = runner.invoke(app, ["prune", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["dry_run"] is True and json.loads(r.stdout)["unreferenced"] == []
+
+
+def test_an_unfinished_new_episode_fails_no_scheduled_run_before_its_date(tmp_path: Path) -> None:
+    from keylime_prod.catalogue.new import new_episode
+    from keylime_prod.config import load_settings
+    from keylime_prod.pipeline.release import publish_due
+
+    cfg = _repo_configs(tmp_path)
+    new_episode(cfg)  # episode-259, 2019-12-03, no recordings yet
+    settings = load_settings(cfg, tmp_path / "build")
+    before = publish_due(settings, dry_run=True, now=dt.datetime(2019, 11, 30, tzinfo=UTC))
+    assert [d.episode_id for d in before.due] == ["episode-258"] and before.failures == ()
+    # On its date it is due and cannot load: a failure that names the file and what is missing.
+    after = publish_due(settings, dry_run=True, now=dt.datetime(2019, 12, 4, tzinfo=UTC))
+    assert [f.episode_id for f in after.failures] == ["episode-259"]
+    assert "no audio: give recordings" in str(after.failures[0].error)

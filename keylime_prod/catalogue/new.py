@@ -12,18 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from .. import fsutil
-from ..config import EpisodeConfig, check_episode_id, episode_path, list_episodes, load_episode, load_show
+from ..config import check_episode_id, episode_path, list_episodes, load_episode, load_show, peek_episode
 from ..errors import ConfigError, KeylimeError
 
 #: Episodes are dated at this hour (UTC) when there is no earlier one to follow: the workflow runs at 06:17.
@@ -72,15 +66,10 @@ def _known(configs_dir: Path, eid: str) -> _Known | None:
     try:
         ep = load_episode(configs_dir, eid)
     except KeylimeError:
-        try:
-            data = tomllib.loads(episode_path(configs_dir, eid).read_text("utf-8"))
-            date = EpisodeConfig._date(data["publish_date"])
-            number, season = data["number"], data.get("season")
-        except (OSError, ValueError, KeyError, TypeError):
+        raw = peek_episode(configs_dir, eid)
+        if raw is None or raw["demo"]:
             return None  # `produce check` reports it
-        if data.get("demo") is True or not isinstance(number, int) or not isinstance(date, dt.datetime):
-            return None
-        return _Known(eid, number, season if isinstance(season, int) else None, date)
+        return _Known(eid, raw["number"], raw["season"], raw["publish_date"])
     return None if ep.demo else _Known(ep.id, ep.number, ep.season, ep.publish_date)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import publish
-from ..config import EpisodeConfig, Settings, list_episodes, load_episode
+from ..config import EpisodeConfig, Settings, list_episodes, load_episode, peek_episode
 from ..errors import KeylimeError, PublishError
 from ..progress import ProgressFn, null_progress
 from ..publish import storage
@@ -123,6 +123,11 @@ def publish_due(
         try:
             episodes.append(load_episode(settings.configs_dir, episode_id))
         except KeylimeError as e:
+            peek = peek_episode(settings.configs_dir, episode_id)
+            if peek is not None and peek["publish_date"] > now:
+                # Not due yet (say, a config `produce new` wrote, still without audio): no failure today.
+                log.warning("%s (dated %s, not due yet): %s", episode_id, peek["publish_date"].isoformat(), e)
+                continue
             log.error("%s: %s", episode_id, e)
             failures.append(DueFailure(episode_id, e))
     due = publish.due(episodes, settings.show, store=store, now=now)
