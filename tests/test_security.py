@@ -242,6 +242,7 @@ P, K = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.VAR_KEYWORD
 def _overrides() -> list[tuple[str, str, Any, list[tuple[str, Any, bool]]]]:
     from faster_whisper import WhisperModel
     from mutagen.id3 import ID3Tags
+    from mutagen.id3._specs import Latin1TextSpec
     from whisper.model import Whisper
 
     return [
@@ -264,10 +265,16 @@ def _overrides() -> list[tuple[str, str, Any, list[tuple[str, Any, bool]]]]:
             ID3Tags._write,
             [("self", P, False), ("config", P, False)],
         ),
+        (
+            "mutagen",
+            "id3._specs.Latin1TextSpec.write (subclassed as _Url in keylime_prod/tags/id3.py)",
+            Latin1TextSpec.write,
+            [("self", P, False), ("config", P, False), ("data", P, False), ("value", P, False)],
+        ),
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", range(3), ids=["faster-whisper", "openai-whisper", "mutagen"])
+@pytest.mark.parametrize("case", range(4), ids=["faster-whisper", "openai-whisper", "mutagen", "mutagen-url-spec"])
 def test_overridden_private_methods_keep_their_recorded_signatures(case: int) -> None:
     library, override, method, recorded = _overrides()[case]
     now = [
@@ -284,6 +291,7 @@ def test_the_libraries_still_call_what_is_overridden() -> None:
     # An override that is never called fails as quietly as a wrong one: check the call sites it relies on.
     import faster_whisper.transcribe
     import mutagen.id3._file
+    import mutagen.id3._frames
     import whisper.model
     import whisper.transcribe
 
@@ -295,6 +303,10 @@ def test_the_libraries_still_call_what_is_overridden() -> None:
     assert 'register_buffer("alignment_heads"' in heads, "openai-whisper keeps alignment_heads elsewhere now"
     prepare = inspect.getsource(mutagen.id3._file.ID3._prepare_data)
     assert "self._write(config)" in prepare, "mutagen's ID3.save no longer writes frames through ID3Tags._write"
+    frame_write = inspect.getsource(mutagen.id3._frames.Frame._writeData)
+    assert "writer.write(config, frame, getattr(frame, writer.name))" in frame_write, (
+        "mutagen's frames no longer write through their _framespec (tags/id3.py's URL frames without a NUL)"
+    )
 
 
 # ------------------------------------------------------------------------------------------- denoiser model

@@ -93,7 +93,7 @@ class _Url(Latin1TextSpec):
     terminates only the description of WXXX. mutagen writes a NUL after every URL, and eyeD3 then hands it back as
     part of the URL. Read the same way as mutagen reads it (up to a NUL, or the end)."""
 
-    def write(self, config: Any, frame: Any, value: Any) -> bytes:
+    def write(self, config: Any, data: Any, value: Any) -> bytes:
         return str(value).encode("latin1")
 
 
