@@ -21,6 +21,10 @@ by side, default: the setting's default).
     python bench/transcribe.py --compare faster-whisper:tiny.en:float32,faster-whisper:tiny.en:int8 --repeat 8
     # memory on a long file: the demo speech looped to 60 minutes, default engine and model only
     python bench/transcribe.py --demo --long 60 --compare faster-whisper:base:int8
+    # hints never make a transcript worse: every real-speech file (tests/data, LibriVox and jfk.wav) without hints,
+    # with the show's glossary + episode-258's hints, and with a glossary unrelated to anything said; batched
+    # (the default) and sequential. WER, deleted words, loops and windows decoded again, per file and glossary.
+    python bench/transcribe.py --real --threads 2 --compare faster-whisper:base:int8,faster-whisper:base:int8:0
 
 Threads default to 1 (``--threads``): on a shared 2-core machine one thread per engine is the fair, stable setting.
 """
@@ -40,6 +44,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 JFK = ROOT / "tests" / "data" / "jfk.wav"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+DATA = ROOT / "tests" / "data"
+#: Real read speech with its reference text (tests/data/README.md says where each comes from).
+REAL: dict[str, Path | str] = {
+    "sonnet1_librivox.flac": DATA / "sonnet1_librivox.txt",
+    "sense_librivox.flac": DATA / "sense_librivox.txt",
+    "jfk.wav": JFK_TEXT,
+}
+#: A glossary about nothing anyone says in the real-speech files.
+UNRELATED = ("Kubernetes", "PostgreSQL", "photosynthesis", "quantitative easing", "cardiac catheterization")
 
 
 def normalise(text: str) -> str:
@@ -109,6 +122,75 @@ def demo_glossary() -> list[str]:
     return [*show.whisper.glossary, *transcript.episode_hints(episode, show.show.hosts)]
 
 
+def reference_of(name: str) -> str:
+    """The reference text of a real-speech file in :data:`REAL`."""
+    ref = REAL[name]
+    return ref.read_text("utf-8") if isinstance(ref, Path) else ref
+
+
+def loops(text: str) -> str:
+    """A phrase said over and over in ``text`` (the engine's own test), or ``""``."""
+    from keylime_prod.transcript import engines
+
+    return engines.repetition(text.split())
+
+
+def real_child(args: argparse.Namespace) -> None:
+    """One configuration over every real-speech file and glossary, in one process (the model loads once): a JSON
+    line per run."""
+    from keylime_prod import transcript
+    from keylime_prod.config import WhisperSettings
+    from keylime_prod.transcript import weights
+
+    extra: dict[str, object] = {} if args.batch is None else {"batch_size": args.batch}
+    settings = WhisperSettings(engine=args.engine, model=args.model, compute_type=args.compute_type,
+                               threads=args.threads, beam_size=args.beam_size, **extra)  # fmt: skip
+    glossaries = {"none": [], "show": demo_glossary(), "unrelated": list(UNRELATED)}
+    for name in REAL:
+        for label, terms in glossaries.items():
+            with tempfile.TemporaryDirectory() as out:
+                result = transcript.transcribe(DATA / name, settings, Path(out), glossary=terms,
+                                               cache_dir=weights.default_cache_dir())  # fmt: skip
+            text = " ".join(s.text for s in result.segments)
+            ref = reference_of(name)
+            err, deleted = wer(ref, text)
+            hits = [t for t in terms if t.lower() in text.lower() and t.lower() not in ref.lower()]
+            print(json.dumps({"file": name, "glossary": label, "wer": err, "deleted": deleted, "loop": loops(text),
+                              "redone": [f"{r.start:.1f}-{r.end:.1f} s: {r.reason} -> {r.kept}" for r in result.redone],
+                              "unsaid_terms": hits}), flush=True)  # fmt: skip
+
+
+def real(args: argparse.Namespace) -> None:
+    """The hints table: per configuration, file and glossary."""
+    missing = [n for n, ref in REAL.items() if not (DATA / n).exists() or (isinstance(ref, Path) and not ref.exists())]
+    if missing:
+        sys.exit(f"missing real-speech material: {missing} (scripts/make_real_speech.py makes it)")
+    for spec in args.compare.split(","):
+        engine, model, compute, *more = spec.split(":")
+        argv = [sys.executable, __file__, "--real-child", "--engine", engine, "--model", model, "--compute-type",
+                compute, "--threads", str(args.threads), "--beam-size", str(args.beam_size)]  # fmt: skip
+        if more and more[0]:
+            argv += ["--batch", more[0]]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(f"{spec}: failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            continue
+        rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        print(f"\n{spec} (threads {args.threads}, beam {args.beam_size})")
+        print(f"{'file':22} {'WER none':>9} {'show':>6} {'unrel.':>6} {'del none':>9} {'show':>5} {'unrel.':>6}  "
+              "loops / windows redone / unsaid terms")  # fmt: skip
+        for name in REAL:
+            by = {r["glossary"]: r for r in rows if r["file"] == name}
+            if len(by) < 3:
+                continue
+            notes = [f"{g}: loop {r['loop']}" for g, r in by.items() if r["loop"]]
+            notes += [f"{g}: redone {x}" for g, r in by.items() for x in r["redone"]]
+            notes += [f"{g}: wrote {', '.join(r['unsaid_terms'])}" for g, r in by.items() if r["unsaid_terms"]]
+            print(f"{name:22} {by['none']['wer']:9.3f} {by['show']['wer']:6.3f} {by['unrelated']['wer']:6.3f} "
+                  f"{by['none']['deleted']:9d} {by['show']['deleted']:5d} {by['unrelated']['deleted']:6d}  "
+                  f"{'; '.join(notes) or '-'}")  # fmt: skip
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one configuration and print a JSON line (the parent parses it)."""
     from keylime_prod import transcript
@@ -168,7 +250,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--beam-size", type=int, default=5)
     ap.add_argument("--glossary", action="append", default=[], help="a term (repeat); --demo: the episode's hints")
+    ap.add_argument("--real", action="store_true", help="hints on/off on every real-speech file (tests/data)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--real-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--engine", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--compute-type", help=argparse.SUPPRESS)
@@ -178,6 +262,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         child(args)
+        return
+    if args.real_child:
+        real_child(args)
+        return
+    if args.real:
+        real(args)
         return
 
     if args.demo and not args.glossary:
@@ -218,6 +308,7 @@ def main() -> None:
             r["spec"] = spec
             r["rtf"] = r["audio"] / r["run"] if r["run"] else float("nan")
             r["wer"], r["deleted"] = wer(reference, r["text"]) if reference else (float("nan"), 0)
+            r["loop"] = loops(r["text"])
             rows.append(r)
 
     print(f"audio: {audio.name if repeat <= 1 else f'{audio.name} x{repeat}'}, {rows[0]['audio']:.1f} s; "
@@ -229,6 +320,7 @@ def main() -> None:
         print(
             f"{r['spec']:40} {r['load']:7.2f} {r['run']:7.2f} {r['rtf']:7.1f} {r['rtf'] / base:7.2f}x "
             f"{r['cpu']:7.1f} {r['wer']:6.3f} {r['deleted']:4d} {r['rss_mib']:8.0f}"
+            + (f"  loop {r['loop']}" if r["loop"] else "")
         )
     if len(rows) >= 2:
         print(f"speed ratio {rows[0]['spec']} / {rows[1]['spec']}: {rows[0]['rtf'] / rows[1]['rtf']:.1f}x")

@@ -40,7 +40,7 @@ from ..errors import FFmpegError, TranscriptError
 from ..machine import physical_cores
 from ..progress import ProgressFn, null_progress
 from . import engines, weights
-from .artefact import Transcript
+from .artefact import RedoneWindow, Transcript
 from .captions import (
     CUE_PAUSE,
     DISCLAIMER_SPEAKER,
@@ -188,14 +188,18 @@ def transcribe(
     speech_seconds = 0.0
     audio_seconds = 0.0
     spoken = 0  # segments Whisper found (not counting a disclaimer given as known text)
+    redone: list[RedoneWindow] = []
     for region in regions:
 
         def on_progress(d: float, base: float = done) -> None:
             progress("transcribe", base + d, total)
 
+        region_redone: list[RedoneWindow] = []
         region_words, speech, length = _transcribe_region(
-            region.path or audio_path, region, engine, settings, terms, on_progress
+            region.path or audio_path, region, engine, settings, terms, on_progress, region_redone
         )
+        redone += [replace(r, start=round(r.start + region.shift, 3), end=round(r.end + region.shift, 3))
+                   for r in region_redone]  # fmt: skip
         if region.shift:  # a track's file times onto the published timeline
             region_words = [replace(w, start=round(w.start + region.shift, 3), end=round(w.end + region.shift, 3))
                             for w in region_words]  # fmt: skip
@@ -240,6 +244,7 @@ def transcribe(
         elapsed_seconds=round(elapsed, 3),
         report=report_path(out_dir, stem),
         words=words_out,
+        redone=tuple(sorted(redone, key=lambda r: r.start)),
     )
     # Render everything first, then write each file atomically: an error leaves no half-written set behind.
     rendered = {
@@ -435,8 +440,10 @@ def _transcribe_region(
     settings: WhisperSettings,
     glossary: Sequence[str],
     on_progress: Callable[[float], None],
+    redone: list[RedoneWindow] | None = None,
 ) -> tuple[list[TimedWord], float, float]:
-    """Transcribe one region block by block; return its words (file times), speech seconds and length.
+    """Transcribe one region block by block; return its words (file times), speech seconds and length. Windows the
+    engine decoded again go to ``redone`` (file times).
 
     The next block is decoded and its speech found on another thread while the engine works on this one (issue 14:
     ffmpeg and VAD otherwise leave a core idle between blocks); two blocks at most are in memory.
@@ -472,8 +479,13 @@ def _transcribe_region(
                 db = _frame_db(audio)
                 sound = _sound_db(db)  # the block's levels judge its joined speech too
                 voiced = db > sound
-                for piece in engine.transcribe(joined, glossary, _breaks(joined, sound)):
+                again: list[engines.Redo] = []
+                for piece in engine.transcribe(joined, glossary, _breaks(joined, sound), again):
                     out += _words(piece, chunks, block.pos, end, region.speaker, voiced)
+                if redone is not None:
+                    redone += [RedoneWindow(round(block.pos + _unjoin(chunks, r.start, is_end=False), 3),
+                                            round(block.pos + _unjoin(chunks, r.end, is_end=True), 3), r.reason, r.kept)
+                               for r in again]  # fmt: skip
             pos = block.pos + block.advance
             on_progress(pos - region.start)
             block = ahead.result() if ahead is not None else None

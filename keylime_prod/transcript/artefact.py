@@ -22,6 +22,18 @@ class TranscriptSegment:
 
 
 @dataclass(frozen=True)
+class RedoneWindow:
+    """A window of speech the recogniser decoded a second time, on the published timeline (seconds): ``reason``
+    says what was wrong with the first decoding (a loop, a compression ratio over Whisper's 2.4, hint terms it
+    doubted), ``kept`` which decoding the transcript has (``without hints``, ``temperature 0.4`` ...)."""
+
+    start: float
+    end: float
+    reason: str
+    kept: str
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The transcript stage's result: segments on the episode timeline and the files written from them.
 
@@ -41,6 +53,7 @@ class Transcript:
     elapsed_seconds: float = 0.0  # wall time, model loading included
     report: Path | None = None  # <stem>.report.json
     words: Path | None = None  # words.json: every word's timing, probability and speaker (keylime_prod.transcript)
+    redone: tuple[RedoneWindow, ...] = ()  # windows decoded again without the hints (keylime_prod.transcript.engines)
 
     @property
     def text(self) -> str:
@@ -83,4 +96,5 @@ class Transcript:
             d["segments"] = tuple(TranscriptSegment(**s) for s in d["segments"])
             d["files"] = {k: report.parent / v for k, v in d["files"].items()}
             d["words"] = report.parent / d["words"] if d.get("words") else None
+            d["redone"] = tuple(RedoneWindow(**r) for r in d.get("redone", ()))
             return cls(**d, report=report)

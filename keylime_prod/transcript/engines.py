@@ -20,8 +20,11 @@ while still fixing the spelling of the names. See docs/transcripts.md.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
+import re
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,6 +68,140 @@ class Piece:
     words: tuple[Word, ...] = ()
 
 
+@dataclass(frozen=True)
+class Redo:
+    """A window decoded again: where (seconds relative to the samples the engine was given), why, and which
+    decoding was kept (``"without hints"``, ``"temperature 0.2"`` ..., or ``"first decoding"`` when every other
+    one was worse)."""
+
+    start: float
+    end: float
+    reason: str
+    kept: str
+
+
+#: Whisper's own test for a looping decoder: text that gzip (zlib) compresses better than this is repetitive
+#: (openai-whisper ``transcribe(compression_ratio_threshold=2.4)``, faster-whisper the same default).
+COMPRESSION_RATIO_LIMIT = 2.4
+#: A phrase of up to this many words ...
+REPEAT_MAX_WORDS = 8
+#: ... said this many times in a row, covering at least :data:`REPEAT_MIN_SPAN` words, is a loop, not speech. A
+#: 30 s window is too short for zlib to reach 2.4 on a short loop ("to. the world." x6 in a window of real speech:
+#: ratio 1.9), so the run itself is counted; people do say "no, no, no" (3 words), never a phrase six times over.
+REPEAT_MIN_TIMES = 3
+REPEAT_MIN_SPAN = 9
+#: A hint term the decoder wrote with a mean word probability under this was more likely read from the prompt
+#: than heard (see docs/transcripts.md, "Hints never make a transcript worse", for the measured probabilities).
+HINT_MIN_PROBABILITY = 0.5
+#: Whisper's temperature fallback after the beam search (openai-whisper ``transcribe(temperature=(0.0, 0.2, ...,
+#: 1.0))``); the first step, temperature 0 without hints, is done by the batched decoder itself.
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's measure of repetition: UTF-8 bytes over zlib-compressed bytes."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _plain(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing what was written with a hint term."""
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def repetition(words: Sequence[str]) -> str:
+    """The longest run of one phrase said :data:`REPEAT_MIN_TIMES` or more times in a row that covers at least
+    :data:`REPEAT_MIN_SPAN` words, as ``"'to the world' x6"``; ``""`` if there is none."""
+    w = [x for word in words for x in _plain(word)]
+    best = (0, 0, 0)  # words covered, phrase length, position
+    for n in range(1, REPEAT_MAX_WORDS + 1):
+        i = 0
+        while i + 2 * n <= len(w):
+            times = 1
+            while w[i + times * n : i + (times + 1) * n] == w[i : i + n]:
+                times += 1
+            if times >= REPEAT_MIN_TIMES and times * n >= REPEAT_MIN_SPAN and times * n > best[0]:
+                best = (times * n, n, i)
+            i += max(1, (times - 1) * n) if times > 1 else 1
+    if not best[0]:
+        return ""
+    span, n, i = best
+    return f"'{' '.join(w[i : i + n])}' x{span // n}"
+
+
+def doubtful_hints(words: Sequence[Word], terms: Sequence[str]) -> list[str]:
+    """The hint ``terms`` written in ``words`` whose words have a mean probability under
+    :data:`HINT_MIN_PROBABILITY`, as ``"'medical education' p=0.21"``."""
+    plain = [(x, w.probability) for w in words for x in _plain(w.text)]
+    tokens = [x for x, _p in plain]
+    out = []
+    for term in terms:
+        t = _plain(term)
+        if not t:
+            continue
+        for i in range(len(tokens) - len(t) + 1):
+            if tokens[i : i + len(t)] == t:
+                p = sum(prob for _x, prob in plain[i : i + len(t)]) / len(t)
+                if p < HINT_MIN_PROBABILITY:
+                    out.append(f"'{term}' p={p:.2f}")
+    return out
+
+
+#: A hint term in place of words at least this alike (difflib ratio of the letters) is a spelling fix ("Klasen" for
+#: "class", 0.73); in place of words unlike it, it was written over speech ("medical education" for "making a famine").
+SPELLING_MIN_LIKENESS = 0.5
+#: A decoding with the hints that has this many words fewer than the one without them swallowed speech.
+SWALLOWED_WORDS = 3
+
+
+def hints_wrote_over(hinted: str, plain: str, terms: Sequence[str]) -> str:
+    """Whether the decoding with the hints (``hinted``) wrote a hint term where the one without them (``plain``)
+    heard something else, or dropped speech: ``""`` if the hinted text only spells what was said, else why.
+
+    A term where the plain decoding has nothing (an insertion), or has words that do not sound like it, came from the
+    prompt; a term in place of words like it ("Klasen and Lingard" for "class and Linkard") is the spelling fix the
+    hints are for.
+    """
+    a, b = _plain(hinted), _plain(plain)
+    if len(b) - len(a) >= SWALLOWED_WORDS:
+        return f"{len(b) - len(a)} words fewer than without hints"
+    spans = []
+    for term in terms:
+        t = _plain(term)
+        spans += [(i, i + len(t), term) for i in range(len(a) - len(t) + 1) if t and a[i : i + len(t)] == t]
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    for i0, i1, term in spans:
+        for op, a0, a1, b0, b1 in ops:
+            if op == "equal" or a1 <= i0 or a0 >= i1:
+                continue
+            said = " ".join(b[b0:b1])
+            alike = difflib.SequenceMatcher(a=" ".join(a[a0:a1]), b=said, autojunk=False).ratio()
+            if op == "delete" or alike < SPELLING_MIN_LIKENESS:
+                return f"'{term}' written over '{said}'" if said else f"'{term}' where nothing was heard"
+    return ""
+
+
+def trouble(text: str, words: Sequence[Word], terms: Sequence[str]) -> str:
+    """Why a window's decoding cannot be trusted, or ``""``: it repeats (a phrase in a loop, or a compression ratio
+    over :data:`COMPRESSION_RATIO_LIMIT`), or it holds hint terms the model doubted (:func:`doubtful_hints`)."""
+    reasons = []
+    loop = repetition(text.split())
+    if loop:
+        reasons.append(f"repeats {loop}")
+    ratio = compression_ratio(text.strip())
+    if ratio > COMPRESSION_RATIO_LIMIT:
+        reasons.append(f"compression ratio {ratio:.2f}")
+    doubts = doubtful_hints(words, terms)
+    if doubts:
+        reasons.append("doubtful hints " + ", ".join(doubts))
+    return "; ".join(reasons)
+
+
+def repeats(text: str) -> bool:
+    """Whether ``text`` loops (:func:`repetition` or a compression ratio over the limit)."""
+    return bool(repetition(text.split())) or compression_ratio(text.strip()) > COMPRESSION_RATIO_LIMIT
+
+
 class Engine(Protocol):
     """What keylime_prod.transcript needs from an engine."""
 
@@ -73,12 +210,18 @@ class Engine(Protocol):
     batch_size: int  # 0: sequential decoding (each window conditioned on the previous one's text)
     decoders: int  # batched: windows decoded by this many workers side by side
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        glossary: Sequence[str],
+        breaks: Sequence[Break] = (),
+        redone: list[Redo] | None = None,
+    ) -> list[Piece]:
         """Transcribe 16 kHz mono float32 samples; ``glossary`` terms steer the spelling in every window.
 
         ``breaks`` are the pauses in the samples, ``(time, seconds of pause)``: where the caller joined separate
         speech stretches and where speakers paused between words. A batched engine ends its windows only there,
-        never inside a word.
+        never inside a word. A window it had to decode again (:func:`trouble`) is appended to ``redone``.
         """
         ...
 
@@ -157,13 +300,29 @@ def split_even(items: Sequence[T], n: int) -> list[list[T]]:
 MAX_GLOSSARY_TOKENS = 120
 
 
-def glossary_tokens(terms: Sequence[str], encode: Callable[[str], list[int]], timestamp_begin: int) -> list[int]:
-    """The glossary as a prompt of timestamped segments, one per term, as Whisper's own previous text looks.
+def glossary_tokens(
+    terms: Sequence[str], encode: Callable[[str], list[int]], timestamp_begin: int, *, timestamps: bool = True
+) -> list[int]:
+    """The glossary as a prompt that looks like Whisper's own previous text, in the mode the window is decoded in.
 
-    Timestamp tokens count 20 ms from ``timestamp_begin``; each term gets a plausible spoken length. Terms that do
-    not fit in :data:`MAX_GLOSSARY_TOKENS` are left out (the first terms are kept).
+    ``timestamps`` (sequential decoding): one timestamped segment per term. Timestamp tokens count 20 ms from
+    ``timestamp_begin``; each term gets a plausible spoken length. Without (batched decoding, which asks for
+    ``<|notimestamps|>``): the terms as one line of text, "KeyLIME, Royal College, medical education.". A timestamped
+    prompt in front of a window decoded without timestamps is text Whisper never saw in training: on 90 s of
+    LibriVox readings with the show's five terms, one window looped ("to. the world." x7) and another wrote
+    "infirmary" and dropped 13 words (WER 0.129 against 0.065 without hints); the plain line gave 0.070, no loop.
+    Terms that do not fit in :data:`MAX_GLOSSARY_TOKENS` are left out (the first terms are kept).
     """
     ids: list[int] = []
+    if not timestamps:
+        kept: list[str] = []
+        for term in terms:
+            line = encode(" " + ", ".join([*kept, term.strip()]) + ".")
+            if len(line) > MAX_GLOSSARY_TOKENS:
+                break
+            kept.append(term.strip())
+            ids = line
+        return ids
     t = 0
     for term in terms:
         words = encode(" " + term.strip() + ".")
@@ -267,7 +426,13 @@ class FasterWhisperEngine:
         except Exception as e:  # ctranslate2 raises RuntimeError/ValueError, the hub its own types
             raise _load_error(ref, e) from e
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        glossary: Sequence[str],
+        breaks: Sequence[Break] = (),
+        redone: list[Redo] | None = None,
+    ) -> list[Piece]:
         """See :class:`Engine`."""
         from faster_whisper import BatchedInferencePipeline
 
@@ -275,7 +440,8 @@ class FasterWhisperEngine:
         tok = self._tokenizer_cls(
             self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language=s.language or "en"
         )
-        self.model.glossary = glossary_tokens(glossary, tok.encode, tok.timestamp_begin)
+        hints = glossary_tokens(glossary, tok.encode, tok.timestamp_begin, timestamps=self.batch_size == 0)
+        self.model.glossary = hints
         try:
             if self.batch_size > 0:
                 # Windows decoded side by side (issue 14: 2.2-2.5x faster at equal WER). No window sees the one
@@ -283,7 +449,7 @@ class FasterWhisperEngine:
                 # decoded once, with no seek, so a timestamp the decoder ends on early would drop the rest of the
                 # window (measured on the demo: 23 words deleted with timestamps, 1 without); word timings come
                 # from the cross-attention alignment either way.
-                def decode(clips: list[dict[str, float]]) -> list[Any]:
+                def decode(clips: list[dict[str, float]]) -> list[Piece]:
                     segments, _info = BatchedInferencePipeline(self.model).transcribe(
                         audio,
                         language=s.language,
@@ -295,46 +461,125 @@ class FasterWhisperEngine:
                         without_timestamps=True,
                         word_timestamps=s.word_timestamps,
                     )
-                    return list(segments)
+                    return _pieces(segments)
 
-                def decode_all(clips: list[dict[str, float]]) -> list[Any]:
+                def decode_all(clips: list[dict[str, float]]) -> list[Piece]:
                     groups = split_even(clips, self.decoders)
                     if len(groups) == 1:
                         return decode(groups[0])
                     # One thread per group; CTranslate2 releases the GIL and runs each call on its own worker.
                     with ThreadPoolExecutor(len(groups), thread_name_prefix="whisper") as pool:
-                        return [seg for part in pool.map(decode, groups) for seg in part]
+                        return [piece for part in pool.map(decode, groups) for piece in part]
+
+                def fallback(clip: dict[str, float]) -> tuple[str, list[Piece]]:
+                    # Whisper's own remedy for a loop: sample at rising temperatures until the text neither
+                    # repeats (compression ratio) nor is improbable (log probability), one window on its own.
+                    segments, _info = self.model.transcribe(
+                        audio,
+                        language=s.language,
+                        beam_size=s.beam_size,
+                        best_of=5,
+                        temperature=list(FALLBACK_TEMPERATURES),
+                        compression_ratio_threshold=COMPRESSION_RATIO_LIMIT,
+                        vad_filter=False,
+                        clip_timestamps=[clip["start"], clip["end"]],
+                        condition_on_previous_text=False,
+                        without_timestamps=False,
+                        word_timestamps=s.word_timestamps,
+                    )
+                    segments = list(segments)
+                    hottest = max((seg.temperature or 0.0 for seg in segments), default=0.0)
+                    return f"temperature {hottest:.1f}", _pieces(segments)
+
+                def checked(clips: list[dict[str, float]]) -> list[Piece]:
+                    """Decode ``clips`` with the hints; decode a window again where :func:`trouble` finds it
+                    untrustworthy: without the hints, and if it still repeats, with temperature fallback."""
+                    found = _by_clip(clips, decode_all(clips))
+                    bad = [(i, why) for i, got in enumerate(found) if (why := _trouble(got, glossary))]
+                    if not bad:
+                        return [piece for got in found for piece in got]
+                    self.model.glossary = []
+                    try:
+                        plain = _by_clip([clips[i] for i, _ in bad], decode_all([clips[i] for i, _ in bad]))
+                        for (i, why), again in zip(bad, plain, strict=True):
+                            kept, choice = "without hints", again
+                            if not repeats(_text(found[i])):
+                                # Only doubtful hints: keep them where they spell what the plain decoding heard.
+                                over = hints_wrote_over(_text(found[i]), _text(again), glossary)
+                                if over:
+                                    why += f" ({over})"
+                                else:
+                                    kept, choice = "first decoding", found[i]
+                            elif repeats(_text(again)):
+                                kept, choice = _least_looping(
+                                    [fallback(clips[i]), ("first decoding", found[i]), ("without hints", again)]
+                                )
+                            log.info("window %.1f-%.1f s decoded again (%s): kept %s",
+                                     clips[i]["start"], clips[i]["end"], why, kept)  # fmt: skip
+                            found[i] = choice
+                            if redone is not None:
+                                redone.append(Redo(clips[i]["start"], clips[i]["end"], why, kept))
+                    finally:
+                        self.model.glossary = hints
+                    return [piece for got in found for piece in got]
 
                 clips = [{"start": a, "end": b} for a, b in windows(len(audio) / SAMPLE_RATE, breaks)]
-                segments: Any = decode_all(clips)
+                pieces = checked(clips)
                 if s.word_timestamps:
-                    missed = unheard(clips, [(w.start, w.end) for seg in segments for w in seg.words or ()])
+                    missed = unheard(clips, [(w.start, w.end) for p in pieces for w in p.words])
                     if missed:
                         log.debug("decoding again %d stretches the decoder skipped", len(missed))
-                        segments = sorted([*segments, *decode_all(missed)], key=lambda seg: seg.start)
-            else:
-                segments, _info = self.model.transcribe(
-                    audio,
-                    language=s.language,
-                    beam_size=s.beam_size,
-                    best_of=5,
-                    vad_filter=False,  # done once, by the caller, for both engines
-                    condition_on_previous_text=True,
-                    without_timestamps=False,
-                    word_timestamps=s.word_timestamps,
-                )
-            # faster-whisper yields lazily: materialise inside the stage (style.md, point 3).
-            return [
-                Piece(
-                    seg.start,
-                    seg.end,
-                    seg.text,
-                    tuple(Word(w.start, w.end, w.word, w.probability) for w in seg.words or ()),
-                )
-                for seg in segments
-            ]
+                        pieces = sorted([*pieces, *checked(missed)], key=lambda p: p.start)
+                return pieces
+            segments, _info = self.model.transcribe(
+                audio,
+                language=s.language,
+                beam_size=s.beam_size,
+                best_of=5,
+                vad_filter=False,  # done once, by the caller, for both engines
+                condition_on_previous_text=True,
+                without_timestamps=False,
+                word_timestamps=s.word_timestamps,
+            )
+            return _pieces(segments)
         except (RuntimeError, ValueError) as e:
             raise TranscriptError(f"faster-whisper failed: {e}") from e
+
+
+def _pieces(segments: Any) -> list[Piece]:
+    """faster-whisper's segments as pieces; faster-whisper yields lazily, so this materialises them inside the stage
+    (style.md, point 3)."""
+    return [
+        Piece(seg.start, seg.end, seg.text, tuple(Word(w.start, w.end, w.word, w.probability) for w in seg.words or ()))
+        for seg in segments
+    ]
+
+
+def _by_clip(clips: Sequence[dict[str, float]], pieces: Sequence[Piece]) -> list[list[Piece]]:
+    """``pieces`` grouped by the clip (window) they start in, in the order of ``clips``."""
+    out: list[list[Piece]] = [[] for _ in clips]
+    for piece in pieces:
+        i = next((k for k, c in enumerate(clips) if c["start"] - 0.01 <= piece.start < c["end"]), None)
+        if i is None:  # a piece that starts past its window's end still belongs to the window before it
+            i = max((k for k, c in enumerate(clips) if c["start"] <= piece.start), default=0)
+        out[i].append(piece)
+    return out
+
+
+def _text(pieces: Sequence[Piece]) -> str:
+    return " ".join(p.text.strip() for p in pieces)
+
+
+def _trouble(pieces: Sequence[Piece], terms: Sequence[str]) -> str:
+    return trouble(_text(pieces), [w for p in pieces for w in p.words], terms)
+
+
+def _least_looping(candidates: Sequence[tuple[str, list[Piece]]]) -> tuple[str, list[Piece]]:
+    """The first candidate whose text does not loop (:func:`repeats`), else the one that compresses least."""
+    for label, pieces in candidates:
+        if not repeats(_text(pieces)):
+            return label, pieces
+    return min(candidates, key=lambda c: compression_ratio(_text(c[1])))
 
 
 class OpenAIWhisperEngine:
@@ -368,8 +613,15 @@ class OpenAIWhisperEngine:
             ckpt = ref.checkpoint or weights.export_openai(ref, cache_dir=cache_dir)
             self.model = _load_checkpoint(ckpt, torch, whisper)
 
-    def transcribe(self, audio: np.ndarray, glossary: Sequence[str], breaks: Sequence[Break] = ()) -> list[Piece]:
-        """See :class:`Engine` (``breaks`` do not matter to sequential decoding)."""
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        glossary: Sequence[str],
+        breaks: Sequence[Break] = (),
+        redone: list[Redo] | None = None,
+    ) -> list[Piece]:
+        """See :class:`Engine` (``breaks`` do not matter to sequential decoding, and openai-whisper's own
+        temperature fallback redoes a looping window, so nothing is added to ``redone``)."""
         s = self.settings
         model = self.model
         tok = self._whisper.tokenizer.get_tokenizer(
