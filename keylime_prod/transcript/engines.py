@@ -14,7 +14,10 @@ the episode-258 demo, a plain-text prompt switched tiny.en (and base) into "no t
 per window, and in several windows whole passages were dropped ("A narrative review." three times instead of 30 s
 of speech). Whisper's own previous-text prompts carry timestamp tokens; a prompt of one short timestamped segment
 per term (``<|0.00|> Varpio.<|0.36|><|0.36|> Klasen.<|0.70|>`` ...) keeps the segmentation and dropped nothing,
-while still fixing the spelling of the names. See docs/transcripts.md.
+while still fixing the spelling of the names. Batched windows are decoded without timestamps, and for them the
+glossary is one line of plain text instead (a timestamped prompt there made windows loop and write hint terms over
+speech). A batched window that loops or holds hint terms the model doubted is decoded again without the hints
+(:func:`trouble`). See docs/transcripts.md, "Vocabulary (glossary)".
 """
 
 from __future__ import annotations
