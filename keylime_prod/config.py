@@ -28,9 +28,16 @@ from .layout import BuildLayout
 #: Episode ids are file names, never paths: letters, digits, dot, dash, underscore; no leading dot. Always used with
 #: ``fullmatch`` (``$`` would let a trailing newline through, which then ends up as ``%0A`` in published URLs).
 EPISODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-#: C0 control characters (and DEL) other than tab, newline and carriage return: XML 1.0 (section 2.2) forbids them,
-#: so a title holding one would fail only at the feed, after the upload. Rejected in every text of every config.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Characters XML 1.0 cannot carry (section 2.2, ``Char``): C0 controls other than tab, newline and carriage return,
+#: surrogates (lone ones reach Python from JSON and from feeds) and the noncharacters U+FFFE and U+FFFF; DEL too. A
+#: title holding one would fail only at the feed, after the upload. Rejected in every text of every config.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+XML_FORBIDDEN = _CONTROL
+#: Commands of ``produce``: an episode of that name could not be built with ``produce ID`` (the command would run).
+COMMAND_NAMES = frozenset(
+    {"run", "master", "chapters", "tag", "transcribe", "notes", "models", "publish", "report", "verify", "check",
+     "new", "upload-raw", "prune", "import", "batch", "version", "help"}
+)  # fmt: skip
 #: Publish dates outside this range are typos (year 1 reads as 2001 in feedparser; 9999 overflows time zones).
 DATE_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc))
 
@@ -40,7 +47,10 @@ def _no_controls(v: Any) -> Any:
     for text in texts:
         m = _CONTROL.search(text)
         if m:
-            raise ValueError(f"contains the control character {m.group()!r} at position {m.start()}: remove it")
+            what = "control character" if ord(m.group()) < 0x80 else "character XML cannot carry"
+            raise ValueError(
+                f"contains the {what} U+{ord(m.group()):04X} ({m.group()!r}) at position {m.start()}: remove it"
+            )
     return v
 
 
@@ -51,6 +61,13 @@ def http_url(v: str | None) -> str | None:
         return None
     if not re.match(r"^https?://[^\s/]+\S*$", v):
         raise ValueError("must be an http(s) URL such as https://example.org/page")
+    # RFC 3986 (section 2): a URL holds these characters only; '<', '>', '"', '`', '\\', '{', '}' and the like must be
+    # percent-encoded, else they close the Markdown link or the HTML attribute they are written into.
+    bad = re.search(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]", v)
+    if bad:
+        ch = bad.group()
+        fix = f"write %{ord(ch):02X} instead" if ord(ch) < 128 else "percent-encode it"
+        raise ValueError(f"holds {ch!r}, which a URL carries only percent-encoded (RFC 3986): {fix}")
     return v
 
 
@@ -332,7 +349,9 @@ class Paper(_Model):
     journal: str = ""
     year: int | None = None
     citation: str = ""
-    doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/\S+$")
+    # Crossref's pattern for the DOIs it issues, '<', '>', '"' and '`' excluded: they never occur in a DOI and would
+    # leave the https://doi.org/ link they are written into.
+    doi: str | None = Field(default=None, pattern=r"^10\.\d{4,9}/[^\s<>\"`\\{}|^]+$")
     pmid: str | None = Field(default=None, pattern=r"^\d{1,9}$")
     url: HttpUrl | None = None
 
@@ -546,6 +565,11 @@ def check_episode_id(episode_id: str) -> str:
             f"invalid episode id {episode_id!r}",
             hint="use a plain name such as episode-258: letters, digits, '.', '-', '_', no path separators or '..'",
         )
+    if episode_id.lower() in COMMAND_NAMES:
+        raise ConfigError(
+            f"invalid episode id {episode_id!r}: it is the name of a produce command",
+            hint=f"rename configs/episodes/{episode_id}.toml, e.g. to episode-{episode_id}.toml",
+        )
     return episode_id
 
 
@@ -695,6 +719,16 @@ def episode_from_data(path: Path, episode_id: str, data: dict[str, Any]) -> Epis
             "raw": tuple(r.model_copy(update={"file": _resolve(base, r.file)}) for r in ep.raw),
         }
     )
+    seen: dict[Path | None, int] = {}
+    for i, t in enumerate(ep.tracks):
+        if t.file in seen:
+            # One file mixed twice would double that speaker and cancel the offset search (it matches itself).
+            raise ConfigError(
+                f"field tracks[{i}].file: {t.file} is also tracks[{seen[t.file]}].file",
+                where=path,
+                hint="give each speaker's track its own file",
+            )
+        seen[t.file] = i
     audio = {*ep.recordings, *(t.file for t in ep.tracks)}
     for i, r in enumerate(ep.raw):
         if r.file not in audio:

@@ -32,7 +32,11 @@ def _audio(path: Path | None, what: str, report: CheckReport) -> None:
     if path is None:
         return
     if not path.is_file():
-        report.errors.append(AudioError(f"{what} not found", where=path, hint="check the path in the config"))
+        # A FIFO or a device exists: "not found" would send the user looking for a file that is there.
+        wrong = path.exists() and not path.is_dir()
+        message = f"{what} is not a regular file" if wrong else f"{what} not found"
+        hint = "name the recording itself, not a pipe or device" if wrong else "check the path in the config"
+        report.errors.append(AudioError(message, where=path, hint=hint))
         return
     try:
         info = ffmpeg.probe(path)

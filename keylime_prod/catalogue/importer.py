@@ -32,7 +32,17 @@ from typing import Any, Literal
 
 import tomli_w
 
-from ..config import EPISODE_ID_RE, Person, load_show, parse_clock, tomllib
+from ..config import (
+    COMMAND_NAMES,
+    EPISODE_ID_RE,
+    XML_FORBIDDEN,
+    Person,
+    episode_from_text,
+    http_url,
+    load_show,
+    parse_clock,
+    tomllib,
+)
 from ..errors import ArchiveError, ConfigError
 from ..fsutil import atomic_path
 from ..progress import ProgressFn, null_progress
@@ -203,6 +213,26 @@ def _int(v: Any) -> int | None:
         return None
 
 
+def _count(v: Any, least: int) -> int | None:
+    """An episode or season number, or ``None`` when the feed's is below ``least`` (Apple: both are positive)."""
+    n = _int(v)
+    return n if n is not None and n >= least else None
+
+
+def _clean(text: str) -> str:
+    """Feed text without the characters XML cannot carry (a numeric reference such as ``&#xFFFE;`` in the old
+    feed); the config would refuse them, so the import drops them."""
+    return XML_FORBIDDEN.sub("", text)
+
+
+def _link(v: Any) -> str | None:
+    # Only links the config accepts are kept (http(s), RFC 3986 characters): any other would fail `produce check`.
+    try:
+        return http_url(v) if isinstance(v, str) else None
+    except ValueError:
+        return None
+
+
 def _explicit(v: Any) -> bool | None:
     if isinstance(v, bool):
         return v
@@ -258,7 +288,7 @@ def parse_feed(data: bytes, where: str) -> tuple[list[FeedItem], list[Problem], 
     items: list[FeedItem] = []
     seen: dict[str, str] = {}
     for n, entry in enumerate(parsed.entries, 1):
-        title = (entry.get("title") or "").strip()
+        title = _clean(entry.get("title") or "").strip()
         label = f"item {n} ({title!r})" if title else f"item {n}"
         enc = _enclosure(entry)
         if enc is None:
@@ -281,17 +311,16 @@ def parse_feed(data: bytes, where: str) -> tuple[list[FeedItem], list[Problem], 
             FeedItem(
                 guid=guid,
                 title=title or guid,
-                summary=_text(entry.get("summary") or "") or title or guid,
+                summary=_clean(_text(entry.get("summary") or "")) or title or guid,
                 publish_date=when,
                 url=url,
                 length=length,
                 media_type=media_type,
-                number=_int(entry.get("itunes_episode")) or (int(m.group(1)) if m else None),
-                season=_int(entry.get("itunes_season")),
+                number=_count(entry.get("itunes_episode"), 0) or (int(m.group(1)) if m else None),
+                season=_count(entry.get("itunes_season"), 1),
                 episode_type=etype if etype in ("full", "trailer", "bonus") else "full",  # type: ignore[arg-type]
                 explicit=_explicit(entry.get("itunes_explicit")),
-                # Only http(s) links are kept: the config refuses any other scheme (feedparser may resolve none).
-                link=entry.get("link") if re.match(r"^https?://\S+$", entry.get("link") or "") else None,
+                link=_link(entry.get("link")),
                 duration=_duration(entry.get("itunes_duration")),
             )
         )
@@ -324,7 +353,7 @@ def assign_ids(items: Iterable[FeedItem], known: dict[str, str], taken: set[str]
             out[item.guid] = known[item.guid]
             continue
         eid = base_id(item)
-        if eid in used or not EPISODE_ID_RE.fullmatch(eid):
+        if eid in used or not EPISODE_ID_RE.fullmatch(eid) or eid in COMMAND_NAMES:
             eid = f"{eid[:52]}-{hashlib.sha1(item.guid.encode()).hexdigest()[:6]}"
         used.add(eid)
         out[item.guid] = eid
@@ -332,15 +361,22 @@ def assign_ids(items: Iterable[FeedItem], known: dict[str, str], taken: set[str]
 
 
 def _known_guids(episodes_dir: Path) -> tuple[dict[str, str], set[str]]:
-    """guid -> id of the configs already there (read as TOML: a config need not be valid to own its guid)."""
+    """guid -> id of the configs already there (read as TOML: a config need not be valid to own its guid).
+
+    A config that cannot be read stops the import: it may own the guid of an item, which would then be imported a
+    second time under a new id, and subscribers would download that episode again."""
     known: dict[str, str] = {}
     ids: set[str] = set()
     for p in sorted(episodes_dir.glob("*.toml")):
         ids.add(p.stem)
         try:
-            guid = tomllib.loads(p.read_text("utf-8")).get("guid")
-        except (OSError, ValueError):
-            continue
+            guid = tomllib.loads(p.read_bytes().decode("utf-8").removeprefix("\ufeff")).get("guid")
+        except (OSError, ValueError) as e:
+            raise ConfigError(
+                f"cannot be read ({e}), so the guid it may hold is unknown",
+                where=p,
+                hint="fix it (`produce check` says what is wrong) or move it out of episodes/, then import again",
+            ) from None
         if isinstance(guid, str):
             known[guid] = p.stem
     return known, ids
@@ -479,6 +515,12 @@ def import_feed(
         action: Literal["added", "kept"] = "kept"
         if item.guid not in known:
             text = episode_toml(item, recording=_recording_ref(media, episodes_dir), hosts=hosts, remaster=remaster)
+            try:  # never write a config that `produce check` would refuse (a guid with a line break, year 1901)
+                episode_from_text(cfg, eid, text)
+            except ConfigError as e:
+                hint = "fix the item in the old feed, or write its config by hand"
+                problems.append(Problem(eid, f"not imported: {e.message} ({hint})"))
+                continue
             with atomic_path(cfg) as tmp:  # never over a file another import or a person wrote meanwhile
                 tmp.write_text(text, encoding="utf-8")
                 if cfg.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,16 +157,38 @@ def _paragraphs(text: str) -> list[str]:
 # ------------------------------------------------------------------------------------------------------ renderers
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+#: Inline syntax of CommonMark (and GFM's tables and strikethrough): escaped wherever it occurs. ``&`` too, or
+#: ``&lt;`` in a title would render as ``<``. Every ASCII punctuation character may be backslash-escaped (CommonMark
+#: 0.31, section 2.4), so an escape never shows.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+#: What opens a block at the start of a line: a heading, quote, list item, thematic break, setext underline or fence
+#: (CommonMark sections 4 and 5); its first character is escaped there.
+_MD_BLOCK_START = re.compile(r"^(?:[#>+\-=*_~`]|\d{1,9}(?=[.)]))")
 
 
-def _md(text: str) -> str:
-    """Escape Markdown's inline syntax so titles such as ``I'm a loser, baby!`` stay literal."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+def _md(text: str, *, line_start: bool = False) -> str:
+    """Text as Markdown that renders as exactly that text: ``<script>`` stays letters, ``[a](javascript:..)`` is
+    no link, ``# x`` no heading. Line breaks and runs of spaces become one space (a line break could open a block
+    such as ``---``; four spaces a code block)."""
+    out = _MD_SPECIAL.sub(r"\\\1", re.sub(r"\s+", " ", text).strip())
+    if line_start:
+        m = _MD_BLOCK_START.match(out)
+        if m and m.group()[0].isdigit():  # "1." or "1)" opens an ordered list: escape the "." or ")"
+            out = f"{out[: m.end()]}\\{out[m.end() :]}"
+        elif m and not out.startswith("\\"):
+            out = "\\" + out
+    return out
+
+
+def md_url(url: str) -> str:
+    """``url`` as a Markdown link destination (inside ``<...>``): anything that could end it or start a new
+    construct is percent-encoded (RFC 3986 section 2.1), so the link goes exactly where the config said."""
+    # '&' stays (query strings need it) but backslash-escaped: "&amp;" in a URL must not turn into "&".
+    return urllib.parse.quote(url, safe="-._~:/?#[]@!$&'()*+,;=%").replace("&", "\\&")
 
 
 def _md_link(link: _Link) -> str:
-    return f"[{_md(link.label)}](<{link.url}>)"
+    return f"[{_md(link.label)}](<{md_url(link.url)}>)"
 
 
 def _markdown(title: str, sections: list[_Section]) -> str:
@@ -174,9 +197,10 @@ def _markdown(title: str, sections: list[_Section]) -> str:
         if sec.heading:
             out += [f"## {_md(sec.heading)}", ""]
         for para in sec.paragraphs:
-            out += ["".join(_md(p) if isinstance(p, str) else _md_link(p) for p in para), ""]
+            parts = (_md(p, line_start=i == 0) if isinstance(p, str) else _md_link(p) for i, p in enumerate(para))
+            out += ["".join(parts), ""]
         if sec.bullets:
-            out += [f"- {_md(b)}" for b in sec.bullets] + [""]
+            out += [f"- {_md(b, line_start=True)}" for b in sec.bullets] + [""]
         if sec.lines:
             # Two trailing spaces: a hard line break, so each "(HH:MM:SS) Title" starts its own line.
             out += [f"{_md(ln)}  " for ln in sec.lines[:-1]] + [_md(sec.lines[-1]), ""]

@@ -658,8 +658,13 @@ def write_report(
         has_curves=curves is not None,
         has_words=words is not None,
     )
-    loud_png = _loudness_plot(curves, master, chapters, target_lufs, ceiling_dbtp) if curves is not None else None
-    level_png = _levels_plot(parts, speakers, target_lufs)
+    import matplotlib
+
+    # Titles and names are data: matplotlib would read "$...$" in them as TeX (mathtext) and fail on what does not
+    # parse, so every text of both plots (chapter titles, part and speaker names, ticks, legend) is drawn as it is.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        loud_png = _loudness_plot(curves, master, chapters, target_lufs, ceiling_dbtp) if curves is not None else None
+        level_png = _levels_plot(parts, speakers, target_lufs)
     fsutil.write_text(Path(out), _page(rep, title, loud_png, level_png))
     rep = Report(**{**vars(rep), "seconds": time.perf_counter() - t0})
     if figures is not None:
