@@ -326,6 +326,30 @@ class FeedSettings(_Model):
         return v
 
 
+EditAction = Literal["cut", "mute", "propose"]
+
+
+class EditSettings(_Model):
+    """``[edit]``: what to do with each kind of cut candidate (docs/editing.md). ``cut``: applied without asking
+    (a pause is shortened to ``natural_pause_s``); ``mute``: replaced by room tone, the timeline kept; ``propose``:
+    listed for the producer, who accepts or rejects it in ``configs/episodes/<id>.cuts.toml``."""
+
+    pauses: EditAction = "cut"
+    hesitations: EditAction = "propose"
+    retakes: EditAction = "propose"
+    max_pause_s: float = Field(default=1.5, gt=0, le=30)  # a pause inside speech longer than this is a candidate
+    natural_pause_s: float = Field(default=0.7, gt=0, le=10)  # what it is shortened to, at least the speaker's own
+    rhythm_percentile: float = Field(default=90.0, ge=50, le=100)  # "the speaker's own": this percentile of pauses
+    retake_window_s: float = Field(default=5.0, gt=0, le=30)  # a repeat further apart than this is not a retake
+    fillers: tuple[str, ...] = ("uh", "um", "er", "erm")
+
+    @model_validator(mode="after")
+    def _natural_under_max(self) -> EditSettings:
+        if self.natural_pause_s >= self.max_pause_s:
+            raise ValueError("field edit.natural_pause_s must be shorter than edit.max_pause_s")
+        return self
+
+
 class ShowConfig(_Model):
     """The whole ``show.toml``."""
 
@@ -336,6 +360,7 @@ class ShowConfig(_Model):
     tags: TagSettings = TagSettings()
     storage: StorageSettings = StorageSettings()
     feed: FeedSettings = FeedSettings()
+    edit: EditSettings = EditSettings()
 
 
 # ------------------------------------------------------------------------------------------------------ episode
@@ -544,6 +569,61 @@ class Settings(_Model):
         return BuildLayout.of(self.build_root, episode_id)
 
 
+class OwnCut(_Model):
+    """A stretch the producer cuts by time (seconds or ``"MM:SS.s"`` on the file the candidates were found in)."""
+
+    start: float = Field(ge=0)
+    end: float = Field(gt=0)
+    note: str = ""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse_clock(cls, v: Any) -> Any:
+        return parse_clock(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OwnCut:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end:g} s is not after start {self.start:g} s")
+        return self
+
+
+class CutDecisions(_Model):
+    """``configs/episodes/<id>.cuts.toml``: the producer's word on the cut candidates (ids from ``cuts.json``),
+    and cuts of their own. Kept beside the episode config so it is read, diffed and committed like it."""
+
+    accept: tuple[str, ...] = ()
+    reject: tuple[str, ...] = ()
+    cut: tuple[OwnCut, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_both(self) -> CutDecisions:
+        both = sorted(set(self.accept) & set(self.reject))
+        if both:
+            raise ValueError(f"field reject: {both[0]!r} is also in accept; keep it in one of them")
+        return self
+
+
+#: An episode's cut decisions sit beside its config: ``configs/episodes/<id>.cuts.toml``.
+CUTS_SUFFIX = ".cuts.toml"
+
+
+def cut_decisions_path(configs_dir: Path, episode_id: str) -> Path:
+    """Where an episode's cut decisions live: ``configs/episodes/<id>.cuts.toml``."""
+    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}{CUTS_SUFFIX}"
+
+
+def load_cut_decisions(path: Path) -> CutDecisions:
+    """Read a decisions file (none yet: no decisions); errors name the file and the field."""
+    path = Path(path)
+    if not path.exists():
+        return CutDecisions()
+    try:
+        return CutDecisions.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
+
+
 # ------------------------------------------------------------------------------------------------------ loading
 
 
@@ -660,8 +740,9 @@ def episode_path(configs_dir: Path, episode_id: str) -> Path:
 
 
 def list_episodes(configs_dir: Path) -> list[str]:
-    """Ids of every episode config, sorted."""
-    return sorted(p.stem for p in (Path(configs_dir) / "episodes").glob("*.toml") if EPISODE_ID_RE.fullmatch(p.stem))
+    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, are not an episode)."""
+    paths = (Path(configs_dir) / "episodes").glob("*.toml")
+    return sorted(p.stem for p in paths if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith(CUTS_SUFFIX))
 
 
 def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:

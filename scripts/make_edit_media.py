@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Make the editing tests' material: the real LibriVox readings in ``tests/data`` with long pauses, hesitations,
+retakes and false starts put in at known times, and a manifest of what was put where.
+
+Everything inserted comes from the same reader's own recording, so the detector is judged on real speech:
+
+* **pauses**: the reader's own room tone (the quietest stretch between two sentences), repeated with 20 ms
+  crossfades to the length wanted;
+* **hesitations**: an "uh" made from the reader's own schwa, the article "a" (/ə/) as they say it ("had he married
+  *a* more", sense 18.18-18.44 s; "making *a* famine", sonnet 23.22-23.52 s, where Whisper ``tiny.en`` puts those
+  words), slowed to 0.6x by ffmpeg's ``atempo`` (the pitch is kept) so it lasts as long as a hesitation does
+  (0.4-0.5 s), with 15 ms fades and a little room tone either side;
+* **retakes**: the first words of a sentence said again ("Had he married, had he married a more amiable woman",
+  "Pity the world, pity the world, or else");
+* **false start**: a sentence begun, broken off in its third word and begun again ("He might ev- He might even have
+  been made amiable himself").
+
+Every splice is made at the quietest 5 ms within 40 ms of the time asked for, at a zero crossing, so no click is
+added. Output: ``tests/data/edit_sense.flac``, ``tests/data/edit_sonnet.flac`` (16 kHz mono FLAC) and
+``tests/data/edit_media.json`` (the manifest: per file, each event's kind and its span on the file's timeline, the
+span a producer would cut). Deterministic for the same inputs and ffmpeg (``-bitexact``)::
+
+    python scripts/make_edit_media.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from keylime_prod import ffmpeg  # noqa: E402
+
+RATE = 16000
+DATA = REPO / "tests" / "data"
+
+
+def read(path: Path) -> np.ndarray:
+    out = ffmpeg.run(["-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", str(RATE), "-"], where=path)
+    return np.frombuffer(out.stdout, np.float32).copy()
+
+
+def write(path: Path, x: np.ndarray) -> None:
+    args = ["-v", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", "-"]
+    args += ["-sample_fmt", "s16", "-bitexact", "-y", str(path)]
+    ffmpeg.run(args, input_bytes=np.clip(x, -1, 1).astype(np.float32).tobytes(), where=path)
+
+
+def slowed(x: np.ndarray, tempo: float) -> np.ndarray:
+    """``x`` played at ``tempo`` of its speed, pitch kept (ffmpeg ``atempo``, a WSOLA time stretch)."""
+    args = ["-v", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", "-", "-af", f"atempo={tempo}"]
+    args += ["-f", "f32le", "-"]
+    out = ffmpeg.run(args, input_bytes=x.astype(np.float32).tobytes())
+    return np.frombuffer(out.stdout, np.float32).copy()
+
+
+def splice_point(x: np.ndarray, t: float, reach: float = 0.04) -> int:
+    """The sample nearest ``t`` to splice at: the quietest 5 ms within ``reach``, then its nearest zero crossing."""
+    hop = int(0.005 * RATE)
+    lo, hi = int((t - reach) * RATE), int((t + reach) * RATE)
+    frames = [(float(np.sum(x[i : i + hop] ** 2)), i + hop // 2) for i in range(max(lo, 0), min(hi, len(x) - hop), hop)]
+    centre = min(frames)[1]
+    seg = x[centre - hop : centre + hop]
+    zc = np.flatnonzero(np.signbit(seg[:-1]) != np.signbit(seg[1:]))
+    return centre - hop + int(zc[np.argmin(np.abs(zc - hop))]) + 1 if len(zc) else centre
+
+
+def faded(x: np.ndarray, ms: float = 15.0) -> np.ndarray:
+    n = min(int(ms / 1000 * RATE), len(x) // 2)
+    y = x.copy()
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    y[:n] *= ramp
+    y[len(y) - n :] *= ramp[::-1]
+    return y
+
+
+def tone(room: np.ndarray, seconds: float) -> np.ndarray:
+    """``seconds`` of the reader's room tone: ``room`` repeated with 20 ms crossfades."""
+    n, fade = int(seconds * RATE), int(0.02 * RATE)
+    out = room.copy()
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    while len(out) < n:
+        head = out[: len(out) - fade]
+        joint = out[len(out) - fade :] * ramp[::-1] + room[:fade] * ramp
+        out = np.concatenate([head, joint, room[fade:]])
+    return faded(out[:n], 10.0)
+
+
+def build(src: Path, room_span: tuple[float, float], uh_span: tuple[float, float], plan: list[tuple]) -> tuple:
+    """Lay ``src`` out with the planned insertions; return the samples and the events on the new timeline.
+
+    ``plan``: ``(time_in_source, kind, what)`` in order; ``kind`` is ``pause`` (``what`` = seconds), ``hesitation``
+    (``what`` unused) or ``retake`` / ``false_start`` (``what`` = end of the first attempt in the source, which is
+    played from ``time_in_source`` and followed by 0.25 s of room tone before the sentence starts again).
+    """
+    x = read(src)
+    room = x[int(room_span[0] * RATE) : int(room_span[1] * RATE)]
+    uh = faded(slowed(x[splice_point(x, uh_span[0]) : splice_point(x, uh_span[1])], 0.6))
+    pieces: list[np.ndarray] = []
+    events = []
+    pos = 0
+    length = 0
+
+    def put(y: np.ndarray) -> float:
+        nonlocal length
+        pieces.append(y)
+        length += len(y)
+        return length / RATE
+
+    for t, kind, what in plan:
+        at = splice_point(x, t)
+        put(x[pos:at])
+        start = length / RATE
+        if kind == "pause":
+            end = put(tone(room, what))
+        elif kind == "hesitation":
+            put(tone(room, 0.12))
+            h0 = length / RATE
+            h1 = put(uh)
+            end = put(tone(room, 0.12))
+            events.append({"kind": kind, "start": round(h0, 3), "end": round(h1, 3), "source": f"{uh_span} x0.6"})
+            pos = at
+            continue
+        else:
+            put(faded(x[at : splice_point(x, what)], 5.0))
+            end = put(tone(room, 0.25))
+        events.append({"kind": kind, "start": round(start, 3), "end": round(end, 3)})
+        pos = at
+    put(x[pos:])
+    return np.concatenate(pieces), events
+
+
+FILES = {
+    "edit_sense.flac": (
+        "sense_librivox.flac",
+        (17.17, 17.42),  # room tone before "Had" (the pause before it is partly digital silence, a join)
+        (18.18, 18.44),  # "a" in "had he married a more"
+        [
+            (3.50, "hesitation", None),  # consider, uh, how much
+            (7.55, "pause", 6.0),  # them. ... He was not
+            (11.0, "pause", 2.5),  # young man. ... Unless
+            (12.72, "hesitation", None),  # rather, uh, cold-hearted
+            (17.45, "retake", 18.18),  # Had he married, had he married a more
+            (23.5, "hesitation", None),  # than he was. Uh, he might
+            (24.0, "false_start", 24.70),  # He might ev- he might even
+        ],
+    ),
+    "edit_sonnet.flac": (
+        "sonnet1_librivox.flac",
+        (14.50, 15.20),  # room tone between "memory." and "But"
+        (23.22, 23.52),  # "a" in "making a famine"
+        [
+            (4.38, "hesitation", None),  # we, uh, desire
+            (13.34, "hesitation", None),  # might, uh, bear
+            (22.6, "pause", 3.0),  # fuel, ... making
+            (33.40, "hesitation", None),  # world's, uh, fresh
+            (44.3, "retake", 45.74),  # Pity the world, pity the world, or else
+        ],
+    ),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DATA)
+    args = ap.parse_args()
+    manifest = {}
+    for name, (src, room, uh, plan) in FILES.items():
+        x, events = build(DATA / src, room, uh, plan)
+        write(args.out / name, x)
+        manifest[name] = {"source": src, "seconds": round(len(x) / RATE, 3), "events": events}
+        print(f"{name}: {len(x) / RATE:.1f} s, {len(events)} events")
+    (args.out / "edit_media.json").write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Cut candidates on real read speech with pauses, hesitations, retakes and a false start put in at known times
+(``scripts/make_edit_media.py``, manifest ``tests/data/edit_media.json``), found from real Whisper words (the bundled
+``tiny.en``) and the audio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from keylime_prod import transcript
+from keylime_prod.config import EditSettings, WhisperSettings, load_cut_decisions
+from keylime_prod.edit import decide, find_cuts, read_cuts, write_cuts
+from keylime_prod.errors import ConfigError
+from keylime_prod.transcript.captions import TimedWord
+
+DATA = Path(__file__).parent / "data"
+MANIFEST = json.loads((DATA / "edit_media.json").read_text("utf-8"))
+TINY = WhisperSettings(model="tiny.en", compute_type="float32", threads=1)
+
+
+def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.fixture(scope="module")
+def found(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = {}
+    for name in MANIFEST:
+        tmp = tmp_path_factory.mktemp("edit")
+        t = transcript.transcribe(DATA / name, TINY, tmp)
+        assert t.words is not None
+        words = [TimedWord(**w) for w in json.loads(t.words.read_text("utf-8"))["words"]]
+        out[name] = find_cuts(words, DATA / name, EditSettings())
+    return out
+
+
+def test_every_pause_over_two_seconds_is_found(found: dict) -> None:
+    for name, doc in MANIFEST.items():
+        for e in (e for e in doc["events"] if e["kind"] == "pause"):
+            hits = [c for c in found[name].of("pause") if overlaps((c.start, c.end), (e["start"], e["end"]))]
+            assert hits, (name, e)
+            assert hits[0].end - hits[0].start >= e["end"] - e["start"] - 0.3  # the inserted pause is taken out
+
+
+def test_retakes_and_the_false_start_are_found_and_the_first_attempt_is_cut(found: dict) -> None:
+    for name, doc in MANIFEST.items():
+        for e in (e for e in doc["events"] if e["kind"] in ("retake", "false_start")):
+            hits = [c for c in found[name].of("retake") if overlaps((c.start, c.end), (e["start"], e["end"]))]
+            assert hits, (name, e)
+            assert abs(hits[0].start - e["start"]) < 0.5 and hits[0].action == "propose"
+
+
+def test_hesitations_found_and_no_real_word_proposed(found: dict) -> None:
+    inserted = [(n, e) for n, d in MANIFEST.items() for e in d["events"] if e["kind"] == "hesitation"]
+    hits = [
+        (n, e)
+        for n, e in inserted
+        if any(overlaps((c.start, c.end), (e["start"], e["end"])) for c in found[n].of("hesitation"))
+    ]
+    # Measured: 4 of 6 (docs/editing.md); the two the sonnet's "uh" gives that are missed are split by silences.
+    assert len(hits) >= 4, hits
+    for name, cuts in found.items():
+        spans = [(e["start"], e["end"]) for e in MANIFEST[name]["events"]]
+        for c in cuts.of("hesitation"):
+            assert any(overlaps((c.start, c.end), s) for s in spans), (name, c)
+
+
+def test_ids_are_stable_and_the_file_reads_back(found: dict, tmp_path: Path) -> None:
+    cuts = found["edit_sense.flac"]
+    path = write_cuts(tmp_path / "cuts.json", cuts)
+    assert read_cuts(path) == cuts
+    assert all(c.id == f"{c.kind}-{round(c.start * 1000):07d}" for c in cuts.candidates)
+
+
+def test_decisions_file_names_file_and_field(found: dict, tmp_path: Path) -> None:
+    cuts = found["edit_sense.flac"]
+    retake = cuts.of("retake")[0]
+    f = tmp_path / "ep.cuts.toml"
+    f.write_text(f'accept = ["{retake.id}"]\nreject = []\n[[cut]]\nstart = "00:01.0"\nend = 1.5\n', "utf-8")
+    decided = decide(cuts, load_cut_decisions(f), f)
+    assert retake in decided.cuts and any(c.id == "own-0" and c.start == 1.0 for c in decided.cuts)
+    assert all(c.kind == "pause" for c in decided.cuts if c.id.startswith("pause"))
+    f.write_text('accept = ["retake-9999999"]\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"ep.cuts.toml: field accept\[0\]: no cut candidate"):
+        decide(cuts, load_cut_decisions(f), f)
+    f.write_text("[[cut]]\nstart = 3\nend = 2\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"ep.cuts.toml: field cut\[0\]: Value error|ep.cuts.toml: field cut\[0\]"):
+        load_cut_decisions(f)
