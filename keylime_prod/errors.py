@@ -116,3 +116,9 @@ class VerifyError(KeylimeError):
     """``produce verify`` could not run at all (no feed to check, bad state file); problems it finds are results."""
 
     exit_code = 12
+
+
+class EditError(KeylimeError):
+    """Finding or deciding cuts failed (audio with no sound, an unreadable ``cuts.json``)."""
+
+    exit_code = 13

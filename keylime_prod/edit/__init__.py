@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import ffmpeg
 from ..config import CutDecisions, EditSettings
-from ..errors import AudioError, ConfigError
+from ..errors import ConfigError, EditError
 from .artefact import Action, Candidate, Cuts, Kind, candidate_id, read_cuts, write_cuts
 
 __all__ = ["Candidate", "Cuts", "Word", "decide", "find_cuts", "read_cuts", "write_cuts"]
@@ -69,7 +69,7 @@ def _decode(path: Path) -> np.ndarray:
     out = ffmpeg.run(["-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1", "-ar", str(RATE), "-"], where=path)
     x = np.frombuffer(out.stdout, np.float32)
     if not len(x):
-        raise AudioError("no audio in the file", where=path, hint="check that it is a recording")
+        raise EditError("no audio in the file", where=path, hint="check that it is a recording")
     return x
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import fsutil
-from ..errors import AudioError
+from ..errors import EditError
 from ..fsutil import reading_report
 
 Kind = Literal["pause", "hesitation", "retake"]
@@ -63,7 +63,7 @@ def write_cuts(path: Path, cuts: Cuts) -> Path:
 def read_cuts(path: Path) -> Cuts:
     """Read ``cuts.json`` back."""
     path = Path(path)
-    with reading_report(path, AudioError, "no cut candidates found", "cuts file", "run the editing step") as d:
+    with reading_report(path, EditError, "no cut candidates found", "cuts file", "run the editing step") as d:
         d.pop("schema", None)
         d["candidates"] = tuple(Candidate(**c) for c in d["candidates"])
         return Cuts(**d)
