@@ -287,3 +287,106 @@ def test_ownership_keeps_overlaps_and_gates_bleed() -> None:
     assert abs(speech[0] - speech[1]) < 0.5
     ((start, end),) = regions(own[0])  # one region, padded, ending just after A's last word
     assert start == 0.0 and 2.0 < end < 2.3
+
+
+# ------------------------------------------------------------------------------ the hard case: real voices, real mics
+
+HARD = REPO / "tests" / "data" / "multitrack-hard"
+HARD_TRUTH = json.loads((HARD / "session.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """``tests/data/multitrack-hard`` (two real voices; the host's microphone quiet, the guest's hot, each carrying
+    the other late, the guest's recorder 0.37 s late: scripts/make_hard_multitrack_media.py) mastered and transcribed
+    once, as an episode with two ``[[tracks]]``."""
+    root = tmp_path_factory.mktemp("mt-hard")
+    tracks = "".join(
+        f'[[tracks]]\nfile = "{HARD / t["file"]}"\nspeaker = "{t["speaker"]}"\n' for t in HARD_TRUTH["tracks"]
+    )
+    configs = _episode(root, tracks)
+    # A real title: the title is one of the recogniser's hints, and a one-letter hint ("t") alone made Whisper base
+    # repeat "hi" over one of Diane's sentences.
+    text = (configs / "episodes" / "mt.toml").read_text().replace('title = "t"', 'title = "Two rooms, one call"')
+    (configs / "episodes" / "mt.toml").write_text(text.replace('"Ann"', '"Diane"').replace('"Bob"', '"Sheila"'))
+    return run_episode(load_settings(configs, build_root=root / "build"), "mt", upto="transcribe")
+
+
+def _hard_turns(master: Master) -> list[tuple[float, float, str, str]]:
+    """The truth's turns on the published timeline (the host track's timeline is the session's: it starts first)."""
+    return [(master.body_to_episode(t["start"]), master.body_to_episode(t["end"]), t["speaker"], t["text"])
+            for t in HARD_TRUTH["turns"]]  # fmt: skip
+
+
+def test_hard_offset_is_the_midpoint_of_the_bleed_paths(hard: RunResult) -> None:
+    # Each voice reaches the other microphone 3 ms late, so the two bleed paths peak 6 ms apart; the plain
+    # correlation's peak is the louder voice's path (0.373 s here), the midpoint the recorders' true offset.
+    master: Master = hard.artefacts["master"]
+    guest = master.tracks[1]
+    true = HARD_TRUTH["tracks"][1]["start_s"]
+    assert guest.offset_source == "auto"
+    assert abs(guest.offset_s - true) * 1000 <= 5.0, guest.offset_s
+
+
+def test_hard_bleed_is_not_taken_for_the_quiet_host(hard: RunResult) -> None:
+    master: Master = hard.artefacts["master"]
+    for tr in master.tracks:
+        assert tr.bleed_reduction_db >= 20.0, (tr.speaker, tr.bleed_reduction_db)
+        # Each track's own-speech regions hold its own speaker's turns and nothing of the other's.
+        for a, b in tr.regions:
+            for t in HARD_TRUTH["turns"]:
+                if t["speaker"] != tr.speaker:
+                    assert min(b, t["end"]) - max(a, t["start"]) <= 0.1, (tr.speaker, (a, b), t["text"])
+
+
+def _norm(text: str) -> str:
+    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch in " '").split())
+
+
+def test_hard_each_sentence_once_under_the_right_name(hard: RunResult) -> None:
+    import jiwer
+
+    master: Master = hard.artefacts["master"]
+    doc = json.loads((hard.build_dir / "words.json").read_text())
+    words = [w for w in doc["words"] if master.body.start <= w["start"] < master.body.end]
+    turns = _hard_turns(master)
+    spoken = sum(len(t[3].split()) for t in turns)
+    # Nothing heard twice: a guest sentence transcribed from the host's bleed would add its words again.
+    assert 0.85 * spoken <= len(words) <= 1.1 * spoken, (len(words), spoken)
+    right = 0
+    for w in words:
+        mid = (w["start"] + w["end"]) / 2
+        right += w["speaker"] in {sp for a, b, sp, _ in turns if a - 0.25 <= mid <= b + 0.25}
+    share = right / len(words)
+    print(f"hard case: {right}/{len(words)} words with the right speaker ({100 * share:.1f}%)")
+    assert share >= 0.97
+    heard: dict[str, list[str]] = {}
+    said: dict[str, list[str]] = {}
+    for a, b, speaker, text in turns:
+        mine = [w for w in words if a - 0.3 <= (w["start"] + w["end"]) / 2 <= b + 0.3]
+        # Each sentence once: inside a turn nothing (a word at the edge at most) is heard under the other name.
+        assert sum(w["speaker"] != speaker for w in mine) <= 1, (speaker, text, mine)
+        heard.setdefault(speaker, []).extend(w["word"] for w in mine if w["speaker"] == speaker)
+        said.setdefault(speaker, []).append(text)
+    for speaker, ws in heard.items():
+        # Telephone speech through Whisper base: measured 0.29 for Sheila ("Neither did I." is heard as "Lisa
+        # Desire", as it is from the source call itself): recognition errors, not words of the wrong track.
+        wer = jiwer.wer(_norm(" ".join(said[speaker])), _norm(" ".join(ws)))
+        print(f"  {speaker}: WER {wer:.2f}: {' '.join(ws)!r}")
+        assert wer <= 0.35, (speaker, wer)
+
+
+def test_hard_speakers_levelled_within_1_5_lu(hard: RunResult, tmp_path: Path) -> None:
+    # ffmpeg's ebur128 on the decoded MP3, turn by turn: the raw tracks put the two voices 13 LU apart.
+    master: Master = hard.artefacts["master"]
+    sr = 44100
+    y = _decoded(master.mp3, sr)
+    cuts: dict[str, list[np.ndarray]] = {}
+    per_turn = []
+    for a, b, speaker, _text in _hard_turns(master):
+        cut = y[int(a * sr) : int(b * sr)]
+        cuts.setdefault(speaker, []).append(cut)
+        per_turn.append((speaker, round(_ebur128_of(cut, sr, tmp_path), 1)))
+    loud = {sp: _ebur128_of(np.concatenate(c), sr, tmp_path) for sp, c in cuts.items()}
+    print("per turn (LUFS):", per_turn, "per speaker:", loud)
+    assert max(loud.values()) - min(loud.values()) <= 1.5, loud

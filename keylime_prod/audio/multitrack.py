@@ -10,15 +10,19 @@ The mix, in order:
 
 1. **Check** every track (missing, corrupt, silent throughout, far shorter than the others: one line naming the
    track's ``file`` field).
-2. **Align** (:mod:`.align`): each track against the first by cross-correlation of the shared bleed (or a clap);
+2. **Align** (:mod:`.align`): each track against the first by cross-correlation of the shared bleed (or a clap),
+   at the midpoint of the two bleed paths (each voice reaches the other microphone late);
    a weak match falls back to the track's configured ``offset`` or fails naming the ``offset`` field.
 3. **Measure** (pass 1, streaming): 10 ms K-weighted energies of every track on the session timeline.
-4. **Voice activity and crosstalk** (:func:`ownership`): a track carries its own speaker where its level, relative
-   to its own speech loudness, is above its noise floor *and* within :data:`CROSSTALK_DB` of every other track's.
-   Bleed sits about 20 dB under the speaker's own track, so a track that only carries another speaker's bleed fails
-   the second test and is turned down by :data:`GATE_DB` (the issue asks for >= 20 dB): the mix then has no echo
-   or comb filtering. Where two speakers talk at once both tracks are open: overlaps are kept. In pauses the track
-   that spoke last stays open, so the room tone does not pump.
+4. **Voice activity and crosstalk** (:func:`ownership`): the tracks are compared with each other, not judged one by
+   one. How loud each track carries each other voice (the coupling, :func:`couplings`) is measured on the session
+   itself; a track carries its own speaker where its level stands :data:`OWN_OVER_BLEED_DB` over what its noise floor
+   and the others' bleed explain (or it is the loudest active track relative to its own speech level), with voice
+   activity. A quiet microphone holds a hot guest's bleed only a few dB under its own speaker, so no threshold on a
+   track's own level can tell the two apart; the prediction from the guest's track can. A track that carries only
+   bleed is turned down by :data:`GATE_DB` (the issue asks for >= 20 dB): the mix then has no echo or comb filtering.
+   Where two speakers talk at once both tracks are open: overlaps are kept. In pauses the track that spoke last
+   stays open, so the room tone does not pump.
 5. **Level** the speakers against each other: each track's own speech to the same loudness (BS.1770 gated).
 6. **Mix** (pass 2, streaming): gain x gate envelope per track, summed, into the body file. The master's true-peak
    limiter then limits the sum, as for any recording.
@@ -52,7 +56,9 @@ from .master import master
 log = logging.getLogger(__name__)
 
 GATE_DB = 30.0  # how far a track is turned down while it carries only bleed (issue 10: at least 20 dB)
-CROSSTALK_DB = 10.0  # own speech: within this of the loudest track (bleed sits ~20 dB under its source)
+OWN_OVER_BLEED_DB = 6.0  # own speech: this much over what the others' bleed and the floor explain
+COUPLING_OVER_FLOOR_DB = 20.0  # couplings are measured where the source track stands this far over its floor
+MIN_COUPLING_BLOCKS = 50  # ... in at least this many 10 ms blocks (half a second)
 FLOOR_MARGIN_DB = 8.0  # activity: this far over the track's noise floor ...
 MIN_SPEECH_REL_DB = -35.0  # ... and no quieter than this relative to the track's speech loudness
 LEVEL_WINDOW_MS = 50  # levels are compared on 50 ms moving averages of the 10 ms energies
@@ -109,6 +115,31 @@ def _drop_short(mask: np.ndarray, shorter_than: int) -> np.ndarray:
     return out
 
 
+def couplings(level: np.ndarray, floor: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """How loud each track carries each other track's voice: ``c[i, j]`` (dB) is track ``i``'s level minus track
+    ``j``'s where ``j``'s speaker talks and ``i``'s does not (``-inf`` where it cannot be measured).
+
+    Where track ``j`` stands well over its own floor (:data:`COUPLING_OVER_FLOOR_DB`), either ``j``'s speaker talks
+    (then ``i`` holds only the bleed: the difference is the coupling) or ``j`` holds loud bleed of ``i``'s speaker
+    (then the difference is large and positive): the lower of the two clusters of differences is the coupling. Its
+    median, so a room's reverberation or a speaker turning away moves it little; where ``i``'s floor hides the bleed
+    the difference reads high, which only makes the bleed test below more careful.
+    """
+    k = len(level)
+    c = np.full((k, k), -np.inf)
+    for j in range(k):
+        loud = active[j] & (level[j] > floor[j] + COUPLING_OVER_FLOOR_DB)
+        for i in range(k):
+            if i == j or loud.sum() < MIN_COUPLING_BLOCKS:
+                continue
+            d = level[i][loud] - level[j][loud]
+            lo, hi = np.percentile(d, [5, 95])
+            lower = d[d <= (lo + hi) / 2]
+            if len(lower) >= MIN_COUPLING_BLOCKS:
+                c[i, j] = float(np.median(lower))
+    return c
+
+
 def ownership(
     energies: Sequence[np.ndarray], voice: Sequence[np.ndarray | None] = ()
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
@@ -117,7 +148,11 @@ def ownership(
     ``energies``: each track's 10 ms K-weighted energies on the session timeline (zeros where it did not record);
     ``voice``: each track's voice activity (Silero VAD, :func:`.speech.analyse`) on the same grid, if measured: a
     sound that is not a voice (a cough, a click, a door) never opens a gate. VAD alone cannot tell a speaker from
-    their bleed (it hears a voice at any level): the level comparison does that.
+    their bleed (it hears a voice at any level), and neither can a track's level on its own: a quiet microphone
+    carries a hot guest's bleed only a few dB under its own speaker. So the tracks are compared with each other:
+    each track's level is predicted from the others' (through the :func:`couplings` measured on this session) plus
+    its own noise floor, and the track carries its own speaker where it is :data:`OWN_OVER_BLEED_DB` louder than
+    that prediction, or where it is the loudest of the active tracks relative to its own speech level.
     Returns ``(own, open, speech_lufs)``: ``own[i]`` where track ``i``'s speaker talks (for the transcript and the
     levels), ``open[i]`` where its gate is open (own speech with its hold, plus the pauses the last speaker keeps),
     and each track's speech loudness (LUFS, BS.1770 gating over its own speech).
@@ -130,24 +165,31 @@ def ownership(
     win = LEVEL_WINDOW_MS // SUB_MS
     with np.errstate(divide="ignore"):
         level = 10 * np.log10(np.maximum(np.stack([_moving_average(x, win) for x in e]), 1e-20)) - 0.691
-    # First estimate of each track's speech loudness: gated integrated loudness of the whole track. The bleed sits
-    # ~20 dB down, under BS.1770's -10 LU relative gate, so this is the speaker's own voice.
+    # First estimate of each track's speech loudness: gated integrated loudness of the whole track (BS.1770's
+    # -10 LU relative gate leaves out most of the bleed; the own-speech estimate below replaces it).
     ref = np.array([integrated_from_energy(x) for x in e])
     ref = np.where(np.isfinite(ref), ref, -70.0)
     rel = level - ref[:, None]
-    floor = np.array([np.percentile(r[r > -150], 10) if (r > -150).any() else -150.0 for r in rel])
-    active = rel > np.maximum(floor[:, None] + FLOOR_MARGIN_DB, MIN_SPEECH_REL_DB)
+    floor = np.array([np.percentile(x[x > -150], 10) if (x > -150).any() else -150.0 for x in level])
+    active = level > np.maximum(floor[:, None] + FLOOR_MARGIN_DB, ref[:, None] + MIN_SPEECH_REL_DB)
     for i, v in enumerate(voice):
         if v is not None:
             active[i] &= v[:n] if len(v) >= n else np.r_[v, np.zeros(n - len(v), bool)]
+    c = couplings(level, floor, active)
     own = np.zeros_like(active)
     for i in range(k):
-        # Only a track that is itself active can be the voice this one carries as bleed: a noisy track's room noise
-        # must not close the gate of the one speaking.
+        # What track i would hold if its own speaker were silent: its floor plus every other track's sound at the
+        # coupling measured for it (power sum).
+        with np.errstate(over="ignore"):
+            expected = 10 ** (floor[i] / 10) + sum(
+                10 ** ((level[j] + c[i, j]) / 10) for j in range(k) if j != i and np.isfinite(c[i, j])
+            )
+        excess = level[i] - 10 * np.log10(expected)
         others = np.where(active, rel, -np.inf)
         others = np.delete(others, i, axis=0).max(axis=0) if k > 1 else np.full(n, -np.inf)
+        mine = active[i] & ((excess >= OWN_OVER_BLEED_DB) | ((rel[i] > others) & (excess >= 0)))
         # Runs shorter than MIN_OWN_MS are a click or a plosive's edge, not a turn.
-        own[i] = _drop_short(active[i] & (rel[i] >= others - CROSSTALK_DB), MIN_OWN_MS // SUB_MS)
+        own[i] = _drop_short(mine, MIN_OWN_MS // SUB_MS)
     loud: list[float] = []
     for i in range(k):
         lv = float(integrated_from_energy(e[i][own[i]])) if own[i].any() else float(ref[i])

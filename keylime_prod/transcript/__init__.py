@@ -334,11 +334,15 @@ def _track_regions(master: Master, tracks: Sequence[Path]) -> list[_Region]:
     out: list[_Region] = []
     for info, path in zip(master.tracks, tracks, strict=True):
         merged: list[list[float]] = []
+        others = [r for t in master.tracks if t is not info for r in t.regions]
         for a, b in info.regions:
             a, b = max(a, lo), min(b, hi)
             if b <= a:
                 continue
-            if merged and a - merged[-1][1] < TRACK_REGION_GAP_SECONDS:
+            # Never across another speaker's turn: there this track holds only that speaker's bleed, which the
+            # recogniser would hear and put under this track's name.
+            crossed = merged and any(s < a and e > merged[-1][1] for s, e in others)
+            if merged and a - merged[-1][1] < TRACK_REGION_GAP_SECONDS and not crossed:
                 merged[-1][1] = b
             else:
                 merged.append([a, b])
