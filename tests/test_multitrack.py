@@ -369,7 +369,7 @@ def test_hard_each_sentence_once_under_the_right_name(hard: RunResult) -> None:
         heard.setdefault(speaker, []).extend(w["word"] for w in mine if w["speaker"] == speaker)
         said.setdefault(speaker, []).append(text)
     for speaker, ws in heard.items():
-        # Telephone speech through Whisper base: measured 0.29 for Sheila ("Neither did I." is heard as "Lisa
+        # Telephone speech through Whisper base: measured 0.26-0.29 for Sheila ("Neither did I." is heard as "Lisa
         # Desire", as it is from the source call itself): recognition errors, not words of the wrong track.
         wer = jiwer.wer(_norm(" ".join(said[speaker])), _norm(" ".join(ws)))
         print(f"  {speaker}: WER {wer:.2f}: {' '.join(ws)!r}")
