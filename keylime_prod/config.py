@@ -557,6 +557,36 @@ class EpisodeConfig(_Model):
         return self
 
 
+class Correction(_Model):
+    """One ``[[corrections]]`` entry of ``configs/episodes/<id>.corrections.toml``: at ``at`` (the published
+    timeline, as the transcript files show it) the recogniser wrote ``heard``; the producer ``meant`` this."""
+
+    at: float = Field(ge=0)
+    heard: str = Field(min_length=1, pattern=r"\w")
+    meant: str = Field(min_length=1, pattern=r"\S")
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _parse_clock(cls, v: Any) -> Any:
+        return parse_clock(v) if isinstance(v, str) else v
+
+
+class Replacement(_Model):
+    """One ``[[replace]]`` entry: ``heard`` becomes ``meant`` everywhere in the episode's transcript."""
+
+    heard: str = Field(min_length=1, pattern=r"\w")
+    meant: str = Field(min_length=1, pattern=r"\S")
+
+
+class Corrections(_Model):
+    """``configs/episodes/<id>.corrections.toml``: what the producer decided the transcript says (docs/transcripts.md,
+    "Corrections"). Kept beside the episode's config, readable and diffable; applied to the recognised words, so a
+    correction never runs the recogniser again."""
+
+    corrections: tuple[Correction, ...] = ()
+    replace: tuple[Replacement, ...] = ()
+
+
 class Settings(_Model):
     """What a pipeline run needs: the show config plus where things live."""
 
@@ -740,9 +770,34 @@ def episode_path(configs_dir: Path, episode_id: str) -> Path:
 
 
 def list_episodes(configs_dir: Path) -> list[str]:
-    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, are not an episode)."""
+    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, and transcript
+    corrections, ``<id>.corrections.toml``, are not episodes)."""
     paths = (Path(configs_dir) / "episodes").glob("*.toml")
-    return sorted(p.stem for p in paths if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith(CUTS_SUFFIX))
+    return sorted(
+        p.stem
+        for p in paths
+        if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith((CUTS_SUFFIX, CORRECTIONS_SUFFIX))
+    )
+
+
+#: The producer's transcript corrections sit beside the episode's config: ``configs/episodes/<id>.corrections.toml``.
+CORRECTIONS_SUFFIX = ".corrections.toml"
+
+
+def corrections_path(configs_dir: Path, episode_id: str) -> Path:
+    """Where the transcript corrections of ``episode_id`` live (the file may not exist)."""
+    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}{CORRECTIONS_SUFFIX}"
+
+
+def load_corrections(configs_dir: Path, episode_id: str) -> Corrections:
+    """Read and validate an episode's corrections file; no file means no corrections."""
+    path = corrections_path(configs_dir, episode_id)
+    if not path.is_file():
+        return Corrections()
+    try:
+        return Corrections.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
 
 
 def load_episode(configs_dir: Path, episode_id: str) -> EpisodeConfig:

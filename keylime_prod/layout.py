@@ -8,7 +8,8 @@ file lives. A new output is one more property here::
     build/<id>/master.json          how it was mastered
     build/<id>/loudness.json        loudness curves before/after (written by audio.master, read by the report)
     build/<id>/transcript.*         txt, srt, vtt, json, html and transcript.report.json
-    build/<id>/words.json           every recognised word: start, end, probability, speaker (read by the report)
+    build/<id>/heard.json           every word as the recogniser heard it, and how (the recognise stage's artefact)
+    build/<id>/words.json           every word after the producer's corrections: start, end, probability, speaker
     build/<id>/chapters.json        Podcasting 2.0 chapters
     build/<id>/show-notes.{md,html}
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
@@ -59,6 +60,10 @@ class BuildLayout:
     @property
     def transcript_report(self) -> Path:
         return self.root / f"{self.transcript_stem}.report.json"
+
+    @property
+    def heard_json(self) -> Path:
+        return self.root / "heard.json"
 
     @property
     def words_json(self) -> Path:

@@ -49,8 +49,8 @@ def test_stage_order() -> None:
 
 
 def test_summary_change_does_not_transcribe_again(configs: Path, tmp_path: Path, env: dict[str, str]) -> None:
-    """Only what the transcript depends on transcribes again: the audio, the settings and the hints (the title is
-    one: issue 11 puts the episode's own words in the recogniser's glossary), not the summary."""
+    """Only what the transcript depends on transcribes again: the audio, the settings and the hints (the episode's
+    own words, issue 11: its glossary, people and paper), not the summary."""
     settings = load_settings(configs, tmp_path / "build")
     first = run_episode(settings, "ep-1", upto="notes")
     assert not any(s.cached for s in first.stages)
@@ -59,7 +59,8 @@ def test_summary_change_does_not_transcribe_again(configs: Path, tmp_path: Path,
     # Timestamps are on the published timeline: the speech starts after the intro, never inside it.
     assert t.segments[0].start >= master.body.start - 0.05
     assert "fellow americans" in t.text.lower() and t.segments[0].speaker == "Lara Varpio"
-    assert t.options["glossary"][:2] == ["KeyLIME", "Americans"] and "Test episode" in t.options["glossary"]
+    assert t.options["glossary"][:2] == ["KeyLIME", "Americans"] and "Lara Varpio" in t.options["glossary"]
+    assert "Test episode" not in t.options["glossary"]  # the title is not a hint: a new one must not re-run Whisper
     assert (tmp_path / "build" / "ep-1" / "transcript.vtt").is_file()
     notes_md = tmp_path / "build" / "ep-1" / "show-notes.md"
     assert "# Test episode" in notes_md.read_text("utf-8")
@@ -69,7 +70,7 @@ def test_summary_change_does_not_transcribe_again(configs: Path, tmp_path: Path,
     ep_file.write_text(ep_file.read_text().replace('summary = "Testing."', 'summary = "A better summary."'))
     second = run_episode(load_settings(configs, tmp_path / "build"), "ep-1", upto="notes")
     cached = {s.name: s.cached for s in second.stages}
-    assert cached["master"] and cached["transcribe"], cached
+    assert cached["master"] and cached["recognise"] and cached["transcribe"], cached
     assert not cached["notes"]
     assert t.report is not None and t.report.stat().st_mtime_ns == report_mtime  # not transcribed again
     assert second.artefacts["transcribe"].segments == t.segments
@@ -81,7 +82,7 @@ def test_summary_change_does_not_transcribe_again(configs: Path, tmp_path: Path,
         "ep-1",
         upto="transcribe",
     )
-    assert [(s.name, s.cached) for s in third.stages] == [("master", True), ("transcribe", False)]
+    assert [(s.name, s.cached) for s in third.stages] == [("master", True), ("recognise", False), ("transcribe", False)]
 
 
 def test_cli_transcribe_file(jfk: Path, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -222,6 +222,13 @@ def _run_stages(
         _say(art["report"].describe())
     if art.get("publish") is not None:
         _print_published(art["publish"])
+    offers = getattr(art.get("transcribe"), "glossary_offers", ())
+    if offers:
+        # Offered, never written: the show's glossary is the producer's file.
+        _say(
+            f"{result.episode_id}: corrected names and terms not in the glossary: {', '.join(offers)} "
+            "(add them to [whisper] glossary in show.toml so the recogniser spells them right next time)"
+        )
 
 
 def _stage_cmd(

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from .. import audio, chapters, fsutil, notes, publish, report, tags, transcript
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark, Chapters
-from ..config import EpisodeConfig, Settings, load_episode
+from ..config import Corrections, EpisodeConfig, Settings, corrections_path, load_corrections, load_episode
 from ..errors import KeylimeError, PublishError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
@@ -308,12 +308,14 @@ def _transcript_page(run: Run) -> transcript.Page:
     )  # fmt: skip
 
 
-def _transcribe_key(run: Run) -> str:
-    # Keyed by the audio, not the episode text: a new title must not transcribe again. Threads do not change output.
+def _recognise_key(run: Run) -> str:
+    # What the recogniser hears depends on the audio, the engine, the model and the hints only: a new title, date or
+    # number, or a correction, never runs it again (they are rendered by the transcribe stage). Threads do not change
+    # output.
     s = run.settings.show
     master: Master = run.require("master")
     return digest(
-        "transcribe/2",  # 2: words, cues from words, the page header (issue 14, issue 11)
+        "recognise/1",
         master.audio_sha256,
         [(seg.name, seg.start, seg.end) for seg in master.segments],
         s.whisper.model_dump(mode="json", exclude={"threads"}),
@@ -324,26 +326,55 @@ def _transcribe_key(run: Run) -> str:
         [(file_digest(t.file), t.speaker) for t in run.episode.tracks],
         [(t.start_s, t.regions) for t in master.tracks],
         s.show.disclaimer_text,
-        _transcript_page(run),
     )
 
 
-def _transcribe_run(run: Run) -> Transcript:
+def _recognise_run(run: Run) -> transcript.Heard:
     s = run.settings.show
-    return transcript.transcribe(
+    heard = transcript.recognise(
         run.require("master"),
         s.whisper,
-        run.layout.transcript_dir,
-        stem=run.layout.transcript_stem,
         speaker=_speaker(run),
         speakers=run.episode.speakers,
         glossary=_glossary(run),
         disclaimer_text=s.show.disclaimer_text,
-        page=_transcript_page(run),
-        words_file=run.layout.words_json,
         tracks=[t.file for t in run.episode.tracks],
         cache_dir=weights.default_cache_dir(),
         progress=run.progress,
+    )
+    heard.save(run.layout.heard_json)
+    return heard
+
+
+def _recognise_load(run: Run) -> transcript.Heard | None:
+    return transcript.Heard.load(run.layout.heard_json) if run.layout.heard_json.is_file() else None
+
+
+def _corrections(run: Run) -> Corrections:
+    return load_corrections(run.settings.configs_dir, run.episode.id)
+
+
+def _transcribe_key(run: Run) -> str:
+    # The cheap step: the heard words, the producer's corrections and the page's header make every transcript file.
+    return digest(
+        "transcribe/3",  # 3: rendered from heard.json with the corrections; cues without orphans
+        file_digest(run.layout.heard_json),
+        _corrections(run).model_dump(mode="json"),
+        _transcript_page(run),
+        _report_glossary(run),
+    )
+
+
+def _transcribe_run(run: Run) -> Transcript:
+    return transcript.render(
+        run.require("recognise"),
+        run.layout.transcript_dir,
+        stem=run.layout.transcript_stem,
+        page=_transcript_page(run),
+        words_file=run.layout.words_json,
+        corrections=_corrections(run),
+        corrections_file=corrections_path(run.settings.configs_dir, run.episode.id),
+        glossary=_report_glossary(run),
     )
 
 
@@ -508,7 +539,9 @@ def _publish_run(run: Run) -> publish.Published:
 #: The order of the whole pipeline: publishing is last, so the feed changes only after everything else.
 STAGES: tuple[Stage, ...] = (
     Stage("master", _master_run, _master_key, _master_load),
-    Stage("transcribe", _transcribe_run, _transcribe_key, _transcribe_load, needs=("master",)),
+    # Whisper (heard.json), then the cheap step that applies the producer's corrections and renders every format.
+    Stage("recognise", _recognise_run, _recognise_key, _recognise_load, needs=("master",)),
+    Stage("transcribe", _transcribe_run, _transcribe_key, _transcribe_load, needs=("master", "recognise")),
     Stage("chapters", _chapters_run, _chapters_key, _chapters_load, needs=("master",)),
     Stage("notes", _notes_run, _notes_key, _notes_load, needs=("transcribe", "chapters")),
     # The transcript (USLT) is used when it exists; tagging alone never starts a transcription.

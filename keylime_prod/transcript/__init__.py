@@ -35,12 +35,12 @@ import numpy as np
 
 from .. import ffmpeg, fsutil
 from ..audio.artefact import Master
-from ..config import EpisodeConfig, Person, WhisperSettings
+from ..config import Corrections, EpisodeConfig, Person, WhisperSettings
 from ..errors import FFmpegError, TranscriptError
 from ..machine import physical_cores
 from ..progress import ProgressFn, null_progress
 from . import engines, weights
-from .artefact import RedoneWindow, Transcript
+from .artefact import Heard, RedoneWindow, Transcript
 from .captions import (
     CUE_PAUSE,
     DISCLAIMER_SPEAKER,
@@ -58,12 +58,13 @@ from .captions import (
     words_from_text,
     words_json,
 )
+from .corrections import apply_corrections, glossary_offers
 from .page import Page, render_html
 
 __all__ = [
-    "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Page", "TimedWord", "cues_from_words",
-    "episode_hints", "paragraphs", "render_html", "render_json", "render_srt", "render_txt", "render_vtt",
-    "report_path", "to_cues", "transcribe", "words_path",
+    "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Heard", "Page", "TimedWord",
+    "cues_from_words", "episode_hints", "paragraphs", "recognise", "render", "render_html", "render_json",
+    "render_srt", "render_txt", "render_vtt", "report_path", "to_cues", "transcribe", "words_path",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,10 @@ def episode_hints(episode: EpisodeConfig, show_hosts: Sequence[Person] = ()) -> 
     """The episode's own words for the recogniser's glossary (issue 11), most specific first.
 
     The episode glossary, everyone who may be named on air, the paper's authors (surnames: "Klasen JM, Lingard LA"
-    gives Klasen and Lingard), the episode title and the paper title. The show's glossary comes with the settings.
-    Terms past the prompt's room are dropped from the end (keylime_prod.transcript.engines.MAX_GLOSSARY_TOKENS).
+    gives Klasen and Lingard) and the paper title. The show's glossary comes with the settings. The episode title is
+    not a hint: it is edited up to the day of publishing, and a new title must not run the recogniser again (a word
+    of it misheard is a line in the corrections file, or a term in ``glossary``). Terms past the prompt's room are
+    dropped from the end (keylime_prod.transcript.engines.MAX_GLOSSARY_TOKENS).
     """
     people = [p.name for p in (*episode.hosts, *episode.guests, *show_hosts)]
     authors: list[str] = []
@@ -122,7 +125,7 @@ def episode_hints(episode: EpisodeConfig, show_hosts: Sequence[Person] = ()) -> 
             words = [w for w in author.split() if not re.fullmatch(r"(?:[A-Z]\.?){1,3}|et|al\.?", w)]
             if words:
                 authors.append(" ".join(words))
-    titles = [episode.title] + ([episode.paper.title] if episode.paper is not None else [])
+    titles = [episode.paper.title] if episode.paper is not None else []
     return _terms([*episode.glossary, *people, *authors, *titles])
 
 
@@ -142,7 +145,8 @@ def transcribe(
     cache_dir: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> Transcript:
-    """Transcribe ``source`` with ``settings`` and write ``<out_dir>/<stem>.{txt,srt,vtt,json,html}``.
+    """Transcribe ``source`` with ``settings`` and write ``<out_dir>/<stem>.{txt,srt,vtt,json,html}``: :func:`recognise`
+    then :func:`render` with no corrections (the pipeline runs the two as stages of their own).
 
     ``source`` is a master (its body and disclaimer are transcribed at their places on the episode timeline) or any
     audio file (transcribed whole). ``speaker`` labels the speech (VTT voice tags, JSON ``speaker``); with a master,
@@ -159,15 +163,37 @@ def transcribe(
     Raises :class:`TranscriptError` for unreadable or silent audio and for unknown, missing or corrupt models; no
     output file is written then.
     """
+    audio_path = source.mp3 if isinstance(source, Master) else Path(source)
+    out_dir = Path(out_dir)
+    words_out = Path(words_file) if words_file is not None else words_path(out_dir, stem)
+    outputs = [out_dir / f"{stem}.{fmt}" for fmt in FORMATS]
+    if any(p.resolve() == audio_path.resolve() for p in [*outputs, words_out]):
+        raise TranscriptError("an output would overwrite the input", where=audio_path, hint="use --out DIR")
+    heard = recognise(
+        source, settings, speaker=speaker, speakers=speakers, glossary=glossary, disclaimer_text=disclaimer_text,
+        tracks=tracks, cache_dir=cache_dir, progress=progress,
+    )  # fmt: skip
+    return render(heard, out_dir, stem=stem, page=page, words_file=words_out)
+
+
+def recognise(
+    source: Master | Path,
+    settings: WhisperSettings,
+    *,
+    speaker: str | None = None,
+    speakers: Sequence[str] = (),
+    glossary: Sequence[str] = (),
+    disclaimer_text: str = "",
+    tracks: Sequence[Path] = (),
+    cache_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> Heard:
+    """Run the recogniser over ``source`` (as :func:`transcribe` describes) and return every word it heard, with
+    timings on the published timeline, probabilities and speakers. Writes nothing: :meth:`Heard.save` does."""
     progress = progress or null_progress
     cache_dir = Path(cache_dir) if cache_dir is not None else weights.default_cache_dir()
     t0 = time.perf_counter()
     audio_path, regions = _regions(source, settings, speaker, disclaimer_text, speakers, tracks)
-    out_dir = Path(out_dir)
-    outputs = {fmt: out_dir / f"{stem}.{fmt}" for fmt in FORMATS}
-    words_out = Path(words_file) if words_file is not None else words_path(out_dir, stem)
-    if any(p.resolve() == Path(audio_path).resolve() for p in [*outputs.values(), words_out]):
-        raise TranscriptError("an output would overwrite the input", where=audio_path, hint="use --out DIR")
 
     ref = weights.resolve(settings.model, cache_dir=cache_dir)
     threads = settings.threads or physical_cores()
@@ -210,12 +236,10 @@ def transcribe(
         done += length
         progress("transcribe", min(done, total), total)
     words.sort(key=lambda w: (w.start, w.end))
-    segments = cues_from_words(_in_turns(words) if tracks else words)
     if not spoken:
         raise TranscriptError(
             "no speech found", where=audio_path, hint="is the audio silent or music only? check the file"
         )
-
     elapsed = time.perf_counter() - t0
     options = {
         "compute_type": engine.compute_type,
@@ -231,9 +255,12 @@ def transcribe(
         "transcribe_disclaimer": settings.transcribe_disclaimer,
         "load_seconds": round(load_seconds, 3),
     }
-    transcript = Transcript(
-        segments=tuple(segments),
-        files={fmt: p for fmt, p in outputs.items()},
+    log.info(
+        "recognised %d words, %.0f s of audio (%.0f s speech) in %.1f s (%.1fx real time)",
+        len(words), audio_seconds, speech_seconds, elapsed, audio_seconds / elapsed if elapsed else 0.0,
+    )  # fmt: skip
+    return Heard(
+        words=tuple(words),
         language=settings.language or "en",
         engine=engine.name,
         model=ref.label,
@@ -242,9 +269,50 @@ def transcribe(
         audio_seconds=round(audio_seconds, 3),
         speech_seconds=round(speech_seconds, 3),
         elapsed_seconds=round(elapsed, 3),
+        redone=tuple(sorted(redone, key=lambda r: r.start)),
+    )
+
+
+def render(
+    heard: Heard,
+    out_dir: Path,
+    *,
+    stem: str = "transcript",
+    page: Page | None = None,
+    words_file: Path | None = None,
+    corrections: Corrections | None = None,
+    corrections_file: Path | None = None,
+    glossary: Sequence[str] = (),
+) -> Transcript:
+    """Apply the producer's ``corrections`` to the ``heard`` words and write every transcript file from them:
+    ``<out_dir>/<stem>.{txt,srt,vtt,json,html}``, the words (``words_file``, default :func:`words_path`) and
+    ``<stem>.report.json``. Cheap (no model): run again for every correction and every change of ``page``.
+
+    ``corrections_file`` is named in a correction's error; corrected names and terms not in ``glossary`` become the
+    transcript's ``glossary_offers``.
+    """
+    out_dir = Path(out_dir)
+    outputs = {fmt: out_dir / f"{stem}.{fmt}" for fmt in FORMATS}
+    words_out = Path(words_file) if words_file is not None else words_path(out_dir, stem)
+    fixed = apply_corrections(heard.words, corrections or Corrections(), corrections_file)
+    words = list(fixed.words)
+    segments = cues_from_words(_in_turns(words))
+    transcript = Transcript(
+        segments=tuple(segments),
+        files=outputs,
+        language=heard.language,
+        engine=heard.engine,
+        model=heard.model,
+        options=heard.options,
+        source=heard.source,
+        audio_seconds=heard.audio_seconds,
+        speech_seconds=heard.speech_seconds,
+        elapsed_seconds=heard.elapsed_seconds,
         report=report_path(out_dir, stem),
         words=words_out,
-        redone=tuple(sorted(redone, key=lambda r: r.start)),
+        redone=heard.redone,
+        corrected=fixed.changed,
+        glossary_offers=glossary_offers(fixed.terms, [*heard.options.get("glossary", ()), *glossary]),
     )
     # Render everything first, then write each file atomically: an error leaves no half-written set behind.
     rendered = {
@@ -259,8 +327,7 @@ def transcribe(
     fsutil.write_text(words_out, words_json(words))
     fsutil.write_json(transcript.report or report_path(out_dir, stem), transcript.to_json())
     log.info(
-        "transcript: %d words in %d cues, %.0f s of audio (%.0f s speech) in %.1f s (%.1fx real time)",
-        len(words), len(segments), audio_seconds, speech_seconds, elapsed, audio_seconds / elapsed if elapsed else 0.0,
+        "transcript: %d words (%d corrected) in %d cues", len(words), fixed.changed, len(segments)
     )  # fmt: skip
     return transcript
 

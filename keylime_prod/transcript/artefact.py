@@ -1,5 +1,5 @@
-"""The transcript stage's artefact: segments on the episode timeline and the files written from them
-(``<stem>.report.json``)."""
+"""The transcript's artefacts: :class:`Heard`, the recogniser's words as it heard them (``heard.json``), and
+:class:`Transcript`, the segments on the episode timeline and the files written from them (``<stem>.report.json``)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TranscriptError
-from ..fsutil import reading_report
+from ..fsutil import reading_report, write_json
 
 
 @dataclass(frozen=True)
-class TranscriptSegment:
-    """One transcribed stretch of speech, times on the published episode's timeline (seconds)."""
+class TimedWord:
+    """One word on the published timeline: a row of ``words.json`` and of ``heard.json``."""
 
     start: float
     end: float
-    text: str
+    word: str
+    probability: float
     speaker: str | None = None
 
 
@@ -31,6 +32,50 @@ class RedoneWindow:
     end: float
     reason: str
     kept: str
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the recogniser heard, before any correction: every word with its timing, probability and speaker, and
+    how it was made. Written once per audio, engine, model and hints (``heard.json``); the transcript files are
+    rendered from it with the producer's corrections, so a correction never runs the recogniser again."""
+
+    words: tuple[TimedWord, ...]
+    language: str
+    engine: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    audio_seconds: float = 0.0
+    speech_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    redone: tuple[RedoneWindow, ...] = ()  # windows decoded again without the hints (keylime_prod.transcript.engines)
+
+    def save(self, path: Path) -> Path:
+        """Write ``heard.json`` (atomically)."""
+        d = asdict(self)
+        d["words"] = [{**w, "probability": round(w["probability"], 4)} for w in d["words"]]
+        return write_json(Path(path), {"schema": "keylime-prod/heard/1", **d})
+
+    @classmethod
+    def load(cls, path: Path) -> Heard:
+        """Read ``heard.json`` back."""
+        hint = "run `produce transcribe EPISODE` or `produce EPISODE`"
+        with reading_report(Path(path), TranscriptError, "no recognised words found", "heard words", hint) as d:
+            d.pop("schema", None)
+            d["words"] = tuple(TimedWord(**w) for w in d["words"])
+            d["redone"] = tuple(RedoneWindow(**r) for r in d.get("redone", ()))
+            return cls(**d)
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """One transcribed stretch of speech, times on the published episode's timeline (seconds)."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +99,9 @@ class Transcript:
     report: Path | None = None  # <stem>.report.json
     words: Path | None = None  # words.json: every word's timing, probability and speaker (keylime_prod.transcript)
     redone: tuple[RedoneWindow, ...] = ()  # windows decoded again without the hints (keylime_prod.transcript.engines)
+    corrected: int = 0  # words the producer's corrections changed
+    #: Corrected names and terms not yet in the glossary: offered to the producer, never written to a config.
+    glossary_offers: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -97,4 +145,5 @@ class Transcript:
             d["files"] = {k: report.parent / v for k, v in d["files"].items()}
             d["words"] = report.parent / d["words"] if d.get("words") else None
             d["redone"] = tuple(RedoneWindow(**r) for r in d.get("redone", ()))
+            d["glossary_offers"] = tuple(d.get("glossary_offers", ()))
             return cls(**d, report=report)

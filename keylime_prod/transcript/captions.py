@@ -1,11 +1,16 @@
 """Words into captions, paragraphs and files: the transcript's writers (no model, no audio here).
 
-Cues are cut from word timings (issue 14), at word boundaries, where captions should break:
+Cues are cut from word timings (issue 14), at word boundaries, where a reader expects them:
 
-- at the end of a sentence, at a pause over :data:`CUE_PAUSE` seconds, and at a change of speaker;
-- before a cue would run over :data:`MAX_CUE_SECONDS` (issue 11: no cue over 7 s) or over :data:`MAX_LINES` lines of
-  :data:`MAX_LINE_CHARS` characters (the SRT convention, and within the ~65 characters Apple's WebVTT allows); a cue
-  cut for length ends at its last clause (a comma) when that keeps at least half of it.
+- always at a change of speaker and at a pause over :data:`HARD_PAUSE` seconds (issue 11);
+- every cue within :data:`MAX_CUE_SECONDS` (issue 11: no cue over 7 s) and :data:`MAX_LINES` lines of
+  :data:`MAX_LINE_CHARS` characters (the SRT convention, and within the ~65 characters Apple's WebVTT allows);
+- among the ways to cut a stretch of speech within those limits, the cheapest (:func:`_break_cost`): a break
+  at a sentence's end or in a pause over :data:`CUE_PAUSE` s is a gain, one at a clause's end costs little, one
+  in a breath's pause more, one in the middle of a clause most; a cue of one word or shown less than
+  :data:`MIN_CUE_SECONDS` costs more than any break, unless it stands alone in the audio (a "Thanks." between
+  long pauses). A short cue stays on screen into the silence after it, up to :data:`MIN_CUE_SECONDS`, never over
+  the next word.
 
 Paragraphs (txt, html) are speaker turns: a new one only at a change of speaker, or at a pause over
 :data:`PARAGRAPH_PAUSE` seconds after the end of a sentence (a pause inside a sentence never starts a paragraph, so
@@ -16,18 +21,30 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .artefact import TranscriptSegment
+from .artefact import TimedWord, TranscriptSegment
 
 #: Captioning convention the issue fixes for SRT (and we use for VTT too): <= 2 lines of <= 42 characters.
 MAX_LINE_CHARS = 42
 MAX_LINES = 2
 #: Issue 11: no cue on screen longer than this.
 MAX_CUE_SECONDS = 7.0
-#: Issue 14: a pause longer than this between two words ends the cue (issue 11's hard limit is 1.5 s).
+#: A pause longer than this between two words is a good place to end a cue (issue 14) ...
 CUE_PAUSE = 0.7
+#: ... and one longer than this always ends it (issue 11's limit: no cue spans a pause over 1.5 s).
+HARD_PAUSE = 1.5
+#: A pause a breath long: a better place to end a cue than none.
+BREATH_PAUSE = 0.25
+#: What ending a cue in the middle of a clause, with no pause, costs (see :func:`_break_cost`).
+BREAK_MID = 6.0
+#: A cue a reader can take in: at least this long on screen (BBC Subtitle Guidelines: a minimum of about 1 s; the
+#: demo had a 0.34 s "you.") ...
+MIN_CUE_SECONDS = 1.0
+#: ... and what a cue shorter than that, or of one word, costs when it does not stand alone in the audio: more than
+#: any break, so an orphan is made only when the limits leave no other way.
+ORPHAN_COST = 20.0
 #: A pause after a sentence longer than this starts a new paragraph of the same speaker's turn.
 PARAGRAPH_PAUSE = 2.0
 #: What a disclaimer's voice tag, JSON speaker and paragraph label say (issue 11: not the last host's name).
@@ -35,17 +52,6 @@ DISCLAIMER_SPEAKER = "Disclaimer"
 
 _SENTENCE_END = re.compile(r"[.?!…][\"'”’)\]]*$")
 _CLAUSE_END = re.compile(r"[,;:–—][\"'”’)\]]*$")
-
-
-@dataclass(frozen=True)
-class TimedWord:
-    """One word on the published timeline: a row of ``words.json`` (the format agreed in the session protocol)."""
-
-    start: float
-    end: float
-    word: str
-    probability: float
-    speaker: str | None = None
 
 
 def ends_sentence(text: str) -> bool:
@@ -88,9 +94,70 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _fits(words: Sequence[TimedWord], max_chars: int, max_lines: int, max_seconds: float) -> bool:
-    if words[-1].end - words[0].start > max_seconds and len(words) > 1:
+    if len(words) == 1:  # one word is a cue whatever its length (a held "Hmmmm", a URL)
+        return True
+    if words[-1].end - words[0].start > max_seconds:
         return False
     return len(_wrap(" ".join(w.word for w in words), max_chars)) <= max_lines
+
+
+def _break_cost(prev: TimedWord, nxt: TimedWord) -> float:
+    """What ending a cue between ``prev`` and ``nxt`` costs the reader (less than nothing is a place to prefer): a
+    sentence's end is the best place, then a clause's end, then a pause (BBC Subtitle Guidelines, "Line breaks":
+    break at punctuation first, at the highest syntactic node); the middle of a clause, with no pause, is the worst.
+    A pause over :data:`CUE_PAUSE` is worth a break too: text shown through a silence is read before it is heard."""
+    cost = BREAK_MID
+    if ends_sentence(prev.word):
+        cost -= 8.0
+    elif _CLAUSE_END.search(prev.word):
+        cost -= 4.0
+    gap = nxt.start - prev.end
+    if gap > CUE_PAUSE:
+        cost -= 7.0
+    elif gap >= BREATH_PAUSE:
+        cost -= 1.5
+    return cost
+
+
+def _shown(words: Sequence[TimedWord], a: int, b: int, after: TimedWord | None) -> float:
+    """How long the cue of ``words[a:b]`` can stay on screen: to its last word's end, held into the silence after
+    it up to :data:`MIN_CUE_SECONDS` (it never runs into the next word)."""
+    start, end = words[a].start, words[b - 1].end
+    if after is not None:
+        return max(end, min(start + MIN_CUE_SECONDS, after.start)) - start
+    return max(end - start, MIN_CUE_SECONDS)
+
+
+def _cut_run(
+    words: Sequence[TimedWord], after: TimedWord | None, fits: Callable[[Sequence[TimedWord]], bool]
+) -> list[list[TimedWord]]:
+    """The cheapest cues for one run of words (no hard break inside): every cue fits the limits; a cue of one word
+    or shown under :data:`MIN_CUE_SECONDS` costs :data:`ORPHAN_COST` unless it is the whole run (it stands alone
+    in the audio); each break costs :func:`_break_cost`. Dynamic programming over the break points."""
+    n = len(words)
+    best = [0.0] + [float("inf")] * n  # best[b]: cost of cutting words[:b]
+    back = [0] * (n + 1)
+    for b in range(1, n + 1):
+        for a in range(b - 1, -1, -1):
+            if not fits(words[a:b]):
+                break
+            cost = best[a]
+            if a > 0:
+                cost += _break_cost(words[a - 1], words[a])
+            if not (a == 0 and b == n):
+                if b - a == 1:
+                    cost += ORPHAN_COST
+                nxt = words[b] if b < n else after
+                if _shown(words, a, b, nxt) < MIN_CUE_SECONDS - 1e-9:
+                    cost += ORPHAN_COST
+            if cost < best[b] - 1e-9:
+                best[b], back[b] = cost, a
+    out: list[list[TimedWord]] = []
+    b = n
+    while b > 0:
+        out.append(list(words[back[b] : b]))
+        b = back[b]
+    return out[::-1]
 
 
 def cues_from_words(
@@ -99,38 +166,33 @@ def cues_from_words(
     max_chars: int = MAX_LINE_CHARS,
     max_lines: int = MAX_LINES,
     max_seconds: float = MAX_CUE_SECONDS,
-    pause: float = CUE_PAUSE,
+    pause: float = HARD_PAUSE,
 ) -> list[TranscriptSegment]:
     """Group words (in time order) into caption cues; see the module docstring for where they break."""
-    groups: list[list[TimedWord]] = []
-    cur: list[TimedWord] = []
+    runs: list[list[TimedWord]] = []
     for w in words:
-        if cur:
-            prev = cur[-1]
-            if w.speaker != prev.speaker or w.start - prev.end > pause or ends_sentence(prev.word):
-                groups.append(cur)
-                cur = []
-            elif not _fits([*cur, w], max_chars, max_lines, max_seconds):
-                # Cut for length: at the last clause if that keeps at least half the cue, else before this word.
-                clauses = [i for i in range(len(cur) // 2, len(cur) - 1) if _CLAUSE_END.search(cur[i].word)]
-                at = clauses[-1] if clauses else None
-                if at is not None and _fits([*cur[at + 1 :], w], max_chars, max_lines, max_seconds):
-                    groups.append(cur[: at + 1])
-                    cur = cur[at + 1 :]
-                else:
-                    groups.append(cur)
-                    cur = []
-        cur.append(w)
-    if cur:
-        groups.append(cur)
+        if runs and w.speaker == runs[-1][-1].speaker and w.start - runs[-1][-1].end <= pause:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+
+    def fits(ws: Sequence[TimedWord]) -> bool:
+        return _fits(ws, max_chars, max_lines, max_seconds)
+
+    groups: list[list[TimedWord]] = []
+    for i, run in enumerate(runs):
+        nxt = runs[i + 1][0] if i + 1 < len(runs) and runs[i + 1][0].speaker == run[0].speaker else None
+        groups += _cut_run(run, nxt, fits)
     cues: list[TranscriptSegment] = []
     last_end: dict[str | None, float] = {}
-    for g in groups:
+    for i, g in enumerate(groups):
         end = g[-1].end
         # A word's alignment can stretch over silence; a cue never shows longer than the limit, nor before the
         # speaker's last. Another speaker's cue may overlap it (two people talking at once, issue 10).
         start = max(g[0].start, end - max_seconds, last_end.get(g[0].speaker, 0.0))
-        end = max(end, start + 0.01)
+        # A short cue stays up to MIN_CUE_SECONDS, into the silence after it (never over the next word).
+        after = groups[i + 1][0].start if i + 1 < len(groups) else start + MIN_CUE_SECONDS
+        end = max(end, min(start + MIN_CUE_SECONDS, max(after, end)), start + 0.01)
         cues.append(TranscriptSegment(round(start, 3), round(end, 3), " ".join(w.word for w in g), g[0].speaker))
         last_end[g[0].speaker] = end
     # WebVTT wants cues in order of their start (W3C WebVTT 4.1); a stable sort keeps a speaker's cues in order.
