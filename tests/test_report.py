@@ -332,3 +332,28 @@ def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
     assert res.exit_code == 0, res.output
     assert json.loads((folder / "loudness.json").read_text()) == curves
     assert "re-master to get them" not in (folder / "report.html").read_text("utf-8")
+
+
+def test_a_term_heard_in_a_close_spelling_is_not_listed() -> None:
+    said = "Welcome to Key LIME with Varpio's team on post-graduate medical education and narrative reviews by Lingarm"
+    words = [report.Word(float(i), i + 0.5, f" {w}", 0.9, "Lara") for i, w in enumerate(said.split())]
+    terms = ("KeyLIME", "Varpio", "postgraduate medical education", "narrative review", "Lingard", "Klasen")
+    _low, missing = report._review(words, terms)
+    # Case, spaces, hyphens and a plural or possessive "s" are spelling; a different letter is a word to check.
+    assert [m.text for m in missing] == ["Lingard", "Klasen"]
+    assert missing[0].start == 15.0 and "lingarm" in missing[0].note
+
+
+def test_the_review_list_asks_only_for_the_episodes_own_people_and_terms(tmp_path: Path) -> None:
+    from keylime_prod.config import load_episode, load_settings
+    from keylime_prod.pipeline import Run, _report_glossary
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    settings = load_settings(root, tmp_path)
+    ep = load_episode(root, "episode-258")
+    terms = _report_glossary(Run(settings=settings, episode=ep, layout=settings.layout(ep.id)))
+    assert {"Varpio", "Klasen", "Lingard", "Lara Varpio", "Jason Frank", "Medical Teacher"} <= set(terms)
+    # Show hosts not in this episode, the show's own terms and the titles are not owed to this transcript.
+    for absent in ("Linda Snell", "Jonathan Sherbino", "KeyLIME", "Royal College", ep.title):
+        assert absent not in terms
+    assert ep.paper is not None and ep.paper.title not in terms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 
@@ -203,3 +204,30 @@ def test_skipped_speech_is_found() -> None:
     assert engines.unheard([{"start": 0.0, "end": 10.0}], []) == [{"start": 0.0, "end": 10.0}]
     one_word = engines.unheard([{"start": 0.0, "end": 10.0}], [(4.0, 4.5)])
     assert one_word == [{"start": 0.0, "end": 4.0}, {"start": 4.5, "end": 10.0}]
+
+
+def test_demo_captions_have_no_orphans() -> None:
+    """The demo episode's real words: before, 5 of 48 cues were under 1 s (0.55 s "College.", a one-word cue cut
+    from its sentence by the length limit); now none is shown under 1 s or holds one word, and every cue keeps
+    the limits."""
+    data = json.loads((ROOT / "tests" / "data" / "episode-258.words.json").read_text("utf-8"))
+    words = [TimedWord(**w) for w in data["words"]]
+    cues = cues_from_words(words)
+    assert " ".join(c.text for c in cues) == " ".join(w.word for w in words)
+    for c in cues:
+        assert 1.0 - 1e-6 <= c.end - c.start <= transcript.captions.MAX_CUE_SECONDS + 1e-6, c
+        assert len(c.text.split()) > 1, c
+        lines = transcript.captions._wrap(c.text, transcript.MAX_LINE_CHARS)
+        assert len(lines) <= transcript.MAX_LINES, c
+    # Sentence ends come first: a cue that does not end a sentence ends a clause or in a pause, or holds a long
+    # unpunctuated stretch that had to be cut somewhere (the demo has one: 14 words, no comma).
+    i = 0
+    for c in cues[:-1]:
+        i += len(c.text.split())
+        last, nxt = words[i - 1], words[i]
+        if transcript.captions.ends_sentence(last.word) or c.speaker != cues[cues.index(c) + 1].speaker:
+            continue
+        clause = re.search(r"[,;:]$", last.word)
+        assert clause or nxt.start - last.end >= transcript.captions.BREATH_PAUSE or len(c.text) > 60, c
+    assert not any(c.text in ("College.", "you.") for c in cues)
+    assert any(c.text == "the Royal College." for c in cues)  # the disclaimer's last clause, not its last word

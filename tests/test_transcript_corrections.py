@@ -172,6 +172,8 @@ def test_a_correction_reaches_every_output_without_running_whisper(
 
     after = _outputs(build)
     for name, text in after.items():
+        if name == "words.json":
+            text = " ".join(w["word"] for w in json.loads(text)["words"])
         flat = " ".join(re.sub(r"<[^>]+>", " ", text).split())  # voice tags and line breaks out
         assert "fellow Lingard readers" in flat, (name, text)
         assert "Commonwealth" in text and not re.search(r"\bcountry\b", text, re.I), (name, text)

@@ -361,7 +361,7 @@ def _transcribe_key(run: Run) -> str:
         file_digest(run.layout.heard_json),
         _corrections(run).model_dump(mode="json"),
         _transcript_page(run),
-        _report_glossary(run),
+        _known_terms(run),
     )
 
 
@@ -374,7 +374,7 @@ def _transcribe_run(run: Run) -> Transcript:
         words_file=run.layout.words_json,
         corrections=_corrections(run),
         corrections_file=corrections_path(run.settings.configs_dir, run.episode.id),
-        glossary=_report_glossary(run),
+        glossary=_known_terms(run),
     )
 
 
@@ -416,9 +416,18 @@ def _notes_load(run: Run) -> Notes | None:
     return n if n.markdown.is_file() and n.html.is_file() else None
 
 
-def _report_glossary(run: Run) -> list[str]:
-    # The words the transcript should contain: the recogniser's hints (show and episode glossaries, people).
+def _known_terms(run: Run) -> list[str]:
+    # Every term the recogniser is given (show and episode glossaries, people, authors, the paper's title): a
+    # corrected name already among them is not offered again.
     return [*run.settings.show.whisper.glossary, *_glossary(run)]
+
+
+def _report_glossary(run: Run) -> list[str]:
+    # The words this episode's transcript should contain: its own glossary and people (hosts and guests of this
+    # episode, the paper's authors). Not the show's terms or hosts who are not in it, nor titles (long phrases read
+    # out in words of their own): those are not owed to this transcript, and listing them buried real misses.
+    paper = run.episode.paper
+    return [h for h in transcript.episode_hints(run.episode) if paper is None or h != paper.title]
 
 
 def _report_marks(run: Run) -> tuple[ChapterMark, ...]:

@@ -11,7 +11,8 @@ It answers "is this episode fit to publish?" from what the other stages recorded
 - per-recording levels (``master.json``) and per-speaker levels (the curve, cut by who speaks when);
 - a noise-floor estimate: the median level of the body's pauses (momentary blocks 20 LU or more under its speech);
 - a transcript review list from ``words.json`` (``{"words": [{"start", "end", "word", "probability", "speaker"}]}``):
-  the words the recogniser was least sure of, and glossary terms it never wrote, each with a timestamp to check.
+  the words the recogniser was least sure of, and the episode's own names and terms it never wrote (not even in a
+  close spelling: case, spaces, hyphens and a plural or possessive "s" aside), each with a timestamp to check.
 
 Plots are drawn with matplotlib's Agg canvas (no display, no pyplot global state) and embedded as PNG data URIs, so
 the page is one file that can be published with the episode. :func:`write_report` is the stage.
@@ -428,6 +429,22 @@ def _tokens(text: str) -> list[str]:
     return [t.strip("'") for t in _TOKEN.findall(text.lower()) if t.strip("'")]
 
 
+def _letters(text: str) -> str:
+    """What a close spelling keeps: the letters and digits, in lower case ("Key LIME," and "KeyLIME" agree)."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _spellings(tokens: Sequence[str], longest: int) -> set[str]:
+    """The letters of every run of up to ``longest`` consecutive tokens (a term may be heard split or joined)."""
+    out: set[str] = set()
+    for i in range(len(tokens)):
+        acc = ""
+        for tok in tokens[i : i + longest]:
+            acc += _letters(tok)
+            out.add(acc)
+    return out
+
+
 def _review(words: Sequence[Word], glossary: Sequence[str]) -> tuple[tuple[ReviewItem, ...], tuple[ReviewItem, ...]]:
     unsure = sorted((w for w in words if w.probability < REVIEW_BELOW), key=lambda w: (w.probability, w.start))
     low = tuple(
@@ -436,6 +453,7 @@ def _review(words: Sequence[Word], glossary: Sequence[str]) -> tuple[tuple[Revie
     # Each word's tokens, so a glossary term is found across word boundaries and punctuation.
     toks: list[tuple[str, float]] = [(t, w.start) for w in words for t in _tokens(w.word)]
     heard = [t for t, _ in toks]
+    spelled = _spellings(heard, max((len(_tokens(t)) for t in glossary), default=0) + 2)
     missing = []
     seen: set[str] = set()
     for term in glossary:
@@ -444,6 +462,9 @@ def _review(words: Sequence[Word], glossary: Sequence[str]) -> tuple[tuple[Revie
         if not want or key in seen:
             continue
         seen.add(key)
+        letters = _letters(term)
+        if letters in spelled or letters + "s" in spelled:
+            continue  # heard in a close spelling: "Key LIME", "post-graduate", "Varpio's", "residents"
         n = len(want)
         # Each distinct run of n words, with where it was first said (an hour of speech has ~9000 words, but only a
         # few thousand distinct ones: difflib is run over those).
