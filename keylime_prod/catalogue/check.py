@@ -76,7 +76,7 @@ def check_all(configs_dir: Path) -> CheckReport:
     except KeylimeError as e:
         report.errors.append(e)
         return report
-    report.lines.append(f"show.toml: {show.show.title!r}")
+    report.lines.append(f"show.toml: {show.show.title}")
     _artwork(show.show.artwork, "artwork", report)
     for name in ("intro", "disclaimer", "outro"):
         _audio(getattr(show.assets, name), f"{name} asset", report)
@@ -93,7 +93,7 @@ def check_all(configs_dir: Path) -> CheckReport:
         episodes.append(ep)
         audio = f"{len(ep.tracks)} track(s)" if ep.tracks else f"{len(ep.recordings)} recording(s)"
         demo = " (demo: local folder only, never published to a bucket)" if ep.demo else ""
-        report.lines.append(f"{eid}: {ep.title!r}, {audio}, {ep.publish_date:%Y-%m-%d}{demo}")
+        report.lines.append(f"{eid} ({ep.publish_date:%Y-%m-%d}, {audio}): {ep.title}{demo}")
         remote = {r.file: r for r in ep.raw}
         for i, r in enumerate(ep.recordings):
             _audio_or_remote(r, remote, f"{eid} recording {i + 1}", report)
