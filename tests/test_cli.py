@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ from conftest import REPO, ebur128
 from typer.testing import CliRunner
 
 from keylime_prod.cli import app
+from keylime_prod.cli.output import ProgressLines, console, progress_display
 from keylime_prod.fsutil import sha256_file
 
 runner = CliRunner()
@@ -23,17 +29,33 @@ def produce(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_every_command_has_help() -> None:
-    """Docs test (sqlite-utils style): every command, hidden ones aside, documents itself."""
-    res = runner.invoke(app, ["--help"])
-    assert res.exit_code == 0
-    import typer.main
+#: ``2026-12-07T06:05:44+00:00 INFO    ...``: a log line off a terminal (ISO 8601, local time with its offset).
+ISO_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) ")
 
-    group = typer.main.get_command(app)
-    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
-        assert cmd.help and len(cmd.help) > 20, name
-        sub = runner.invoke(app, [name, "--help"])
-        assert sub.exit_code == 0, (name, sub.output)
+
+def test_help_lists_commands_in_flow_order_and_hides_the_default() -> None:
+    res = runner.invoke(app, ["--help"], prog_name="produce")
+    assert res.exit_code == 0, res.output
+    listed = re.findall(r"^│ (\w[\w-]*)  ", res.stdout, flags=re.M)
+    assert listed == [
+        "master", "transcribe", "chapters", "notes", "tag", "report", "publish", "verify", "check", "import",
+        "batch", "models",
+    ]  # fmt: skip
+
+
+def test_the_default_command_names_what_was_typed() -> None:
+    """`produce episode-258 --help` is the help of what `produce episode-258` runs; its usage never says `run`."""
+    res = runner.invoke(app, ["episode-258", "--help"], prog_name="produce")
+    assert res.exit_code == 0, res.output
+    (usage,) = [ln.strip() for ln in res.stdout.splitlines() if "Usage:" in ln]
+    assert usage == "Usage: produce episode-258 [OPTIONS]"
+    assert "<bool>" not in res.stdout and "--build-dir" in res.stdout
+
+
+def test_group_options_before_the_episode_id_take_their_value() -> None:
+    # `--s3-bucket my-bucket episode-999`: the option takes its value; the id after it routes to the default command.
+    res = runner.invoke(app, ["--s3-bucket", "my-bucket", "episode-999", "--json"])
+    assert res.exit_code == 2 and "unknown episode 'episode-999'" in json.loads(res.stdout)["error"]
 
 
 def test_version() -> None:
@@ -58,6 +80,15 @@ def test_master_demo_episode_json(tmp_path: Path) -> None:
     assert json.loads(again.stdout)["stages"][0]["cached"] is True
     # Raw inputs are never modified.
     assert {p.name: sha256_file(p) for p in raw} == before
+    # For people, off a terminal (a CI log): ISO 8601 log lines, the stage reported once, no line broken.
+    plain = produce("master", "episode-258", "--build-dir", str(tmp_path))
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stderr.splitlines()
+    assert lines and all(ISO_LOG_LINE.match(ln) for ln in lines), lines
+    assert [ln for ln in lines if "master" in ln] == [lines[0]] and lines[0].endswith("master is up to date (cached)")
+    assert "✓" not in plain.stderr and "[" not in plain.stderr  # no second report, no `[12/07/26 06:05:44]`
+    (line,) = plain.stdout.splitlines()
+    assert line.startswith(f"episode-258: {mp3} (") and len(line) > 120  # longer than a terminal, not wrapped
 
 
 def test_unknown_episode_exit_code_and_one_line() -> None:
@@ -90,6 +121,11 @@ def test_check_passes_on_demo_and_fails_on_broken(tmp_path: Path, make_configs) 
     ok = produce("check", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
+    plain = produce("check")
+    assert plain.returncode == 0, plain.stderr
+    assert "✓ show.toml: KeyLIME" in plain.stdout.splitlines()  # plain text, not a Python repr
+    assert "✓ episode-258 (2019-11-26, 2 recording(s)): I'm a loser" in plain.stdout
+    assert "'" not in plain.stdout.replace("I'm", "").replace("That's", "")
     cfg = make_configs([tmp_path / "missing.wav"])
     bad = produce("check", "--configs", str(cfg))
     assert bad.returncode != 0 and "missing.wav" in bad.stderr
@@ -103,3 +139,57 @@ def test_cli_override_reaches_the_stage(tmp_path: Path, make_speech, make_config
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert abs(ebur128(tmp_path / "b" / "ep-1" / "ep-1.mp3").integrated_lufs + 19.0) <= 0.5
+
+
+def test_progress_lines_for_logs_come_every_interval_with_share_and_time_left() -> None:
+    got: list[str] = []
+    lines = ProgressLines(every=0.2, emit=got.append)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.5:
+        done = (time.monotonic() - t0) / 1.0
+        lines("transcribe", done, 1.0)
+        lines("Measuring loudness", 5, 0)  # an unknown total still says it is working
+        time.sleep(0.01)
+    transcribe = [ln for ln in got if ln.startswith("transcribe: ")]
+    assert len(transcribe) == 2, got  # at 0.2 s and 0.4 s, none at the start: a short step stays silent
+    assert re.fullmatch(r"transcribe: (1\d|2\d)% after 0:00, about 0:0\d left", transcribe[0]), transcribe
+    assert [ln for ln in got if ln.startswith("Measuring")] == ["Measuring loudness: working, 0:00 so far"] * 2
+
+
+def test_off_a_terminal_progress_is_lines_not_bars() -> None:
+    with redirect_stderr(io.StringIO()):
+        err = console(stderr=True)
+        assert not err.is_terminal
+        with progress_display(err, True) as progress:
+            assert isinstance(progress, ProgressLines) and progress.every == 30.0
+        with progress_display(err, False) as progress:
+            assert progress is None  # --quiet and --json: nothing
+
+
+def _interrupted(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`produce master episode-258` stopped with SIGINT (Ctrl-C) once it has said it is mastering."""
+    args = [sys.executable, "-m", "keylime_prod", "master", "episode-258", "--build-dir", str(tmp_path), *extra]
+    # SIGINT back to its default in the child: a runner started in the background may ignore it.
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    with subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=restore) as child:  # fmt: skip
+        assert child.stderr is not None
+        seen = []
+        for line in child.stderr:
+            seen.append(line)
+            if "episode-258: master ..." in line:
+                break
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    return subprocess.CompletedProcess(args, child.returncode, out, "".join(seen) + err)
+
+
+def test_ctrl_c_is_exit_130_quietly_and_one_json_document(tmp_path: Path) -> None:
+    plain = _interrupted(tmp_path / "a")
+    assert plain.returncode == 130 and plain.stderr.splitlines()[-1] == "interrupted", plain.stderr
+    assert "Traceback" not in plain.stderr and plain.stdout == ""
+    as_json = _interrupted(tmp_path / "b", "--json", "--verbose")  # --verbose: the log says when to interrupt
+    assert as_json.returncode == 130 and "Traceback" not in as_json.stderr, as_json.stderr
+    assert json.loads(as_json.stdout) == {
+        "ok": False, "error": "interrupted", "exit_code": 130, "kind": "KeyboardInterrupt"
+    }  # fmt: skip
