@@ -141,19 +141,34 @@ def test_cli_override_reaches_the_stage(tmp_path: Path, make_speech, make_config
     assert abs(ebur128(tmp_path / "b" / "ep-1" / "ep-1.mp3").integrated_lufs + 19.0) <= 0.5
 
 
-def test_progress_lines_for_logs_come_every_interval_with_share_and_time_left() -> None:
+def test_progress_lines_come_on_a_clock_while_a_step_runs() -> None:
+    """In a CI log a long stage says how far it got every interval, even when it reports progress rarely (Whisper
+    reports once per 10-minute block) or never; a finished step says nothing more."""
     got: list[str] = []
-    lines = ProgressLines(every=0.2, emit=got.append)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 0.5:
-        done = (time.monotonic() - t0) / 1.0
-        lines("transcribe", done, 1.0)
-        lines("Measuring loudness", 5, 0)  # an unknown total still says it is working
-        time.sleep(0.01)
-    transcribe = [ln for ln in got if ln.startswith("transcribe: ")]
-    assert len(transcribe) == 2, got  # at 0.2 s and 0.4 s, none at the start: a short step stays silent
-    assert re.fullmatch(r"transcribe: (1\d|2\d)% after 0:00, about 0:0\d left", transcribe[0]), transcribe
-    assert [ln for ln in got if ln.startswith("Measuring")] == ["Measuring loudness: working, 0:00 so far"] * 2
+    with ProgressLines(every=0.5, emit=got.append) as lines:
+        lines.step("episode-258: transcribe")
+        lines("transcribe", 25.0, 100.0)  # one update, then a long silence: lines at 0.5 s and 1 s
+        time.sleep(1.3)
+        lines.step(None)  # the stage ended
+        time.sleep(0.8)
+        lines("Fetching a.mp3", 10, 40)  # outside the pipeline: the description is the step
+        time.sleep(0.8)
+        lines("Fetching a.mp3", 40, 40)  # reached its total: the step is over
+        time.sleep(0.8)
+        lines.step("episode-258: master")  # a stage whose current step is not the stage's name
+        lines("Rendering and encoding", 1, 2)
+        time.sleep(0.8)
+        lines.step("episode-258: tag")  # a stage that reports no progress at all
+        time.sleep(0.8)
+    clock = r"0:0[01] so far"
+    patterns = [
+        rf"episode-258: transcribe: 25%, {clock}",
+        rf"episode-258: transcribe: 25%, {clock}",
+        rf"Fetching a.mp3: 25%, {clock}",
+        rf"episode-258: master: Rendering and encoding 50%, {clock}",
+        rf"episode-258: tag: running, {clock}",
+    ]
+    assert all(re.fullmatch(p, ln) for p, ln in zip(patterns, got, strict=True)), got
 
 
 def test_off_a_terminal_progress_is_lines_not_bars() -> None:

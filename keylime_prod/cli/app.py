@@ -17,7 +17,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -36,7 +36,7 @@ from .. import __version__
 from ..config import Settings, StorageSettings, load_settings, storage_sources
 from ..errors import KeylimeError, redact
 from ..progress import ProgressFn
-from .output import console, count_display, progress_display, setup_logging
+from .output import ProgressLines, console, count_display, progress_display, setup_logging
 
 #: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
 #: 4 audio; 5 transcript or notes; 6 tags; 7 storage; 8 feed; 9 publishing; 10 archive; 11 report; 12 verify;
@@ -221,6 +221,7 @@ class Cli:
     as_json: bool = False
     out: Console = field(default_factory=lambda: console(stderr=False))
     err: Console = field(default_factory=lambda: console(stderr=True))
+    _lines: ProgressLines | None = field(default=None, init=False, repr=False)
 
     @property
     def for_people(self) -> bool:
@@ -242,9 +243,21 @@ class Cli:
         (dotted names; None means not given) laid on top by config.load_settings."""
         return load_settings(self.configs, self.build_dir, sources=storage_sources(), **_State.storage, **overrides)
 
-    def progress(self) -> AbstractContextManager[ProgressFn | None]:
+    @contextmanager
+    def progress(self) -> Iterator[ProgressFn | None]:
         """Progress for the stages: bars on a terminal, a line every 30 s in a log, none with --quiet or --json."""
-        return progress_display(self.err, self.for_people)
+        with progress_display(self.err, self.for_people) as shown:
+            self._lines = shown if isinstance(shown, ProgressLines) else None
+            try:
+                yield shown
+            finally:
+                self._lines = None
+
+    def on_stage(self, episode: str, stage: str, what: str) -> None:
+        """The pipeline's ``on_stage`` (with the episode first): in a log, the progress lines name the running stage.
+        Nothing is printed here: the pipeline logs each stage once as it starts and ends."""
+        if self._lines is not None:
+            self._lines.step(f"{episode}: {stage}" if what == "start" else None)
 
     def count(self, what: str, total: int) -> AbstractContextManager[Callable[[int, str], None]]:
         """Progress over ``total`` items (episodes in a batch) with a line of detail beside it."""

@@ -6,6 +6,7 @@ what it prints is never stale.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,13 +18,15 @@ from .app import Cli, EpisodeArg, Reply, command
 
 def run_stages(cli: Cli, episode: str, upto: str | None, overrides: dict[str, Any] | None = None) -> Reply:
     """Run the pipeline for ``episode`` up to ``upto`` (all of it for None) and say what each artefact says about
-    itself. The pipeline logs each stage once, as it starts and ends."""
+    itself. The pipeline logs each stage as it starts and ends; nothing here reports it again."""
     from ..pipeline import run_episode
     from .release import print_published
 
     settings = cli.settings(**(overrides or {}))
     with cli.progress() as progress:
-        result = run_episode(settings, episode, upto=upto, force=cli.force, progress=progress)
+        result = run_episode(
+            settings, episode, upto=upto, force=cli.force, progress=progress, on_stage=partial(cli.on_stage, episode)
+        )
     art = result.artefacts
     if art.get("master") is not None:
         cli.say(art["master"].describe())
@@ -132,7 +135,10 @@ def chapters_cmd(
 
     settings = cli.settings()
     with cli.progress() as progress:
-        run_episode(settings, episode, upto="chapters", force=cli.force, progress=progress)
+        run_episode(
+            settings, episode, upto="chapters", force=cli.force, progress=progress,
+            on_stage=partial(cli.on_stage, episode),
+        )  # fmt: skip
     result = check_episode_chapters(settings, episode, notes)
     cli.say(f"{episode}: {result.describe()}")
     return Reply({"episode": episode, **result.summary()})
@@ -171,7 +177,11 @@ def report_cmd(
 
     settings = cli.settings()
     with cli.progress() as progress:
-        rep = run_episode(settings, episode, upto="report", force=cli.force, progress=progress).artefacts["report"]
+        run = run_episode(
+            settings, episode, upto="report", force=cli.force, progress=progress,
+            on_stage=partial(cli.on_stage, episode),
+        )  # fmt: skip
+    rep = run.artefacts["report"]
     if cli.for_people:
         table = Table(title=f"{rep.episode_id}: production report", show_header=False)
         for label, value in rep.rows():

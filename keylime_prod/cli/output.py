@@ -2,13 +2,14 @@
 
 A terminal gets colour, Rich progress bars and lines wrapped to its width. Anything else (a CI log, a pipe, a file)
 gets plain lines that are never wrapped, so a path is never broken in two, log lines stamped in ISO 8601, and a
-progress line per long step every :data:`PROGRESS_EVERY_S` seconds instead of a bar nobody sees.
+progress line for a long step every :data:`PROGRESS_EVERY_S` seconds instead of a bar nobody sees.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -94,30 +95,74 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressLines:
-    """A :data:`ProgressFn` for logs that are not a terminal: one line per step at most every ``every`` seconds.
+    """Progress for a log that is not a terminal: a line every ``every`` seconds while a step runs.
 
-    ``transcribe: 42% after 1:30, about 2:04 left``. The first line comes ``every`` seconds after the step's first
-    update, so a short step stays silent (its start and end are logged by the pipeline already).
+    ``episode-258: transcribe: 42%, 1:30 so far``. A step is a pipeline stage (:meth:`step`, from the pipeline's
+    ``on_stage``) or, outside the pipeline, whatever reports progress. Lines come from a clock, not from progress
+    updates: a stage that reports rarely (Whisper, a 10-minute block at a time) or never is still seen working. A
+    step shorter than ``every`` stays silent; its start and end are logged by the pipeline already. Use it as a
+    context manager (the clock runs inside), and call it as a :data:`ProgressFn`.
     """
 
     def __init__(self, every: float = PROGRESS_EVERY_S, emit: Callable[[str], None] | None = None) -> None:
         self.every = every
         self.emit = emit or log.info
-        self._seen: dict[str, tuple[float, float]] = {}  # description -> (first update, last line)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._clock: threading.Thread | None = None
+        self._step: str | None = None  # what runs now
+        self._named = False  # the step was named by step(), not taken from a progress description
+        self._since = 0.0  # when it started (monotonic)
+        self._last_line = 0.0
+        self._latest: tuple[str, float, float, str] | None = None  # description, done, total, detail
 
-    def __call__(self, description: str, done: float, total: float) -> None:
-        now = time.monotonic()
-        first, last = self._seen.setdefault(description, (now, now))
-        if now - last < self.every:
-            return
-        self._seen[description] = (first, now)
-        elapsed = now - first
-        if total <= 0:
-            self.emit(f"{description}: working, {_clock(elapsed)} so far")
-            return
-        share = min(max(done / total, 0.0), 1.0)
-        left = f", about {_clock(elapsed * (1 - share) / share)} left" if 0 < share < 1 else ""
-        self.emit(f"{description}: {share:.0%} after {_clock(elapsed)}{left}")
+    def __call__(self, description: str, done: float, total: float, detail: str = "") -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not self._named and description != self._step:
+                self._step, self._since, self._last_line = description, now, now
+            self._latest = (description, done, total, detail)
+
+    def step(self, name: str | None) -> None:
+        """``name`` starts now (None: the step ended)."""
+        with self._lock:
+            now = time.monotonic()
+            self._step, self._named, self._since, self._last_line, self._latest = name, name is not None, now, now, None
+
+    def tick(self) -> None:
+        """Say how far the step got, if ``every`` seconds passed since its start or the last line."""
+        with self._lock:
+            now = time.monotonic()
+            if self._step is None or now - self._last_line < self.every:
+                return
+            self._last_line = now
+            line = f"{self._step}: running, {_clock(now - self._since)} so far"
+            if self._latest is not None:
+                description, done, total, detail = self._latest
+                if total > 0 and done < total:
+                    same = self._step == description or self._step.endswith(f": {description}")
+                    what = "" if same else f"{description} "
+                    extra = f" ({detail})" if detail else ""
+                    line = f"{self._step}: {what}{min(max(done / total, 0.0), 1.0):.0%}{extra}, "
+                    line += f"{_clock(now - self._since)} so far"
+                elif not self._named:
+                    self._step = None  # a step known only by its progress ended when that reached its total
+                    return
+        self.emit(line)
+
+    def __enter__(self) -> ProgressLines:
+        def run() -> None:
+            while not self._stop.wait(min(self.every / 4, 1.0)):
+                self.tick()
+
+        self._clock = threading.Thread(target=run, name="progress-lines", daemon=True)
+        self._clock.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._clock is not None:
+            self._clock.join()
 
 
 @contextmanager
@@ -127,7 +172,8 @@ def progress_display(err: Console, enabled: bool) -> Iterator[ProgressFn | None]
         yield None
         return
     if not err.is_terminal:
-        yield ProgressLines()
+        with ProgressLines() as lines:
+            yield lines
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -154,14 +200,9 @@ def count_display(err: Console, enabled: bool, what: str, total: int) -> Iterato
         yield lambda done, info: None
         return
     if not err.is_terminal:
-        latest = {"info": "starting"}
-        lines = ProgressLines(emit=lambda text: log.info("%s (%s)", text, latest["info"]))
-
-        def show(done: int, info: str) -> None:
-            latest["info"] = info
-            lines(what, done, total)
-
-        yield show
+        with ProgressLines() as lines:
+            lines.step(what)
+            yield lambda done, info: lines(what, done, total, f"{done}/{total}: {info}")
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())  # fmt: skip

@@ -68,7 +68,7 @@ def publish_cmd(
         print_published(cli, res)
         return Reply(res.to_json())
     with cli.progress() as progress:
-        result = publish_due(settings, dry_run=dry_run, progress=progress)
+        result = publish_due(settings, dry_run=dry_run, progress=progress, on_stage=cli.on_stage)
     if not result.due:
         cli.say("nothing is due: every episode whose date has come is live")
     for d in result.due:
