@@ -127,11 +127,13 @@ class _ProduceGroup(TyperGroup):
             except ImportError:  # pragma: no cover  (Typer without Rich)
                 e.show()
             sys.exit(e.exit_code)
-        except typer.Abort:
+        except typer.Abort:  # a prompt met the end of its input (Click's "Aborted!")
+            if "--json" in argv:
+                emit_json(_failure({}, "aborted", EXIT_ERROR, "Abort"))
             if not standalone_mode:
                 raise
-            console(stderr=True).print("interrupted", highlight=False)
-            sys.exit(EXIT_INTERRUPTED)
+            console(stderr=True).print("aborted", highlight=False)
+            sys.exit(EXIT_ERROR)
         # Not standalone, Typer returns the command's value, or the code of an Exit raised on the way.
         code = code if isinstance(code, int) else EXIT_OK
         if standalone_mode:
@@ -236,7 +238,7 @@ class Cli:
     def warn(self, text: str) -> None:
         """One line on stderr, with Rich markup (problems a command reports as results); nothing with --json."""
         if not self.as_json:
-            self.err.print(text, highlight=False)
+            self.err.print(redact(text), highlight=False)
 
     def settings(self, **overrides: Any) -> Settings:
         """show.toml, the episode configs' folder and the build folder, with the storage options and ``overrides``
