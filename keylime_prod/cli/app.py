@@ -7,7 +7,14 @@ document and, if it finished with failures, which. The wrapper adds ``--verbose`
 every command (and ``--configs``, ``--build-dir``, ``--force`` to those that ask), sets up logging, turns every error
 into one line on stderr and an exit code (the traceback only with ``--verbose``, 130 quietly on Ctrl-C), and with
 ``--json`` prints exactly one JSON document on stdout, on success and on failure alike. This is the only place that
-prints errors and picks exit codes.
+prints errors and picks exit codes. A new command (an example), in the family module it belongs to::
+
+    @command("prune", takes=READS)
+    def prune_cmd(cli: Cli, keep: Annotated[int, typer.Option(help="Builds to keep per episode.")] = 3) -> Reply:
+        '''Remove old build folders, keeping the newest KEEP of each episode.'''  # its help text
+        removed = prune_builds(cli.settings(), keep=keep)  # library errors raise; the wrapper prints them
+        cli.say(f"removed {len(removed)} folder(s)")
+        return Reply({"removed": [str(p) for p in removed]})
 """
 
 from __future__ import annotations
