@@ -36,6 +36,7 @@ ISO_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d (DEBUG|
 def test_help_lists_commands_in_flow_order_and_hides_the_default() -> None:
     res = runner.invoke(app, ["--help"], prog_name="produce")
     assert res.exit_code == 0, res.output
+    assert "Usage: produce [OPTIONS] EPISODE | COMMAND [ARGS]..." in res.stdout
     listed = re.findall(r"^│ (\w[\w-]*)  ", res.stdout, flags=re.M)
     assert listed == [
         "master", "transcribe", "chapters", "notes", "tag", "report", "publish", "verify", "check", "import",

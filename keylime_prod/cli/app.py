@@ -154,6 +154,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    subcommand_metavar="EPISODE | COMMAND [ARGS]...",
     context_settings={"help_option_names": ["-h", "--help"]},
     # A traceback's local variables can hold a signed URL or a key: never print them.
     pretty_exceptions_show_locals=False,
