@@ -4,10 +4,10 @@ documented, and with `--json` a failure is exactly one JSON document on stdout t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 from typer.testing import CliRunner, Result
 
 from keylime_prod.cli import app
@@ -81,10 +81,10 @@ def test_a_usage_error_with_json_is_one_json_document_too(words: tuple[str, ...]
     assert res.exit_code == 2 and "--no-such-option" in str(doc["error"]), doc
 
 
-def test_results_that_fail_keep_their_document_and_say_why(tmp_path: Path) -> None:
+def test_results_that_fail_keep_their_document_and_say_why(tmp_path: Path, make_configs: Callable[..., Path]) -> None:
     """Commands that finish with failures as results (verify's problems, check's errors) print their own document,
     marked failed, with the exit code and the reason; `verify --all --json` is what the scheduled workflow keeps."""
-    configs = str(REPO / "configs")
+    configs = str(make_configs([tmp_path / "raw.wav"]))  # its publish folder (beside it) holds no feed yet
     verify = runner.invoke(
         app, ["verify", "--all", "--offline", "--json", "--configs", configs, "--build-dir", str(tmp_path / "b")]
     )
