@@ -49,7 +49,8 @@ def _failing_args(words: tuple[str, ...], empty_configs: Path) -> list[str]:
 def test_the_walk_finds_every_family() -> None:
     names = set(IDS)
     assert {"run", "master", "transcribe", "chapters", "notes", "tag", "report"} <= names
-    assert {"publish", "verify", "check", "import", "batch", "models list", "models export-openai"} <= names
+    assert {"publish", "verify", "prune", "new", "upload-raw", "check", "import", "batch"} <= names
+    assert {"models list", "models export-openai"} <= names
 
 
 @pytest.mark.parametrize("words", list(COMMANDS), ids=IDS)
@@ -82,15 +83,15 @@ def test_a_usage_error_with_json_is_one_json_document_too(words: tuple[str, ...]
 
 
 def test_results_that_fail_keep_their_document_and_say_why(tmp_path: Path, make_configs: Callable[..., Path]) -> None:
-    """Commands that finish with failures as results (verify's problems, check's errors) print their own document,
-    marked failed, with the exit code and the reason; `verify --all --json` is what the scheduled workflow keeps."""
+    """`verify --all --json` (what the scheduled workflow keeps) that cannot run is one JSON document; a command that
+    finishes with failures as results (check's errors) prints its own document, marked failed, with the reason."""
     configs = str(make_configs([tmp_path / "raw.wav"]))  # its publish folder (beside it) holds no feed yet
     verify = runner.invoke(
         app, ["verify", "--all", "--offline", "--json", "--configs", configs, "--build-dir", str(tmp_path / "b")]
     )
     doc = _failure_doc(verify)
-    assert verify.exit_code == 1 and doc["schema"] == "keylime-prod/verify/1" and doc["errors"] == 1
-    assert "feed.xml" in json.dumps(doc["problems"]) and "1 error" in str(doc["error"])
+    assert verify.exit_code == 12 and doc["kind"] == "VerifyError" and "nothing is published" in str(doc["error"])
+    assert verify.stderr.splitlines() == [f"error: {doc['error']}"]
     (tmp_path / "c").mkdir()
     check = runner.invoke(app, ["check", "--configs", str(tmp_path / "c"), "--json"])
     doc = _failure_doc(check)

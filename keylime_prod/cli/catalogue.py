@@ -1,4 +1,5 @@
-"""Catalogue commands, beside the per-episode ones: ``produce check``, ``produce import FEED``, ``produce batch``."""
+"""Catalogue commands, beside the per-episode ones: a producer's week (``produce new``, ``produce upload-raw``), and
+``produce check``, ``produce import FEED``, ``produce batch``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,48 @@ import typer
 from rich.markup import escape
 
 from ..errors import ArchiveError, ConfigError
-from .app import Cli, Reply, command
+from .app import Cli, EpisodeArg, Reply, command
+
+
+@command("new", takes=("configs",))
+def new_cmd(
+    cli: Cli,
+    episode: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="EPISODE", help="Id of the new episode (default: the latest one's with the next number)."
+        ),
+    ] = None,
+) -> Reply:
+    """Write the next episode's config: next number, one cadence after the latest, the hosts, empty recordings."""
+    from ..catalogue.new import new_episode
+
+    made = new_episode(cli.configs or Path("configs"), episode)
+    cli.say(made.describe())
+    cli.say(f"next: record, then `produce upload-raw {made.episode_id} FILE...` (or list local files in it)")
+    return Reply(made.to_json())
+
+
+@command("upload-raw", takes=("configs",))
+def upload_raw_cmd(
+    cli: Cli,
+    episode: EpisodeArg,
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="The raw recordings, in order.")],
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", envvar="KEYLIME_MEDIA", help="Local media folder, not in git (default ./media)."),
+    ] = None,
+) -> Reply:
+    """Upload EPISODE's raw recordings to the bucket's private inbox; write recordings and [[raw]] in its config."""
+    from ..catalogue.raw import upload_raw
+
+    settings = cli.settings()
+    with cli.progress() as progress:
+        done = upload_raw(settings, episode, files, media_dir=media, **({"progress": progress} if progress else {}))
+    for f in done:
+        cli.say(f"{f.source}: {f.size:,} bytes, sha256 {f.sha256[:12]}... -> {f.file}")
+    cli.say(f"{episode}: recordings and [[raw]] written; commit the config, not the audio")
+    return Reply({"episode": episode, "files": [f.to_json() for f in done]})
 
 
 @command("check", takes=("configs",))

@@ -1,4 +1,5 @@
-"""Release commands: ``produce publish`` (an episode, or every due one) and ``produce verify`` (the live feed)."""
+"""Release commands: ``produce publish`` (an episode, or every due one), ``produce verify`` (the live feed) and
+``produce prune`` (published objects nothing refers to any more)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,18 @@ def verify_cmd(
     cli.say(res.describe())
     # Problems are results (printed above, listed in the JSON), not errors to print again.
     return Reply(res.to_json(), exit_code=0 if res.ok else 1, summary=res.describe())
+
+
+@command("prune", takes=("configs",))
+def prune_cmd(
+    cli: Cli,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete them (without it: only list them).")] = False,
+) -> Reply:
+    """List the published objects no manifest or feed refers to any more; --yes deletes them."""
+    from ..publish.prune import prune
+
+    res = prune(cli.settings().show, dry_run=not yes)
+    for key, size in res.unreferenced:
+        cli.say(f"  {'would delete' if res.dry_run else 'deleted'} {key} ({size:,} bytes)")
+    cli.say(res.describe())
+    return Reply(res.to_json())
