@@ -51,6 +51,13 @@ class Heard:
     elapsed_seconds: float = 0.0
     redone: tuple[RedoneWindow, ...] = ()  # windows decoded again without the hints (keylime_prod.transcript.engines)
 
+    def summary(self) -> dict[str, Any]:
+        """A short machine-readable summary (``--json``)."""
+        return {
+            "source": self.source, "engine": self.engine, "model": self.model, "words": len(self.words),
+            "audio_seconds": self.audio_seconds, "elapsed_seconds": self.elapsed_seconds, "redone": len(self.redone),
+        }  # fmt: skip
+
     def save(self, path: Path) -> Path:
         """Write ``heard.json`` (atomically)."""
         d = asdict(self)
