@@ -13,7 +13,15 @@ from lxml import etree
 
 from keylime_prod.errors import FeedError
 from keylime_prod.guids import item_guid, podcast_guid
-from keylime_prod.publish.feed import PODCAST_NS, Manifest, ShowManifest, build_feed, description_html, live_guids
+from keylime_prod.publish.feed import (
+    PODCAST_NS,
+    Manifest,
+    ShowManifest,
+    build_feed,
+    description_html,
+    live_guids,
+    screen,
+)
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
@@ -198,9 +206,13 @@ def test_notes_with_cdata_terminator_still_parse() -> None:
     assert d.entries[0].content[0].value == html
 
 
-def test_control_characters_are_a_feed_error() -> None:
-    with pytest.raises(FeedError, match="cannot add the episode|cannot build the feed"):
-        feed_of(manifest(title="bad \x0b title"))
+def test_a_manifest_with_control_characters_is_left_out_and_the_others_stay() -> None:
+    bad = manifest("ep-2", title="bad \x0b title")
+    fit, left = screen([manifest(), bad])
+    assert fit == [manifest()]
+    (x,) = left
+    assert (x.episode_id, x.reason) == ("ep-2", "item.title holds U+000B, a character XML cannot carry")
+    assert [e.title for e in feedparser.parse(feed_of(manifest(), bad)).entries] == ["Episode one"]
 
 
 def test_future_episodes_stay_out_and_feed_is_deterministic() -> None:
@@ -215,10 +227,12 @@ def test_future_episodes_stay_out_and_feed_is_deterministic() -> None:
     assert live_guids(b) == {manifest().guid, later.guid}
 
 
-def test_duplicate_guid_is_refused() -> None:
+def test_a_duplicate_guid_is_left_to_the_manifest_published_first() -> None:
     twin = manifest("ep-2").model_copy(update={"guid": manifest().guid})
-    with pytest.raises(FeedError, match="share the guid"):
-        feed_of(manifest(), twin)
+    fit, left = screen([twin, manifest()])
+    assert fit == [manifest()]
+    assert [x.episode_id for x in left] == ["ep-2"] and "is the guid of ep-1" in left[0].reason
+    assert [e.id for e in feedparser.parse(feed_of(manifest(), twin)).entries] == [manifest().guid]
 
 
 def test_description_keeps_timestamps_within_4000_chars() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import publish
 from ..config import EpisodeConfig, Settings, list_episodes, load_episode, peek_episode
-from ..errors import KeylimeError, PublishError
+from ..errors import FeedError, KeylimeError, PublishError
 from ..progress import ProgressFn, null_progress
 from ..publish import storage
 from . import STAGE_BY_NAME, Run, release_of, run_episode, stale_stages
@@ -37,31 +37,61 @@ def publish_episodes(
     (not at all with ``update_feed=False``: a batch task leaves the feed to its driver). ``withdraw`` is the explicit
     request that lets these episodes leave the live feed when they are dated in the future.
 
-    Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it.
+    Nothing is built here: an episode without a build is a :class:`PublishError` that says how to make it. One bad
+    episode never blocks the others: one that cannot be loaded or is not built, or whose manifest is left out of
+    the feed, is raised only after every other one is published.
     """
     releases = []
+    problems: list[KeylimeError] = []
     for episode_id in episode_ids:
-        episode = load_episode(settings.configs_dir, episode_id)
-        layout = settings.layout(episode_id)
-        stale = stale_stages(settings, episode_id) if layout.root.is_dir() else []
-        if stale:
-            # Never mix: a new title in the feed over an MP3 and notes that still carry the old one.
-            raise PublishError(
-                f"the build of {episode_id} is out of date ({', '.join(stale)}: the config or an input changed since)",
-                where=layout.root,
-                hint=f"run `produce {episode_id}` to bring it up to date and publish it",
-            )
-        if not layout.root.is_dir():
-            raise PublishError(
-                f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
-            )
-        releases.append(
-            release_of(Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress))
-        )
-    return publish.publish(
+        try:
+            releases.append(_release(settings, episode_id, progress))
+        except KeylimeError as e:
+            if len(episode_ids) > 1:
+                log.error("%s", e)
+            problems.append(e)
+    if not releases:
+        raise problems[0]
+    published = publish.publish(
         releases, settings.show, now=now, dry_run=dry_run, progress=progress or null_progress, update_feed=update_feed,
         withdraw=episode_ids if withdraw else (),
     )  # fmt: skip
+    left = published.left_out_of(episode_ids)
+    if left:
+        raise _left_out_error(left)
+    if problems:
+        raise problems[0]
+    return published
+
+
+def _left_out_error(left: Sequence[publish.LeftOut]) -> FeedError:
+    """The one line for requested episodes left out of the feed (the others were published)."""
+    first = left[0]
+    more = f" (and {', '.join(x.episode_id for x in left[1:])})" if len(left) > 1 else ""
+    return FeedError(
+        f"{first.episode_id} is left out of the feed{more}: {first.reason}; every other episode is in it",
+        where=first.key,
+        hint=first.hint,
+    )
+
+
+def _release(settings: Settings, episode_id: str, progress: ProgressFn | None) -> publish.Release:
+    """The release of one built, up-to-date episode."""
+    episode = load_episode(settings.configs_dir, episode_id)
+    layout = settings.layout(episode_id)
+    stale = stale_stages(settings, episode_id) if layout.root.is_dir() else []
+    if stale:
+        # Never mix: a new title in the feed over an MP3 and notes that still carry the old one.
+        raise PublishError(
+            f"the build of {episode_id} is out of date ({', '.join(stale)}: the config or an input changed since)",
+            where=layout.root,
+            hint=f"run `produce {episode_id}` to bring it up to date and publish it",
+        )
+    if not layout.root.is_dir():
+        raise PublishError(
+            f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
+        )
+    return release_of(Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress))
 
 
 @dataclass(frozen=True)
@@ -156,4 +186,7 @@ def publish_due(
         published = publish.publish(
             releases, settings.show, store=store, now=now, dry_run=dry_run, progress=progress or null_progress
         )
+        # A due episode whose manifest was left out of the feed is not live: a failure, beside the published ones.
+        for x in published.left_out_of({r.episode.id for r in releases}):
+            failures.append(DueFailure(x.episode_id, _left_out_error([x])))
     return DueResult(now, due, published, tuple(failures), tuple(unbuilt), dry_run)

@@ -39,6 +39,7 @@ from ..errors import FeedError, PublishError
 from ..guids import item_guid, podcast_guid
 from ..progress import ProgressFn, null_progress
 from .feed import (
+    LeftOut,
     Manifest,
     ManifestChapter,
     ManifestFile,
@@ -46,7 +47,10 @@ from .feed import (
     ManifestPerson,
     ShowManifest,
     build_feed,
+    left_out_hint,
+    live_enclosures,
     live_guids,
+    screen,
 )
 from .storage import CHAPTERS_TYPE, FileDigest, Store, StoredObject, content_type_for, open_store
 
@@ -139,7 +143,8 @@ class PublishedEpisode:
 
 @dataclass(frozen=True)
 class Published:
-    """The publishing stage's result. ``feed_updated``: the feed changed (in a dry run: would change)."""
+    """The publishing stage's result. ``feed_updated``: the feed changed (in a dry run: would change).
+    ``left_out``: manifests in the bucket that could not go into the feed (every other episode did)."""
 
     target: str
     dry_run: bool
@@ -152,6 +157,11 @@ class Published:
     bytes_uploaded: int
     seconds: float
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    left_out: tuple[LeftOut, ...] = ()
+
+    def left_out_of(self, episode_ids: Collection[str]) -> tuple[LeftOut, ...]:
+        """The manifests of ``episode_ids`` that were left out of the feed."""
+        return tuple(x for x in self.left_out if x.episode_id in episode_ids)
 
     def to_json(self) -> dict[str, Any]:
         """A machine-readable summary (``produce publish --json``)."""
@@ -168,6 +178,7 @@ class Published:
             },
             "bytes_uploaded": self.bytes_uploaded,
             "seconds": round(self.seconds, 3),
+            "left_out": [x.to_json() for x in self.left_out],
             "episodes": [
                 {
                     "episode": e.episode_id,
@@ -270,6 +281,16 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 def _read_manifest(store: Store, key: str) -> Manifest | None:
     data = store.get_bytes(key)
     return Manifest.parse(data, store.describe_key(key)) if data is not None else None
+
+
+def _readable_manifest(store: Store, key: str) -> Manifest | None:
+    """The manifest at ``key``, or ``None`` when there is none or it cannot be read (logged): publishing the episode
+    again replaces an unreadable one, which is the way out the feed's hint names."""
+    try:
+        return _read_manifest(store, key)
+    except FeedError as e:
+        log.warning("%s; it is replaced by this publish", e.message if e.where is None else f"{e.where}: {e.message}")
+        return None
 
 
 def _check_release(r: Release) -> None:
@@ -394,7 +415,7 @@ def _publish_episode(
     """Upload (or plan) one release's files, then its manifest; the feed is left to the caller."""
     ep = r.episode
     mkey = _manifest_key(store, ep.id)
-    old = _read_manifest(store, mkey)
+    old = _readable_manifest(store, mkey)
     if old is not None and old.episode_id != ep.id:
         raise FeedError(f"the manifest is for {old.episode_id}, not {ep.id}", where=store.describe_key(mkey))
     # The item guid never changes: the episode config's (carried over from an old host) wins, else the one the
@@ -545,6 +566,7 @@ def _publish_locked(
             results.append(res)
 
     feed_key = _feed_key(store, show)
+    left_out: tuple[LeftOut, ...] = ()
     if not update_feed:
         # A batch task (issue 12): objects and manifest only. The driver rebuilds the feed once, last.
         xml = store.get_bytes(feed_key) or b""
@@ -558,11 +580,22 @@ def _publish_locked(
                 "application/json",
                 store.settings.manifest_cache_control,
             )
-        everything = _all_manifests(store, manifests)
-        keep = _kept_live(store.get_bytes(feed_key), everything.values(), now, withdraw)
+        everything, unreadable = _all_manifests(store, manifests)
+        # One bad manifest never blocks the others: it is left out of the feed, reported, and the rest go in.
+        live_feed = store.get_bytes(feed_key)
+        fit, unfit = screen(
+            list(everything.values()),
+            where=lambda i: store.describe_key(_manifest_key(store, i)),
+            live=live_enclosures(live_feed),
+            url=store.url,
+        )
+        left_out = tuple(sorted((*unreadable, *unfit), key=lambda x: x.episode_id))
+        for x in left_out:
+            log.warning("%s", x)
+        keep = _kept_live(live_feed, fit, now, withdraw)
         xml = build_feed(
             show.show,
-            list(everything.values()),
+            fit,
             show_manifest=show_manifest,
             url=store.url,
             settings=show.feed,
@@ -612,6 +645,7 @@ def _publish_locked(
         bytes_uploaded=up.bytes_uploaded,
         seconds=time.perf_counter() - t0,
         now=now,
+        left_out=left_out,
     )
 
 
@@ -664,22 +698,35 @@ def _item(r: Release, show: ShowConfig, *, notes_html: Path | None) -> ManifestI
     )
 
 
-def _all_manifests(store: Store, fresh: dict[str, Manifest]) -> dict[str, Manifest]:
-    """Every episode manifest in the bucket (this run's from memory), keyed by episode id.
+def _all_manifests(store: Store, fresh: dict[str, Manifest]) -> tuple[dict[str, Manifest], list[LeftOut]]:
+    """Every episode manifest in the bucket (this run's from memory), keyed by episode id, and the ones that cannot
+    be read (not JSON, not a manifest), each named by its folder: one corrupt manifest never hides the others.
 
     One listing of the episode folders, then the manifests fetched in parallel (boto3 clients are thread-safe).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     under = store.key("episodes") + "/"
-    keys = [f"{under}{name}/{MANIFEST_NAME}" for name in store.list_folders(under) if name not in fresh]
+    names = [name for name in store.list_folders(under) if name not in fresh]
+
+    def read(name: str) -> Manifest | LeftOut | None:
+        key = f"{under}{name}/{MANIFEST_NAME}"
+        try:
+            return _read_manifest(store, key)
+        except FeedError as e:
+            where = store.describe_key(key)
+            return LeftOut(name, where, e.message, left_out_hint(name, where))
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        found = list(pool.map(lambda k: _read_manifest(store, k), keys))
+        found = list(pool.map(read, names))
     out = dict(fresh)
+    unreadable: list[LeftOut] = []
     for m in found:
-        if m is not None and m.episode_id not in out:
+        if isinstance(m, LeftOut):
+            unreadable.append(m)
+        elif m is not None and m.episode_id not in out:
             out[m.episode_id] = m
-    return out
+    return out, unreadable
 
 
 # --------------------------------------------------------------------------------------------------------- due
@@ -708,7 +755,12 @@ def due(
         if ep.demo and not store.is_local:
             log.info("%s is a demo (demo = true): never due for %s", ep.id, store.description)
             continue
-        m = _read_manifest(store, _manifest_key(store, ep.id))
+        try:
+            m = _read_manifest(store, _manifest_key(store, ep.id))
+        except FeedError as e:
+            # Publishing it again writes a readable manifest: the way out of an unreadable one.
+            out.append(DueEpisode(ep.id, ep.publish_date, f"its manifest cannot be read ({e.message})"))
+            continue
         if m is None:
             out.append(DueEpisode(ep.id, ep.publish_date, "not published yet"))
         elif m.guid not in live:

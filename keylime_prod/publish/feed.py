@@ -20,7 +20,8 @@ import datetime as dt
 import html
 import logging
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 # Order matters: feedgen.util uses lxml.etree without importing it; feedgen.feed imports it first.
@@ -30,7 +31,7 @@ from feedgen.util import xml_elem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
-from ..config import MAX_DESCRIPTION_BYTES, FeedSettings, ShowInfo, describe_validation_error
+from ..config import MAX_DESCRIPTION_BYTES, XML_FORBIDDEN, FeedSettings, ShowInfo, describe_validation_error
 from ..errors import FeedError
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,104 @@ class ShowManifest(_Document):
     artwork: ManifestFile
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+# ------------------------------------------------------------------------------------------------------ left out
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A manifest in the bucket that cannot go into the feed, and so is left out of it while every other episode
+    still goes in: ``episode_id`` (the folder's name when the manifest cannot be read), ``key`` (the manifest's
+    key as :meth:`Store.describe_key` names it), ``reason`` and ``hint`` (what can be done about it)."""
+
+    episode_id: str
+    key: str
+    reason: str
+    hint: str
+
+    def to_json(self) -> dict[str, str]:
+        """A machine-readable line (``produce publish --json``)."""
+        return {"episode": self.episode_id, "key": self.key, "reason": self.reason, "hint": self.hint}
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.episode_id} is left out of the feed: {self.reason} ({self.hint})"
+
+
+def left_out_hint(episode_id: str, key: str) -> str:
+    """What can be done about a manifest left out of the feed: publish the episode again (a new manifest replaces
+    this one), or delete the manifest key to leave the episode out for good."""
+    return f"re-publish it with `produce publish {episode_id}`, or delete {key} to leave it out"
+
+
+def _texts(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a manifest's JSON value, with its field path (``item.title``, ``files[2].key``)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _texts(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _texts(v, f"{path}[{i}]")
+
+
+def _unfit(m: Manifest) -> str | None:
+    """Why one manifest cannot become a feed item on its own, or ``None``."""
+    for path, text in _texts(m.model_dump(mode="json", by_alias=True), ""):
+        bad = XML_FORBIDDEN.search(text)
+        if bad:
+            # XML 1.0 section 2.2 (Char): lxml refuses such a character, and it would fail the whole feed.
+            return f"{path} holds U+{ord(bad.group()):04X}, a character XML cannot carry"
+    if m.file("audio") is None:
+        return "it lists no audio file"
+    return None
+
+
+def screen(
+    manifests: Sequence[Manifest],
+    *,
+    where: Callable[[str], str] = str,
+    live: Mapping[str, str] | None = None,
+    url: Callable[[str], str] = str,
+) -> tuple[list[Manifest], list[LeftOut]]:
+    """The manifests that can go into the feed, and those left out with why: one holding characters XML cannot
+    carry or listing no audio, and one whose guid another manifest has. A guid identifies one item (RSS 2.0), and
+    of two manifests with one guid the one apps already know under it keeps it: the one whose audio the live feed's
+    item with that guid encloses (``live``: guid -> enclosure URL, :func:`live_enclosures`; ``url`` maps a key to
+    its URL), else the one published first. ``where`` names an episode's manifest key in the messages."""
+    live = live or {}
+
+    def known(m: Manifest) -> bool:
+        audio = m.file("audio")
+        return audio is not None and live.get(m.guid) == url(audio.key)
+
+    fit: list[Manifest] = []
+    out: list[LeftOut] = []
+    for m in manifests:
+        reason = _unfit(m)
+        key = where(m.episode_id)
+        if reason is None:
+            fit.append(m)
+        else:
+            out.append(LeftOut(m.episode_id, key, reason, left_out_hint(m.episode_id, key)))
+    owner: dict[str, Manifest] = {}
+    for m in sorted(fit, key=lambda m: (not known(m), m.first_published, m.episode_id)):
+        first = owner.setdefault(m.guid, m)
+        if first is not m:
+            key = where(m.episode_id)
+            out.append(
+                LeftOut(
+                    m.episode_id,
+                    key,
+                    f"its guid {m.guid} is the guid of {first.episode_id}, "
+                    + ("the item live under it" if known(first) else "published before it"),
+                    f"give {m.episode_id} its own guid (or none) in its config and re-publish it with "
+                    f"`produce publish {m.episode_id}`, or delete {key} to leave it out",
+                )
+            )
+    left = {x.episode_id for x in out}
+    return [m for m in fit if m.episode_id not in left], sorted(out, key=lambda x: x.episode_id)
 
 
 # ----------------------------------------------------------------------------------------------------- extension
@@ -349,6 +448,9 @@ def build_feed(
 ) -> bytes:
     """RSS 2.0 bytes for ``show`` with one item per manifest whose publish date has come (newest first).
 
+    A manifest that cannot go into the feed (:func:`screen`) is left out and logged, never the whole feed refused:
+    callers that report it call :func:`screen` themselves.
+
     ``keep`` holds guids already in the live feed: they stay even when re-dated into the future, because a live
     episode leaves the feed only on an explicit request (the caller leaves it out of ``keep``).
 
@@ -357,18 +459,16 @@ def build_feed(
     """
     settings = settings or FeedSettings()
     now = now or dt.datetime.now(dt.timezone.utc)
+    fit, left_out = screen(manifests)
+    for x in left_out:
+        log.warning("%s", x)
     live = sorted(
-        (m for m in manifests if m.item.publish_date <= now or m.guid in keep),
+        (m for m in fit if m.item.publish_date <= now or m.guid in keep),
         key=lambda m: (m.item.publish_date, m.episode_id),
         reverse=True,
     )
     if settings.max_items:
         live = live[: settings.max_items]
-    seen: dict[str, str] = {}
-    for m in live:
-        if m.guid in seen:
-            raise FeedError(f"episodes {seen[m.guid]} and {m.episode_id} share the guid {m.guid}", where="manifests")
-        seen[m.guid] = m.episode_id
 
     try:
         fg = FeedGenerator()
@@ -476,6 +576,25 @@ def _add_item(
             ext.persons = list(item.persons)
     except ValueError as e:
         raise FeedError(f"cannot add the episode to the feed: {e}", where=where) from e
+
+
+def live_enclosures(feed_xml: bytes | None) -> dict[str, str]:
+    """The enclosure URL of each item guid of a feed we built earlier (empty for ``None`` or unreadable XML)."""
+    if not feed_xml:
+        return {}
+    from lxml import etree
+
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.fromstring(feed_xml, parser=parser)
+    except etree.XMLSyntaxError:
+        return {}
+    out: dict[str, str] = {}
+    for item in root.iterfind("./channel/item"):
+        guid, enclosure = item.find("guid"), item.find("enclosure")
+        if guid is not None and enclosure is not None:
+            out[(guid.text or "").strip()] = enclosure.get("url", "")
+    return out
 
 
 def live_guids(feed_xml: bytes | None) -> set[str]:

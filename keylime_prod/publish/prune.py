@@ -87,8 +87,12 @@ def prune(show: ShowConfig, *, store: Store | None = None, dry_run: bool = True)
     store = store or open_store(show.storage)
     store.check()
     with fsutil.hold_lock(store.lock_path("feed"), f"the publish target {store.description}"):
-        manifests = _all_manifests(store, {})
+        manifests, unreadable = _all_manifests(store, {})
         keep: set[str] = set()
+        # An unreadable manifest may name any object in its folder: the whole folder stays until it is fixed.
+        held = tuple(store.key("episodes", x.episode_id) + "/" for x in unreadable)
+        for x in unreadable:
+            log.warning("%s: unreadable, so nothing under it is pruned (%s)", x.key, x.reason)
         for m in manifests.values():
             keep.update(f.key for f in m.files)
             keep.add(store.key("episodes", m.episode_id, MANIFEST_NAME))
@@ -99,7 +103,7 @@ def prune(show: ShowConfig, *, store: Store | None = None, dry_run: bool = True)
         found = store.list_keys(store.key("episodes") + "/") + store.list_keys(store.key("art") + "/")
         gone: list[tuple[str, int]] = []
         for key in found:
-            if key in keep or store.url(key) in in_feed:
+            if key in keep or key.startswith(held) or store.url(key) in in_feed:
                 continue
             head = store.head(key)
             gone.append((key, head.size if head is not None else 0))
