@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 import time
@@ -151,6 +152,59 @@ def remove_stale_temporaries(folder: Path) -> int:
             freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
             shutil.rmtree(p, ignore_errors=True)
     return freed
+
+
+#: A temporary folder of ours: ``keylime-<kind>-<pid>-<random>`` in the system temp folder, the pid its owner's.
+_OWNED_TEMP = re.compile(r"keylime-[a-z]+-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists (POSIX kill(2))
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_dead_temporaries(root: Path | None = None) -> int:
+    """Delete the temporary folders (:func:`temporary_folder`) whose owner process is gone: a publish, batch task
+    or check killed by SIGKILL or a power cut never ran its cleanup. A recycled pid keeps a folder until its new
+    owner ends too; that only delays the removal. Returns the bytes freed."""
+    import shutil
+
+    freed = 0
+    root = Path(root or tempfile.gettempdir())
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        m = _OWNED_TEMP.match(p.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            if not p.is_dir() or p.is_symlink():
+                continue
+            freed += sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
+        except OSError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+    return freed
+
+
+@contextlib.contextmanager
+def temporary_folder(kind: str, name: str = "") -> Iterator[Path]:
+    """A private temporary folder ``keylime-<kind>-<pid>-[<name>-]<random>``, removed when the block ends; first
+    the folders of dead owners (:func:`remove_dead_temporaries`) are removed, so nothing a killed run left
+    outlives the next start. ``kind`` is lowercase letters only (the pid follows it)."""
+    assert kind.isalpha() and kind.islower(), kind
+    remove_dead_temporaries()
+    with tempfile.TemporaryDirectory(prefix=f"keylime-{kind}-{os.getpid()}-{name + '-' if name else ''}") as tmp:
+        yield Path(tmp)
 
 
 @contextlib.contextmanager

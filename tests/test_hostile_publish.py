@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -141,3 +144,31 @@ def test_produce_publish_fails_only_when_the_requested_episode_is_left_out(built
     assert f"episodes/{tf.EPISODE_ID}/manifest.json" in line and f"produce publish {tf.EPISODE_ID}" in line
     (feed,) = public.rglob("feed.xml")
     assert [(e.id, e.title) for e in feedparser.parse(feed.read_bytes()).entries] == [(guid, "Episode one")]
+
+
+# ------------------------------------------------------------------------------------------- nothing left behind
+
+
+def test_temporary_folders_of_a_killed_run_are_removed_at_the_next_start(
+    tmp_path: Path, make_release: Callable[..., publish.Release]
+) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "120"])
+    try:
+        tmp = Path(tempfile.gettempdir())
+        left = {kind: tmp / f"keylime-{kind}-{dead.pid}-x1y2" for kind in ("publish", "batch", "verify")}
+        for folder in left.values():
+            (folder / "sub").mkdir(parents=True)
+            (folder / "sub" / "show-notes.html").write_bytes(b"x" * 4096)
+        busy = tmp / f"keylime-publish-{alive.pid}-z3w4"
+        busy.mkdir()
+        show = make_show(storage_settings(None, local_dir=tmp_path / "public"))
+        res = publish.publish([make_release()], show, now=NOW)
+        assert res.episodes[0].live
+        assert not any(f.exists() for f in left.values())
+        assert busy.is_dir()  # its owner still runs
+        assert not [p for p in tmp.iterdir() if p.name.startswith(f"keylime-publish-{os.getpid()}-")]
+    finally:
+        alive.kill()
+        alive.wait()

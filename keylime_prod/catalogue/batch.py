@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -214,8 +213,7 @@ def run_task(task: Task) -> EpisodeOutcome:
     _emit({"episode": ep_id, "step": "start", "worker": worker})
     try:
         store = open_store(task.show.storage)
-        with tempfile.TemporaryDirectory(prefix=f"keylime-batch-{ep_id}-") as tmp:
-            root = Path(tmp)
+        with fsutil.temporary_folder("batch", ep_id) as root:
             t = time.perf_counter()
             files = _fetch_inputs(task, store, root / "inputs")
             configs = root / "configs"

@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import re
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -663,7 +662,7 @@ def verify_feed(
     # Items are in the feed's order, newest first (we build it so; Apple sorts by pubDate anyway).
     n_audio = len(chosen) if audio == "all" else max(0, int(audio))
     with_audio = [it for it in chosen if it.enclosure and it.enclosure.get("url")][:n_audio]
-    with ThreadPoolExecutor(max_workers=workers) as pool, tempfile.TemporaryDirectory(prefix="keylime-verify-") as tmp:
+    with ThreadPoolExecutor(max_workers=workers) as pool, fsutil.temporary_folder("verify") as tmp:
         jobs = [pool.submit(_check_enclosure, ctx, it) for it in chosen]
         jobs += [pool.submit(_check_sidecars, ctx, it) for it in chosen]
         jobs += [pool.submit(_check_artwork, ctx, "feed" if u == art else "artwork", u) for u in images]

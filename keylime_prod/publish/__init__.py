@@ -25,7 +25,6 @@ import datetime as dt
 import hashlib
 import logging
 import re
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -559,9 +558,9 @@ def _publish_locked(
 
     manifests: dict[str, Manifest] = {}
     results: list[_EpisodeResult] = []
-    with tempfile.TemporaryDirectory(prefix="keylime-publish-") as scratch:
+    with fsutil.temporary_folder("publish") as scratch:
         for r in releases:
-            res = _publish_episode(r, show, store, up, show_manifest.podcast_guid, now=now, scratch=Path(scratch))
+            res = _publish_episode(r, show, store, up, show_manifest.podcast_guid, now=now, scratch=scratch)
             manifests[r.episode.id] = res.manifest
             results.append(res)
 
