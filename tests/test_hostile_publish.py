@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -172,3 +173,19 @@ def test_temporary_folders_of_a_killed_run_are_removed_at_the_next_start(
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_moved_project_keeps_its_build_up_to_date(tmp_path: Path, built: tuple[Path, Path]) -> None:
+    cfg, build = built
+    moved = tmp_path / "elsewhere" / "project"
+    moved.mkdir(parents=True)
+    for part in (cfg, build):
+        shutil.move(part, moved / part.name)
+    again = _cli(
+        "tag", tf.EPISODE_ID, "--configs", str(moved / "configs"), "--build-dir", str(moved / "build"), "--json"
+    )
+    assert again.exit_code == 0, again.output
+    stages = {s["name"]: s["cached"] for s in json.loads(again.stdout)["stages"]}
+    assert stages == {"master": True, "chapters": True, "tag": True}
+    state = (moved / "build" / tf.EPISODE_ID / "state.json").read_text("utf-8")
+    assert str(tmp_path) not in state

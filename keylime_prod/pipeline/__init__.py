@@ -123,6 +123,32 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def portable(run: Run, value: Any) -> Any:
+    """``value`` (a config dump) with every path inside the project folder (the configs folder's parent) or the
+    build folder written relative to it: a key holds what the output depends on, and a project moved or cloned to
+    another folder depends on the same files. Paths elsewhere stay as they are; the files' contents are hashed
+    separately (:func:`file_digest`)."""
+    roots = sorted(
+        ((f"<{name}>", Path(root).absolute()) for name, root in
+         (("build", run.settings.build_root), ("project", run.settings.configs_dir.parent))),
+        key=lambda r: len(str(r[1])), reverse=True,
+    )  # fmt: skip
+
+    def one(v: Any) -> Any:
+        if isinstance(v, (Path, str)) and Path(v).is_absolute():
+            for name, root in roots:
+                if Path(v).is_relative_to(root):
+                    return f"{name}/{Path(v).relative_to(root).as_posix()}"
+            return str(v) if isinstance(v, Path) else v
+        if isinstance(v, dict):
+            return {k: one(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [one(x) for x in v]
+        return v
+
+    return one(value)
+
+
 def file_digest(path: Path | None) -> str | None:
     """Content hash of an input file (``None`` stays ``None``; a missing file hashes as ``missing``)."""
     if path is None:
@@ -148,7 +174,7 @@ def _master_key(run: Run) -> str:
         [file_digest(p) for p in run.episode.recordings],
         [(file_digest(t.file), t.speaker, t.offset) for t in run.episode.tracks],
         {k: file_digest(v) for k, v in s.assets.model_dump().items()},
-        s.audio.model_dump(),
+        portable(run, s.audio.model_dump()),
     )
 
 
@@ -247,9 +273,9 @@ def _tag_key(run: Run) -> str:
         "tag/2",  # 2: WFED as a text frame, TGID the feed's item guid (issue 11)
         master.audio_sha256,
         master.duration,
-        run.episode.model_dump(),
-        s.show.model_dump(),
-        s.tags.model_dump(),
+        portable(run, run.episode.model_dump()),
+        portable(run, s.show.model_dump()),
+        portable(run, s.tags.model_dump()),
         s.feed.podcast_guid,
         file_digest(run.episode.artwork or s.show.artwork),
         [(m.title, m.start, m.end, m.url, m.img) for m in marks.marks],
@@ -318,7 +344,7 @@ def _recognise_key(run: Run) -> str:
         "recognise/1",
         master.audio_sha256,
         [(seg.name, seg.start, seg.end) for seg in master.segments],
-        s.whisper.model_dump(mode="json", exclude={"threads"}),
+        portable(run, s.whisper.model_dump(mode="json", exclude={"threads"})),
         _glossary(run),
         _speaker(run),
         run.episode.speakers,
@@ -393,8 +419,8 @@ def _notes_key(run: Run) -> str:
     t: Transcript = run.require("transcribe")
     return digest(
         "notes/1",
-        run.episode.model_dump(mode="json"),
-        run.settings.show.show.model_dump(mode="json"),
+        portable(run, run.episode.model_dump(mode="json")),
+        portable(run, run.settings.show.show.model_dump(mode="json")),
         file_digest(t.report),
         [(m.title, m.start, m.end, m.url) for m in getattr(_notes_chapters(run), "marks", ())],
     )
