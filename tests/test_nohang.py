@@ -69,11 +69,11 @@ def flooding_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 @pytest.fixture
 def stalled_ffmpeg(flooding_ffmpeg, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """``stall(marker, **limits)``: ffmpeg commands holding ``marker`` never end; each ``limits`` item sets that
-    module constant of keylime_prod.ffmpeg (small, so the test waits a second, not the real limit)."""
+    limit of keylime_prod.ffmpeg.limits (small, so the test waits a second, not the real limit)."""
 
     def stall(marker: str, **limits: float) -> None:
         for name, value in limits.items():
-            monkeypatch.setattr(ffmpeg, name, value)
+            monkeypatch.setattr(ffmpeg.limits, name, value)
         flooding_ffmpeg(marker, stall=True)
 
     return stall
@@ -200,8 +200,8 @@ def test_a_stuck_dc_removal_pass_is_killed_and_the_recording_named(tmp_path: Pat
 
 
 def test_full_pass_limit_grows_with_the_audio() -> None:
-    assert ffmpeg.full_pass_timeout(None) == ffmpeg.full_pass_timeout(0) == ffmpeg.FULL_PASS_MIN_S
-    assert ffmpeg.full_pass_timeout(3600) == ffmpeg.FULL_PASS_MIN_S + 3600  # 100x real time leaves a 100x margin
+    assert ffmpeg.full_pass_timeout(None) == ffmpeg.full_pass_timeout(0) == ffmpeg.limits.FULL_PASS_MIN_S
+    assert ffmpeg.full_pass_timeout(3600) == ffmpeg.limits.FULL_PASS_MIN_S + 3600  # 100x real time leaves a 100x margin
 
 
 def _short_mp3(tmp_path: Path) -> Path:

@@ -64,7 +64,7 @@ def load_window(path: Path, what: str) -> np.ndarray:
         raw = ffmpeg.run(
             ffmpeg.decode_args(path, sample_rate=ALIGN_RATE, channels=1, duration=WINDOW_S),
             where=path,
-            timeout=ffmpeg.EXCERPT_TIMEOUT_S,
+            timeout=ffmpeg.limits.EXCERPT_TIMEOUT_S,
         ).stdout
     except FFmpegError as e:
         from ..errors import AudioError

@@ -158,7 +158,7 @@ def calibrate(part: Part, gain_db: float, s: AudioSettings, ceiling_db: float, w
     raw = ffmpeg.run(
         ffmpeg.decode_args(part.render_path, sample_rate=sr, channels=ch, start=a / sr, duration=(b - a) / sr),
         where=part.render_path,
-        timeout=ffmpeg.EXCERPT_TIMEOUT_S,
+        timeout=ffmpeg.limits.EXCERPT_TIMEOUT_S,
     ).stdout
     blocks = [np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)]
     if not len(blocks[0]):
@@ -172,7 +172,7 @@ def calibrate(part: Part, gain_db: float, s: AudioSettings, ceiling_db: float, w
         ffmpeg.encode_mp3_args(mp3, sample_rate=sr, channels=ch, bitrate_kbps=s.bitrate_kbps),
         input_bytes=pcm.tobytes(),
         where=mp3,
-        timeout=ffmpeg.EXCERPT_TIMEOUT_S,
+        timeout=ffmpeg.limits.EXCERPT_TIMEOUT_S,
     )
     post = measure_file(mp3, sr, ch)
     n = min(len(pre.k_energy), len(post.k_energy))

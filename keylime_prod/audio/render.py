@@ -129,7 +129,7 @@ def room_tone(p: Part, frames: int, sr: int, ch: int) -> F32:
     raw = ffmpeg.run(
         ffmpeg.decode_args(p.render_path, sample_rate=sr, channels=ch, start=start / sr, duration=frames / sr),
         where=p.render_path,
-        timeout=ffmpeg.EXCERPT_TIMEOUT_S,
+        timeout=ffmpeg.limits.EXCERPT_TIMEOUT_S,
     ).stdout
     y = np.zeros((frames, ch), np.float32)
     got = np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)[:frames]
@@ -220,7 +220,7 @@ def render(
         data = pcm16 if isinstance(pcm16, bytes) else pcm16.tobytes()
         try:
             assert proc.stdin is not None
-            with proc.waiting():  # a LAME that stopped reading is killed after ffmpeg.STALL_TIMEOUT_S
+            with proc.waiting():  # a LAME that stopped reading is killed after ffmpeg.limits.STALL_TIMEOUT_S
                 proc.stdin.write(data)
         except BrokenPipeError:
             ffmpeg.finish(proc, where=dest)  # raises with ffmpeg's own message

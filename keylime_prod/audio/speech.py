@@ -283,7 +283,7 @@ def denoise(
             for x in decode(path, DENOISE_RATE, channels, what, progress, filters=filters):
                 y = x if dfn is None else _run_dfn(dfn, x)
                 if len(y):
-                    with enc.waiting():  # an encoder that stopped reading is killed after ffmpeg.STALL_TIMEOUT_S
+                    with enc.waiting():  # an encoder that stopped reading is killed after ffmpeg.limits.STALL_TIMEOUT_S
                         enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
             if dfn is not None:
                 tails = [np.asarray(d.finalize(), np.float32) for d in dfn]

@@ -66,7 +66,7 @@ def check_all(configs_dir: Path) -> CheckReport:
         ver = ffmpeg.version()
         # A real encode proves libmp3lame is there, not only that a binary answers -version.
         args = ["-v", "error", "-f", "lavfi", "-i", "sine=d=0.1", "-c:a", "libmp3lame", "-f", "null", "-"]
-        ffmpeg.run(args, timeout=ffmpeg.EXCERPT_TIMEOUT_S)  # a tenth of a second of audio
+        ffmpeg.run(args, timeout=ffmpeg.limits.EXCERPT_TIMEOUT_S)  # a tenth of a second of audio
         report.lines.append(f"ffmpeg {ver} with libmp3lame ({exe})")
     except KeylimeError as e:
         report.errors.append(e)

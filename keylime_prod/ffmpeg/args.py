@@ -1,0 +1,76 @@
+"""Pure builders of ffmpeg argument lists (no binary, no I/O): decoding to raw PCM, encoding an MP3, the EBU R128
+scan. Tested on the lists they return."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Raw PCM formats we exchange with ffmpeg through pipes: ffmpeg format name -> numpy dtype string.
+PCM_FORMATS = {"f32le": "<f4", "s16le": "<i2", "s32le": "<i4"}
+
+
+def decode_args(
+    src: Path | str,
+    *,
+    sample_rate: int,
+    channels: int,
+    fmt: str = "f32le",
+    filters: Sequence[str] = (),
+    start: float | None = None,
+    duration: float | None = None,
+    dither: str | None = None,
+) -> list[str]:
+    """Arguments that decode ``src`` to raw interleaved PCM on stdout at ``sample_rate``/``channels``.
+
+    ``filters`` run before resampling (e.g. ``volume=...``); the soxr resampler keeps quality at ratios like
+    96k -> 44.1k. ``fmt`` is one of :data:`PCM_FORMATS`; with ``fmt="s16le"``, ``dither`` names swresample's
+    dither method (e.g. ``triangular``) for the conversion to 16-bit.
+    """
+    if fmt not in PCM_FORMATS:
+        raise ValueError(f"unsupported PCM format {fmt}")
+    args: list[str] = ["-v", "error"]
+    if start is not None:
+        args += ["-ss", f"{start:.6f}"]
+    if duration is not None:
+        args += ["-t", f"{duration:.6f}"]
+    args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    # soxr at its default 20-bit precision: ~120 dB of stopband, more than 16-bit output can show.
+    # Resample and remix in float, always: swresample normalises an integer-output downmix differently (3 dB
+    # apart from the float path for stereo to mono), so the 16-bit conversion, with its dither, is a separate step.
+    layout = {1: "mono", 2: "stereo"}.get(channels)
+    chain = [*filters, f"aresample={sample_rate}:resampler=soxr" + (f":ochl={layout}" if layout else "")]
+    if dither and fmt == "s16le":
+        chain += ["aformat=sample_fmts=flt", f"aresample=osf=s16:dither_method={dither}"]
+    args += [
+        "-af",
+        ",".join(chain),
+        "-ac",
+        str(channels),
+        "-ar",
+        str(sample_rate),
+        "-f",
+        fmt,
+        "-acodec",
+        f"pcm_{fmt}",
+        "-",
+    ]
+    return args
+
+
+def encode_mp3_args(
+    dest: Path | str, *, sample_rate: int, channels: int, bitrate_kbps: int, in_fmt: str = "s16le"
+) -> list[str]:
+    """Arguments that read raw PCM from stdin and write a CBR MP3 with LAME (no tags: the tag stage writes them)."""
+    return [
+        "-v", "error",
+        "-f", in_fmt, "-ar", str(sample_rate), "-ac", str(channels), "-i", "-",
+        "-c:a", "libmp3lame", "-b:a", f"{bitrate_kbps}k", "-q:a", "2",
+        "-map_metadata", "-1", "-id3v2_version", "0", "-write_xing", "1",
+        "-f", "mp3", "-y", str(dest),
+    ]  # fmt: skip
+
+
+def ebur128_args(src: Path | str) -> list[str]:
+    """Arguments that measure ``src`` with ffmpeg's EBU R128 scanner, true peak on (used by tests and ``check``)."""
+    return ["-nostats", "-i", str(src), "-map", "0:a:0", "-af", "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]

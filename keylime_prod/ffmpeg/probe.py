@@ -1,0 +1,59 @@
+"""What ffmpeg tells about a file: its audio stream (``ffmpeg -i``; the imageio-ffmpeg wheel ships **no ffprobe**),
+its EBU R128 loudness and its ID3 tags and chapters as ffmpeg's own parser reads them. Each read is bounded by a
+limit from :mod:`.limits`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import FFmpegError
+from . import limits
+from .args import ebur128_args
+from .parsers import EbuR128, Probe, last_error_line, parse_duration, parse_ebur128, parse_ffmetadata, parse_probe
+from .run import run
+
+
+def _probe_text(path: Path | str) -> str:
+    """What ``ffmpeg -i FILE`` prints about the file (its stderr), bounded by :data:`limits.PROBE_TIMEOUT_S`."""
+    proc = run(["-i", str(path)], quiet=True, where=path, timeout=limits.PROBE_TIMEOUT_S)
+    return proc.stderr.decode("utf-8", "replace")
+
+
+def probe(path: Path) -> Probe:
+    """Probe ``path`` (ffmpeg only: the wheel has no ffprobe). Raises :class:`FFmpegError` if it is not audio or
+    ffmpeg takes over :data:`limits.PROBE_TIMEOUT_S`."""
+    err = _probe_text(path)
+    info = parse_probe(err)
+    if info is None:
+        reason = last_error_line(err)
+        if reason.startswith("At least one output file"):
+            reason = "no audio stream"
+        raise FFmpegError(f"not readable audio: {reason}", where=path)
+    return info
+
+
+def full_pass_timeout_of(path: Path | str) -> float:
+    """:func:`limits.full_pass_timeout` for a file whose duration the caller does not know: ``ffmpeg -i`` reads it
+    (bounded by :data:`limits.PROBE_TIMEOUT_S`), else its size gives an upper bound (:data:`limits.MIN_BYTES_PER_S`).
+    """
+    duration = parse_duration(_probe_text(path))
+    if duration is None:
+        try:
+            duration = Path(path).stat().st_size / limits.MIN_BYTES_PER_S
+        except OSError:
+            pass  # unreadable: the pass itself fails at once and says why
+    return limits.full_pass_timeout(duration)
+
+
+def measure_ebur128(src: Path | str) -> EbuR128:
+    """Measure a file with ffmpeg's own EBU R128 scanner (an independent check of our meter). A whole-file pass:
+    bounded by :func:`full_pass_timeout_of` the file."""
+    proc = run(ebur128_args(src), where=src, timeout=full_pass_timeout_of(src))
+    return parse_ebur128(proc.stderr.decode("utf-8", "replace"))
+
+
+def read_ffmetadata(src: Path | str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Read tags and chapters with ffmpeg's own ID3 parser (independent of mutagen); it reads the header only, so
+    it is bounded like a probe."""
+    proc = run(["-v", "error", "-i", str(src), "-f", "ffmetadata", "-"], where=src, timeout=limits.PROBE_TIMEOUT_S)
+    return parse_ffmetadata(proc.stdout.decode("utf-8", "replace"))
