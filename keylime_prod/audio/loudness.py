@@ -396,6 +396,14 @@ class TruePeakLimiter:
         return self._process(final=True)
 
 
+def limit_whole(x: F32, sr: int, ch: int, ceiling_db: float) -> tuple[F32, float]:
+    """``x`` through a fresh :class:`TruePeakLimiter` in one go (a short signal: a bed, a crossfade, an excerpt);
+    returns the limited signal and the deepest gain reduction in dB."""
+    lim = TruePeakLimiter(sr, ch, ceiling_db)
+    out = np.concatenate([lim.push(x), lim.flush()]) if len(x) else x
+    return out, lim.reduction_db
+
+
 def tpdf_dither_to_s16(x: F32, rng: np.random.Generator) -> NDArray[np.int16]:
     """Quantise float samples to 16-bit with triangular (TPDF) dither of +-1 LSB, so quiet passages keep resolution
     instead of turning into truncation distortion."""

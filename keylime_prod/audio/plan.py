@@ -19,9 +19,8 @@ import numpy as np
 from .. import ffmpeg
 from ..config import AudioSettings
 from .inputs import Asset, Part
-from .loudness import SUB_MS, Meter, db_to_lin, integrated_from_energy, lin_to_db, tpdf_dither_to_s16
+from .loudness import SUB_MS, Meter, db_to_lin, integrated_from_energy, limit_whole, lin_to_db, tpdf_dither_to_s16
 from .measure import measure_file
-from .render import limit_whole
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,11 +27,9 @@ from ..config import AudioSettings
 from ..errors import AudioError
 from ..progress import ProgressFn
 from .inputs import Asset, Part, decode
-from .loudness import F32, SUB_MS, Meter, TruePeakLimiter, db_to_lin, tpdf_dither_to_s16
+from .loudness import F32, SUB_MS, Meter, TruePeakLimiter, db_to_lin, limit_whole, tpdf_dither_to_s16
 from .measure import ChildFollower, FollowingMeter, finish_limit
-
-if TYPE_CHECKING:  # plan imports the limiter from here for the codec calibration
-    from .plan import Plan
+from .plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +160,6 @@ def to_segment(pcm16: np.ndarray, sr: int) -> AudioSegment:
 def from_segment(seg: AudioSegment) -> F32:
     a = np.frombuffer(seg.raw_data, dtype="<i2").reshape(-1, seg.channels)
     return (a.astype(np.float32) / np.float32(32768.0)).astype(np.float32)
-
-
-def limit_whole(x: F32, sr: int, ch: int, ceiling_db: float) -> tuple[F32, float]:
-    lim = TruePeakLimiter(sr, ch, ceiling_db)
-    out = np.concatenate([lim.push(x), lim.flush()]) if len(x) else x
-    return out, lim.reduction_db
 
 
 @dataclass
