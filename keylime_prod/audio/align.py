@@ -9,7 +9,7 @@ interpolation. The FFT correlation is one pass of O(n log n) over a few million 
 
 The confidence of a match is how far the peak stands out: its height over the spread (standard deviation) of the
 correlation away from it, a peak-to-sidelobe ratio. Unrelated recordings give a few units; bleed at -20 dB gives
-tens (measured on the committed demo tracks, see docs/multitrack.md).
+tens (measured on the committed demo tracks; the figures are in docs/performance.md, "Multitrack sessions").
 
 **Two peaks, not one.** Bleed reaches the other microphone late: each voice travels from its speaker to the other
 microphone (a metre is about 3 ms). Host's voice in the guest's track lines up at ``offset - delay``, the guest's voice
