@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import timecode
 from .errors import ConfigError
 from .layout import BuildLayout
 
@@ -398,7 +399,7 @@ class Chapter(_Model):
     @field_validator("start", mode="before")
     @classmethod
     def _parse_clock(cls, v: Any) -> Any:
-        return parse_clock(v) if isinstance(v, str) else v
+        return timecode.parse(v) if isinstance(v, str) else v
 
 
 class ArchiveSource(_Model):
@@ -568,7 +569,7 @@ class Correction(_Model):
     @field_validator("at", mode="before")
     @classmethod
     def _parse_clock(cls, v: Any) -> Any:
-        return parse_clock(v) if isinstance(v, str) else v
+        return timecode.parse(v) if isinstance(v, str) else v
 
 
 class Replacement(_Model):
@@ -609,7 +610,7 @@ class OwnCut(_Model):
     @field_validator("start", "end", mode="before")
     @classmethod
     def _parse_clock(cls, v: Any) -> Any:
-        return parse_clock(v) if isinstance(v, str) else v
+        return timecode.parse(v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _ordered(self) -> OwnCut:
@@ -655,17 +656,6 @@ def load_cut_decisions(path: Path) -> CutDecisions:
 
 
 # ------------------------------------------------------------------------------------------------------ loading
-
-
-def parse_clock(v: str) -> float:
-    """Parse ``"HH:MM:SS(.mmm)"``, ``"MM:SS"`` or ``"SS"`` into seconds."""
-    parts = v.strip().split(":")
-    if not 1 <= len(parts) <= 3 or not all(re.fullmatch(r"\d+(\.\d+)?", p) for p in parts):
-        raise ValueError(f"{v!r} is not a time such as 05:30 or 01:02:03.5")
-    secs = 0.0
-    for p in parts:
-        secs = secs * 60 + float(p)
-    return secs
 
 
 def check_episode_id(episode_id: str) -> str:

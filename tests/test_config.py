@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from keylime_prod import timecode
 from keylime_prod.config import (
     apply_overrides,
     check_episode_id,
     load_episode,
     load_settings,
     load_show,
-    parse_clock,
 )
 from keylime_prod.errors import ConfigError
 
@@ -144,11 +144,11 @@ def test_no_recordings(tmp_path: Path) -> None:
 
 
 def test_clock_parsing() -> None:
-    assert parse_clock("05:30") == 330.0
-    assert parse_clock("01:02:03.5") == 3723.5
-    assert parse_clock("42") == 42.0
+    assert timecode.parse("05:30") == 330.0
+    assert timecode.parse("01:02:03.5") == 3723.5
+    assert timecode.parse("42") == 42.0
     with pytest.raises(ValueError):
-        parse_clock("1:xx")
+        timecode.parse("1:xx")
 
 
 def test_cli_overrides_win_and_none_is_ignored() -> None:

@@ -14,12 +14,12 @@ import pytest
 from mutagen.id3 import ID3
 from typer.testing import CliRunner
 
+from keylime_prod import timecode
 from keylime_prod.cli import app
 from keylime_prod.config import Corrections, list_episodes, load_corrections, load_settings
 from keylime_prod.errors import ConfigError
 from keylime_prod.pipeline import run_episode
 from keylime_prod.transcript.artefact import Heard, TimedWord
-from keylime_prod.transcript.captions import clock
 from keylime_prod.transcript.corrections import apply_corrections, glossary_offers
 
 WHISPER_TOML = '\n[whisper]\nmodel = "tiny.en"\ncompute_type = "float32"\nthreads = 1\n'
@@ -155,7 +155,7 @@ def test_a_correction_reaches_every_output_without_running_whisper(
     heard = Heard.load(build / "heard.json")
     said = [w.word for w in heard.words]
     i = next(k for k, w in enumerate(said) if w.lower().startswith("americans"))
-    at = clock(heard.words[i].start + 0.8)[:-2]  # read off a player: near the word, not on it
+    at = timecode.hms_ms(heard.words[i].start + 0.8)[:-2]  # read off a player: near the word, not on it
     assert said[i - 1].lower() == "fellow", said
     before = _outputs(build)
     assert all("Lingard" not in text and "Commonwealth" not in text for text in before.values())

@@ -67,6 +67,17 @@ class MixTrack:
     processing: dict[str, Any] = field(default_factory=dict)
 
 
+def _map_time(pieces: tuple[TimelineSegment, ...], t: float, *, to_episode: bool) -> float:
+    """``t`` carried across the kept pieces: from the raw recordings onto the episode (``to_episode``) or back. The
+    piece is the last one starting at or before ``t``; a time past its end (trimmed silence) snaps to the end."""
+    piece = pieces[0]
+    for p in pieces:
+        if t >= (p.source_start if to_episode else p.start):
+            piece = p
+    src, dst = (piece.source_start, piece.start) if to_episode else (piece.start, piece.source_start)
+    return dst + min(max(t - src, 0.0), piece.duration)
+
+
 @dataclass(frozen=True)
 class Master:
     """The mastering stage's result: the MP3 and everything ``master.json`` records."""
@@ -109,14 +120,12 @@ class Master:
         """Map a time in the joined raw recordings (seconds; the files laid end to end, untrimmed, as a producer's
         editor shows them) onto the published episode's timeline. Times inside trimmed silence snap to the nearest
         kept audio."""
-        if not self.pieces:
-            return self.body.start + (t - self.body.source_start)
-        best = self.pieces[0]
-        for p in self.pieces:
-            if t >= p.source_start:
-                best = p
-        offset = min(max(t - best.source_start, 0.0), best.duration)
-        return best.start + offset
+        return _map_time(self.pieces or (self.body,), t, to_episode=True)
+
+    def episode_to_body(self, t: float) -> float:
+        """The time in the joined raw recordings that sits at episode time ``t`` (the inverse of
+        :meth:`body_to_episode`); times outside the kept audio snap to its nearest edge."""
+        return _map_time(self.pieces or (self.body,), t, to_episode=False)
 
     def summary(self) -> dict[str, Any]:
         """A short machine-readable summary (``--json``)."""

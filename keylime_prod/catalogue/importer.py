@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import tomli_w
 
+from .. import timecode
 from ..config import (
     COMMAND_NAMES,
     EPISODE_ID_RE,
@@ -40,7 +41,6 @@ from ..config import (
     episode_from_text,
     http_url,
     load_show,
-    parse_clock,
     tomllib,
 )
 from ..errors import ArchiveError, ConfigError
@@ -248,7 +248,7 @@ def _duration(v: Any) -> float | None:
     if v is None or not str(v).strip():
         return None
     try:
-        return parse_clock(str(v).strip())
+        return timecode.parse(str(v).strip())
     except ValueError:
         return None
 

@@ -19,7 +19,7 @@ import logging
 import math
 from pathlib import Path
 
-from .. import fsutil
+from .. import fsutil, timecode
 from ..audio.artefact import Master
 from ..config import EpisodeConfig, TagSettings
 from ..errors import TagError
@@ -32,21 +32,6 @@ log = logging.getLogger(__name__)
 SNAP_TO_BODY_S = 2.0
 
 _AUTO = ("intro", "disclaimer", "outro")
-
-
-def _clock(t: float) -> str:
-    s = int(t + 1e-6)
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-def _raw_time(master: Master, t: float) -> float:
-    """The time in the joined raw recordings that sits at episode time ``t`` (inverse of ``body_to_episode``)."""
-    pieces = master.pieces or (master.body,)
-    piece = pieces[0]
-    for p in pieces:
-        if t >= p.start:
-            piece = p
-    return piece.source_start + min(max(t - piece.start, 0.0), piece.duration)
 
 
 # ------------------------------------------------------------------------------------------------------ building
@@ -92,15 +77,16 @@ def build_chapters(
     configured: list[tuple[int, str, str | None, str | None]] = []
     for i, ch in enumerate(episode.chapters, start=1):
         t = whole_ms(master.body_to_episode(ch.start))
-        where = f"chapter {i} ({ch.title!r}, start {_clock(ch.start)})"
+        where = f"chapter {i} ({ch.title!r}, start {timecode.hms(ch.start)})"
         if t >= body_hi:
             if t >= body_end or nxt is None:
-                raw_end = _raw_time(master, body.end)
-                what = f"is past the end of the body, which ends at {_clock(raw_end)} in the raw recordings"
+                raw_end = master.episode_to_body(body.end)
+                what = f"is past the end of the body, which ends at {timecode.hms(raw_end)} in the raw recordings"
             else:
+                raw_next = master.episode_to_body(nxt.start)
                 what = (
-                    f"is inside the {nxt.name}, which starts at {_clock(_raw_time(master, nxt.start))} of the raw "
-                    f"recordings (crossfaded over the end of the body)"
+                    f"is inside the {nxt.name}, which starts at {timecode.hms(raw_next)} of the raw recordings "
+                    "(crossfaded over the end of the body)"
                 )
             raise TagError(
                 f"{where} {what}: it would start at {t / 1000:.3f}s of the episode, the body part ends at "

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import timecode
 from ..errors import TagError
 
 #: Podcasting 2.0 JSON chapters format version we write (podcastindex-org/podcast-namespace, chapters/jsonChapters.md).
@@ -43,11 +44,7 @@ class Chapters:
 
         Seconds are rounded down, so a listener who seeks to the printed time never lands after the chapter start.
         """
-        out = []
-        for m in self.marks:
-            s = int(m.start + 1e-6)
-            out.append(f"({s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}) {m.title}")
-        return tuple(out)
+        return tuple(f"({timecode.hms(m.start)}) {m.title}" for m in self.marks)
 
 
 def whole_ms(t: float) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import fsutil, pages
+from .. import fsutil, pages, timecode
 from ..chapters.artefact import Chapters
 from ..config import EpisodeConfig, Paper, Person, ShowInfo
 from ..errors import NotesError
@@ -217,7 +217,7 @@ def _html(title: str, sections: list[_Section], *, language: str) -> str:
 # ------------------------------------------------------------------------------------------------------ reading
 
 
-_NOTES_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d+\.\s+)?\(?(\d{1,2}):(\d{2}):(\d{2})\)?\s+(.+?)\s*$")
+_NOTES_LINE = re.compile(r"^\s*(?:[-*+]\s+|\d+\.\s+)?\(?(\d{1,2}:\d{2}:\d{2})\)?\s+(.+?)\s*$")
 
 
 def read_chapter_lines(path: Path) -> tuple[tuple[int, str], ...]:
@@ -233,6 +233,5 @@ def read_chapter_lines(path: Path) -> tuple[tuple[int, str], ...]:
     for line in text.splitlines():
         m = _NOTES_LINE.match(line)
         if m and line.lstrip().lstrip("-*+ ").startswith("("):
-            secs = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
-            out.append((secs, re.sub(r"\\(.)", r"\1", m.group(4))))
+            out.append((int(timecode.parse(m.group(1))), re.sub(r"\\(.)", r"\1", m.group(2))))
     return tuple(out)

@@ -31,6 +31,7 @@ from feedgen.util import xml_elem
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import Self
 
+from .. import timecode
 from ..config import MAX_DESCRIPTION_BYTES, XML_FORBIDDEN, FeedSettings, ShowInfo, describe_validation_error
 from ..errors import FeedError
 
@@ -348,20 +349,12 @@ class PodcastIndexEntryExtension(BaseEntryExtension):
             for c in self.simple_chapters:
                 el = xml_elem(f"{{{PSC_NS}}}chapter", psc)
                 # Normal Play Time, HH:MM:SS.mmm (Podlove Simple Chapters 1.2).
-                el.attrib["start"] = _clock(c.start, millis=True)
+                el.attrib["start"] = timecode.hms_ms(c.start)
                 el.attrib["title"] = c.title
         return entry
 
 
 # ---------------------------------------------------------------------------------------------------------- feed
-
-
-def _clock(seconds: float, *, millis: bool = False) -> str:
-    if millis:
-        ms = round(seconds * 1000)
-        return f"{ms // 3_600_000:02d}:{ms % 3_600_000 // 60_000:02d}:{ms % 60_000 // 1000:02d}.{ms % 1000:03d}"
-    s = int(seconds)
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _short(title: str, limit: int) -> str:
@@ -377,7 +370,8 @@ def description_stamps(chapters: Sequence[ManifestChapter]) -> list[str]:
     (longer ones are shortened with an ellipsis). Spotify needs at least :data:`SPOTIFY_MIN_STAMPS` of them.
     """
     return [
-        f"({_clock(0.0 if i == 0 else c.start)}) {_short(c.title, SPOTIFY_MAX_TITLE)}" for i, c in enumerate(chapters)
+        f"({timecode.hms(0.0 if i == 0 else c.start)}) {_short(c.title, SPOTIFY_MAX_TITLE)}"
+        for i, c in enumerate(chapters)
     ]
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__, fsutil, pages
+from .. import __version__, fsutil, pages, timecode
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark
 from ..errors import ReportError
@@ -173,7 +173,7 @@ class ReviewItem:
     @property
     def clock(self) -> str:
         """``start`` as HH:MM:SS."""
-        return _clock(self.start) if self.start is not None else "--:--:--"
+        return timecode.hms(self.start) if self.start is not None else "--:--:--"
 
 
 @dataclass(frozen=True)
@@ -582,11 +582,6 @@ def _levels_plot(parts: Sequence[Level], speakers: Sequence[Level], target: floa
 
 
 # -------------------------------------------------------------------------------------------------------- page
-
-
-def _clock(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _page(report: Report, title: str, loud_png: str | None, level_png: str | None) -> str:

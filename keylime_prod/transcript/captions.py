@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .. import timecode
 from .artefact import TimedWord, TranscriptSegment
 
 #: Captioning convention the issue fixes for SRT (and we use for VTT too): <= 2 lines of <= 42 characters.
@@ -284,15 +285,6 @@ def paragraphs(
 # ---------------------------------------------------------------------------------------------------- writers
 
 
-def clock(t: float, sep: str = ".") -> str:
-    """``HH:MM:SS.mmm`` (WebVTT; ``sep=","`` for SRT)."""
-    ms = max(0, round(t * 1000))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
 def render_txt(segments: Sequence[TranscriptSegment]) -> str:
     """Plain text (``text/plain``): a paragraph per speaker turn, the speaker's name where the speaker changes."""
     out: list[str] = []
@@ -311,7 +303,8 @@ def render_srt(segments: Sequence[TranscriptSegment]) -> str:
     SubRip has no voice tags: a ``Name:`` label opens the first cue of each speaker's turn (issue 10)."""
     blocks = []
     for i, cue in enumerate(to_cues(segments, labels=True), 1):
-        blocks.append(f"{i}\n{clock(cue.start, ',')} --> {clock(cue.end, ',')}\n" + "\n".join(cue.lines))
+        times = f"{timecode.hms_ms(cue.start, ',')} --> {timecode.hms_ms(cue.end, ',')}"
+        blocks.append(f"{i}\n{times}\n" + "\n".join(cue.lines))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -329,7 +322,7 @@ def render_vtt(segments: Sequence[TranscriptSegment]) -> str:
         if cue.speaker:
             name = _vtt_escape(cue.speaker).replace("\n", " ")
             body = f"<v {name}>{body}</v>"
-        blocks.append(f"{clock(cue.start)} --> {clock(cue.end)}\n{body}")
+        blocks.append(f"{timecode.hms_ms(cue.start)} --> {timecode.hms_ms(cue.end)}\n{body}")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import timecode
 from ..config import Corrections
 from ..errors import ConfigError
 from .artefact import TimedWord
-from .captions import clock, ends_sentence, words_from_text
+from .captions import ends_sentence, words_from_text
 
 #: A ``[[corrections]]`` entry's words must start within this many seconds of its ``at`` (a time read off a player
 #: or a caption file is rarely closer than a second or two).
@@ -129,7 +130,7 @@ def apply_corrections(words: Sequence[TimedWord], corrections: Corrections, wher
                 best = (off, i, j)
         if best is None:
             raise ConfigError(
-                f"[[corrections]] entry {n} (at = {clock(cor.at)[:-2]}): {cor.heard!r} is not heard within "
+                f"[[corrections]] entry {n} (at = {timecode.hms_ms(cor.at)[:-2]}): {cor.heard!r} is not heard within "
                 f"{NEAR_SECONDS:g} s; heard there: {_said_near(out, cor.at)!r}",
                 where=where,
                 hint="fix `heard` to what the transcript says there, or `at` to the time it is said",

@@ -11,10 +11,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import pages
+from .. import pages, timecode
 from ..errors import TranscriptError
 from .artefact import TranscriptSegment
-from .captions import DISCLAIMER_SPEAKER, clock, paragraphs
+from .captions import DISCLAIMER_SPEAKER, paragraphs
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class _Row:
     @property
     def stamp(self) -> str:
         """``HH:MM:SS``, what the timestamp link shows."""
-        return clock(self.start)[:8]
+        return timecode.hms_ms(self.start)[:8]
 
 
 def _rows(segments: Sequence[TranscriptSegment]) -> list[_Row]:
