@@ -46,6 +46,7 @@ from ..config import (
 from ..errors import ArchiveError, ConfigError
 from ..fsutil import atomic_path
 from ..progress import ProgressFn, null_progress
+from ..slug import slugify
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +332,11 @@ def parse_feed(data: bytes, where: str) -> tuple[list[FeedItem], list[Problem], 
 # --------------------------------------------------------------------------------------------------------- ids
 
 
-def _slug(title: str) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    return s[:60].rstrip("-") or "episode"
-
-
 def base_id(item: FeedItem) -> str:
     """The id an item gets from its number (``episode-12``, ``s2-episode-12``) or else its title."""
     if item.number is not None and item.episode_type == "full":
         return f"s{item.season}-episode-{item.number}" if item.season and item.season > 1 else f"episode-{item.number}"
-    return _slug(item.title)
+    return slugify(item.title.lower(), default="episode", keep="a-z0-9", max_len=60)
 
 
 def assign_ids(items: Iterable[FeedItem], known: dict[str, str], taken: set[str]) -> dict[str, str]:

@@ -37,6 +37,7 @@ from ..config import EpisodeConfig, ShowConfig
 from ..errors import FeedError, PublishError
 from ..guids import item_guid, podcast_guid
 from ..progress import ProgressFn, null_progress
+from ..slug import slugify
 from .feed import (
     LeftOut,
     Manifest,
@@ -218,11 +219,6 @@ class DueEpisode:
 # ------------------------------------------------------------------------------------------------------ naming
 
 
-def _slug(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "file"
-    return s[:80]
-
-
 def _sniff_image(path: Path) -> str:
     """``jpg`` or ``png`` from the file's first bytes (Apple: the extension must match the content)."""
     with open(path, "rb") as f:
@@ -249,7 +245,7 @@ def _manifest_key(store: Store, episode_id: str) -> str:
 
 
 def _object_key(store: Store, f: EpisodeFile, digest: FileDigest, episode_id: str) -> str:
-    name = f"{_slug(f.path.stem)}.{digest.sha256[:10]}.{f.format}"
+    name = f"{slugify(f.path.stem, default='file', max_len=80)}.{digest.sha256[:10]}.{f.format}"
     if f.role == "cover":
         return store.key("art", name)
     return store.key("episodes", episode_id, name)

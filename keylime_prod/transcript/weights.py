@@ -40,6 +40,7 @@ import numpy as np
 
 from .. import digests, fsutil
 from ..errors import TranscriptError
+from ..slug import slugify
 
 log = logging.getLogger(__name__)
 
@@ -415,10 +416,6 @@ def ct2_to_openai(variables: dict[str, np.ndarray], aliases: dict[str, str]) -> 
     return dims, sd
 
 
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(label).name or label).strip("._") or "model"
-
-
 def export_openai(model: str | ModelRef, *, cache_dir: Path, dest: Path | None = None) -> Path:
     """Convert a CTranslate2 model (a name or path, or a resolved ``ModelRef``) into an openai-whisper checkpoint.
 
@@ -453,7 +450,7 @@ def _export_cached(ref: ModelRef, cache_dir: Path) -> Path:
         digest = fsutil.sha256_file(model_bin)[:16]
     except OSError as e:
         raise TranscriptError(f"cannot read model.bin: {e.strerror or e}", where=model_bin) from e
-    out = cache_dir / "openai" / f"{_safe(ref.label)}-{digest}.pt"
+    out = cache_dir / "openai" / f"{slugify(Path(ref.label).name or ref.label, default='model', sep='_')}-{digest}.pt"
     if out.is_file():
         log.debug("openai-whisper checkpoint cached at %s", out)
         return out
