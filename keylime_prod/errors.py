@@ -16,9 +16,11 @@ from pathlib import Path
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 
 
-def redact(text: str) -> str:
-    """``text`` with credentials in URLs replaced by ``***`` (the CLI's printer and log filter use it)."""
-    return _URL_USERINFO.sub(r"\1***@", text)
+def redact(text: str, *, drop: bool = False) -> str:
+    """``text`` with credentials in URLs replaced by ``***`` (the CLI's printer and log filter use it), or with
+    ``drop``, removed (``scheme://host``: a URL that must still work, such as the storage endpoint a public base URL
+    is built from)."""
+    return _URL_USERINFO.sub(r"\1" if drop else r"\1***@", text)
 
 
 class KeylimeError(Exception):

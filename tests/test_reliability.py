@@ -133,6 +133,8 @@ def test_redaction_covers_the_error_printer_the_log_and_tracebacks(caplog: pytes
     assert redact('Could not connect to "http://AK:SECRET@127.0.0.1:9/b"') == (
         'Could not connect to "http://***@127.0.0.1:9/b"'
     )
+    # The storage endpoint a public base URL is built from keeps working: the credentials go, the host stays.
+    assert redact("http://AK:SECRET@[::1]:9000/b", drop=True) == "http://[::1]:9000/b"
     from keylime_prod.cli import _Redact
 
     record = logging.LogRecord("keylime_prod", logging.ERROR, __file__, 1, "to %s", ("https://u:p@h/x",), None)

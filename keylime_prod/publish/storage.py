@@ -38,7 +38,7 @@ from typing import Any
 
 from .. import fsutil
 from ..config import StorageSettings
-from ..errors import StorageError
+from ..errors import StorageError, redact
 from ..progress import ProgressFn, null_progress
 
 log = logging.getLogger(__name__)
@@ -446,17 +446,6 @@ class Store:
 # ---------------------------------------------------------------------------------------------------------- S3
 
 
-def _redact(url: str) -> str:
-    """Drop any ``user:password@`` from a URL before it reaches a log or an error message."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
-
-
 _CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the key's permissions"
 
 
@@ -474,7 +463,7 @@ class S3Store(Store):
                 hint="set storage.bucket in show.toml or KEYLIME_S3_BUCKET",
             )
         self.bucket: str = settings.bucket
-        self.endpoint = _redact(settings.endpoint_url) if settings.endpoint_url else None
+        self.endpoint = redact(settings.endpoint_url, drop=True) if settings.endpoint_url else None
         import boto3
         import botocore.exceptions
         from boto3.s3.transfer import TransferConfig
