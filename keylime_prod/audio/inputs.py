@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -119,38 +120,40 @@ def check_file(path: Path, what: str) -> ffmpeg.Probe:
     return info
 
 
+def _wav_chunks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, int, int]]:
+    """Walk a RIFF/WAVE file's chunks: ``(id, offset of its header, length the header states)``, with ``f``
+    positioned at the chunk's data; nothing for a file that is not RIFF/WAVE. Chunks are word-aligned (a pad byte
+    follows an odd length; Microsoft's RIFF specification)."""
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        hdr = f.read(8)
+        clen = int.from_bytes(hdr[4:8], "little")
+        yield hdr[:4], pos, clen
+        pos += 8 + clen + (clen & 1)
+
+
 def wav_missing_bytes(path: Path) -> int:
     """For a RIFF/WAVE file, how many bytes of the ``data`` chunk its header promises but the file lacks (0 if
     complete or not a WAV). ffmpeg decodes such files silently, so this is the only way to catch the cut."""
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return 0
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            hdr = f.read(8)
-            cid, clen = hdr[:4], int.from_bytes(hdr[4:8], "little")
+        for cid, pos, clen in _wav_chunks(f, size):
             if cid == b"data":
                 if clen in (0, 0xFFFFFFFF):  # streaming writers leave these: length unknown, not a promise
                     return 0
                 return max(0, pos + 8 + clen - size)
-            pos += 8 + clen + (clen & 1)
     return 0
 
 
 def wav_non_finite(path: Path) -> int:
     """For an IEEE-float RIFF/WAVE file, how many samples are NaN or infinite (0 for anything else)."""
+    size, fmt = path.stat().st_size, b""
     with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return 0
-        size, pos, fmt = path.stat().st_size, 12, b""
-        while pos + 8 <= size:
-            f.seek(pos)
-            hdr = f.read(8)
-            cid, clen = hdr[:4], int.from_bytes(hdr[4:8], "little")
+        for cid, pos, clen in _wav_chunks(f, size):
             if cid == b"fmt ":
                 fmt = f.read(min(clen, 40))
             elif cid == b"data" and len(fmt) >= 16:
@@ -162,7 +165,6 @@ def wav_non_finite(path: Path) -> int:
                 data = np.memmap(path, dtype=np.float32 if bits == 32 else np.float64, mode="r", offset=pos + 8,
                                  shape=(count,))  # fmt: skip
                 return int(count - np.count_nonzero(np.isfinite(data)))
-            pos += 8 + clen + (clen & 1)
     return 0
 
 
