@@ -93,3 +93,22 @@ def test_chapter_images_skip_only_the_size_rules(tmp_path: Path) -> None:
     assert (art.width, art.height, art.mime) == (320, 180, "image/png")
     with pytest.raises(TagError, match="no alpha channel"):
         check_artwork(make_image(tmp_path / "chapter-alpha.png", (320, 320), "RGBA"), cover=False)
+
+
+def test_the_release_check_and_the_tag_stage_share_one_rule_list() -> None:
+    """artwork_problems lists every rule broken (the release check reports them all; check_artwork the first)."""
+    from keylime_prod.tags.artwork import artwork_problems
+
+    assert artwork_problems("JPEG", "RGB", 3000, 3000, transparency=False, name="cover.JPG") == []
+    got = [what for what, _ in artwork_problems("PNG", "RGBA", 1600, 1400, transparency=False, name="art.jpg")]
+    assert got == [
+        "the extension must match the content: this is PNG named .jpg",
+        "no alpha channel (transparency), this image is RGBA",
+        "must be square, this is 1600x1400 px",
+    ]
+    assert [w for w, _ in artwork_problems("GIF", "P", 1, 1, transparency=True, name="a.gif")] == [
+        "must be JPEG or PNG, this is GIF"
+    ]
+    assert artwork_problems("PNG", "L", 320, 200, transparency=False, name="ch.png", cover=False)[0][0] == (
+        "colour must be RGB, this image is L"
+    )

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 Severity = Literal["error", "warning"]
 #: Bytes asked for by the ranged GET (Apple: hosts must answer byte ranges; players ask for the first bytes first).
 RANGE_BYTES = 1024
-ARTWORK_MIN_PX, ARTWORK_MAX_PX = 1400, 3000
 STATE_SCHEMA = "keylime-prod/verify-state/1"
 _NS = {"itunes": ITUNES_NS, "podcast": PODCAST_NS}
 _STAMP = re.compile(r"\((\d\d):(\d\d):(\d\d)\) ")
@@ -493,26 +492,20 @@ def _check_sidecars(ctx: _Ctx, item: _Item) -> None:
 def _check_artwork(ctx: _Ctx, where: str, url: str) -> None:
     from PIL import Image, UnidentifiedImageError
 
+    from ..tags.artwork import FORMATS, artwork_problems
+
     r = ctx.fetch_ok(where, "artwork", url, lambda: ctx.fetch.get(url))
     if r is None:
         return
     try:
         with Image.open(io.BytesIO(r.body)) as im:
-            fmt, mode, (w, h) = im.format, im.mode, im.size
+            fmt, mode, (w, h), transparency = im.format or "unknown", im.mode, im.size, "transparency" in im.info
     except (UnidentifiedImageError, OSError):
         ctx.add("error", where, "artwork", "not an image Pillow can read", url)
         return
-    bad = []
-    if fmt not in ("JPEG", "PNG"):
-        bad.append(f"{fmt}, not JPEG or PNG")
-    if mode != "RGB":
-        bad.append(f"colour mode {mode}, not RGB")
-    if w != h or not ARTWORK_MIN_PX <= w <= ARTWORK_MAX_PX:
-        bad.append(f"{w}x{h} px, not square {ARTWORK_MIN_PX}-{ARTWORK_MAX_PX}")
-    ext = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}.get(fmt or "", ())
-    if ext and not urllib.parse.urlparse(url).path.lower().endswith(ext):
-        bad.append(f"the name does not end in {ext[0]} for {fmt} content")
-    if r.media_type() not in ("image/jpeg", "image/png"):
+    name = urllib.parse.unquote(urllib.parse.urlparse(url).path).rsplit("/", 1)[-1]
+    bad = [what for what, _ in artwork_problems(fmt, mode, w, h, transparency=transparency, name=name)]
+    if r.media_type() not in [mime for mime, _ in FORMATS.values()]:
         bad.append(f"served as {r.media_type() or 'nothing'}")
     for b in bad:
         ctx.add("error", where, "artwork", f"{b} (Apple's artwork rules)", url)

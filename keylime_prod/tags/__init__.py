@@ -12,14 +12,10 @@ only read: the tagged MP3 is written atomically to its own path (``BuildLayout.t
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image, UnidentifiedImageError
 
 from .. import __version__, fsutil
 from ..audio.artefact import Master
@@ -30,88 +26,9 @@ from ..guids import item_guid, podcast_guid
 from ..layout import BuildLayout
 from . import id3
 from .artefact import Tagged
+from .artwork import Artwork, check_artwork
 
 log = logging.getLogger(__name__)
-
-#: Apple Podcasts artwork rules (docs/platform.md): square, 1400-3000 px, JPEG or PNG, RGB, no alpha.
-ARTWORK_MIN_PX = 1400
-ARTWORK_MAX_PX = 3000
-_FORMATS = {"JPEG": ("image/jpeg", (".jpg", ".jpeg")), "PNG": ("image/png", (".png",))}
-_ARTWORK_HINT = "export it again as a square RGB JPEG or PNG, 1400-3000 px; keylime-prod never re-encodes artwork"
-
-
-# ------------------------------------------------------------------------------------------------------ artwork
-
-
-@dataclass(frozen=True)
-class Artwork:
-    """An image file that passed :func:`check_artwork`, read once, bytes untouched."""
-
-    path: Path
-    format: str  # "JPEG" or "PNG"
-    mime: str
-    width: int
-    height: int
-    data: bytes
-
-
-def check_artwork(path: Path, *, cover: bool = True) -> Artwork:
-    """Check an image against Apple's artwork rules and return its bytes unchanged.
-
-    Rules, in this order: a JPEG or PNG file; the extension matches the content; no alpha channel; RGB colour;
-    and for a ``cover``: square, 1400 to 3000 px. Chapter images (``cover=False``) skip the size rules. Each
-    violation is a one-line :class:`TagError` naming the rule.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise TagError("artwork file not found", where=path, hint="fix the artwork path in the config") from None
-    except OSError as e:
-        raise TagError(f"cannot read artwork: {e.strerror}", where=path) from e
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt = img.format or "unknown"
-            mode = img.mode
-            width, height = img.size
-            transparency = "transparency" in img.info
-            if fmt in _FORMATS:
-                img.load()  # a truncated or corrupt file fails here rather than in a player
-    except Image.DecompressionBombError as e:
-        # Pillow refuses images over ~179 Mpx before decoding them (a decompression bomb); Apple's limit is 3000 px.
-        raise TagError(f"artwork rule: at most {ARTWORK_MAX_PX} px square, this image is far larger ({e})", where=path,
-                       hint=_ARTWORK_HINT) from None  # fmt: skip
-    except UnidentifiedImageError:
-        raise TagError("artwork rule: must be a JPEG or PNG image (not an image file)", where=path,
-                       hint=_ARTWORK_HINT) from None  # fmt: skip
-    except (OSError, ValueError, SyntaxError) as e:
-        raise TagError(f"artwork is corrupt: {e}", where=path, hint=_ARTWORK_HINT) from e
-    if fmt not in _FORMATS:
-        raise TagError(f"artwork rule: must be JPEG or PNG, this is {fmt}", where=path, hint=_ARTWORK_HINT)
-    mime, exts = _FORMATS[fmt]
-    if path.suffix.lower() not in exts:
-        raise TagError(
-            f"artwork rule: the extension must match the content: this is {fmt} named {path.suffix or '(none)'}",
-            where=path,
-            hint=f"rename it to {path.stem}{exts[0]} (and update the config) or export it as the format its name says",
-        )
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or transparency:
-        raise TagError(f"artwork rule: no alpha channel (transparency), this image is {mode}", where=path,
-                       hint=_ARTWORK_HINT)  # fmt: skip
-    if mode != "RGB":
-        raise TagError(f"artwork rule: colour must be RGB, this image is {mode}", where=path, hint=_ARTWORK_HINT)
-    if cover:
-        if width != height:
-            raise TagError(f"artwork rule: must be square, this is {width}x{height} px", where=path,
-                           hint=_ARTWORK_HINT)  # fmt: skip
-        if not ARTWORK_MIN_PX <= width <= ARTWORK_MAX_PX:
-            raise TagError(
-                f"artwork rule: {ARTWORK_MIN_PX}-{ARTWORK_MAX_PX} px square, this is {width}x{height} px",
-                where=path,
-                hint=_ARTWORK_HINT,
-            )
-    return Artwork(path=path, format=fmt, mime=mime, width=width, height=height, data=data)
-
 
 # ------------------------------------------------------------------------------------------------------ frames
 
