@@ -60,6 +60,10 @@ class FFmpegError(KeylimeError):
     exit_code = 3
 
 
+class HttpError(KeylimeError):
+    """A URL could not be reached or read to the end (keylime_prod.http); its callers say what it was for."""
+
+
 class AudioError(KeylimeError):
     """An audio input cannot be used (missing, empty, corrupt, silent, unsupported) or mastering failed."""
 

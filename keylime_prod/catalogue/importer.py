@@ -10,7 +10,7 @@ guid) keeps the id and file it has: a re-import adds new items and rewrites noth
 the enclosure's ``length``. A bad item (no enclosure, no date, a duplicate guid, media that answers 404) is one
 problem line and the others are imported.
 
-This module is also the one HTTP client (feeds and media from the old host); the batch fetches media through
+Feeds and media come through the one HTTP client (:mod:`keylime_prod.http`); the batch fetches media through
 :func:`fetch_media` too.
 """
 
@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import http.client
 import logging
 import os
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +29,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from .. import timecode
+from .. import http, timecode
 from ..config import (
     COMMAND_NAMES,
     EPISODE_ID_RE,
@@ -43,7 +40,7 @@ from ..config import (
     load_show,
     tomllib,
 )
-from ..errors import ArchiveError, ConfigError
+from ..errors import ArchiveError, ConfigError, HttpError
 from ..fsutil import atomic_path
 from ..progress import ProgressFn, null_progress
 from ..slug import slugify
@@ -51,6 +48,7 @@ from ..slug import slugify
 log = logging.getLogger(__name__)
 
 USER_AGENT = "keylime-prod-import/1"
+_RETRY_HINT = "check the URL, or re-run later: downloads resume"
 CHUNK = 1 << 16
 #: Audio types an enclosure may carry, and the file extension each gets when the URL has none.
 AUDIO_EXTENSIONS = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/x-m4a": ".m4a", "audio/mp4": ".m4a"}
@@ -62,41 +60,34 @@ FetchAction = Literal["fetched", "resumed", "present"]
 # ------------------------------------------------------------------------------------------------------ fetching
 
 
-def _request(url: str, *, start: int = 0) -> urllib.request.Request:
-    headers = {"User-Agent": USER_AGENT}
-    if start:
-        headers["Range"] = f"bytes={start}-"
-    return urllib.request.Request(url, headers=headers)
+def _client(timeout: float) -> http.Client:
+    return http.Client(user_agent=USER_AGENT, timeout=timeout)
 
 
-def _http_error(url: str, e: BaseException) -> ArchiveError:
-    if isinstance(e, urllib.error.HTTPError):
-        what = f"HTTP {e.code} {e.reason}"
-    elif isinstance(e, urllib.error.URLError):
-        what = f"cannot connect ({e.reason})"
-    else:
-        what = str(e) or type(e).__name__
-    return ArchiveError(f"{what}", where=url, hint="check the URL, or re-run later: downloads resume")
+def _http_error(url: str, status: int, reason: str) -> ArchiveError:
+    return ArchiveError(f"HTTP {status} {reason}", where=url, hint=_RETRY_HINT)
 
 
 def read_url(url: str, *, timeout: float = 30.0) -> bytes:
     """GET ``url`` (a feed); an unreachable or failing URL is an :class:`ArchiveError`."""
     try:
-        with urllib.request.urlopen(_request(url), timeout=timeout) as resp:
-            return bytes(resp.read())
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        raise _http_error(url, e) from None
+        r = _client(timeout).get(url)
+    except HttpError as e:
+        raise ArchiveError(f"cannot fetch: {e.message}", where=url, hint=_RETRY_HINT) from None
+    if r.status >= 400:
+        raise _http_error(url, r.status, r.reason)
+    return r.body
 
 
-def _total_from(resp: Any, start: int) -> int | None:
+def _total_from(resp: http.Streamed, start: int) -> int | None:
     """The full size of the resource from ``Content-Range`` (206) or ``Content-Length`` (200)."""
-    cr = resp.headers.get("Content-Range")
+    cr = resp.headers.get("content-range")
     if cr:
         m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", cr)
         if not m or int(m.group(1)) != start:
             raise ArchiveError(f"the server answered a range request with {cr!r}", where=resp.url)
         return int(m.group(3)) if m.group(3) != "*" else None
-    cl = resp.headers.get("Content-Length")
+    cl = resp.headers.get("content-length")
     return int(cl) if cl and cl.isdigit() else None
 
 
@@ -122,36 +113,37 @@ def fetch_media(
     have = part.stat().st_size if part.is_file() else 0
     if length and have > length:  # not the file the feed describes: start again
         have = 0
-    try:
-        if length and have == length:
-            total: int | None = length
-            resumed = True
-        else:
-            with urllib.request.urlopen(_request(url, start=have), timeout=timeout) as resp:
-                resumed = have > 0 and resp.status == 206
-                if not resumed:
-                    have = 0  # 200: the whole body follows, whatever we asked for
-                total = _total_from(resp, have)
-                if length and total is not None and total != length:
-                    raise ArchiveError(
-                        f"the server has {total} bytes but the feed's enclosure length is {length}",
-                        where=url,
-                        hint="the old feed is out of date: fix the length in the episode's [archive] table",
-                    )
-                expected = length or total
-                with open(part, "ab" if resumed else "wb") as f:
-                    done = have
-                    while chunk := resp.read(CHUNK):
-                        f.write(chunk)
-                        done += len(chunk)
-                        progress(f"Fetching {dest.name}", done, expected or done)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have and length == have:  # already complete: nothing left to send
-            total, resumed = length, True
-        else:
-            raise _http_error(url, e) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:  # IncompleteRead: cut off
-        raise _http_error(url, e) from None
+    total: int | None = length
+    resumed = True
+    if not (length and have == length):
+        try:
+            with _client(timeout).stream(url, start=have) as resp:
+                if resp.status == 416 and have and length == have:  # already complete: nothing left to send
+                    pass
+                elif resp.status >= 400:
+                    raise _http_error(url, resp.status, resp.reason)
+                else:
+                    resumed = have > 0 and resp.status == 206
+                    if not resumed:
+                        have = 0  # 200: the whole body follows, whatever we asked for
+                    total = _total_from(resp, have)
+                    if length and total is not None and total != length:
+                        raise ArchiveError(
+                            f"the server has {total} bytes but the feed's enclosure length is {length}",
+                            where=url,
+                            hint="the old feed is out of date: fix the length in the episode's [archive] table",
+                        )
+                    expected = length or total
+                    with open(part, "ab" if resumed else "wb") as f:
+                        done = have
+                        for chunk in resp.chunks(CHUNK):
+                            f.write(chunk)
+                            done += len(chunk)
+                            progress(f"Fetching {dest.name}", done, expected or done)
+        except HttpError as e:  # unreachable, or cut off mid-body
+            raise ArchiveError(f"cannot fetch: {e.message}", where=url, hint=_RETRY_HINT) from None
+        except OSError as e:  # writing the part file
+            raise ArchiveError(f"cannot write the download: {e.strerror}", where=part) from e
     size = part.stat().st_size
     want = length or total
     if want is not None and size != want:

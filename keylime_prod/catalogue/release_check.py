@@ -29,16 +29,17 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .. import ffmpeg, fsutil
+from .. import ffmpeg, fsutil, http
 from ..config import Settings
-from ..errors import KeylimeError, VerifyError
+from ..errors import HttpError, KeylimeError, VerifyError
+from ..http import Response
 from ..publish.feed import ITUNES_NS, MAX_DESCRIPTION, PODCAST_NS, SPOTIFY_MIN_STAMPS
 
 log = logging.getLogger(__name__)
@@ -54,19 +55,6 @@ _STAMP = re.compile(r"\((\d\d):(\d\d):(\d\d)\) ")
 # --------------------------------------------------------------------------------------------------- fetching
 
 
-@dataclass(frozen=True)
-class Response:
-    """What a server answered: status, headers (lower-case names) and the body read (possibly only its start)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes = b""
-
-    def media_type(self) -> str:
-        """``Content-Type`` without parameters, lower case."""
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
 class Fetcher(Protocol):
     """How verify reaches a URL: over HTTP(S), or from the local publish folder."""
 
@@ -80,78 +68,29 @@ class Fetcher(Protocol):
 
 
 class HttpFetcher:
-    """urllib3 with a connection pool as wide as the checks run in parallel; retries connection errors twice."""
+    """The live host, through :class:`keylime_prod.http.Client` with a pool as wide as the checks run in parallel."""
 
     def __init__(self, *, workers: int = 16, timeout: float = 20.0) -> None:
-        import urllib3
-
-        self._urllib3 = urllib3
-        self.pool = urllib3.PoolManager(
-            num_pools=8,
-            maxsize=workers,
-            timeout=urllib3.Timeout(connect=5.0, read=timeout),
-            retries=urllib3.Retry(total=2, redirect=5, status=0, raise_on_status=False),
-            headers={"User-Agent": "keylime-prod-verify/1"},
-        )
-
-    def _request(self, method: str, url: str, headers: dict[str, str], first: int | None) -> Response:
-        try:
-            r = self.pool.request(method, url, headers=headers, preload_content=False, redirect=True)
-        except self._urllib3.exceptions.HTTPError as e:
-            raise VerifyError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {_reason(e)}", hint=_HOST_HINT) from e
-        try:
-            if method == "HEAD":
-                body = b""
-            elif first is None:
-                body = r.read()
-            else:
-                body = r.read(first + 1)
-        except self._urllib3.exceptions.HTTPError as e:
-            raise VerifyError(f"connection broke reading {url}: {e}") from e
-        finally:
-            # A server that ignored the Range header would send the whole file: close the connection instead of
-            # reading (or draining) the rest.
-            if first is not None and r.status != 206:
-                r.close()
-            else:
-                r.release_conn()
-        return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, body)
+        self.client = http.Client(user_agent="keylime-prod-verify/1", timeout=timeout, workers=workers)
 
     def head(self, url: str) -> Response:
         """HEAD ``url``."""
-        return self._request("HEAD", url, {}, None)
+        try:
+            return self.client.head(url)
+        except HttpError as e:
+            raise VerifyError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {e.message}", hint=_HOST_HINT) from e
 
     def get(self, url: str, *, first: int | None = None) -> Response:
         """GET ``url`` (only its first bytes with ``first``)."""
-        headers = {"Range": f"bytes=0-{first - 1}"} if first else {}
-        return self._request("GET", url, headers, first)
+        try:
+            return self.client.get(url, first=first)
+        except HttpError as e:
+            raise VerifyError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {e.message}", hint=_HOST_HINT) from e
 
 
 _HOST_HINT = (
     "check that the host is online and show.feed_url / storage.public_base_url (KEYLIME_PUBLIC_BASE_URL) are right"
 )
-
-
-def _reason(e: BaseException) -> str:
-    """Why a request failed, in a few words: urllib3 nests the cause in a paragraph that names the pool."""
-    import urllib3.exceptions as x
-
-    cause: BaseException = e
-    while isinstance(cause, x.MaxRetryError) and cause.reason is not None:
-        cause = cause.reason
-    if isinstance(cause, x.NameResolutionError):
-        return "its name does not resolve (DNS)"
-    if isinstance(cause, x.NewConnectionError):  # a subclass of ConnectTimeoutError: asked first
-        return "the connection was refused" if "refused" in str(cause).lower() else "no connection"
-    if isinstance(cause, x.ConnectTimeoutError):
-        return "the connection timed out"
-    if isinstance(cause, x.SSLError):
-        return "TLS failed (certificate?)"
-    if isinstance(cause, x.ReadTimeoutError):
-        return "it stopped answering (read timeout)"
-    if isinstance(cause, x.ProtocolError):
-        return "the connection broke"
-    return type(cause).__name__
 
 
 class MappedFetcher:
