@@ -4,8 +4,8 @@ Lays out what a bucket holds for N episodes (a tagged 1 kHz MP3 at -16 LUFS per 
 chapters file, one shared cover) under a temp folder, builds the feed with keylime_prod.publish.feed, serves it on
 127.0.0.1, then alternates rounds of
 
-* verify:   ``release_check.verify_feed`` over every item (HEAD + 1 KiB ranged GET per enclosure, HEAD per transcript,
-            GET per chapters file, the artwork, the newest MP3 downloaded and measured with ffmpeg);
+* verify:   ``release_check.check_live_feed`` over every item (HEAD + 1 KiB ranged GET per enclosure, HEAD per
+            transcript, GET per chapters file, the artwork, the newest MP3 downloaded and measured with ffmpeg);
 * baseline: one HEAD per enclosure, one after the other, with the same HTTP client: the least a checker can do;
 
 and prints the median seconds of each, their ratio, and the requests made.
@@ -115,7 +115,7 @@ def main() -> None:
             result = None
             for _ in range(args.rounds):
                 t0 = time.perf_counter()
-                result = release_check.verify_feed(show.feed_url, fetch=release_check.HttpFetcher(), audio=1)
+                result = release_check.check_live_feed(show.feed_url, fetch=release_check.HttpFetcher(), audio=1)
                 times["verify"].append(time.perf_counter() - t0)
                 fetch = release_check.HttpFetcher()
                 t0 = time.perf_counter()

@@ -298,10 +298,10 @@ def test_bad_asset_is_named(tmp_path: Path, make_speech) -> None:
 
 
 def test_long_episode_verifier_in_child_process(tmp_path: Path, make_speech, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Episodes over CHILD_VERIFY_SECONDS are verified by a child process; it must measure what the thread does."""
+    """Episodes over CHILD_MEASURE_SECONDS are verified by a child process; it must measure what the thread does."""
     src = make_speech("s.wav", -5.0)
     inproc = audio.master(episode(src), plain(), Assets(), tmp_path / "a")
-    monkeypatch.setattr(render, "CHILD_VERIFY_SECONDS", 0)
+    monkeypatch.setattr(render, "CHILD_MEASURE_SECONDS", 0)
     child = audio.master(episode(src), plain(), Assets(), tmp_path / "b")
     assert child.audio_sha256 == inproc.audio_sha256
     assert child.output_loudness == inproc.output_loudness

@@ -105,14 +105,14 @@ def test_verify_serves_the_local_folder_right_after_the_quick_start(
     tags.add(TGID(encoding=3, text=["urn:keylime-test:ep-1"]))
     tags.save(mp3, v2_version=3)
     publish.publish([make_release(audio=mp3, seconds=4.0, guid="urn:keylime-test:ep-1")], settings.show, now=NOW)
-    v = release_check.verify_show(settings, audio="all")
+    v = release_check.check_live_show(settings, audio="all")
     assert v.source is not None and "on http://127.0.0.1:" in v.source, v.source
     assert v.source in v.describe()
     assert v.ok, "\n".join(p.line() for p in v.problems)
     # Every check went over HTTP: HEAD + ranged GET of the MP3 (206), 4 transcripts, chapters, artwork, the feed,
     # the MP3 for the audio check; the fake release's two chapters are the one warning (Spotify wants three).
     assert v.requests == 10 and [p.check for p in v.problems] == ["chapters"]
-    offline = release_check.verify_show(settings, offline=True, audio=0)
+    offline = release_check.check_live_show(settings, offline=True, audio=0)
     assert offline.ok and offline.source is not None and "directly" in offline.source
 
 
@@ -122,14 +122,14 @@ def test_verify_serves_ranges_and_reports_a_missing_file(
     settings = _settings(tmp_path / "public", tmp_path, public_base_url="https://media.keylime.invalid/podcast")
     publish.publish([make_release()], settings.show, now=NOW)
     next((tmp_path / "public").rglob("*.vtt")).unlink()
-    v = release_check.verify_show(settings, audio=0)
+    v = release_check.check_live_show(settings, audio=0)
     (line,) = [p.line() for p in v.errors]
     assert line.startswith(f"error: {v.checked[0]}: transcript: answered 404, not 200 (https://media.keylime.invalid/")
 
 
 def test_verify_without_a_published_folder_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(KeylimeError, match=r"nothing is published in the local folder yet \(run `produce EPISODE`"):
-        release_check.verify_show(_settings(tmp_path / "public", tmp_path))
+        release_check.check_live_show(_settings(tmp_path / "public", tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_verify_without_a_published_folder_says_what_to_run(tmp_path: Path) -> N
     ],
 )
 def test_an_unreachable_host_is_one_short_line_with_a_hint(url: str, reason: str) -> None:
-    v = release_check.verify_feed(url, fetch=release_check.HttpFetcher(), audio=0)
+    v = release_check.check_live_feed(url, fetch=release_check.HttpFetcher(), audio=0)
     (line,) = [p.line() for p in v.problems]
     host = url.split("/")[2]
     assert line == (

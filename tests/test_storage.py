@@ -133,7 +133,7 @@ def test_read_back_mode_and_corruption_detected(s3_server: RcloneS3, tmp_path: P
     head = store.head(obj.key)
     assert head is not None and head.size == f.stat().st_size
     with pytest.raises(StorageError, match="verification failed"):
-        store.verify(head, store.digest(f))
+        store.confirm_upload(head, store.digest(f))
     # An upload notices it is not verified and sends the file again.
     fixed = store.upload_file(obj.key, f, content_type="audio/mpeg", cache_control="no-cache")
     assert fixed.uploaded and file_sha256(on_disk) == file_sha256(f)
@@ -324,10 +324,10 @@ def test_aws_style_multipart_etag_verifies_without_reading_back(tmp_path: Path) 
     digest = store.digest(f)
     assert digest.multipart and digest.multipart_etag is not None
     aws = storage.RemoteObject(key=key, size=digest.size, etag=f'"{digest.multipart_etag}"')
-    assert store.verify(aws, digest) == "etag-md5"
+    assert store.confirm_upload(aws, digest) == "etag-md5"
     # An ETag we cannot interpret (say, SSE-KMS) falls back to reading the object back.
     opaque = storage.RemoteObject(key=key, size=digest.size, etag='"0123456789abcdef0123456789abcdef-2"')
-    assert store.verify(opaque, digest) == "read-back"
+    assert store.confirm_upload(opaque, digest) == "read-back"
     (tmp_path / "public" / key).write_bytes(b"x" * digest.size)
     with pytest.raises(StorageError, match="verification failed: read back"):
-        store.verify(opaque, digest)
+        store.confirm_upload(opaque, digest)

@@ -44,7 +44,7 @@ def _tag(tmp_path: Path, pristine: Path, *, transcript: str | None = TRANSCRIPT,
         settings.show.tags,
         chapters=chapters,
         transcript=transcript,
-        verify=lambda p: check_chapters(p, chapters.json_path),  # type: ignore[arg-type]
+        check_file=lambda p: check_chapters(p, chapters.json_path),  # type: ignore[arg-type]
     )
     return cfg, settings, episode, master, chapters, tagged
 
@@ -172,7 +172,7 @@ def test_failed_verification_leaves_the_mp3_untouched(tmp_path: Path, pristine_m
         raise TagError("verification failed on purpose", where=path)
 
     with pytest.raises(TagError, match="on purpose"):
-        write_tags(master, episode, settings.show.show, settings.show.tags, verify=refuse)
+        write_tags(master, episode, settings.show.show, settings.show.tags, check_file=refuse)
     assert tf.sha256(master.mp3) == before
     files = sorted(str(p.relative_to(layout.root)) for p in layout.root.rglob("*") if p.is_file())
     assert files == ["ep-7.mp3", "master.json"]

@@ -8,7 +8,7 @@
    target.
 3. **Calibrate the codec** (:func:`.plan.calibrate`) on a 20 s excerpt and pre-compensate.
 4. **Render** (pass 2, streaming into LAME; :mod:`.render`).
-5. **Verify** the decoded MP3 with the meter (:mod:`.verify`): integrated loudness within ``tolerance_lu`` of the
+5. **Verify** the decoded MP3 with the meter (:mod:`.measure`): integrated loudness within ``tolerance_lu`` of the
    target and true peak under the ceiling, or correct and render again (at most twice). ``master.json`` (built by
    :func:`build_report`) says whether gain alone or the limiter got there (ffmpeg's ``loudnorm`` switches to
    dynamic mode silently; we say so).

@@ -34,7 +34,7 @@ from .plan import Plan
 log = logging.getLogger(__name__)
 
 EDGE_FADE_MS = 10  # fade at every trim point so a cut in the room tone never clicks
-CHILD_VERIFY_SECONDS = 300  # verify in a child process for episodes longer than this
+CHILD_MEASURE_SECONDS = 300  # measure the written MP3 in a child process for episodes longer than this
 ROOM_TONE_UNDER_DB = 20.0  # the quietest stretch is room tone only this far under the recording's loudness
 
 
@@ -203,7 +203,7 @@ def render(
     # the episode is long enough for GIL contention to cost more.
     follower: FollowingMeter | ChildFollower = (
         ChildFollower(dest, sr, ch, dest.parent)
-        if plan.total > CHILD_VERIFY_SECONDS * sr
+        if plan.total > CHILD_MEASURE_SECONDS * sr
         else FollowingMeter(dest, sr, ch)
     )
 
@@ -325,5 +325,5 @@ def render(
         raise
     t_ver = time.perf_counter()
     meter = follower.finish(finish_limit(plan.total / sr))
-    log.debug("render: verification finished %.2f s after the encoder", time.perf_counter() - t_ver)
+    log.debug("render: measuring the MP3 finished %.2f s after the encoder", time.perf_counter() - t_ver)
     return stats, meter

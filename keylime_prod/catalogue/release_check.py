@@ -183,7 +183,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Verified:
-    """The result of :func:`verify_feed`."""
+    """The result of :func:`check_live_feed`."""
 
     feed_url: str
     items: int
@@ -535,7 +535,7 @@ def _select(items: Sequence[_Item], wanted: Iterable[str] | None) -> list[_Item]
     return [it for it in items if (it.guid in wanted) or (_state_key(it).removeprefix("episode:") in wanted)]
 
 
-def verify_feed(
+def check_live_feed(
     feed_url: str,
     *,
     fetch: Fetcher,
@@ -616,7 +616,7 @@ def verify_feed(
     )
 
 
-def verify_show(
+def check_live_show(
     settings: Settings,
     episodes: Sequence[str] | None = None,
     *,
@@ -656,7 +656,7 @@ def verify_show(
     state = state if state is not None else settings.build_root / "verify-state.json"
     if not local:
         url = feed_url or show.show.feed_url
-        return verify_feed(url, fetch=HttpFetcher(), episodes=wanted, audio=audio, limits=limits, state=state)
+        return check_live_feed(url, fetch=HttpFetcher(), episodes=wanted, audio=audio, limits=limits, state=state)
     assert isinstance(store, LocalStore)
     folder = store.root / store.prefix if store.prefix else store.root
     url = feed_url or store.url(store.key(show.feed.filename))
@@ -666,9 +666,9 @@ def verify_show(
         )
     if offline:
         fetch: Fetcher = LocalFetcher(folder, store.base_url)
-        res = verify_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
+        res = check_live_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
         return dataclasses.replace(res, source=f"read the files of {folder} directly (no HTTP: hosting unchecked)")
     with serve_folder(folder) as base:
         fetch = MappedFetcher(HttpFetcher(), store.base_url, base)
-        res = verify_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
+        res = check_live_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
     return dataclasses.replace(res, source=f"served {folder} on {base} (the public URLs {store.base_url} mapped there)")

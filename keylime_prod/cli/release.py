@@ -109,13 +109,13 @@ def verify_cmd(
 
     One line per problem; exit 1 when there is any error (warnings do not fail). See docs/release.md.
     """
-    from ..catalogue.release_check import verify_show
+    from ..catalogue.release_check import check_live_show
 
     if bool(episodes) == every:
         raise ConfigError("give EPISODE(s) or --all (not both)", hint="produce verify episode-258, or --all")
     if audio != "all" and not audio.isdigit():
         raise ConfigError(f"--audio {audio!r}: give a number or 'all'")
-    res = verify_show(
+    res = check_live_show(
         cli.settings(), None if every else episodes, offline=offline, feed_url=feed_url, state=state,
         audio="all" if audio == "all" else int(audio),
     )  # fmt: skip

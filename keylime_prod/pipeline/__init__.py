@@ -289,14 +289,14 @@ def _tag_run(run: Run) -> Tagged:
     marks: Chapters = run.require("chapters")
     json_path = marks.json_path or run.layout.chapters_json
 
-    def verify(tmp: Path) -> None:
+    def chapters_match(tmp: Path) -> None:
         # The tagged temp file must agree with chapters.json before it replaces the MP3 (issue 4, item 3). The notes
         # get the same Chapters artefact (their key holds the marks), so they need no check against the file.
         chapter_check.check_chapters(tmp, json_path)
 
     return tags.write_tags(
         run.require("master"), run.episode, s.show, s.tags, run.layout, chapters=marks,
-        transcript=_transcript_text(run), verify=verify, show_guid=s.feed.podcast_guid,
+        transcript=_transcript_text(run), check_file=chapters_match, show_guid=s.feed.podcast_guid,
     )  # fmt: skip
 
 

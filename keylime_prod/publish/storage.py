@@ -294,7 +294,7 @@ class Store:
             path, multipart_threshold=s.multipart_threshold_mb * _MIB, chunk_bytes=s.multipart_chunk_mb * _MIB
         )
 
-    def verify(self, obj: RemoteObject, digest: FileDigest) -> str:
+    def confirm_upload(self, obj: RemoteObject, digest: FileDigest) -> str:
         """Prove ``obj`` holds exactly the bytes of ``digest``; return how, or raise :class:`StorageError`."""
         where = self.describe_key(obj.key)
         if obj.size != digest.size:
@@ -363,7 +363,7 @@ class Store:
             method = "manifest"
         else:
             try:
-                method = self.verify(obj, digest)
+                method = self.confirm_upload(obj, digest)
             except StorageError as e:
                 log.info(
                     "%s: present but not verified (%s); it will be uploaded again", self.describe_key(key), e.message
@@ -398,7 +398,7 @@ class Store:
             raise StorageError(
                 "verification failed: the object is missing right after the upload", where=self.describe_key(key)
             )
-        method = self.verify(obj, digest)
+        method = self.confirm_upload(obj, digest)
         if obj.content_type is not None and _media_type(obj.content_type) != _media_type(content_type):
             log.warning(
                 "%s: the server serves it as %s, not %s", self.describe_key(key), obj.content_type, content_type
@@ -415,7 +415,7 @@ class Store:
             raise StorageError(
                 "verification failed: the object is missing right after the upload", where=self.describe_key(key)
             )
-        method = self.verify(obj, digest)
+        method = self.confirm_upload(obj, digest)
         return self._stored(key, digest, obj, content_type, cache_control, method, True, t0)
 
     def _stored(

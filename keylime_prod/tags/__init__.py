@@ -6,7 +6,7 @@ players read), v2.4 by config, chapters as CHAP frames under one top-level, orde
 
 Artwork is checked, never trusted and never re-encoded (:func:`check_artwork`, Apple's artwork rules). The master is
 only read: the tagged MP3 is written atomically to its own path (``BuildLayout.tagged_mp3``), stripped of any old tag
-(so writing twice leaves one set of frames), optionally verified, then moved into place with ``os.replace``.
+(so writing twice leaves one set of frames), optionally checked, then moved into place with ``os.replace``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def write_tags(
     *,
     chapters: Chapters | None = None,
     transcript: str | None = None,
-    verify: Callable[[Path], None] | None = None,
+    check_file: Callable[[Path], None] | None = None,
     show_guid: str | None = None,
 ) -> Tagged:
     """Write a tagged copy of the master to ``layout.tagged_mp3``, atomically, and ``layout.tagged_json``.
@@ -114,7 +114,7 @@ def write_tags(
     The master MP3 is only read, so its ``audio_sha256`` stays true; the tagged file is its own artefact with its
     own hash. ``layout`` defaults to the folder of ``master.json``. The cover is the episode's artwork, else the
     show's, checked by :func:`check_artwork`. ``transcript`` becomes USLT when ``settings.include_lyrics``.
-    ``verify`` is called on the tagged temporary file before it takes its final name (the pipeline passes the
+    ``check_file`` is called on the tagged temporary file before it takes its final name (the pipeline passes the
     chapter check), so a file that fails it never gets there. Writing twice leaves one set of frames. ``show_guid``
     is the show's ``podcast:guid`` when configured (``TGID`` is the feed's item guid: :func:`episode_guid`).
     """
@@ -132,7 +132,7 @@ def write_tags(
     if not master.mp3.is_file():
         raise TagError("the mastered MP3 is missing", where=master.mp3, hint=f"run `produce master {episode.id}`")
     mp3 = layout.tagged_mp3
-    id3.write_tag(master.mp3, mp3, id3.build_tag(data), version=settings.id3_version, verify=verify)
+    id3.write_tag(master.mp3, mp3, id3.build_tag(data), version=settings.id3_version, check_file=check_file)
     frames = id3.frame_keys(mp3)
     result = Tagged(
         mp3=mp3,

@@ -290,11 +290,13 @@ class _ChapterOrderID3(ID3):
         return data
 
 
-def write_tag(src: Path, dest: Path, tag: ID3, *, version: int, verify: Callable[[Path], None] | None = None) -> None:
+def write_tag(
+    src: Path, dest: Path, tag: ID3, *, version: int, check_file: Callable[[Path], None] | None = None
+) -> None:
     """Write a copy of ``src`` carrying ``tag`` (and no other) to ``dest``, atomically.
 
-    The copy is stripped of any old tag first, so tagging twice leaves one set of frames; ``verify`` runs on the
-    tagged temporary file before it takes ``dest``'s name, so a file that fails it never gets there.
+    The copy is stripped of any old tag first, so tagging twice leaves one set of frames; ``check_file`` runs on
+    the tagged temporary file before it takes ``dest``'s name, so a file that fails it never gets there.
     """
     with mutagen_call(dest, "write"), fsutil.atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
@@ -302,8 +304,8 @@ def write_tag(src: Path, dest: Path, tag: ID3, *, version: int, verify: Callable
             delete_id3(tmp)  # old ID3v2 and ID3v1 tags: re-tagging must not duplicate frames
         # v1=0 removes any ID3v1 tag; its 30-byte fields would truncate titles and drop non-Latin-1 text.
         tag.save(tmp, v2_version=version, v1=0)
-        if verify is not None:
-            verify(tmp)
+        if check_file is not None:
+            check_file(tmp)
 
 
 # ------------------------------------------------------------------------------------------------------ reading
