@@ -168,6 +168,49 @@ class RenderStats:
     limited_frames: int = 0
 
 
+def _tail(
+    parts: list[Part],
+    assets: dict[str, Asset],
+    plan: Plan,
+    s: AudioSettings,
+    levelled: Callable[[str], AudioSegment],
+    rng: np.random.Generator,
+    stats: RenderStats,
+) -> AudioSegment | None:
+    """What follows the body: the gap (room tone), the disclaimer, and the outro bed rising under the disclaimer's
+    last words, faded out; ``None`` for an episode with none of them. Draws its dither from ``rng`` after the body's,
+    so the same inputs give the same bytes."""
+    sr, ch = plan.sr, plan.ch
+    tail_seg: AudioSegment | None = None
+    if plan.gap:
+        # Room tone, not digital silence: a hole of -inf dB between the body and the disclaimer is heard as the
+        # line going dead (issue 11). The quietest stretch of the last recording, at that recording's gain.
+        tone = room_tone(parts[-1], plan.gap, sr, ch) * np.float32(db_to_lin(plan.part_gains_db[-1]))
+        tail_seg = to_segment(tpdf_dither_to_s16(tone, rng), sr)
+    if "disclaimer" in assets:
+        d = levelled("disclaimer")
+        tail_seg = d if tail_seg is None else tail_seg + d
+    if "outro" in assets:
+        o = levelled("outro")
+        assert plan.outro_start is not None
+        body_end = plan.body_start + plan.body_frames
+        already = body_end + (tail_seg.frame_count() if tail_seg is not None else 0)
+        overlap = int(already - plan.outro_start)
+        if tail_seg is not None and overlap > 0:
+            keep = tail_seg.get_sample_slice(0, int(tail_seg.frame_count() - overlap))
+            under = tail_seg.get_sample_slice(int(tail_seg.frame_count() - overlap), None)
+            rise = o.get_sample_slice(0, overlap).fade_in(len(under))
+            y, red = limit_whole(from_segment(under.overlay(rise)), sr, ch, plan.ceiling_db)
+            stats.reduction_db = min(stats.reduction_db, red)
+            mixed = to_segment(tpdf_dither_to_s16(y, rng), sr)
+            tail_seg = keep + mixed + o.get_sample_slice(overlap, None)
+        else:
+            tail_seg = o if tail_seg is None else tail_seg + o
+    if tail_seg is not None and s.fade_out_ms:
+        tail_seg = tail_seg.fade_out(min(s.fade_out_ms, len(tail_seg)))
+    return tail_seg
+
+
 def render(
     dest: Path,
     parts: list[Part],
@@ -285,34 +328,7 @@ def render(
         stats.reduction_db = min(stats.reduction_db, limiter.reduction_db)
         stats.limited_frames += limiter.limited_frames
 
-        # --- tail: gap, disclaimer, and the outro bed rising under the disclaimer's last words.
-        tail_seg: AudioSegment | None = None
-        if plan.gap:
-            # Room tone, not digital silence: a hole of -inf dB between the body and the disclaimer is heard as the
-            # line going dead (issue 11). The quietest stretch of the last recording, at that recording's gain.
-            tone = room_tone(parts[-1], plan.gap, sr, ch) * np.float32(db_to_lin(plan.part_gains_db[-1]))
-            tail_seg = to_segment(tpdf_dither_to_s16(tone, rng), sr)
-        if "disclaimer" in assets:
-            d = levelled("disclaimer")
-            tail_seg = d if tail_seg is None else tail_seg + d
-        if "outro" in assets:
-            o = levelled("outro")
-            assert plan.outro_start is not None
-            body_end = plan.body_start + plan.body_frames
-            already = body_end + (tail_seg.frame_count() if tail_seg is not None else 0)
-            overlap = int(already - plan.outro_start)
-            if tail_seg is not None and overlap > 0:
-                keep = tail_seg.get_sample_slice(0, int(tail_seg.frame_count() - overlap))
-                under = tail_seg.get_sample_slice(int(tail_seg.frame_count() - overlap), None)
-                rise = o.get_sample_slice(0, overlap).fade_in(len(under))
-                y, red = limit_whole(from_segment(under.overlay(rise)), sr, ch, plan.ceiling_db)
-                stats.reduction_db = min(stats.reduction_db, red)
-                mixed = to_segment(tpdf_dither_to_s16(y, rng), sr)
-                tail_seg = keep + mixed + o.get_sample_slice(overlap, None)
-            else:
-                tail_seg = o if tail_seg is None else tail_seg + o
-        if tail_seg is not None and s.fade_out_ms:
-            tail_seg = tail_seg.fade_out(min(s.fade_out_ms, len(tail_seg)))
+        tail_seg = _tail(parts, assets, plan, s, levelled, rng, stats)
         if tail_seg is not None:
             write(tail_seg.raw_data)
         t_enc = time.perf_counter()
