@@ -137,7 +137,7 @@ def test_the_walker_sees_every_module_and_resolves_relative_imports() -> None:
     """Guards the checks below against passing vacuously: the parse finds the modules and the known edges."""
     assert {"keylime_prod.ffmpeg", "keylime_prod.audio.master", "keylime_prod.cli"} <= set(MODULES)
     assert _resolve("keylime_prod.audio.plan", 2, "config") == "keylime_prod.config"
-    assert _resolve("keylime_prod.ffmpeg", 1, "run") == "keylime_prod.ffmpeg.run"
+    assert _resolve("keylime_prod.ffmpeg", 1, "runner") == "keylime_prod.ffmpeg.runner"
     targets = {i.target for i in IMPORTS["keylime_prod.audio.render"] if i.module_level}
     assert {"keylime_prod.ffmpeg", "keylime_prod.audio.plan", "keylime_prod.errors"} <= targets
     assert _edges("keylime_prod.chapters", "keylime_prod.audio.artefact") == {

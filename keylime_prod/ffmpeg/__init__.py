@@ -8,12 +8,13 @@ build on each other:
 - :mod:`.parsers`: pure parsers of what ffmpeg prints (version, last error line, ``-i`` summary, ebur128,
   ffmetadata), tested on literal strings (the ffmpeg-normalize ``_parse_loudnorm_output`` pattern);
 - :mod:`.args`: pure argv builders (decode to PCM, encode MP3, the EBU R128 scan);
-- :mod:`.run`: finding the binary and running it to completion (:func:`run` logs the full command and, on failure,
+- :mod:`.runner`: finding the binary and running it to completion (:func:`run` logs the full command and, on failure,
   shows the last meaningful stderr line, as yt-dlp's ``real_run_ffmpeg`` does);
 - :mod:`.stream`: streaming children (pipes, stderr drained from the start, the stall watchdog, a bounded reap);
-- :mod:`.probe`: what ffmpeg tells about a file (stream summary, loudness, tags and chapters).
+- :mod:`.probing`: what ffmpeg tells about a file (stream summary, loudness, tags and chapters).
 
-Callers use the names re-exported here: ``from keylime_prod import ffmpeg; ffmpeg.run([...])``.
+Callers use the names re-exported here: ``from keylime_prod import ffmpeg; ffmpeg.run([...])`` (the modules are
+named apart from the functions, so ``ffmpeg.run`` and ``ffmpeg.probe`` are always the functions).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from .parsers import (
     parse_probe,
     parse_version,
 )
-from .probe import full_pass_timeout_of, measure_ebur128, probe, read_ffmetadata
-from .run import binary, command, run, version
+from .probing import full_pass_timeout_of, measure_ebur128, probe, read_ffmetadata
+from .runner import binary, command, run, version
 from .stream import StderrTail, Stream, finish, popen, read_stream, reap
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import IO
 from ..errors import FFmpegError
 from . import limits
 from .parsers import last_error_line
-from .run import command
+from .runner import command
 
 log = logging.getLogger(__name__)
 

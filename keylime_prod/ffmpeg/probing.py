@@ -10,7 +10,7 @@ from ..errors import FFmpegError
 from . import limits
 from .args import ebur128_args
 from .parsers import EbuR128, Probe, last_error_line, parse_duration, parse_ebur128, parse_ffmetadata, parse_probe
-from .run import run
+from .runner import run
 
 
 def _probe_text(path: Path | str) -> str:
