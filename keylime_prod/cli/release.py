@@ -26,8 +26,13 @@ def print_published(cli: Cli, res: Any) -> None:
         for f in e.files:
             how = f" verified by {f.verified_by}" if f.verified_by else ""
             cli.say(f"  {verb.get(f.action, f.action)} {f.key} ({f.size:,} bytes){how}", markup=True)
-    feed = ("would update" if res.dry_run else "updated") if res.feed_updated else "unchanged"
-    cli.say(f"feed {feed}: {res.feed_url} ({res.feed_items} items)")
+    feed = ("would be written" if res.dry_run else "written") if res.feed_updated else "unchanged"
+    # Where the feed file is (a local folder or a bucket) and, apart, the URL apps will read it at: a local publish
+    # writes a folder, not the public URL.
+    cli.say(
+        f"feed {feed}: {res.target}/{res.feed_key.rsplit('/', 1)[-1]} ({res.feed_items} items), "
+        f"public URL {res.feed_url}"
+    )
 
 
 @command("publish", takes=READS)
