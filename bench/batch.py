@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 import tomli_w  # noqa: E402
-from s3server import ACCESS_KEY, SECRET_KEY, RcloneS3  # noqa: E402
+from support.s3 import ACCESS_KEY, SECRET_KEY, RcloneS3  # noqa: E402
 
 from keylime_prod import ffmpeg  # noqa: E402
 from keylime_prod.catalogue.batch import plan_task, run_batch, run_task  # noqa: E402

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from s3server import ACCESS_KEY, SECRET_KEY, RcloneS3, rclone_binary  # noqa: E402
+from support.s3 import ACCESS_KEY, SECRET_KEY, RcloneS3, rclone_binary  # noqa: E402
 
 BUCKET = "bench"
 MIB = 1 << 20

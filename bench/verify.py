@@ -1,4 +1,4 @@
-"""``produce verify`` on a 300-episode feed against a loopback host that answers byte ranges (tests/http_server.py).
+"""``produce verify`` on a 300-episode feed against a loopback host that answers byte ranges (tests/support/http.py).
 
 Lays out what a bucket holds for N episodes (a tagged 1 kHz MP3 at -16 LUFS per episode, four transcripts, a
 chapters file, one shared cover) under a temp folder, builds the feed with keylime_prod.publish.feed, serves it on
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from http_server import serve  # noqa: E402
+from support.http import FakeHost  # noqa: E402
 
 from keylime_prod import ffmpeg, fsutil  # noqa: E402
 from keylime_prod.catalogue import release_check  # noqa: E402
@@ -100,7 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="keylime-bench-verify-") as tmp:
         root = Path(tmp)
         manifests = lay_out(root, args.episodes)
-        with serve(root) as base:
+        with FakeHost(root) as host:
+            base = host.base_url
             show = ShowInfo(
                 title="Bench", description="Bench show.", author="A", owner_name="A", owner_email="a@example.org",
                 artwork=COVER, website="https://example.org/", feed_url=f"{base}/podcast/feed.xml", copyright="c",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tag_fixtures import make_image, sha256
+from support.media import make_image, sha256
 
 from keylime_prod.errors import TagError
 from keylime_prod.tags import check_artwork

@@ -6,34 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ebur128, run_ffmpeg
+from support.configs import episode, plain
+from support.media import ebur128, run_ffmpeg
 
 from keylime_prod import audio, ffmpeg
 from keylime_prod.audio import render
 from keylime_prod.audio.artefact import Master
 from keylime_prod.audio.inputs import measure_part
-from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeConfig, LevelerSettings
+from keylime_prod.config import Assets, LevelerSettings
 from keylime_prod.errors import AudioError
 
 TOL_LU = 0.5
-
-
-def plain(**kw: object) -> AudioSettings:
-    """Settings for tests of loudness, formats and the timeline: jfk.wav's own hiss and 60 Hz hum would send each
-    of them through the denoiser (its own tests are in test_audio_speech.py); the leveler stays on."""
-    return AudioSettings(denoise=DenoiseSettings(mode="off"), **kw)  # type: ignore[arg-type]
-
-
-def episode(*recordings: Path) -> EpisodeConfig:
-    return EpisodeConfig(
-        id="ep-1",
-        number=1,
-        title="t",
-        publish_date="2026-01-01",
-        hosts=[{"name": "Host"}],
-        summary="s",
-        recordings=recordings,
-    )
 
 
 def assert_spec(m: Master, target: float = -16.0, ceiling: float = -1.0) -> None:

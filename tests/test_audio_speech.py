@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ebur128, ebur128_curves, run_ffmpeg
+from support.media import ebur128, ebur128_curves, run_ffmpeg
 
 from keylime_prod import audio, ffmpeg
 from keylime_prod.audio.artefact import Master

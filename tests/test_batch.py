@@ -19,10 +19,11 @@ import boto3
 import feedparser
 import pytest
 from botocore.config import Config
-from conftest_archive import DaskProcesses, OldEpisode, feed_xml, make_old_episodes
-from conftest_s3 import BUCKET, storage_settings
-from httpserver import OldHost
-from s3server import RcloneS3
+from support.archive import OldEpisode, feed_xml, make_old_episodes
+from support.cluster import DaskProcesses
+from support.configs import storage_settings
+from support.http import FakeHost
+from support.s3 import BUCKET, RcloneS3
 
 from keylime_prod import ffmpeg
 from keylime_prod.audio import keep_master
@@ -51,7 +52,7 @@ def pcm(path: Path) -> bytes:
     return out.stdout
 
 
-def test_kept_master_is_the_published_mp3_measured(tmp_path: Path, old_host: OldHost, make_configs: Any) -> None:
+def test_kept_master_is_the_published_mp3_measured(tmp_path: Path, old_host: FakeHost, make_configs: Any) -> None:
     old = make_old_episodes(old_host, 1)[0]
     src = tmp_path / "old.mp3"
     src.write_bytes(old.mp3)
@@ -71,7 +72,7 @@ def test_kept_master_is_the_published_mp3_measured(tmp_path: Path, old_host: Old
 
 
 def _old_show(
-    old_host: OldHost, make_configs: Callable[..., Path], jfk: Path, n: int
+    old_host: FakeHost, make_configs: Callable[..., Path], jfk: Path, n: int
 ) -> tuple[str, Path, list[OldEpisode]]:
     """An old feed of ``n`` short episodes plus one whose media the old host has lost (404), and empty configs for
     the show (Whisper tiny.en, so the batch stays cheap): (feed URL, configs folder, the old episodes)."""
@@ -89,7 +90,7 @@ def _old_show(
 
 
 def _archive(
-    tmp_path: Path, old_host: OldHost, make_configs: Callable[..., Path], jfk: Path
+    tmp_path: Path, old_host: FakeHost, make_configs: Callable[..., Path], jfk: Path
 ) -> tuple[Path, list[OldEpisode]]:
     """Configs for an imported show: four old episodes (media left at their URLs, except one fetched here and
     remastered) and one whose media the old host has lost (404)."""
@@ -122,7 +123,7 @@ def _objects(store: Any, ids: list[str]) -> dict[str, dict[str, str]]:
 
 def test_batch_on_dask_survives_a_killed_worker(
     tmp_path: Path,
-    old_host: OldHost,
+    old_host: FakeHost,
     make_configs: Callable[..., Path],
     jfk: Path,
     s3_server: RcloneS3,
@@ -194,7 +195,7 @@ def test_batch_on_dask_survives_a_killed_worker(
 
 
 def test_produce_batch_on_a_local_cluster_reports_failures_and_skips_on_rerun(
-    tmp_path: Path, old_host: OldHost, make_configs: Callable[..., Path], jfk: Path
+    tmp_path: Path, old_host: FakeHost, make_configs: Callable[..., Path], jfk: Path
 ) -> None:
     import json
 

@@ -1,6 +1,6 @@
 """Chapters from one source, written everywhere, checked to agree (issue 4, items 3 and 6).
 
-The fixture timeline (tag_fixtures.SEGMENTS): intro 0-3 s, disclaimer 3-5 s, body 5-10 s whose first 0.25 s of raw
+The fixture timeline (support.tagging.SEGMENTS): intro 0-3 s, disclaimer 3-5 s, body 5-10 s whose first 0.25 s of raw
 recording was trimmed, outro 9.5-12 s crossfaded over the end of the body.
 """
 
@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
-import tag_fixtures as tf
 from mutagen.id3 import ID3
+from support import tagging as tf
 
 from keylime_prod import ffmpeg
 from keylime_prod.chapters import build_chapters
@@ -86,9 +86,9 @@ def test_config_and_automatic_chapters_merge_on_the_episode_timeline(tmp_path: P
 def test_body_chapter_fills_the_gap_and_automatic_titles_can_be_switched_off(
     tmp_path: Path, pristine_mp3: Path
 ) -> None:
-    late = '[[chapters]]\ntitle = "Late start"\nstart = "00:03"\n'
+    late = [{"title": "Late start", "start": "00:03"}]
     _cfg, settings, episode, master = _setup(
-        tmp_path, pristine_mp3, chapters=late, extra_show='intro_chapter = ""\nbody_chapter = "Conversation"'
+        tmp_path, pristine_mp3, chapters=late, tags={"intro_chapter": "", "body_chapter": "Conversation"}
     )
     marks = build_chapters(episode, master, settings.show.tags, write=False).marks
     body = master.body
@@ -96,7 +96,7 @@ def test_body_chapter_fills_the_gap_and_automatic_titles_can_be_switched_off(
     assert marks[1].start == body.start and marks[2].start == master.body_to_episode(3.0)
     # Without configured chapters the body chapter carries the episode title.
     (tmp_path / "b").mkdir()
-    _cfg2, settings2, episode2, master2 = _setup(tmp_path / "b", pristine_mp3, chapters="")
+    _cfg2, settings2, episode2, master2 = _setup(tmp_path / "b", pristine_mp3, chapters=())
     titles = [m.title for m in build_chapters(episode2, master2, settings2.show.tags, write=False).marks]
     assert titles == ["Intro", "Disclaimer", tf.EMOJI_TITLE, "Outro"]
 
@@ -109,10 +109,7 @@ def test_body_chapter_fills_the_gap_and_automatic_titles_can_be_switched_off(
     ],
 )
 def test_chapter_past_the_end_is_one_line_naming_it(tmp_path: Path, pristine_mp3: Path, start: str, what: str) -> None:
-    chapters = (
-        '[[chapters]]\ntitle = "Intro talk"\nstart = "00:00"\n\n'
-        f'[[chapters]]\ntitle = "Too late 🕰"\nstart = "{start}"\n'
-    )
+    chapters = [{"title": "Intro talk", "start": "00:00"}, {"title": "Too late 🕰", "start": start}]
     _cfg, settings, episode, master = _setup(tmp_path, pristine_mp3, chapters=chapters)
     with pytest.raises(TagError) as e:
         build_chapters(episode, master, settings.show.tags)
@@ -123,7 +120,7 @@ def test_chapter_past_the_end_is_one_line_naming_it(tmp_path: Path, pristine_mp3
 
 
 def test_out_of_order_chapters_are_a_config_error_naming_the_chapter(tmp_path: Path, pristine_mp3: Path) -> None:
-    chapters = '[[chapters]]\ntitle = "B"\nstart = "01:00"\n\n[[chapters]]\ntitle = "A"\nstart = "00:30"\n'
+    chapters = [{"title": "B", "start": "01:00"}, {"title": "A", "start": "00:30"}]
     with pytest.raises(ConfigError) as e:
         _setup(tmp_path, pristine_mp3, chapters=chapters)
     assert "chapter 2 ('A') starts at 30s, not after 60s" in str(e.value)
@@ -241,10 +238,9 @@ def test_chapters_follow_each_trimmed_part(tmp_path: Path, pristine_mp3: Path) -
 
     from keylime_prod.audio.artefact import TimelineSegment
 
-    chapters = "".join(
-        f'[[chapters]]\ntitle = "{title}"\nstart = "{start}"\n\n'
-        for title, start in (("One", "00:00"), ("Two", "00:03"), ("Three", "00:04"))
-    )
+    chapters = [
+        {"title": title, "start": start} for title, start in (("One", "00:00"), ("Two", "00:03"), ("Three", "00:04"))
+    ]
     _, settings, episode, master = _setup(tmp_path, pristine_mp3, chapters=chapters)
     pieces = (
         TimelineSegment("part-1", 5.0, 7.0, source_start=0.25, sources=("a.flac",)),
@@ -254,7 +250,7 @@ def test_chapters_follow_each_trimmed_part(tmp_path: Path, pristine_mp3: Path) -
     marks = build_chapters(episode, master, settings.show.tags, write=False).marks
     # "00:03" is the start of part 2's file, inside its trimmed silence: it lands where part 2's audio starts.
     assert [(m.title, m.start) for m in marks[2:5]] == [("One", 5.0), ("Two", 7.0), ("Three", 7.6)]
-    late = chapters + '[[chapters]]\ntitle = "Gone"\nstart = "00:07"\n'
+    late = [*chapters, {"title": "Gone", "start": "00:07"}]
     (tmp_path / "b").mkdir()
     _, settings, episode, master2 = _setup(tmp_path / "b", pristine_mp3, chapters=late)
     with pytest.raises(TagError, match=re.escape("is past the end of the body, which ends at 00:00:06 in the raw")):

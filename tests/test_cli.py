@@ -13,7 +13,7 @@ from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ebur128
+from support.media import REPO, ebur128
 from typer.testing import CliRunner
 
 from keylime_prod.cli import app

@@ -3,109 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import feedparser
-import lxml.html
 import pytest
-from conftest_s3 import make_show, storage_settings
 from lxml import etree
+from support.feeds import NOW, feed_of, manifest, show_manifest, text_of, url
 
 from keylime_prod.errors import FeedError
 from keylime_prod.guids import item_guid, podcast_guid
 from keylime_prod.publish.feed import (
     PODCAST_NS,
     Manifest,
-    ShowManifest,
-    build_feed,
     description_html,
     live_guids,
     screen,
 )
 
 UTC = dt.timezone.utc
-NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
 NS = {"podcast": PODCAST_NS, "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd"}
-SHA = "ab" * 32
-
-
-def text_of(html: str) -> str:
-    """What a reader shows for an HTML description (lxml's HTML parser, independent of feedgen)."""
-    return str(lxml.html.fromstring(f"<div>{html}</div>").text_content())
-
-
-def url(key: str) -> str:
-    return f"https://cdn.example.org/{key}"
-
-
-def show_manifest(guid: str = "c6da6de0-a986-5d32-88a3-b033f83e4403") -> ShowManifest:
-    return ShowManifest.model_validate(
-        {
-            "podcast_guid": guid,
-            "feed_url": "https://media.example.org/podcast/feed.xml",
-            "artwork": _file("cover", "jpg", "podcast/art/cover.0123456789.jpg", 1000, "image/jpeg"),
-        }
-    )
-
-
-def _file(role: str, fmt: str, key: str, size: int, ctype: str) -> dict[str, Any]:
-    return {
-        "role": role,
-        "format": fmt,
-        "name": key.rsplit("/", 1)[-1],
-        "key": key,
-        "size": size,
-        "sha256": SHA,
-        "content_type": ctype,
-        "verified_by": "etag-md5",
-    }
-
-
-def manifest(
-    episode_id: str = "ep-1",
-    *,
-    title: str = "Episode one",
-    summary: str = "Summary.",
-    date: dt.datetime = dt.datetime(2026, 1, 1, 6, tzinfo=UTC),
-    size: int = 123_456,
-    persons: tuple[dict[str, str], ...] = ({"name": "Lara Varpio"},),
-    **item: Any,
-) -> Manifest:
-    base = f"podcast/episodes/{episode_id}/"
-    return Manifest.model_validate(
-        {
-            "episode_id": episode_id,
-            "guid": item_guid(show_manifest().podcast_guid, episode_id),
-            "first_published": date,
-            "updated": date,
-            "item": {
-                "title": title,
-                "summary": summary,
-                "publish_date": date,
-                "duration": 1834.6,
-                "number": 258,
-                "season": 1,
-                "persons": persons,
-                "chapters": [{"start": 0, "title": "Welcome"}, {"start": 330.2, "title": "Findings"}],
-                "transcript_language": "en",
-                "notes_html": "<p>Notes &amp; <b>links</b></p>",
-                **item,
-            },
-            "files": [
-                _file("audio", "mp3", base + f"{episode_id}.1111111111.mp3", size, "audio/mpeg"),
-                _file("transcript", "vtt", base + f"{episode_id}.2222222222.vtt", 10, "text/vtt"),
-                _file("transcript", "srt", base + f"{episode_id}.3333333333.srt", 10, "application/x-subrip"),
-                _file("transcript", "txt", base + f"{episode_id}.4444444444.txt", 10, "text/plain"),
-                _file("chapters", "json", base + "chapters.5555555555.json", 10, "application/json+chapters"),
-                _file("cover", "jpg", "podcast/art/cover.0123456789.jpg", 1000, "image/jpeg"),
-            ],
-        }
-    )
-
-
-def feed_of(*manifests: Manifest, now: dt.datetime = NOW, **show_kw: Any) -> bytes:
-    show = make_show(storage_settings(None), **show_kw)
-    return build_feed(show.show, manifests, show_manifest=show_manifest(), url=url, settings=show.feed, now=now)
 
 
 def test_podcast_guid_matches_the_spec_example() -> None:

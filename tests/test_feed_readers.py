@@ -10,9 +10,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest_s3 import make_show, storage_settings
-from feed_readers import gpodder, partytime
-from test_feed import feed_of, manifest, show_manifest, url
+from support.configs import make_show, storage_settings
+from support.feeds import feed_of, gpodder, manifest, partytime, show_manifest, url
 
 from keylime_prod import publish
 from keylime_prod.guids import item_guid

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest_s3 import BUCKET, make_show, storage_settings
-from feed_readers import gpodder
 from mutagen.id3 import ID3, TGID, TIT2
-from s3server import RcloneS3
+from support.configs import make_show, storage_settings
+from support.feeds import gpodder
+from support.s3 import BUCKET, RcloneS3
 
 from keylime_prod import fsutil, publish
 from keylime_prod.catalogue import release_check

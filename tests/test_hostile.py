@@ -173,7 +173,8 @@ def test_an_import_never_loses_a_guid_to_a_config_that_does_not_parse(configs: P
 
 def test_tex_in_chapter_titles_and_speaker_names_is_drawn_as_text(tmp_path: Path) -> None:
     """matplotlib's mathtext would parse "$...$" and fail on what does not parse: the report stage must not."""
-    from test_report import _curves, _master
+    from support.reporting import curves as _curves
+    from support.reporting import master as _master
 
     master = _master(tmp_path)
     words = [report.Word(1.0, 1.5, " hello", 0.9, "$\\frac{1}{"), report.Word(2.0, 2.5, " x", 0.9, "$x^$")]

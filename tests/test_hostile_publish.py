@@ -19,10 +19,9 @@ from typing import Any
 
 import feedparser
 import pytest
-import tag_fixtures as tf
-from conftest_s3 import BUCKET, make_show, storage_settings
-from s3server import RcloneS3
-from test_storage import raw_client
+from support import tagging as tf
+from support.configs import make_show, storage_settings
+from support.s3 import BUCKET, RcloneS3, raw_client
 from typer.testing import CliRunner
 
 from keylime_prod import publish

@@ -13,10 +13,10 @@ from pathlib import Path
 import eyed3
 import mutagen
 import pytest
-import tag_fixtures as tf
 import taglib
-from conftest_s3 import make_show, storage_settings
-from feed_readers import gpodder
+from support import tagging as tf
+from support.configs import make_show, storage_settings
+from support.feeds import gpodder
 
 from keylime_prod import publish
 from keylime_prod.tags import write_tags
@@ -26,10 +26,7 @@ FEED_URL = "https://media.example.org/podcast/feed.xml"
 
 
 def _tagged(tmp_path: Path, *, version: int = 3, guid: str | None = None):  # type: ignore[no-untyped-def]
-    cfg = tf.write_configs(tmp_path, id3_version=version)
-    if guid:
-        toml = cfg / "episodes" / f"{tf.EPISODE_ID}.toml"
-        toml.write_text(f'guid = "{guid}"\n' + toml.read_text("utf-8"), encoding="utf-8")
+    cfg = tf.write_configs(tmp_path, id3_version=version, guid=guid)
     settings, episode = tf.load(cfg, tmp_path / "build")
     master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID)
     return settings, episode, write_tags(master, episode, settings.show.show, settings.show.tags)

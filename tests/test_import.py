@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest_archive import OldEpisode, feed_xml, make_old_episodes
-from httpserver import OldHost
+from support.archive import OldEpisode, feed_xml, make_old_episodes
+from support.http import FakeHost
 from typer.testing import CliRunner
 
 from keylime_prod.catalogue.importer import fetch_media, import_feed
@@ -57,7 +57,7 @@ def test_import_writes_configs_and_fetches_media(
 
 
 def test_reimport_adds_new_items_and_changes_nothing_else(
-    configs: Path, tmp_path: Path, old_host: OldHost, old_feed: tuple[str, list[OldEpisode]]
+    configs: Path, tmp_path: Path, old_host: FakeHost, old_feed: tuple[str, list[OldEpisode]]
 ) -> None:
     url, old = old_feed
     media = tmp_path / "media"
@@ -82,11 +82,11 @@ def test_reimport_adds_new_items_and_changes_nothing_else(
     assert load_episode(configs, "episode-100").title == old[0].title
 
 
-def test_fetch_resumes_with_range_and_checks_the_length(tmp_path: Path, old_host: OldHost) -> None:
+def test_fetch_resumes_with_range_and_checks_the_length(tmp_path: Path, old_host: FakeHost) -> None:
     data = bytes(range(256)) * 4000  # ~1 MB
     url = old_host.put("big.mp3", data, "audio/mpeg")
     dest = tmp_path / "m" / "big.mp3"
-    old_host.drop_after["/big.mp3"] = 300_000
+    old_host.fault("/big.mp3", close_after=300_000, times=1)
     with pytest.raises(ArchiveError):
         fetch_media(url, dest, length=len(data))
     part = dest.with_name("big.mp3.part")
@@ -98,7 +98,7 @@ def test_fetch_resumes_with_range_and_checks_the_length(tmp_path: Path, old_host
     # A host that ignores Range sends everything again (200): the download restarts instead of appending.
     dest.unlink()
     part.write_bytes(data[:1000])
-    old_host.ignore_range = True
+    old_host.ranges = False
     assert fetch_media(url, dest, length=len(data)) == "fetched"
     assert sha(dest.read_bytes()) == sha(data)
     # The enclosure length is checked: a feed that lies about it is an error, and nothing gets the final name.
@@ -108,7 +108,9 @@ def test_fetch_resumes_with_range_and_checks_the_length(tmp_path: Path, old_host
     assert not dest.exists()
 
 
-def test_bad_feed_items_are_one_line_each_and_the_rest_import(configs: Path, tmp_path: Path, old_host: OldHost) -> None:
+def test_bad_feed_items_are_one_line_each_and_the_rest_import(
+    configs: Path, tmp_path: Path, old_host: FakeHost
+) -> None:
     old = make_old_episodes(old_host, 2)
     extra = f"""<item><title>No audio</title><guid>no-audio</guid><pubDate>Tue, 05 Mar 2019 06:00:00 +0000</pubDate>
 </item>
@@ -135,7 +137,7 @@ def test_bad_feed_items_are_one_line_each_and_the_rest_import(configs: Path, tmp
     assert load_episode(configs, "gone").guid == "gone"
 
 
-def test_a_document_that_is_not_a_feed_is_one_error(configs: Path, tmp_path: Path, old_host: OldHost) -> None:
+def test_a_document_that_is_not_a_feed_is_one_error(configs: Path, tmp_path: Path, old_host: FakeHost) -> None:
     url = old_host.put("feed.xml", b"<html><body>Moved</body></html", "text/html")
     result = CliRunner().invoke(app, ["import", url, "--configs", str(configs), "--media", str(tmp_path / "m")])
     assert result.exit_code == ArchiveError.exit_code

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ebur128
-from test_audio import episode, plain
+from support.configs import episode, plain
+from support.media import ebur128
 
 from keylime_prod import audio, ffmpeg, transcript
 from keylime_prod.audio import inputs, measure, speech

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
-from page_check import HOSTILE, read_page, texts
+from support.pages import HOSTILE, read_page, texts
 
 from keylime_prod import notes
 from keylime_prod.chapters.artefact import ChapterMark, Chapters

@@ -1,6 +1,6 @@
 """The transcript web page and what every page shares: templates that escape by default, one stylesheet.
 
-Pages are read back with lxml's HTML parser (tests/page_check.py), never searched as strings for what is absent.
+Pages are read back with lxml's HTML parser (tests/support/pages.py), never searched as strings for what is absent.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import datetime as dt
 from importlib import resources
 
 import pytest
-from page_check import HOSTILE, read_page, texts
+from support.pages import HOSTILE, read_page, texts
 
 from keylime_prod import pages, transcript
 from keylime_prod.errors import NotesError

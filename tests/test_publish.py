@@ -19,15 +19,14 @@ from typing import Any
 
 import feedparser
 import pytest
-from conftest import write_fake_master
-from conftest_s3 import BUCKET, make_show, sha256, storage_settings
 from lxml import etree
-from s3server import SECRET_KEY, RcloneS3
-from test_feed import text_of
-from test_storage import get_sha256, random_file, raw_client
+from support.configs import episode_config, make_show, storage_settings, write_episode
+from support.feeds import text_of
+from support.media import sha256, write_fake_master
+from support.s3 import BUCKET, SECRET_KEY, RcloneS3, get_sha256, random_file, raw_client
 
 from keylime_prod import publish
-from keylime_prod.config import load_settings
+from keylime_prod.config import load_episode, load_settings
 from keylime_prod.errors import PublishError, StorageError
 from keylime_prod.guids import podcast_guid
 from keylime_prod.pipeline import release
@@ -36,6 +35,7 @@ from keylime_prod.publish.feed import PODCAST_NS, Manifest
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
+FUTURE = dt.datetime(2099, 1, 1, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
 TRICKY = 'Fish & Chips <live> "quoted" 🎧'
 
@@ -242,9 +242,9 @@ def test_local_default_is_laid_out_like_the_bucket(
     assert (root / "feed.xml").is_file() and (root / "show.json").is_file()
     manifest = Manifest.model_validate_json((root / "episodes/ep-1/manifest.json").read_bytes())
     for src, f in zip(release.files, manifest.files, strict=True):
-        assert sha256((tmp_path / "public" / f.key).read_bytes()) == f.sha256
+        assert sha256(tmp_path / "public" / f.key) == f.sha256
         if f.role != "notes":  # notes get their relative links rewritten (see test_full_publish_read_back)
-            assert f.sha256 == sha256(src.path.read_bytes())
+            assert f.sha256 == sha256(src.path)
     notes = next(f for f in release.files if f.role == "notes" and f.format == "html")
     assert 'href="ep-1.vtt"' in notes.path.read_text()  # the build's notes are left as they were
     d = feedparser.parse((root / "feed.xml").read_bytes())
@@ -278,10 +278,7 @@ def test_bad_cover_art_is_refused(tmp_path: Path, make_release: Callable[..., pu
 def fake_build(tmp_path: Path, make_configs: Callable[..., Path], make_tone: Callable[..., Path]) -> Path:
     """configs/ with ep-1 (built: a lavfi MP3 + master.json) and ep-2 (never built); returns the configs folder."""
     cfg = make_configs([tmp_path / "raw.wav"], episode_id="ep-1")
-    ep1 = (cfg / "episodes" / "ep-1.toml").read_text()
-    (cfg / "episodes" / "ep-2.toml").write_text(
-        ep1.replace("2026-01-01", "2026-01-08").replace("number = 1", "number = 2")
-    )
+    write_episode(cfg, episode_config([tmp_path / "raw.wav"], "ep-2", number=2, publish_date="2026-01-08"))
     build = tmp_path / "build" / "ep-1"
     build.mkdir(parents=True)
     mp3 = make_tone("ep-1.mp3", seconds=2.0).replace(build / "ep-1.mp3")
@@ -343,8 +340,8 @@ def test_cli_publish_json_verbose_never_prints_the_secret(
 
 
 def test_cli_due_dry_run_and_a_bad_date(s3_server: RcloneS3, fake_build: Path, tmp_path: Path) -> None:
-    ep1 = (fake_build / "episodes" / "ep-1.toml").read_text()
-    (fake_build / "episodes" / "ep-3.toml").write_text(ep1.replace("2026-01-01", '"26/11/2019"'))
+    ep3 = load_episode(fake_build, "ep-1").model_copy(update={"id": "ep-3"})
+    write_episode(fake_build, ep3, publish_date="26/11/2019")  # a date the config refuses
     before = _tree(s3_server.root)
     args = [
         "publish",
@@ -427,10 +424,7 @@ def test_due_builds_publishes_then_has_nothing_to_do(
 ) -> None:
     """What the scheduled workflow does on a fresh runner: nothing built, nothing live -> every stage, upload, feed."""
     cfg = make_configs([make_speech("part-1.wav", -20.0, repeat=2)], episode_id="ep-1")
-    ep1 = (cfg / "episodes" / "ep-1.toml").read_text()
-    (cfg / "episodes" / "ep-9.toml").write_text(
-        ep1.replace("2026-01-01", "2099-01-01").replace("number = 1", "number = 9")
-    )
+    write_episode(cfg, load_episode(cfg, "ep-1").model_copy(update={"id": "ep-9", "number": 9, "publish_date": FUTURE}))
     build = tmp_path / "build"
     args = ["publish", "--due", "--json", "--configs", str(cfg), "--build-dir", str(build)]
     p = _produce(args, _cli_env(s3_server), tmp_path)

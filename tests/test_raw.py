@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest_s3 import BUCKET
-from s3server import RcloneS3
+from support.s3 import BUCKET, RcloneS3
 
 from keylime_prod.catalogue.raw import fetch_raw, upload_raw
 from keylime_prod.config import Settings, load_episode, load_settings

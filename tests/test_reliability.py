@@ -16,8 +16,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-import tag_fixtures as tf
-from conftest import ebur128
+from support import tagging as tf
+from support.media import ebur128
 from typer.testing import CliRunner
 
 from keylime_prod import fsutil
@@ -205,9 +205,7 @@ def tagged_build(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _retitle(cfg: Path) -> None:
-    path = cfg / "episodes" / f"{tf.EPISODE_ID}.toml"
-    text = path.read_text("utf-8")
-    path.write_text(text.replace("title = ", 'title = "A new title"\nold_title = ', 1).replace("old_title = ", "# "))
+    tf.write_configs(cfg.parent, title="A new title")  # the same configs, the episode title edited
 
 
 def test_publishing_a_stale_build_is_refused_with_one_line(tagged_build) -> None:  # type: ignore[no-untyped-def]
@@ -275,7 +273,7 @@ def test_a_live_episode_redated_into_the_future_stays_in_the_feed_unless_withdra
     import datetime as dt
 
     import feedparser
-    from conftest_s3 import make_show, storage_settings
+    from support.configs import make_show, storage_settings
 
     from keylime_prod import publish
 
@@ -382,7 +380,7 @@ def test_a_video_longer_than_its_audio_is_not_called_truncated(
     make_configs,  # type: ignore[no-untyped-def]
     make_speech,  # type: ignore[no-untyped-def]
 ) -> None:
-    from conftest import run_ffmpeg
+    from support.media import run_ffmpeg
 
     # An MP4 whose video (12 s) runs well past its audio (4 s of speech).
     speech = make_speech("speech.wav", -12.0, rate=44100, lead=0.2, trail=0.2)

