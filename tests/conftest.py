@@ -3,9 +3,17 @@
 ``pytest`` alone is the fast tier a contributor runs: it deselects the tests marked ``whisper`` (loads a Whisper
 model), ``torch`` (imports torch), ``cluster`` (starts a Dask cluster) and ``s3`` (starts ``rclone serve s3``).
 ``pytest --all`` runs every test, as CI does (``.ci/run``); ``-m EXPR`` picks tests by marker as usual.
+
+Tests using the ``s3_server`` or ``dask_processes`` fixtures are marked by their fixture. A test without a marker
+that loads a Whisper model in this process, starts rclone or imports torch or distributed fails and says which
+marker it needs, so the fast tier stays fast as tests are added.
 """
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -18,6 +26,10 @@ pytest_plugins = [
 
 #: Markers of the tests the fast tier leaves out: each pays for a heavy real part on every run.
 HEAVY = ("whisper", "torch", "cluster", "s3")
+#: Fixtures that start a heavy part, and the marker their tests get.
+HEAVY_FIXTURES = {"s3_server": "s3", "dask_processes": "cluster"}
+#: Modules whose import means a heavy part was used, and the marker that allows it.
+HEAVY_MODULES = {"torch": "torch", "distributed": "cluster"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,13 +37,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--all",
         action="store_true",
         default=False,
-        help=f"run every test, the slow tier included ({', '.join(HEAVY)}); CI runs this",
+        help=f"run every test, the slow tier included (marked {', '.join(HEAVY)}); CI runs this",
     )
 
 
+def _tier(config: pytest.Config) -> str:
+    if config.getoption("--all"):
+        return "all"
+    return "marker" if config.getoption("markexpr") else "fast"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # A -m expression or --all means the caller chose; otherwise keep only the fast tier.
-    if config.getoption("--all") or config.getoption("markexpr"):
+    for item in items:
+        for fixture, marker in HEAVY_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+    if _tier(config) != "fast":  # --all, or a -m expression chose the tests
         return
     keep, drop = [], []
     for item in items:
@@ -42,8 +63,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    if config.getoption("--all"):
-        return "tier: all tests (--all)"
-    if config.getoption("markexpr"):
-        return f"tier: -m {config.getoption('markexpr')!r}"
-    return f"tier: fast (deselects {', '.join(HEAVY)}; --all runs everything)"
+    return {
+        "all": "tier: every test (--all)",
+        "marker": f"tier: -m {config.getoption('markexpr')!r}",
+        "fast": f"tier: fast, tests marked {', '.join(HEAVY)} deselected (--all runs them)",
+    }[_tier(config)]
+
+
+@pytest.fixture(autouse=True)
+def _heavy_parts_need_a_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail an unmarked test that uses a heavy part, naming the marker it needs."""
+    marked = {m for m in HEAVY if request.node.get_closest_marker(m)}
+
+    def refuse(marker: str, what: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            pytest.fail(f"this test {what}: mark it @pytest.mark.{marker} (the fast tier leaves those out)")
+
+        return call
+
+    if "whisper" not in marked:
+        from keylime_prod.transcript import engines
+
+        monkeypatch.setattr(engines, "load", refuse("whisper", "loads a Whisper model"))
+    if "s3" not in marked:
+        from support.s3 import RcloneS3
+
+        monkeypatch.setattr(RcloneS3, "start", refuse("s3", "starts rclone serve s3"))
+    before = {m for m in HEAVY_MODULES if m in sys.modules}
+    yield
+    for module, marker in HEAVY_MODULES.items():
+        if module not in before and module in sys.modules and marker not in marked:
+            pytest.fail(f"this test imported {module}: mark it @pytest.mark.{marker} (the fast tier leaves those out)")

@@ -229,6 +229,7 @@ def wer(model, audio_16k: np.ndarray) -> float:  # type: ignore[no-untyped-def]
     return float(jiwer.wer(norm(JFK_TEXT), norm(" ".join(s.text for s in segs))))
 
 
+@pytest.mark.whisper
 def test_noisy_speech_with_hum_is_cleaned(tmp_path: Path, jfk: Path, whisper) -> None:  # type: ignore[no-untyped-def]
     from pystoi import stoi
 

@@ -121,6 +121,7 @@ def _objects(store: Any, ids: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+@pytest.mark.whisper
 def test_batch_on_dask_survives_a_killed_worker(
     tmp_path: Path,
     old_host: FakeHost,
@@ -194,6 +195,8 @@ def test_batch_on_dask_survives_a_killed_worker(
     assert [o.status for o in again.outcomes] == ["skipped"] * 4
 
 
+@pytest.mark.cluster
+@pytest.mark.whisper
 def test_produce_batch_on_a_local_cluster_reports_failures_and_skips_on_rerun(
     tmp_path: Path, old_host: FakeHost, make_configs: Callable[..., Path], jfk: Path
 ) -> None:

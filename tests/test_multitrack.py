@@ -72,6 +72,7 @@ def _solo_turns(speaker: str) -> list[tuple[float, float]]:
     return out
 
 
+@pytest.mark.whisper
 def test_offsets_found_within_10_ms(built: Master) -> None:
     true = {tr["file"]: tr["start_s"] for tr in TRUTH["tracks"]}
     first = TRUTH["tracks"][0]["start_s"]
@@ -97,6 +98,7 @@ def _tone_power(x: np.ndarray, sr: int, hz: float) -> float:
     return float(max(spec[k - 1 : k + 2].sum() - 3 * np.median(spec[near]), 1e-12 * spec.sum()))
 
 
+@pytest.mark.whisper
 def test_bleed_turned_down_20_db_during_the_others_turns(built: Master) -> None:
     # Each track carries a steady rumble (31/37/43 Hz, under every voice) unique to its room. The gate is one gain
     # on the whole track, so how far the rumble of track X drops in the MP3 during another speaker's turn is how far
@@ -130,6 +132,7 @@ def _ebur128_of(y: np.ndarray, sr: int, tmp: Path) -> float:
     return ffmpeg.measure_ebur128(wav).integrated_lufs
 
 
+@pytest.mark.whisper
 def test_speakers_levelled_within_1_5_lu(built: Master, tmp_path: Path) -> None:
     sr = 44100
     y = _decoded(built.mp3, sr)
@@ -144,12 +147,14 @@ def test_speakers_levelled_within_1_5_lu(built: Master, tmp_path: Path) -> None:
     assert max(loud.values()) - min(loud.values()) <= 1.5, loud
 
 
+@pytest.mark.whisper
 def test_file_loudness_and_true_peak(built: Master) -> None:
     m = ffmpeg.measure_ebur128(built.mp3)
     assert abs(m.integrated_lufs - -16.0) <= 1.0
     assert m.true_peak_dbtp is not None and m.true_peak_dbtp <= -1.0
 
 
+@pytest.mark.whisper
 def test_transcript_words_carry_the_right_speaker(session: RunResult, built: Master) -> None:
     # Every word Whisper heard, by its time in words.json, against the turns the script spoke: at least 97% must
     # carry the name of a speaker whose turn covers it (0.25 s of slack for word edges).
@@ -168,6 +173,7 @@ def test_transcript_words_carry_the_right_speaker(session: RunResult, built: Mas
     print(f"speaker attribution: {right}/{len(words)} words ({100 * right / len(words):.1f}%)")
 
 
+@pytest.mark.whisper
 def test_transcript_formats_name_the_speakers(session: RunResult) -> None:
     t = session.artefacts["transcribe"]
     vtt = t.files["vtt"].read_text()

@@ -419,6 +419,7 @@ def test_cli_needs_an_episode_or_due(fake_build: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.whisper
 def test_due_builds_publishes_then_has_nothing_to_do(
     s3_server: RcloneS3, make_speech: Callable[..., Path], make_configs: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -461,6 +462,7 @@ def test_due_builds_publishes_then_has_nothing_to_do(
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # two subprocess runs of up to 600 s each (the default per-test limit is 600 s)
+@pytest.mark.whisper
 def test_demo_episode_258_end_to_end(s3_server: RcloneS3, tmp_path: Path) -> None:
     """`produce episode-258` (every stage, publish last) into the S3 server; a second run uploads nothing."""
     build = tmp_path / "build"

@@ -102,6 +102,7 @@ def test_read_back_mode_and_corruption_detected(s3_server: RcloneS3, tmp_path: P
     assert fixed.uploaded and file_sha256(on_disk) == file_sha256(f)
 
 
+@pytest.mark.s3
 def test_https_with_self_signed_certificate(tmp_path: Path, aws_env: dict[str, str], monkeypatch: Any) -> None:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()

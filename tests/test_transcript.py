@@ -74,6 +74,7 @@ def cues_via_ffmpeg(path: Path) -> list[tuple[float, float, str]]:
 
 
 @pytest.mark.parametrize(("batch", "words"), [(8, True), (0, True), (0, False)], ids=["batched", "seq", "seq-nowords"])
+@pytest.mark.whisper
 def test_faster_whisper_wer_on_real_speech(batch: int, words: bool, jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     """Batched (the default), sequential, and sequential without word timings (the mode before issue 14)."""
     settings = TINY.model_copy(update={"batch_size": batch, "word_timestamps": words})
@@ -89,6 +90,8 @@ def test_faster_whisper_wer_on_real_speech(batch: int, words: bool, jfk: Path, t
 
 
 @pytest.mark.openai_whisper
+@pytest.mark.whisper
+@pytest.mark.torch
 def test_openai_whisper_same_weights_same_transcript(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     """openai-whisper on the converted tiny.en weights: WER <= 0.1 and the very text faster-whisper float32 gives."""
     pytest.importorskip("whisper")
@@ -101,7 +104,10 @@ def test_openai_whisper_same_weights_same_transcript(jfk: Path, tmp_path: Path, 
     assert normalise(" ".join(s.text for s in ow.segments)) == normalise(" ".join(s.text for s in fw.segments))
 
 
-@pytest.mark.parametrize("engine", ["faster-whisper", pytest.param("openai-whisper", marks=pytest.mark.openai_whisper)])
+@pytest.mark.parametrize(
+    "engine", ["faster-whisper", pytest.param("openai-whisper", marks=[pytest.mark.openai_whisper, pytest.mark.torch])]
+)
+@pytest.mark.whisper
 def test_glossary_steers_spelling(engine: str, tmp_path: Path, cache_dir: Path) -> None:
     """The first 9 s of the demo's second part say "Klasen and Lingard": tiny.en hears other words unless told."""
     if engine == "openai-whisper":
@@ -117,6 +123,7 @@ def test_glossary_steers_spelling(engine: str, tmp_path: Path, cache_dir: Path) 
     assert "Klasen and Lingard found in their narrative review" in steered
 
 
+@pytest.mark.whisper
 def test_blocks_keep_every_word(jfk: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Long files are decoded block by block; a block border never cuts a word (speech runs on into the next)."""
     calls: list[tuple[float, float | None]] = []
@@ -156,6 +163,7 @@ class _Html(HTMLParser):
             self.text.append(data)
 
 
+@pytest.mark.whisper
 def test_every_format_is_written_and_readable(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     page = transcript.Page(
         title="Ask not", show="Speeches", number=7, date=dt.date(1961, 1, 20), link="https://example.org/7",
@@ -284,6 +292,7 @@ def _episode(tmp_path: Path, jfk: Path) -> Master:
     )  # fmt: skip
 
 
+@pytest.mark.whisper
 def test_alignment_on_the_final_mp3(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     """Known phrases are found where the test placed them in the MP3 (within 0.25 s); music and the known disclaimer
     are handled, and the disclaimer is labelled as such."""
@@ -318,6 +327,7 @@ def test_alignment_on_the_final_mp3(jfk: Path, tmp_path: Path, cache_dir: Path) 
     assert '<span class="speaker disclaimer">Disclaimer:</span>' in t.files["html"].read_text("utf-8")
 
 
+@pytest.mark.whisper
 def test_transcribing_the_disclaimer_instead(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     master = _episode(tmp_path, jfk)
     settings = TINY.model_copy(update={"transcribe_disclaimer": True})
@@ -388,6 +398,7 @@ def _copy_model(tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.mark.whisper
 def test_corrupt_model_folder(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     folder = _copy_model(tmp_path)
     with open(folder / "model.bin", "r+b") as f:  # truncated, as by an interrupted download
@@ -402,6 +413,7 @@ def test_corrupt_model_folder(jfk: Path, tmp_path: Path, cache_dir: Path) -> Non
         transcript.transcribe(jfk, TINY.model_copy(update={"model": str(folder)}), out, cache_dir=cache_dir)
 
 
+@pytest.mark.whisper
 def test_compute_type_errors(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     with pytest.raises(TranscriptError, match="unknown compute type 'int4'"):
         transcript.transcribe(jfk, TINY.model_copy(update={"compute_type": "int4"}), tmp_path, cache_dir=cache_dir)
@@ -415,6 +427,7 @@ def test_compute_type_errors(jfk: Path, tmp_path: Path, cache_dir: Path) -> None
     assert _no_outputs(tmp_path)
 
 
+@pytest.mark.whisper
 def test_speakers_per_recording(make_speech, tmp_path: Path, cache_dir: Path) -> None:
     """Two recordings, two names: each recording's words carry its speaker's voice tag, split where master.json
     says the second recording starts on the published timeline."""
@@ -445,6 +458,7 @@ def test_speakers_per_recording(make_speech, tmp_path: Path, cache_dir: Path) ->
         transcript.transcribe(m, TINY, tmp_path / "x", speakers=["Only One"], cache_dir=cache_dir)
 
 
+@pytest.mark.whisper
 def test_parallel_decoders_give_the_same_transcript(jfk: Path, tmp_path: Path, cache_dir: Path) -> None:
     """Issue 14: windows shared out between two decoders come back in order, word for word as one decoder's."""
     looped = tmp_path / "jfk6.wav"

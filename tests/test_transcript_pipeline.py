@@ -48,6 +48,7 @@ def test_stage_order() -> None:
         assert names.index("transcribe") < names.index("chapters") < names.index("notes")
 
 
+@pytest.mark.whisper
 def test_summary_change_does_not_transcribe_again(configs: Path, tmp_path: Path, env: dict[str, str]) -> None:
     """Only what the transcript depends on transcribes again: the audio, the settings and the hints (the episode's
     own words, issue 11: its glossary, people and paper), not the summary."""
@@ -85,6 +86,7 @@ def test_summary_change_does_not_transcribe_again(configs: Path, tmp_path: Path,
     assert [(s.name, s.cached) for s in third.stages] == [("master", True), ("recognise", False), ("transcribe", False)]
 
 
+@pytest.mark.whisper
 def test_cli_transcribe_file(jfk: Path, tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Standalone: no configs folder at all (the [whisper] defaults plus options), outputs in --out."""
     monkeypatch.chdir(tmp_path)
@@ -119,6 +121,7 @@ def test_cli_transcribe_errors(tmp_path: Path, env: dict[str, str], monkeypatch:
     assert len(engine.output.strip().splitlines()) == 1, engine.output
 
 
+@pytest.mark.whisper
 def test_cli_transcribe_episode(configs: Path, tmp_path: Path, env: dict[str, str]) -> None:
     runner = CliRunner()
     common = ["--configs", str(configs), "--build-dir", str(tmp_path / "build")]

@@ -114,6 +114,7 @@ def test_guids_must_stay_unique_and_unchanged(published: Callable[..., Path], ho
     assert any("guid: the same guid as" in p.line() for p in v.errors), _lines(v)
 
 
+@pytest.mark.s3
 def test_rclone_serve_s3_ranged_get_answers_200_and_is_reported(published: Callable[..., Path], tmp_path: Path) -> None:
     # A public (anonymous) rclone serve s3 over the folder the episode was published into, bucket "site".
     server = RcloneS3(tmp_path / "s3", auth=False)

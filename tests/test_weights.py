@@ -90,6 +90,7 @@ def test_corrupt_model_bin(tmp_path: Path) -> None:
         weights.read_ct2(bad)
 
 
+@pytest.mark.torch
 def test_export_openai_is_cached_and_loads(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     first = weights.export_openai("tiny.en", cache_dir=tmp_path)
@@ -112,6 +113,7 @@ def test_export_openai_is_cached_and_loads(tmp_path: Path) -> None:
     assert copy == tmp_path / "out" and copy.stat().st_size == first.stat().st_size
 
 
+@pytest.mark.torch
 def test_cli_models(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     env = {**os.environ, "KEYLIME_CACHE_DIR": str(tmp_path / "cache")}
