@@ -2,7 +2,8 @@
 
 ``pytest`` alone is the fast tier a contributor runs: it deselects the tests marked ``whisper`` (loads a Whisper
 model), ``torch`` (imports torch), ``cluster`` (starts a Dask cluster) and ``s3`` (starts ``rclone serve s3``).
-``pytest --all`` runs every test, as CI does (``.ci/run``); ``-m EXPR`` picks tests by marker as usual.
+``pytest --all`` runs every test, as CI does (``.ci/run``); ``-m EXPR`` picks tests by marker as usual, and tests
+named one by one (``path::name``) run whatever their markers.
 
 Tests using the ``s3_server`` or ``dask_processes`` fixtures are marked by their fixture. A test without a marker
 that loads a Whisper model in this process, starts rclone or imports torch or distributed fails and says which
@@ -30,6 +31,7 @@ HEAVY = ("whisper", "torch", "cluster", "s3")
 HEAVY_FIXTURES = {"s3_server": "s3", "dask_processes": "cluster"}
 #: Modules whose import means a heavy part was used, and the marker that allows it.
 HEAVY_MODULES = {"torch": "torch", "distributed": "cluster"}
+_SLOW_LEFT_OUT = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _tier(config: pytest.Config) -> str:
     if config.getoption("--all"):
         return "all"
-    return "marker" if config.getoption("markexpr") else "fast"
+    if config.getoption("markexpr"):
+        return "marker"
+    # Tests named one by one (path::name) run whatever their marks: the caller asked for them.
+    return "named" if any("::" in str(a) for a in config.args) else "fast"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,14 +65,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+        config.stash[_SLOW_LEFT_OUT] = len(drop)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     return {
         "all": "tier: every test (--all)",
         "marker": f"tier: -m {config.getoption('markexpr')!r}",
+        "named": "tier: the tests named",
         "fast": f"tier: fast, tests marked {', '.join(HEAVY)} deselected (--all runs them)",
     }[_tier(config)]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    n = config.stash.get(_SLOW_LEFT_OUT, 0)
+    if n:
+        terminalreporter.write_line(f"fast tier: {n} tests marked {', '.join(HEAVY)} left out; --all runs them")
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +97,8 @@ def _heavy_parts_need_a_marker(request: pytest.FixtureRequest, monkeypatch: pyte
     if "whisper" not in marked:
         from keylime_prod.transcript import engines
 
-        monkeypatch.setattr(engines, "load", refuse("whisper", "loads a Whisper model"))
+        for engine in (engines.FasterWhisperEngine, engines.OpenAIWhisperEngine):
+            monkeypatch.setattr(engines, engine.__name__, refuse("whisper", "loads a Whisper model"))
     if "s3" not in marked:
         from support.s3 import RcloneS3
 

@@ -360,6 +360,7 @@ def test_missing_file(tmp_path: Path, cache_dir: Path) -> None:
         transcript.transcribe(tmp_path / "nope.mp3", TINY, tmp_path / "out", cache_dir=cache_dir)
 
 
+@pytest.mark.whisper
 def test_silent_file(tmp_path: Path, cache_dir: Path) -> None:
     silent = tmp_path / "silent.wav"
     ffmpeg.run(["-v", "error", "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono:d=5", "-y", str(silent)])
