@@ -7,6 +7,7 @@ SHA-256) or from the files rclone wrote, the feed is parsed with feedparser and 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import pytest
 from lxml import etree
 from support.configs import episode_config, make_show, storage_settings, write_episode
 from support.feeds import text_of
-from support.media import sha256, write_fake_master
+from support.media import write_fake_master
 from support.s3 import BUCKET, SECRET_KEY, RcloneS3, get_sha256, random_file, raw_client
 
 from keylime_prod import publish
@@ -42,6 +43,11 @@ TRICKY = 'Fish & Chips <live> "quoted" 🎧'
 
 def _feed(raw: Any) -> bytes:
     return bytes(raw.get_object(Bucket=BUCKET, Key="podcast/feed.xml")["Body"].read())
+
+
+def sha256(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -242,9 +248,9 @@ def test_local_default_is_laid_out_like_the_bucket(
     assert (root / "feed.xml").is_file() and (root / "show.json").is_file()
     manifest = Manifest.model_validate_json((root / "episodes/ep-1/manifest.json").read_bytes())
     for src, f in zip(release.files, manifest.files, strict=True):
-        assert sha256(tmp_path / "public" / f.key) == f.sha256
+        assert sha256((tmp_path / "public" / f.key).read_bytes()) == f.sha256
         if f.role != "notes":  # notes get their relative links rewritten (see test_full_publish_read_back)
-            assert f.sha256 == sha256(src.path)
+            assert f.sha256 == sha256(src.path.read_bytes())
     notes = next(f for f in release.files if f.role == "notes" and f.format == "html")
     assert 'href="ep-1.vtt"' in notes.path.read_text()  # the build's notes are left as they were
     d = feedparser.parse((root / "feed.xml").read_bytes())
