@@ -287,6 +287,7 @@ def test_overridden_private_methods_keep_their_recorded_signatures(case: int) ->
     )
 
 
+@pytest.mark.torch
 def test_the_libraries_still_call_what_is_overridden() -> None:
     # An override that is never called fails as quietly as a wrong one: check the call sites it relies on.
     import faster_whisper.transcribe

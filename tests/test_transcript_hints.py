@@ -116,6 +116,7 @@ def test_glossary_prompt_in_the_mode_it_is_decoded_in() -> None:
 
 
 @pytest.mark.parametrize("name", list(REAL))
+@pytest.mark.whisper
 def test_an_unrelated_glossary_writes_nothing_and_loops_nowhere(name: str, tmp_path: Path, cache_dir: Path) -> None:
     """The bundled base model, batched (the default) on each real-speech file, with and without a glossary about
     nothing said in it: none of its terms in the text, no loop, no word dropped that the plain run had, and WER
@@ -134,6 +135,7 @@ def test_an_unrelated_glossary_writes_nothing_and_loops_nowhere(name: str, tmp_p
     assert without <= 0.2  # the material is clean read speech: base gets most of it
 
 
+@pytest.mark.whisper
 def test_the_report_names_the_windows_decoded_again(tmp_path: Path, cache_dir: Path) -> None:
     """A hint the model writes with doubt forces a second decoding; the report says which window and why.
 
