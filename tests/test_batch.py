@@ -82,10 +82,8 @@ def _old_show(
         f'<enclosure url="{old_host.url("media/lost.mp3")}" length="999" type="audio/mpeg"/></item>'
     )
     url = old_host.put("feed.xml", feed_xml(old_host, old, extra_items=lost).encode(), "application/rss+xml")
-    cfg = make_configs([jfk])
+    cfg = make_configs([jfk], whisper={"model": "tiny.en", "beam_size": 2})
     (cfg / "episodes" / "ep-1.toml").unlink()  # only the archive
-    with open(cfg / "show.toml", "a") as f:
-        f.write('\n[whisper]\nmodel = "tiny.en"\nbeam_size = 2\n')
     return url, cfg, old
 
 

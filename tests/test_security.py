@@ -275,6 +275,7 @@ def _overrides() -> list[tuple[str, str, Any, list[tuple[str, Any, bool]]]]:
 
 
 @pytest.mark.parametrize("case", range(4), ids=["faster-whisper", "openai-whisper", "mutagen", "mutagen-url-spec"])
+@pytest.mark.torch
 def test_overridden_private_methods_keep_their_recorded_signatures(case: int) -> None:
     library, override, method, recorded = _overrides()[case]
     now = [
