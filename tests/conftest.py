@@ -13,7 +13,6 @@ marker it needs, so the fast tier stays fast as tests are added.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ HEAVY_FIXTURES = {"s3_server": "s3", "dask_processes": "cluster"}
 #: Modules whose import means a heavy part was used, and the marker that allows it.
 HEAVY_MODULES = {"torch": "torch", "distributed": "cluster"}
 _SLOW_LEFT_OUT = pytest.StashKey[int]()
+_GUARD = pytest.StashKey[tuple[pytest.MonkeyPatch, set[str], set[str]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,28 +83,38 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"fast tier: {n} tests marked {', '.join(HEAVY)} left out; --all runs them")
 
 
-@pytest.fixture(autouse=True)
-def _heavy_parts_need_a_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail an unmarked test that uses a heavy part, naming the marker it needs."""
-    marked = {m for m in HEAVY if request.node.get_closest_marker(m)}
+def _refuse(marker: str, what: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        pytest.fail(f"this test {what}: mark it @pytest.mark.{marker} (the fast tier leaves those out)")
 
-    def refuse(marker: str, what: str) -> Any:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            pytest.fail(f"this test {what}: mark it @pytest.mark.{marker} (the fast tier leaves those out)")
+    return call
 
-        return call
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test and the fixtures it sets up (module-scoped ones included): refuse the heavy parts it is not
+    marked for."""
+    marked = {m for m in HEAVY if item.get_closest_marker(m)}
+    patch = pytest.MonkeyPatch()
     if "whisper" not in marked:
         from keylime_prod.transcript import engines
 
         for engine in (engines.FasterWhisperEngine, engines.OpenAIWhisperEngine):
-            monkeypatch.setattr(engines, engine.__name__, refuse("whisper", "loads a Whisper model"))
+            patch.setattr(engines, engine.__name__, _refuse("whisper", "loads a Whisper model"))
     if "s3" not in marked:
         from support.s3 import RcloneS3
 
-        monkeypatch.setattr(RcloneS3, "start", refuse("s3", "starts rclone serve s3"))
-    before = {m for m in HEAVY_MODULES if m in sys.modules}
-    yield
+        patch.setattr(RcloneS3, "start", _refuse("s3", "starts rclone serve s3"))
+    item.stash[_GUARD] = (patch, marked, {m for m in HEAVY_MODULES if m in sys.modules})
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    guard = item.stash.get(_GUARD, None)
+    if guard is None:
+        return
+    patch, marked, before = guard
+    patch.undo()
     for module, marker in HEAVY_MODULES.items():
         if module not in before and module in sys.modules and marker not in marked:
             pytest.fail(f"this test imported {module}: mark it @pytest.mark.{marker} (the fast tier leaves those out)")

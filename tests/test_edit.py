@@ -36,6 +36,7 @@ def found(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return out
 
 
+@pytest.mark.whisper
 def test_every_pause_over_two_seconds_is_found(found: dict) -> None:
     for name, doc in MANIFEST.items():
         for e in (e for e in doc["events"] if e["kind"] == "pause"):
@@ -44,6 +45,7 @@ def test_every_pause_over_two_seconds_is_found(found: dict) -> None:
             assert hits[0].end - hits[0].start >= e["end"] - e["start"] - 0.3  # the inserted pause is taken out
 
 
+@pytest.mark.whisper
 def test_retakes_and_the_false_start_are_found_and_the_first_attempt_is_cut(found: dict) -> None:
     for name, doc in MANIFEST.items():
         for e in (e for e in doc["events"] if e["kind"] in ("retake", "false_start")):
@@ -52,6 +54,7 @@ def test_retakes_and_the_false_start_are_found_and_the_first_attempt_is_cut(foun
             assert abs(hits[0].start - e["start"]) < 0.5 and hits[0].action == "propose"
 
 
+@pytest.mark.whisper
 def test_hesitations_found_and_no_real_word_proposed(found: dict) -> None:
     inserted = [(n, e) for n, d in MANIFEST.items() for e in d["events"] if e["kind"] == "hesitation"]
     hits = [
@@ -67,6 +70,7 @@ def test_hesitations_found_and_no_real_word_proposed(found: dict) -> None:
             assert any(overlaps((c.start, c.end), s) for s in spans), (name, c)
 
 
+@pytest.mark.whisper
 def test_ids_are_stable_and_the_file_reads_back(found: dict, tmp_path: Path) -> None:
     cuts = found["edit_sense.flac"]
     path = write_cuts(tmp_path / "cuts.json", cuts)
@@ -74,6 +78,7 @@ def test_ids_are_stable_and_the_file_reads_back(found: dict, tmp_path: Path) -> 
     assert all(c.id == f"{c.kind}-{round(c.start * 1000):07d}" for c in cuts.candidates)
 
 
+@pytest.mark.whisper
 def test_decisions_file_names_file_and_field(found: dict, tmp_path: Path) -> None:
     cuts = found["edit_sense.flac"]
     retake = cuts.of("retake")[0]

@@ -324,6 +324,7 @@ def _hard_turns(master: Master) -> list[tuple[float, float, str, str]]:
             for t in HARD_TRUTH["turns"]]  # fmt: skip
 
 
+@pytest.mark.whisper
 def test_hard_offset_is_the_midpoint_of_the_bleed_paths(hard: RunResult) -> None:
     # Each voice reaches the other microphone 3 ms late, so the two bleed paths peak 6 ms apart; the plain
     # correlation's peak is the louder voice's path (0.373 s here), the midpoint the recorders' true offset.
@@ -334,6 +335,7 @@ def test_hard_offset_is_the_midpoint_of_the_bleed_paths(hard: RunResult) -> None
     assert abs(guest.offset_s - true) * 1000 <= 5.0, guest.offset_s
 
 
+@pytest.mark.whisper
 def test_hard_bleed_is_not_taken_for_the_quiet_host(hard: RunResult) -> None:
     master: Master = hard.artefacts["master"]
     for tr in master.tracks:
@@ -349,6 +351,7 @@ def _norm(text: str) -> str:
     return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch in " '").split())
 
 
+@pytest.mark.whisper
 def test_hard_each_sentence_once_under_the_right_name(hard: RunResult) -> None:
     import jiwer
 
@@ -382,6 +385,7 @@ def test_hard_each_sentence_once_under_the_right_name(hard: RunResult) -> None:
         assert wer <= 0.35, (speaker, wer)
 
 
+@pytest.mark.whisper
 def test_hard_speakers_levelled_within_1_5_lu(hard: RunResult, tmp_path: Path) -> None:
     # ffmpeg's ebur128 on the decoded MP3, turn by turn: the raw tracks put the two voices 13 LU apart.
     master: Master = hard.artefacts["master"]
