@@ -146,6 +146,7 @@ def _outputs(build: Path) -> dict[str, str]:
     return {n: (build / n).read_text("utf-8") for n in names}
 
 
+@pytest.mark.whisper
 def test_a_correction_reaches_every_output_without_running_whisper(
     configs: Path, tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -207,6 +208,7 @@ def test_a_correction_reaches_every_output_without_running_whisper(
     assert "heard there: '" in line and said[i - 1] in line
 
 
+@pytest.mark.whisper
 def test_a_new_title_is_rendered_without_running_whisper(configs: Path, tmp_path: Path, env: dict[str, str]) -> None:
     build = tmp_path / "build" / "ep-1"
     first = run_episode(load_settings(configs, tmp_path / "build"), "ep-1", upto="transcribe")
