@@ -1,7 +1,7 @@
 """Hostile and clumsy states of a publish target and a project folder: one bad episode never blocks the others, and
 nothing a killed run leaves behind outlives the next start.
 
-Real parts only: ``rclone serve s3`` (tests/s3server.py), the local folder, the CLI, feedparser to read feeds back.
+Real parts only: ``rclone serve s3`` (tests/support/s3.py), the local folder, the CLI, feedparser to read feeds back.
 docs/reliability.md lists each case with its expected outcome and the test here.
 """
 
