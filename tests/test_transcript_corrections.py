@@ -118,9 +118,16 @@ def test_corrections_file_is_validated_and_is_not_an_episode(tmp_path: Path) -> 
     assert list_episodes(tmp_path) == ["ep-1"]
 
 
-def test_the_demo_corrections_file_is_valid() -> None:
-    c = load_corrections(ROOT / "configs", "episode-258")
-    assert c.corrections or c.replace
+def test_the_example_corrections_file_is_valid(tmp_path: Path) -> None:
+    # The example lives in configs/examples/ (a committed corrections file would name what one build heard); copied
+    # beside an episode config, as a producer would, it loads and validates.
+    episodes = tmp_path / "episodes"
+    episodes.mkdir()
+    example = ROOT / "configs" / "examples" / "episode-258.corrections.toml"
+    (episodes / example.name).write_bytes(example.read_bytes())
+    c = load_corrections(tmp_path, "episode-258")
+    assert len(c.corrections) == 5 and len(c.replace) == 1
+    assert load_corrections(ROOT / "configs", "episode-258") == type(c)()  # the demo itself carries none
 
 
 # ------------------------------------------------------------------------------------- the pipeline, real Whisper
