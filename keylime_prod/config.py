@@ -144,7 +144,7 @@ class Assets(_Model):
 
 
 class LevelerSettings(_Model):
-    """The adaptive speech leveler (``[audio.leveler]``, issue 9): every stretch of speech to the same loudness."""
+    """The adaptive speech leveler (``[audio.leveler]``): every stretch of speech to the same loudness."""
 
     enabled: bool = True
     strength: float = Field(default=1.0, ge=0.0, le=1.0)  # fraction of the measured difference that is corrected
@@ -153,7 +153,7 @@ class LevelerSettings(_Model):
 
 
 class DenoiseSettings(_Model):
-    """Noise and hum reduction (``[audio.denoise]``, issue 9). ``auto``: only where the measured noise floor or
+    """Noise and hum reduction (``[audio.denoise]``). ``auto``: only where the measured noise floor or
     mains hum calls for it, with the default engine; an engine name: that engine wherever there is noise or hum."""
 
     mode: Literal["auto", "off", "deepfilternet", "afftdn"] = "auto"
@@ -197,11 +197,11 @@ class WhisperSettings(_Model):
     threads: int = Field(default=0, ge=0, le=64)  # 0: one per physical core
     glossary: tuple[str, ...] = ()  # names and terms to spell right; the episode's glossary is added
     transcribe_disclaimer: bool = False  # False: the disclaimer's known text (show.disclaimer_text) is its transcript
-    # faster-whisper: 30 s windows decoded side by side (issue 14), ``batch_size`` at a time by each of ``decoders``
+    # faster-whisper: 30 s windows decoded side by side, ``batch_size`` at a time by each of ``decoders``
     # CTranslate2 workers that share ``threads`` (two one-thread decoders beat one two-thread decoder on two cores).
     # Both chosen by measurement (docs/transcripts.md): 2 x 2 was the fastest; every window in flight holds its
     # encoder's attention buffers (~110 MiB for base), so 2 x 2 costs what one decoder of 4 did, +120 MiB.
-    # batch_size 0: sequential decoding, each window conditioned on the previous one's text (before issue 14).
+    # batch_size 0: sequential decoding, each window conditioned on the previous one's text.
     batch_size: int = Field(default=2, ge=0, le=64)
     decoders: int = Field(default=2, ge=1, le=8)
     # Word timings (and probabilities) cut the captions and feed words.json; off only to compare with the old mode,
@@ -441,7 +441,7 @@ class RawSource(_Model):
 
 
 class Track(_Model):
-    """One speaker's own recording of a multitrack session (issue 10): tracks play at the same time and are mixed.
+    """One speaker's own recording of a multitrack session: tracks play at the same time and are mixed.
 
     ``offset`` (seconds, may be negative) is where this track's first sample sits relative to the first track's.
     Leave it out: it is found by cross-correlating the tracks (the bleed, or a clap); a given value is the fallback

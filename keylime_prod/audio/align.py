@@ -1,4 +1,4 @@
-"""Alignment of multitrack recordings (issue 10, item 2): where each track starts relative to the first one.
+"""Alignment of multitrack recordings: where each track starts relative to the first one.
 
 Tracks of one conversation share content: each speaker's voice leaks into the others' microphones (bleed, about
 20 dB down), and a clap at the start lands on every track. The cross-correlation of two tracks therefore peaks at

@@ -22,7 +22,7 @@ from ..errors import AudioError, FFmpegError
 from .loudness import F32, SUB_MS, Meter, integrated_from_energy, lin_to_db, lra_from_energy, sound_bounds
 
 CHUNK_SECONDS = 1.0
-# A DC offset over -50 dBFS costs headroom and clicks at every cut and fade (issue 13): such a recording is rendered
+# A DC offset over -50 dBFS costs headroom and clicks at every cut and fade: such a recording is rendered
 # from a copy without it. Under that, the offset is below what 16-bit dither and the codec leave anyway.
 DC_LIMIT = 10 ** (-50 / 20)
 DC_HIGHPASS_HZ = 10
@@ -44,11 +44,11 @@ class Part:
     # 10 ms sample peaks of the kept stretch as the render will see them (``upmix`` included), to predict what the
     # limiter will take.
     peaks: np.ndarray
-    # Issue 9: the file pass 2 renders from (a noise-reduced copy, or ``path``) and the leveler's gain per 10 ms
+    # The file pass 2 renders from (a noise-reduced copy, or ``path``) and the leveler's gain per 10 ms
     # sub-block of the kept stretch (``k_energy``, ``peaks`` and ``loudness`` then already include it).
     source: Path | None = None
     curve_db: np.ndarray | None = None
-    dc_offset: float = 0.0  # largest per-channel mean of the whole file, linear (issue 13: removed when audible)
+    dc_offset: float = 0.0  # largest per-channel mean of the whole file, linear (removed when audible)
     # Amplitude of each rendered channel per unit of the measured signal: a mono recording is measured as mono
     # (``true_peak`` and ``sample_peak`` are the file's own) but rendered to stereo with swresample's upmix, which puts
     # it into each channel at -3 dB (loudness is kept, peaks drop 3 dB).
@@ -286,7 +286,7 @@ def measure_part(
     frames = round(meter.frames * sr / rate_in)
     # swresample's mono -> stereo matrix sends the centre to both fronts at M_SQRT1_2 (libswresample/rematrix.c).
     # The plan's limiter model must see the rendered peaks: counting the mono peaks predicted limiting (and its
-    # loss of loudness) 3 dB early, which left the first render ~0.2 LU loud and cost a second one (issue 14).
+    # loss of loudness) 3 dB early, which left the first render ~0.2 LU loud and cost a second one.
     upmix = math.sqrt(0.5) if ch_in < ch else 1.0
     return Part(
         path=path,
@@ -308,7 +308,7 @@ def remove_dc(path: Path, dest: Path, what: str, duration_s: float) -> Path:
     """Write ``path`` without its DC offset to ``dest`` (float WAV at the file's own rate and channels: float, so
     a recording over full scale is not clipped). A 10 Hz high-pass takes out a constant or drifting offset and
     leaves every audible frequency alone. ffmpeg is killed after :func:`.ffmpeg.full_pass_timeout` of the
-    recording's ``duration_s`` (issue 13: nothing waits forever)."""
+    recording's ``duration_s`` (nothing waits forever)."""
     args = ["-v", "error", "-i", str(path), "-af", f"highpass=f={DC_HIGHPASS_HZ}:poles=2"]
     try:
         limit = ffmpeg.full_pass_timeout(duration_s)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # ``-c`` rather than ``-m`` this module: runpy warns when a package's __init__ has already imported the module it runs.
 _CHILD = "import sys; from keylime_prod.audio.measure import main; sys.exit(main(sys.argv[1:]))"
 
-#: The wait for the verifier after the encoder has exited is bounded (issue 13: nothing may wait forever). It has the
+#: The wait for the verifier after the encoder has exited is bounded (nothing may wait forever). It has the
 #: rest of the MP3 to decode and measure: at worst all of it, niced, on a loaded machine. A whole decode and meter
 #: ran at ~160x real time here (600 s of MP3 in 3.7 s, load 2.5), so 0.25 s per second of audio (40x slower than
 #: that) on top of two minutes is generous; past it the verifier is wedged.

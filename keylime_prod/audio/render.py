@@ -184,7 +184,7 @@ def _tail(
     tail_seg: AudioSegment | None = None
     if plan.gap:
         # Room tone, not digital silence: a hole of -inf dB between the body and the disclaimer is heard as the
-        # line going dead (issue 11). The quietest stretch of the last recording, at that recording's gain.
+        # line going dead. The quietest stretch of the last recording, at that recording's gain.
         tone = room_tone(parts[-1], plan.gap, sr, ch) * np.float32(db_to_lin(plan.part_gains_db[-1]))
         tail_seg = to_segment(tpdf_dither_to_s16(tone, rng), sr)
     if "disclaimer" in assets:

@@ -1,4 +1,4 @@
-"""Per-recording speech processing (issue 9): voice activity, noise floor and mains hum, noise reduction, and the
+"""Per-recording speech processing: voice activity, noise floor and mains hum, noise reduction, and the
 adaptive leveler's gain curve.
 
 Order, for each raw recording:

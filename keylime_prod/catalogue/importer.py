@@ -1,4 +1,4 @@
-"""``produce import FEED``: bring an existing show's feed into keylime-prod (issue 12, docs/archive.md).
+"""``produce import FEED``: bring an existing show's feed into keylime-prod (docs/archive.md).
 
 Every item of the old feed becomes ``configs/episodes/<id>.toml`` (title, date, description as summary,
 number/season, link, explicit, duration and the item's original ``guid``, which the new feed keeps forever so that

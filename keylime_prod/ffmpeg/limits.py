@@ -7,16 +7,16 @@ for a second-long stall instead of the real minutes.
 from __future__ import annotations
 
 #: ``ffmpeg -i FILE`` reads headers only: well under a second for any sane file. Past this it is stuck (a file on a
-#: stalled share, a malformed stream it keeps scanning), and the stage must not wait on it forever (issue 13).
+#: stalled share, a malformed stream it keeps scanning), and the stage must not wait on it forever.
 PROBE_TIMEOUT_S = 60.0
 
 #: A decode or encode of an excerpt (seconds to minutes of audio: the codec calibration, room tone, the alignment
-#: window) takes seconds at most; past this ffmpeg is stuck and the stage must not wait on it forever (issue 13).
+#: window) takes seconds at most; past this ffmpeg is stuck and the stage must not wait on it forever.
 EXCERPT_TIMEOUT_S = 120.0
 
 #: A pass over a whole file (a filter or a full decode, no encode) runs at 100x real time and more even on a loaded
 #: 2-core machine, so its limit is this much plus the file's own duration: a 100x margin on a long file, minutes on
-#: a short one. Past it ffmpeg is stuck (a stalled share, a wedged filter) and must not hold us forever (issue 13).
+#: a short one. Past it ffmpeg is stuck (a stalled share, a wedged filter) and must not hold us forever.
 FULL_PASS_MIN_S = 120.0
 
 #: A file that states no duration is given the longest it could play at 8 kbps (the lowest MP3 bitrate; ours are
@@ -25,12 +25,12 @@ MIN_BYTES_PER_S = 1000
 
 #: A streaming ffmpeg that neither takes nor gives a byte for this long while we wait on it is alive but stuck (a
 #: wedged filter, a stalled share, an encoder that stopped reading): it is killed so the caller's error path reports
-#: it (issue 13). A wait is one read or write of about a second of audio, which a healthy ffmpeg serves in well under
+#: it. A wait is one read or write of about a second of audio, which a healthy ffmpeg serves in well under
 #: a second even on a loaded 2-core machine: 300 s is a margin of hundreds.
 STALL_TIMEOUT_S = 300.0
 
 #: How long :func:`~keylime_prod.ffmpeg.stream.finish` waits for ffmpeg to exit once its input has ended: it only
-#: flushes then, so a minute is generous; past it the process is wedged (issue 13: nothing may wait forever).
+#: flushes then, so a minute is generous; past it the process is wedged (nothing may wait forever).
 FINISH_TIMEOUT_S = 120.0
 
 

@@ -145,7 +145,7 @@ def finish(proc: Stream, *, where: str | Path | None = None, timeout: float | No
 def reap(proc: subprocess.Popen[bytes], tail: StderrTail, timeout: float | None) -> int:
     """Wait at most ``timeout`` seconds for a streaming child to exit, then let ``tail`` take the rest of its stderr
     and close its pipes; return its exit code. A child still running then is killed and
-    :class:`subprocess.TimeoutExpired` raised (the caller names it: issue 13, nothing may wait forever)."""
+    :class:`subprocess.TimeoutExpired` raised (the caller names it: nothing may wait forever)."""
     try:
         rc = proc.wait(timeout)
     except subprocess.TimeoutExpired:

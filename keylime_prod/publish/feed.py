@@ -383,7 +383,7 @@ def literal_quotes(fragment: str) -> str:
     """``fragment`` (HTML) with quote entities in its text written as the characters themselves.
 
     gPodder's podcastparser decodes only named and decimal entities in the HTML it reads and drops ``&#x27;``
-    (issue 11: "Im a loser, baby!"); ``'`` and ``"`` need no escaping in HTML text. Tags and their attribute values
+    ("Im a loser, baby!"); ``'`` and ``"`` need no escaping in HTML text. Tags and their attribute values
     are left exactly as they are.
     """
     parts = re.split(r"(<[^>]*>)", fragment)

@@ -40,7 +40,7 @@ def episode_url(episode: EpisodeConfig, show: ShowInfo) -> str:
 
 def episode_guid(episode: EpisodeConfig, show: ShowInfo, show_guid: str | None = None) -> str:
     """The iTunes podcast id (TGID): the item ``<guid>`` the feed gives the episode, so apps that match the two see one
-    episode (issue 11). That is the episode config's ``guid``, else the UUIDv5 of the episode id in the show's
+    episode. That is the episode config's ``guid``, else the UUIDv5 of the episode id in the show's
     ``podcast:guid`` (``show_guid``: ``[feed] podcast_guid``, else derived from ``feed_url``), as publishing assigns.
     """
     return episode.guid or item_guid(show_guid or podcast_guid(show.feed_url), episode.id)

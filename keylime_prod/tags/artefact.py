@@ -21,7 +21,7 @@ class Tagged:
     chapters: int = 0
     sha256: str = ""  # of the tagged MP3 (master.json's audio_sha256 is the untagged file's)
     size_bytes: int = 0
-    #: The cover's file name, never its local path: tagged.json travels with the build folder (issue 11).
+    #: The cover's file name, never its local path: tagged.json travels with the build folder.
     artwork: str | None = None
     report: Path | None = None
 

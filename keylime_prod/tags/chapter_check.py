@@ -65,7 +65,7 @@ def decoded_duration(mp3: Path) -> float:
     """Decode ``mp3`` fully with ffmpeg and return its length in seconds (gapless: encoder delay and padding removed).
 
     Any decoder complaint at ``-v error`` is a :class:`TagError`: a tagged file must decode cleanly. A whole-file
-    decode: ffmpeg is killed after :func:`.ffmpeg.full_pass_timeout_of` the file (issue 13: nothing waits forever).
+    decode: ffmpeg is killed after :func:`.ffmpeg.full_pass_timeout_of` the file (nothing waits forever).
     """
     args = ["-v", "error", "-i", str(mp3), "-map", "0:a:0", "-f", "null", "-progress", "pipe:1", "-"]
     proc = ffmpeg.run(args, where=mp3, timeout=ffmpeg.full_pass_timeout_of(mp3))

@@ -84,7 +84,7 @@ def mutagen_call(where: Path, action: str = "read", *, no_tag: str = "no ID3 tag
 class WFED(TextFrame):
     """iTunes' podcast feed URL frame, as the *text* frame iTunes, TagLib and eyeD3 read: an encoding byte, then the
     URL (docs/platform.md, "ID3"). mutagen's own ``WFED`` is a URL frame with no encoding byte, which those readers
-    show garbled (eyeD3: ``Unknown encoding value b'h'``, URL ``ttps://...``; issue 11). mutagen names a frame by its
+    show garbled (eyeD3: ``Unknown encoding value b'h'``, URL ``ttps://...``). mutagen names a frame by its
     class, so this class must be called ``WFED``; :func:`open_tag` reads it with this class too."""
 
 

@@ -344,8 +344,8 @@ def _with_glossary(glossary: list[int], previous: Sequence[int], limit: int) -> 
     return [*glossary, *list(previous)[-keep:]] if keep else glossary[-limit:]
 
 
-#: Engines already loaded in this process, per thread: a batch worker runs many episodes and loads Whisper once
-#: (issue 12). Keyed by everything that shapes the engine; one per thread, since an engine keeps per-call state.
+#: Engines already loaded in this process, per thread: a batch worker runs many episodes and loads Whisper once.
+#: Keyed by everything that shapes the engine; one per thread, since an engine keeps per-call state.
 _LOADED: dict[tuple[Any, ...], Engine] = {}
 _LOADED_LOCK = threading.Lock()
 
@@ -406,7 +406,7 @@ class FasterWhisperEngine:
         self.settings = settings
         self.compute_type = settings.compute_type
         self.batch_size = settings.batch_size
-        # Batched: ``decoders`` CTranslate2 workers side by side, the threads shared out between them (issue 14). The
+        # Batched: ``decoders`` CTranslate2 workers side by side, the threads shared out between them. The
         # decoder's beam steps are small matrix products that keep two threads of one worker waiting on each other;
         # two one-thread workers on two halves of the windows keep both cores busy (docs/performance.md).
         self.decoders = max(1, min(settings.decoders, threads)) if self.batch_size > 0 else 1
@@ -447,7 +447,7 @@ class FasterWhisperEngine:
         self.model.glossary = hints
         try:
             if self.batch_size > 0:
-                # Windows decoded side by side (issue 14: 2.2-2.5x faster at equal WER). No window sees the one
+                # Windows decoded side by side (2.2-2.5x faster at equal WER). No window sees the one
                 # before it, so the glossary prompt is all the context each gets. Text tokens only: a window is
                 # decoded once, with no seek, so a timestamp the decoder ends on early would drop the rest of the
                 # window (measured on the demo: 23 words deleted with timestamps, 1 without); word timings come
