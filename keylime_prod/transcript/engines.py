@@ -513,7 +513,11 @@ class FasterWhisperEngine:
                                     why += f" ({over})"
                                 else:
                                     kept, choice = "first decoding", found[i]
-                            elif repeats(_text(again)):
+                            elif repetition(_text(again).split()):
+                                # Still a phrase in a loop without the hints: Whisper's own fallback. A high
+                                # compression ratio alone, once the hints are gone, is speech that repeats itself
+                                # (a looped test file, a chorus, a read-back): the plain decoding is kept, since
+                                # sampling would only garble words the audio really says twice.
                                 kept, choice = _least_looping(
                                     [fallback(clips[i]), ("first decoding", found[i]), ("without hints", again)]
                                 )
