@@ -17,14 +17,17 @@ import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from .errors import KeylimeError
 
 _CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 def _umask() -> int:
@@ -221,3 +224,49 @@ def reading_report(
         raise error(missing, where=report, hint=hint) from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise error(f"unreadable {what}: {e}", where=report, hint="delete it and re-run") from e
+
+
+def read_json_as(
+    path: Path,
+    kind: TypeAdapter[T],
+    error: type[KeylimeError],
+    *,
+    what: str,
+    missing: str,
+    hint: str,
+    prepare: Callable[[Any], Any] | None = None,
+) -> T:
+    """The JSON file at ``path`` validated as ``kind`` (an adapter of a frozen pydantic dataclass, or of a container
+    of them): the one way every artefact file is read back. ``prepare`` adapts the parsed document first (paths
+    made absolute, an older file's spelling), and may raise ``KeyError``/``TypeError``/``ValueError`` for a
+    document it cannot read.
+
+    Every way it can fail is one ``error`` naming the file: ``missing`` (with ``hint``) when there is no file,
+    ``unreadable <what>: <reason>`` for anything else (the first field at fault, by its path in the document).
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        if prepare is not None:
+            doc = prepare(doc)
+        return kind.validate_python(doc)
+    except FileNotFoundError:
+        raise error(missing, where=path, hint=hint) from None
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "document"
+        raise error(f"unreadable {what}: {field}: {first['msg']}", where=path, hint="delete it and re-run") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else repr(e) if isinstance(e, KeyError) else e
+        raise error(f"unreadable {what}: {reason}", where=path, hint="delete it and re-run") from e
+
+
+def dump_json_as(obj: T, kind: TypeAdapter[T]) -> Any:
+    """``obj`` as the plain JSON value its file holds (fields in declaration order, tuples as lists, paths as
+    strings)."""
+    return kind.dump_python(obj, mode="json")
+
+
+def write_json_as(dest: Path, obj: T, kind: TypeAdapter[T]) -> Path:
+    """Write ``obj`` to ``dest`` as :func:`write_json` does: the one way every artefact file is written."""
+    return write_json(dest, dump_json_as(obj, kind))

@@ -290,7 +290,8 @@ def test_a_term_heard_in_a_close_spelling_is_not_listed() -> None:
 
 def test_the_review_list_asks_only_for_the_episodes_own_people_and_terms(tmp_path: Path) -> None:
     from keylime_prod.config import load_episode, load_settings
-    from keylime_prod.pipeline import Run, _report_glossary
+    from keylime_prod.pipeline import Run
+    from keylime_prod.pipeline.stages import _report_glossary
 
     root = Path(__file__).resolve().parents[1] / "configs"
     settings = load_settings(root, tmp_path)

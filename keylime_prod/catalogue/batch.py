@@ -38,6 +38,7 @@ from typing import Any, Literal
 import tomli_w
 
 from .. import __version__, fsutil
+from ..audio.artefact import Master
 from ..config import EpisodeConfig, Settings, ShowConfig, list_episodes, load_episode
 from ..errors import ArchiveError, KeylimeError
 from ..publish.storage import Store, open_store
@@ -234,8 +235,8 @@ def run_task(task: Task) -> EpisodeOutcome:
                 _emit({"episode": ep_id, "step": stage, "what": what, "worker": worker})
 
             result = run_episode(settings, ep_id, upto=build, on_stage=on_stage)
-            master = result.artefacts.get("master")
-            audio_seconds = float(master.duration) if master is not None else 0.0
+            master = result.get(Master)
+            audio_seconds = master.duration if master is not None else 0.0
             if "publish" not in wanted:
                 return EpisodeOutcome(
                     ep_id, "built", time.perf_counter() - t0, worker, audio_seconds=audio_seconds, timings=timings
