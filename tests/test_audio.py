@@ -61,9 +61,9 @@ def test_transients_need_the_limiter(tmp_path: Path, make_speech) -> None:
     # case is test_mono_speech_near_the_ceiling_needs_one_render.
     m = audio.master(episode(src), plain(leveler=LevelerSettings(enabled=False)), Assets(), tmp_path / "build")
     assert m.method == "limiter"
-    assert m.details["limiter"]["max_reduction_db"] < -1.0
+    assert m.details.limiter.max_reduction_db < -1.0
     # The plan predicted the loudness the limiter takes away: no second render was needed.
-    assert m.details["renders"] == 1
+    assert m.details.renders == 1
     assert_spec(m)
 
 
@@ -78,11 +78,11 @@ def test_mono_speech_near_the_ceiling_needs_one_render(tmp_path: Path, leveler: 
     The first render now lands inside the 0.2 LU window, measured by ffmpeg's scanner."""
     m = audio.master(episode(DEMO_PART_1), plain(leveler=LevelerSettings(enabled=leveler)), Assets(), tmp_path / "b")
     assert m.method == "limiter"
-    assert m.details["renders"] == 1
+    assert m.details.renders == 1
     got = ebur128(m.mp3)
     assert abs(got.integrated_lufs - (-16.0)) <= 0.2, got
     # The plan's prediction (master.json) matches ffmpeg's measurement of the MP3 (ffmpeg rounds to 0.1 LU).
-    assert abs(m.details["render_history"][0]["planned_lufs"] - got.integrated_lufs) <= 0.1
+    assert abs(m.details.render_history[0].planned_lufs - got.integrated_lufs) <= 0.1
     assert_spec(m)
 
 
@@ -120,13 +120,13 @@ def test_24bit_96k_input_and_several_files(tmp_path: Path, make_speech) -> None:
     a = make_speech("a.wav", -14.0, rate=96000, codec="pcm_s24le")
     b = make_speech("b.m4a", -2.0, codec="aac")
     m = audio.master(episode(a, b), plain(), Assets(), tmp_path / "build")
-    parts = m.details["parts"]
+    parts = m.details.parts
     assert len(parts) == 2 and len(m.pieces) == 2
-    assert parts[0]["gain_db"] - parts[1]["gain_db"] == pytest.approx(12.0, abs=1.0)
+    assert parts[0].gain_db - parts[1].gain_db == pytest.approx(12.0, abs=1.0)
     assert m.pieces[0].end == pytest.approx(m.pieces[1].start)
     # 1.5 s of added lead-in (plus jfk.wav's own short pause) trimmed, 250 ms kept.
-    assert 1.2 <= parts[0]["trimmed_start_s"] <= 1.25 + 0.5
-    assert 1.2 <= parts[1]["trimmed_end_s"] <= 1.25 + 0.5
+    assert 1.2 <= parts[0].trimmed_start_s <= 1.25 + 0.5
+    assert 1.2 <= parts[1].trimmed_end_s <= 1.25 + 0.5
     assert_spec(m)
     for p in (a, b):  # raw inputs untouched
         assert p.stat().st_size > 0
@@ -187,7 +187,7 @@ def test_report_round_trips(tmp_path: Path, make_speech) -> None:
     assert again == m
     assert m.tools["ffmpeg"] and m.settings["target_lufs"] == -16.0
     # A raw time maps through the trim; times in the trimmed lead-in snap to the start of the kept audio.
-    cut = m.details["parts"][0]["trimmed_start_s"]
+    cut = m.details.parts[0].trimmed_start_s
     assert cut > 1.0
     assert m.body_to_episode(cut + 2.0) == pytest.approx(m.body.start + 2.0, abs=0.001)
     assert m.body_to_episode(0.5) == pytest.approx(m.body.start)

@@ -91,11 +91,11 @@ def test_two_voices_15_lu_apart_end_within_1_5_lu(tmp_path: Path) -> None:
     guest = [out[i] for i, t in enumerate(TURNS) if t["speaker"] == "guest"]
     assert abs(np.mean(host) - np.mean(guest)) <= 1.5, out
     assert max(out.values()) - min(out.values()) <= 1.5, out  # every turn, not only the averages
-    lev = m.details["parts"][0]["leveler"]
+    lev = m.details.parts[0].leveler
     assert lev["stretches_levelled"] >= len(TURNS) - 1
     assert lev["turn_spread_before_lu"] > 10 and lev["turn_spread_after_lu"] < 1.5
     assert lev["gain_range_db"][0] < -3 and lev["gain_range_db"][1] > 3  # loud ones down, quiet ones up
-    assert m.details["leveler"]["stretches_levelled"] == lev["stretches_levelled"]  # the episode-wide summary
+    assert m.details.leveler.stretches_levelled == lev["stretches_levelled"]  # the episode-wide summary
     assert "leveler:" in m.describe() and m.summary()["leveler"]["turn_spread_after_lu"] < 1.5
 
 
@@ -107,7 +107,7 @@ def test_leveler_never_raises_the_pauses(tmp_path: Path) -> None:
     off = audio.master(
         episode(src), AudioSettings(denoise=quiet, leveler=LevelerSettings(enabled=False)), Assets(), tmp_path / "off"
     )
-    assert off.details["parts"][0]["leveler"]["note"] == "off"
+    assert off.details.parts[0].leveler["note"] == "off"
     for before, after in itertools.pairwise(TURNS):
         a, b = before["end"] + 0.15, after["start"] - 0.15
         p_on = rms_dbfs(on.mp3, *episode_span(on, a, b, 0.0))
@@ -189,7 +189,7 @@ def test_leveler_leaves_the_demo_recordings_long_stretches_even(tmp_path: Path) 
     demo = Path(__file__).parent.parent / "configs" / "raw" / "episode-258" / "part-1-lara.flac"
     on = audio.master(episode(demo), AudioSettings(), Assets(), tmp_path / "on")
     off = audio.master(episode(demo), AudioSettings(leveler=LevelerSettings(enabled=False)), Assets(), tmp_path / "off")
-    lev = on.details["parts"][0]["leveler"]
+    lev = on.details.parts[0].leveler
     assert lev["turn_spread_after_lu"] <= lev["turn_spread_before_lu"], lev
     assert abs(ebur128(on.mp3).integrated_lufs + 16.0) <= 0.5
 
@@ -235,10 +235,10 @@ def test_noisy_speech_with_hum_is_cleaned(tmp_path: Path, jfk: Path, whisper) ->
 
     noisy_src = DATA / "noisy_speech.flac"
     m = audio.master(episode(noisy_src), AudioSettings(), Assets(), tmp_path / "b")
-    den = m.details["parts"][0]["denoise"]
+    den = m.details.parts[0].denoise
     assert den["engine"] == "deepfilternet" and den["hum_hz"] == 60.0
     assert den["noise_under_speech_db_before"] < 20 and den["noise_under_speech_db_after"] >= 32
-    assert m.details["denoise"]["recordings_denoised"] == 1 and "denoised (deepfilternet)" in m.describe()
+    assert m.details.denoise.recordings_denoised == 1 and "denoised (deepfilternet)" in m.describe()
 
     whole = ebur128(m.mp3)
     assert abs(whole.integrated_lufs + 16.0) <= 0.5 and whole.true_peak_dbtp is not None
@@ -248,7 +248,7 @@ def test_noisy_speech_with_hum_is_cleaned(tmp_path: Path, jfk: Path, whisper) ->
         assert whole.integrated_lufs - rms_dbfs(m.mp3, *episode_span(m, a, b, 0.0)) >= 32.0
 
     # Align on raw time: the body starts at the first kept frame (the trim), which sits at that raw time.
-    t0 = m.details["parts"][0]["trimmed_start_s"]
+    t0 = m.details.parts[0].trimmed_start_s
     k0 = round(t0 * 16000)
     clean = decoded_16k(jfk)[k0:]
     noisy = decoded_16k(noisy_src)[k0:]
@@ -262,7 +262,7 @@ def test_noisy_speech_with_hum_is_cleaned(tmp_path: Path, jfk: Path, whisper) ->
     # one word is 0.045, and Whisper flips "ask"/"and" in this sentence on tiny changes of either side (the noisy
     # input itself gets it wrong or right depending on where it starts): one word is the resolution of this check.
     off = audio.master(episode(noisy_src), AudioSettings(denoise=DenoiseSettings(mode="off")), Assets(), tmp_path / "o")
-    t_off = off.details["parts"][0]["trimmed_start_s"]
+    t_off = off.details.parts[0].trimmed_start_s
     one_word = 1 / len(JFK_TEXT.split())
     assert wer(whisper, out) <= wer(whisper, decoded_16k(off.mp3, start=off.body_to_episode(t_off))) + one_word
 
@@ -273,7 +273,7 @@ def test_clean_recording_is_not_denoised(tmp_path: Path) -> None:
     src = tmp_path / "clean.flac"
     run_ffmpeg(["-t", "45", "-i", str(demo), "-c:a", "flac", str(src)])
     m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
-    den = m.details["parts"][0]["denoise"]
+    den = m.details.parts[0].denoise
     assert den["engine"] is None and den["decision"].startswith("clean"), den
     assert den["hum_hz"] is None and den["noise_under_speech_db_before"] >= 35.0
 
@@ -286,9 +286,9 @@ def test_all_noise_is_mastered_and_says_no_speech(tmp_path: Path) -> None:
     run_ffmpeg(["-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.05:seed=5:r=16000:d=8", "-c:a", "pcm_s16le",
                 str(src)])  # fmt: skip
     m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
-    part = m.details["parts"][0]
-    assert part["leveler"]["note"] == "no speech found"
-    assert part["denoise"]["engine"] is None and "no speech" in part["denoise"]["decision"]
+    part = m.details.parts[0]
+    assert part.leveler["note"] == "no speech found"
+    assert part.denoise["engine"] is None and "no speech" in part.denoise["decision"]
     got = ebur128(m.mp3)
     assert abs(got.integrated_lufs + 16.0) <= 0.5 and got.true_peak_dbtp is not None and got.true_peak_dbtp <= -1.0
 
@@ -301,7 +301,7 @@ def test_speech_without_pauses_skips_denoise_and_says_why(tmp_path: Path, jfk: P
     chain = parts + "".join(f"[p{i}]" for i in range(len(cuts))) + f"concat=n={len(cuts)}:v=0:a=1"
     run_ffmpeg(["-i", str(jfk), "-filter_complex", chain, "-c:a", "pcm_s16le", str(src)])
     m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
-    den = m.details["parts"][0]["denoise"]
+    den = m.details.parts[0].denoise
     assert den["engine"] is None and "no pause" in den["decision"], den
     assert den["noise_floor_lufs_before"] is None
     assert abs(ebur128(m.mp3).integrated_lufs + 16.0) <= 0.5
@@ -314,7 +314,7 @@ def test_clipped_recording(tmp_path: Path, jfk: Path) -> None:
     m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
     got = ebur128(m.mp3)
     assert abs(got.integrated_lufs + 16.0) <= 0.5 and got.true_peak_dbtp is not None and got.true_peak_dbtp <= -1.0
-    assert m.details["parts"][0]["input_sample_peak_dbfs"] > -0.5
+    assert m.details.parts[0].input_sample_peak_dbfs > -0.5
 
 
 # ------------------------------------------------------------------------------------- gap and loudness curves
@@ -368,7 +368,7 @@ def test_afftdn_engine_on_request(tmp_path: Path) -> None:
     m = audio.master(
         episode(DATA / "noisy_speech.flac"), AudioSettings(denoise=DenoiseSettings(mode="afftdn")), Assets(), tmp_path
     )
-    den = m.details["parts"][0]["denoise"]
+    den = m.details.parts[0].denoise
     assert den["engine"] == "afftdn" and den["hum_line_db_after"] < 6.0
     assert den["noise_under_speech_db_after"] > den["noise_under_speech_db_before"] + 5
     got = ebur128(m.mp3)

@@ -60,11 +60,11 @@ def test_kept_master_is_the_published_mp3_measured(tmp_path: Path, old_host: Fak
     ep = load_episode(cfg, "ep-1")
     settings = load_settings(cfg).show.audio
     m = keep_master(ep, settings, tmp_path / "build")
-    assert m.method == "kept" and m.details["kept"]["re_encoded"] is False
+    assert m.method == "kept" and m.details.kept.re_encoded is False
     assert m.mp3.read_bytes() == old.mp3  # byte for byte: not re-encoded
     ref = ffmpeg.measure_ebur128(src)  # an independent meter on the same file
     assert ref.integrated_lufs is not None and abs(m.output_loudness.integrated_lufs - ref.integrated_lufs) < 0.5
-    assert m.details["target"]["off_target_lu"] == pytest.approx(m.output_loudness.integrated_lufs + 16.0, abs=0.02)
+    assert m.details.target.off_target_lu == pytest.approx(m.output_loudness.integrated_lufs + 16.0, abs=0.02)
     assert m.body.start == 0.0 and abs(m.duration - 4.0) < 0.1
 
 

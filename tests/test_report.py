@@ -26,10 +26,10 @@ from support.reporting import curves as _curves
 from support.reporting import master as _master
 
 from keylime_prod import report
-from keylime_prod.audio.artefact import Master
+from keylime_prod.audio.artefact import DenoiseSummary, LevelerSummary, Master
 from keylime_prod.catalogue.importer import import_feed
 from keylime_prod.chapters.artefact import ChapterMark
-from keylime_prod.errors import ReportError
+from keylime_prod.errors import AudioError, TranscriptError
 from keylime_prod.fsutil import sha256_file
 
 
@@ -83,7 +83,9 @@ def test_report_page_is_self_contained_with_real_plots(tmp_path: Path) -> None:
 
 
 def test_report_figures_from_master_and_curves(tmp_path: Path) -> None:
-    rep = _write(tmp_path, _master(tmp_path, leveler={"max_gain_db": 6.5, "mode": "speech"}, denoise=True))
+    leveler = LevelerSummary(12, 3, 0.0, 6.5, 2.1, 0.8)
+    denoise = DenoiseSummary("deepfilternet", 1, 21.0, 33.5, None, None, 0)
+    rep = _write(tmp_path, _master(tmp_path, leveler=leveler, denoise=denoise))
     assert (rep.integrated_before, rep.integrated_after, rep.method) == (-21.3, -16.1, "limiter")
     # Per recording: BS.1770 gating drops the -60 pauses, so each part reads its speech level.
     assert [(p.name, p.before_lufs, p.after_lufs) for p in rep.parts] == [
@@ -93,8 +95,16 @@ def test_report_figures_from_master_and_curves(tmp_path: Path) -> None:
     assert {s.name: s.after_lufs for s in rep.speakers} == {"Lara": -15.0, "Jason": -19.0}
     assert rep.noise_floor_lufs == -60.0
     assert rep.processing["limiter"]["max_reduction_db"] == -1.35
-    assert rep.processing["leveler"] == {"max_gain_db": 6.5, "mode": "speech"}  # new master fields, read defensively
-    assert rep.processing["denoise"] == {"value": True}
+    assert rep.processing["leveler"] == {
+        "stretches": 12, "stretches_levelled": 3, "gain_min_db": 0.0, "gain_max_db": 6.5,
+        "turn_spread_before_lu": 2.1, "turn_spread_after_lu": 0.8,
+    }  # fmt: skip
+    # A figure the denoiser has none of (no hum measured) is left out, not shown as "None".
+    assert rep.processing["denoise"] == {
+        "engine": "deepfilternet", "recordings_denoised": 1, "noise_under_speech_db_before": 21.0,
+        "noise_under_speech_db_after": 33.5, "dc_offsets_removed": 0,
+    }  # fmt: skip
+    assert list(rep.processing) == ["limiter", "leveler", "denoise", "codec calibration"]
     summary = dict(rep.rows())
     assert summary["reached by"].startswith("gain plus true-peak limiter")
     rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
@@ -166,9 +176,10 @@ def test_report_without_curves_or_words_says_what_is_missing(tmp_path: Path) -> 
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    """A loudness.json or words.json that is not the declared shape is one error naming the file and the field."""
     bad = tmp_path / "loudness.json"
     bad.write_text(json.dumps({"hop_s": 0.1, "before": {"momentary": []}}))
-    with pytest.raises(ReportError, match=r"loudness.json: not the agreed format"):
+    with pytest.raises(AudioError, match=r"loudness.json: unreadable loudness curves: before.short_term: Field req"):
         report.load_curves(bad)
     bad.write_text(
         json.dumps(
@@ -179,11 +190,11 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(ReportError, match=r"field before.momentary"):
+    with pytest.raises(AudioError, match=r"loudness.json: unreadable loudness curves: before.momentary.0"):
         report.load_curves(bad)
     words = tmp_path / "words.json"
     words.write_text(json.dumps({"words": [{"start": 1, "word": "x"}]}))
-    with pytest.raises(ReportError, match=r"words.json: words\[\]"):
+    with pytest.raises(TranscriptError, match=r"words.json: unreadable word list: words.0.end: Field required"):
         report.load_words(words)
 
 

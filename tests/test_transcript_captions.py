@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,16 +100,19 @@ def test_paragraphs_are_speaker_turns_without_fragments() -> None:
     assert '<span class="speaker disclaimer">Disclaimer:</span> The views are our own.' in page
 
 
-def test_words_json_is_the_agreed_format() -> None:
+def test_words_json_is_the_agreed_format(tmp_path: Path) -> None:
     import json
 
-    doc = json.loads(transcript.captions.words_json(speak("Hi there.", 1.0)))
-    assert doc == {
+    words = speak("Hi there.", 1.0)
+    path = transcript.write_words(tmp_path / "words.json", [*words[:1], replace(words[1], probability=0.912345)])
+    assert json.loads(path.read_text("utf-8")) == {
         "words": [
             {"start": 1.0, "end": 1.24, "word": "Hi", "probability": 0.9, "speaker": "Host"},
-            {"start": 1.3, "end": 1.54, "word": "there.", "probability": 0.9, "speaker": "Host"},
+            {"start": 1.3, "end": 1.54, "word": "there.", "probability": 0.9123, "speaker": "Host"},
         ]
     }
+    assert path.read_text("utf-8").count("\n") == 1  # one line, as the report and old builds expect
+    assert transcript.read_words(path) == (words[0], replace(words[1], probability=0.9123))
 
 
 def test_batched_windows_cut_at_speech_borders() -> None:

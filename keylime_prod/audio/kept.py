@@ -22,9 +22,9 @@ from ..config import AudioSettings, EpisodeConfig
 from ..errors import AudioError
 from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
-from .artefact import Loudness, Master, TimelineSegment
+from .artefact import KeptDetails, KeptSource, Loudness, Master, TargetCheck, TimelineSegment
 from .inputs import check_file, decode
-from .loudness import Meter, curves_json
+from .loudness import Meter, curves_of
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,15 @@ def keep_master(
         settings={"remaster": False, "target_lufs": settings.target_lufs, "true_peak_db": settings.true_peak_db},
         tools={"keylime-prod": __version__, "ffmpeg": ffmpeg.version()},
         pieces=(TimelineSegment("part-1", 0.0, duration, 0.0, (src.name,)),),
-        details={
-            "kept": {"source": src.name, "codec": info.codec, "bytes": size, "re_encoded": False},
-            "target": {"off_target_lu": off_lu, "true_peak_over_db": over_db, "meets_target": meets},
-        },
+        details=KeptDetails(
+            kept=KeptSource(source=src.name, codec=info.codec, bytes=size, re_encoded=False),
+            target=TargetCheck(off_target_lu=off_lu, true_peak_over_db=over_db, meets_target=meets),
+        ),
     )
     # The production report's curves, as the mastering stage writes them: before and after are the same audio here
     # (nothing was done to it), so one measurement serves both. master.json last, so a build that has it has both.
-    fsutil.write_json(layout.loudness_json, curves_json(meter.k_energy))
-    fsutil.write_json(result.report, result.to_json())
+    curves_of(meter.k_energy).write(layout.loudness_json)
+    result.write()
     log.log(
         logging.INFO if meets else logging.WARNING,
         "%s: kept as published: %.2f LUFS, %.2f dBTP (%s; set [archive] remaster = true to master it)",

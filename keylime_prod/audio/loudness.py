@@ -18,11 +18,12 @@ float64 copy of the whole episode (the usual way careless pipelines reach 6-8 GB
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, signal
+
+from .artefact import CurvePair, LoudnessCurves
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -432,15 +433,11 @@ def loudness_series(ke: F64, hop_ms: int = 100) -> tuple[list[float | None], lis
     return series(400), series(3000)
 
 
-def curves_json(after: F64, before: F64 | None = None, hop_ms: int = 100) -> dict[str, Any]:
+def curves_of(after: F64, before: F64 | None = None, hop_ms: int = 100) -> LoudnessCurves:
     """``loudness.json``, the production report's curves (format agreed between the helpers: ``{"hop_s", "before":
     {"momentary", "short_term"}, "after": {...}}`` in LUFS on the published timeline, ``null`` for -inf), from 10 ms
     K-weighted energies of the published audio (``after``) and of the inputs placed on its timeline (``before``).
     ``before=None``: the published audio is the input (an archive episode kept as published), one series for both."""
     am, as_ = loudness_series(after, hop_ms)
     bm, bs = (am, as_) if before is None else loudness_series(before, hop_ms)
-    return {
-        "hop_s": hop_ms / 1000,
-        "before": {"momentary": bm, "short_term": bs},
-        "after": {"momentary": am, "short_term": as_},
-    }
+    return LoudnessCurves(hop_ms / 1000, CurvePair(tuple(bm), tuple(bs)), CurvePair(tuple(am), tuple(as_)))

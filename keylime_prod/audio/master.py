@@ -33,9 +33,24 @@ from ..errors import AudioError
 from ..layout import BuildLayout
 from ..progress import ProgressFn, null_progress
 from . import speech
-from .artefact import Loudness, Master, TimelineSegment
+from .artefact import (
+    AssetDetails,
+    BodyOutput,
+    CodecCalibration,
+    DenoiseSummary,
+    LevelerSummary,
+    LimiterFigures,
+    Loudness,
+    LoudnessCurves,
+    Master,
+    MasteredDetails,
+    Mp3Format,
+    PartDetails,
+    RenderPass,
+    TimelineSegment,
+)
 from .inputs import DC_HIGHPASS_HZ, DC_LIMIT, Asset, Part, check_file, load_asset, measure_part, remove_dc
-from .loudness import SUB_MS, Meter, curves_json, integrated_from_energy, lin_to_db, lra_from_energy
+from .loudness import SUB_MS, Meter, curves_of, integrated_from_energy, lin_to_db, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
 from .render import RenderStats, render
 
@@ -206,11 +221,12 @@ def _master(
     )  # fmt: skip
     # The production report's curves (format agreed between the helpers, see loudness_curves), then master.json:
     # master.json last, so a build that has it has everything.
-    fsutil.write_json(
-        BuildLayout(build_dir, episode.id).loudness_json, loudness_curves(parts, raw_parts, loaded, plan, out, s)
-    )
+    loudness_curves(parts, raw_parts, loaded, plan, out, s).write(BuildLayout(build_dir, episode.id).loudness_json)
     clock.lap("report")
-    fsutil.write_json(result.report, result.to_json())
+    # The report's own lap is known only now that it is done: the recorded seconds take it in.
+    assert isinstance(result.details, MasteredDetails)  # build_report makes one
+    result = replace(result, details=replace(result.details, seconds=dict(clock.laps)))
+    result.write()
     out_l = result.output_loudness
     log.info(
         "%s: %.2f LUFS, %.2f dBTP (%s)",
@@ -326,7 +342,7 @@ def without_dc(raw: Part, s: AudioSettings, index: int, work: Path) -> Part:
 
 def loudness_curves(
     parts: list[Part], raw_parts: list[Part], loaded: dict[str, Asset], plan: Plan, out: Meter, s: AudioSettings
-) -> dict[str, Any]:
+) -> LoudnessCurves:
     """``loudness.json``: ``{"hop_s", "before": {"momentary", "short_term"}, "after": {...}}`` in LUFS on the
     published timeline, ``null`` for -inf. *After* is the decoded MP3 (the verifier's 10 ms sums; its decode keeps
     LAME's ~25 ms encoder delay). *Before* is every input as it came in, placed where it sits in the episode: the
@@ -342,10 +358,10 @@ def loudness_curves(
             e[a:b] = r.k_energy[a + off : b + off]
         aligned.append(replace(p, k_energy=e))
     before = episode_energy(aligned, loaded, [0.0] * len(parts), dict.fromkeys(loaded, 0.0), plan, s)
-    return curves_json(out.k_energy, before)
+    return curves_of(out.k_energy, before)
 
 
-def summarise_processing(processing: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def summarise_processing(processing: list[dict[str, Any]]) -> tuple[LevelerSummary, DenoiseSummary]:
     """The episode-wide line of what the leveler and the denoiser did (per recording it is under ``parts``)."""
     lev = [p["leveler"] for p in processing]
     den = [p["denoise"] for p in processing]
@@ -355,25 +371,25 @@ def summarise_processing(processing: list[dict[str, Any]]) -> dict[str, dict[str
         return pick(vals) if vals else None
 
     engines = sorted({d["engine"] for d in den if d.get("engine")})
-    return {
-        "leveler": {
-            "stretches": sum(d.get("stretches", 0) for d in lev),
-            "stretches_levelled": sum(d.get("stretches_levelled", 0) for d in lev),
-            "gain_min_db": worst(lev, "gain_range_db", lambda v: min(r[0] for r in v)),
-            "gain_max_db": worst(lev, "gain_range_db", lambda v: max(r[1] for r in v)),
-            "turn_spread_before_lu": worst(lev, "turn_spread_before_lu", max),
-            "turn_spread_after_lu": worst(lev, "turn_spread_after_lu", max),
-        },
-        "denoise": {
-            "engine": ", ".join(engines) or "none",
-            "recordings_denoised": sum(1 for d in den if d.get("engine")),
-            "noise_under_speech_db_before": worst(den, "noise_under_speech_db_before", min),
-            "noise_under_speech_db_after": worst(den, "noise_under_speech_db_after", min),
-            "hum_line_db_before": worst(den, "hum_line_db_before", max),
-            "hum_line_db_after": worst(den, "hum_line_db_after", max),
-            "dc_offsets_removed": sum(1 for p in processing if p.get("dc", {}).get("removed")),
-        },
-    }
+    return (
+        LevelerSummary(
+            stretches=sum(d.get("stretches", 0) for d in lev),
+            stretches_levelled=sum(d.get("stretches_levelled", 0) for d in lev),
+            gain_min_db=worst(lev, "gain_range_db", lambda v: min(r[0] for r in v)),
+            gain_max_db=worst(lev, "gain_range_db", lambda v: max(r[1] for r in v)),
+            turn_spread_before_lu=worst(lev, "turn_spread_before_lu", max),
+            turn_spread_after_lu=worst(lev, "turn_spread_after_lu", max),
+        ),
+        DenoiseSummary(
+            engine=", ".join(engines) or "none",
+            recordings_denoised=sum(1 for d in den if d.get("engine")),
+            noise_under_speech_db_before=worst(den, "noise_under_speech_db_before", min),
+            noise_under_speech_db_after=worst(den, "noise_under_speech_db_after", min),
+            hum_line_db_before=worst(den, "hum_line_db_before", max),
+            hum_line_db_after=worst(den, "hum_line_db_after", max),
+            dc_offsets_removed=sum(1 for p in processing if p.get("dc", {}).get("removed")),
+        ),
+    )
 
 
 def _r(x: float | None) -> float | None:
@@ -465,6 +481,7 @@ def build_report(
         true_peak_dbtp=round(got.true_peak_dbtp, 2),
         sample_peak_dbfs=round(got.sample_peak_dbfs, 2),
     )
+    leveler, denoise = summarise_processing(processing)
     result = Master(
         episode_id=episode.id,
         mp3=final,
@@ -482,45 +499,43 @@ def build_report(
         settings=s.model_dump(mode="json"),
         tools={"keylime-prod": __version__, "ffmpeg": ffmpeg.version(), "encoder": "libmp3lame"},
         pieces=tuple(pieces),
-        details={
-            "parts": [
-                {
-                    "file": p.path.name,
-                    "input_lufs": round(r.loudness, 2),
-                    "input_true_peak_dbtp": round(lin_to_db(r.true_peak), 2),
-                    "input_sample_peak_dbfs": round(lin_to_db(r.sample_peak), 2),
-                    "input_lra_lu": round(r.lra, 2),
-                    "gain_db": round(g, 2),
-                    "trimmed_start_s": secs(p.keep_start),
-                    "trimmed_end_s": secs(p.frames - p.keep_end),
+        details=MasteredDetails(
+            parts=tuple(
+                PartDetails(
+                    file=p.path.name,
+                    input_lufs=round(r.loudness, 2),
+                    input_true_peak_dbtp=round(lin_to_db(r.true_peak), 2),
+                    input_sample_peak_dbfs=round(lin_to_db(r.sample_peak), 2),
+                    input_lra_lu=round(r.lra, 2),
+                    gain_db=round(g, 2),
+                    trimmed_start_s=secs(p.keep_start),
+                    trimmed_end_s=secs(p.frames - p.keep_end),
                     **done,
-                }
+                )
                 for p, r, g, done in zip(parts, raw_parts, plan.part_gains_db, processing, strict=True)
-            ],
-            "assets": {
-                n: {
-                    "file": a.path.name,
-                    "input_lufs": round(a.loudness, 2),
-                    "gain_db": round(plan.asset_gains_db[n], 2),
-                }
+            ),
+            assets={
+                n: AssetDetails(
+                    file=a.path.name, input_lufs=round(a.loudness, 2), gain_db=round(plan.asset_gains_db[n], 2)
+                )
                 for n, a in loaded.items()
             },
-            "body_output": {
-                "integrated_lufs": round(body_out.integrated_lufs, 2),
-                "lra_lu": round(body_out.lra_lu, 2),
-            },
-            "codec_calibration": {"loudness_lu": round(d_lu, 3), "true_peak_db": round(d_tp, 3)},
-            **summarise_processing(processing),
-            "limiter": {
-                "ceiling_dbtp": round(plan.ceiling_db, 2),
-                "max_reduction_db": round(stats.reduction_db, 2),
-                "limited_seconds": round(stats.limited_frames / sr, 3),
-            },
-            "renders": len(renders),
-            "render_history": renders,
-            "seconds": seconds,
-            "mp3": {"codec": mp3_info.codec, "sample_rate": mp3_info.sample_rate, "channels": mp3_info.channels},
-        },
+            body_output=BodyOutput(
+                integrated_lufs=round(body_out.integrated_lufs, 2), lra_lu=round(body_out.lra_lu, 2)
+            ),
+            codec_calibration=CodecCalibration(loudness_lu=round(d_lu, 3), true_peak_db=round(d_tp, 3)),
+            leveler=leveler,
+            denoise=denoise,
+            limiter=LimiterFigures(
+                ceiling_dbtp=round(plan.ceiling_db, 2),
+                max_reduction_db=round(stats.reduction_db, 2),
+                limited_seconds=round(stats.limited_frames / sr, 3),
+            ),
+            renders=len(renders),
+            render_history=tuple(RenderPass(**r) for r in renders),
+            seconds=dict(seconds),
+            mp3=Mp3Format(codec=mp3_info.codec, sample_rate=mp3_info.sample_rate, channels=mp3_info.channels),
+        ),
     )
     return result
 

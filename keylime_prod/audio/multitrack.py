@@ -43,12 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import fsutil
 from ..config import Assets, AudioSettings, EpisodeConfig, Track
 from ..errors import AudioError
 from ..progress import ProgressFn, null_progress
 from . import align, speech
-from .artefact import Master, MixTrack
+from .artefact import Master, MasteredDetails, MixTrack
 from .inputs import check_file, decode
 from .loudness import SUB_MS, Meter, integrated_from_energy, sound_bounds
 from .master import master
@@ -531,9 +530,12 @@ def master_tracks(
         pieces=tuple(replace(p, sources=names) for p in result.pieces),
         tracks=mix.tracks,
         settings=settings.model_dump(mode="json"),
-        details={**result.details, "seconds": {"mix": mix_seconds, **result.details.get("seconds", {})}},
     )
-    fsutil.write_json(result.report, result.to_json())
+    if isinstance(result.details, MasteredDetails):  # the mix's time first, as it ran first
+        result = replace(
+            result, details=replace(result.details, seconds={"mix": mix_seconds, **result.details.seconds})
+        )
+    result.write()
     return result
 
 

@@ -28,16 +28,17 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__, fsutil, pages, timecode
-from ..audio.artefact import Master
+from ..audio.artefact import Details, LoudnessCurves, Master, MasteredDetails
 from ..chapters.artefact import ChapterMark
 from ..errors import ReportError
+from ..transcript.artefact import TimedWord, read_words
 
 #: How many of the least-sure words the review list shows, and below which probability a word is worth a look.
 REVIEW_WORDS = 30
@@ -81,26 +82,6 @@ class Curves:
         return np.arange(len(values)) * self.hop_s
 
 
-@dataclass(frozen=True)
-class Word:
-    """One recognised word (``words.json``), times on the published timeline."""
-
-    start: float
-    end: float
-    word: str
-    probability: float
-    speaker: str | None = None
-
-
-def _series(d: Any, path: Path, key: str) -> np.ndarray:
-    try:
-        return np.array([math.nan if v is None else float(v) for v in d], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ReportError(
-            f"field {key}: expected a list of LUFS numbers or null", where=path, hint="re-run `produce master`"
-        ) from None
-
-
 def _read_json(path: Path, what: str, hint: str) -> Any:
     """The JSON document at ``path``; ``None`` if there is no such file."""
     try:
@@ -112,39 +93,23 @@ def _read_json(path: Path, what: str, hint: str) -> Any:
 
 
 def load_curves(path: Path) -> Curves | None:
-    """Read ``loudness.json``; ``None`` if it is not there (a master made before the curves were recorded)."""
-    d = _read_json(path, "loudness curves", "re-run `produce master`")
-    if d is None:
+    """``loudness.json`` as arrays; ``None`` if it is not there (a master made before the curves were recorded)."""
+    if not Path(path).is_file():
         return None
-    try:
-        hop = float(d["hop_s"])
-        if not hop > 0:
-            raise ValueError
-        parts = {f"{w}.{k}": d[w][k] for w in ("before", "after") for k in ("momentary", "short_term")}
-    except (KeyError, TypeError, ValueError):
-        raise ReportError(
-            'not the agreed format {"hop_s", "before": {"momentary", "short_term"}, "after": {...}}',
-            where=path,
-            hint="re-run `produce master`",
-        ) from None
-    s = {k: _series(v, path, k) for k, v in parts.items()}
-    return Curves(hop, s["before.momentary"], s["before.short_term"], s["after.momentary"], s["after.short_term"])
+    doc = LoudnessCurves.load(path)
+
+    def series(values: Sequence[float | None]) -> np.ndarray:
+        return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+    return Curves(
+        doc.hop_s, series(doc.before.momentary), series(doc.before.short_term), series(doc.after.momentary),
+        series(doc.after.short_term),
+    )  # fmt: skip
 
 
-def load_words(path: Path) -> tuple[Word, ...] | None:
-    """Read ``words.json``; ``None`` if it is not there (no transcript, or one made before words were recorded)."""
-    d = _read_json(path, "word list", "re-run `produce transcribe`")
-    if d is None:
-        return None
-    try:
-        return tuple(
-            Word(float(w["start"]), float(w["end"]), str(w["word"]), float(w["probability"]), w.get("speaker"))
-            for w in d["words"]
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ReportError(
-            f"words[]: {e!r} is missing or not a number", where=path, hint="re-run `produce transcribe`"
-        ) from None
+def load_words(path: Path) -> tuple[TimedWord, ...] | None:
+    """``words.json``; ``None`` if it is not there (no transcript, or one made before words were recorded)."""
+    return read_words(path) if Path(path).is_file() else None
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -349,28 +314,19 @@ def _window(curves: Curves, values: np.ndarray, start: float, end: float) -> np.
 
 
 def _part_levels(master: Master, curves: Curves | None) -> tuple[Level, ...]:
-    parts = master.details.get("parts") or []
+    parts = master.details.parts if isinstance(master.details, MasteredDetails) else ()
     out = []
     for i, piece in enumerate(master.pieces):
-        info = parts[i] if i < len(parts) and isinstance(parts[i], Mapping) else {}
-        name = str(info.get("file") or (piece.sources[0] if piece.sources else piece.name))
+        info = parts[i] if i < len(parts) else None
+        name = info.file if info else piece.sources[0] if piece.sources else piece.name
         after = gated_loudness(_window(curves, curves.after_momentary, piece.start, piece.end)) if curves else None
-        before = info.get("input_lufs")
-        gain = info.get("gain_db")
-        out.append(
-            Level(
-                name,
-                after,
-                float(before) if isinstance(before, (int, float)) else None,
-                float(gain) if isinstance(gain, (int, float)) else None,
-                round(piece.duration, 2),
-            )
-        )
+        before, gain = (info.input_lufs, info.gain_db) if info else (None, None)
+        out.append(Level(name, after, before, gain, round(piece.duration, 2)))
     return tuple(out)
 
 
 def _speaker_levels(
-    master: Master, curves: Curves | None, words: Sequence[Word] | None, recording_speakers: Sequence[str]
+    master: Master, curves: Curves | None, words: Sequence[TimedWord] | None, recording_speakers: Sequence[str]
 ) -> tuple[Level, ...]:
     """Each speaker's loudness after mastering: the blocks inside their words (``words.json`` speakers), else the
     blocks of the recordings they spoke (the episode's ``speakers``, one per recording)."""
@@ -445,7 +401,9 @@ def _spellings(tokens: Sequence[str], longest: int) -> set[str]:
     return out
 
 
-def _review(words: Sequence[Word], glossary: Sequence[str]) -> tuple[tuple[ReviewItem, ...], tuple[ReviewItem, ...]]:
+def _review(
+    words: Sequence[TimedWord], glossary: Sequence[str]
+) -> tuple[tuple[ReviewItem, ...], tuple[ReviewItem, ...]]:
     unsure = sorted((w for w in words if w.probability < REVIEW_BELOW), key=lambda w: (w.probability, w.start))
     low = tuple(
         ReviewItem(w.start, w.word.strip(), round(w.probability, 3), w.speaker or "") for w in unsure[:REVIEW_WORDS]
@@ -608,18 +566,20 @@ def _page(report: Report, title: str, loud_png: str | None, level_png: str | Non
 # ------------------------------------------------------------------------------------------------------- stage
 
 
-def _processing(details: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The limiter's (and, where the master stage records them, the leveler's and denoiser's) figures, flattened to
-    scalars; unknown shapes are skipped rather than trusted."""
+def _processing(details: Details) -> dict[str, dict[str, Any]]:
+    """The limiter's, leveler's, denoiser's and codec calibration's figures of a rendered master, by name, each
+    without the figures it has none of (``None``)."""
+    if not isinstance(details, MasteredDetails):
+        return {}
     out: dict[str, dict[str, Any]] = {}
-    for key in ("limiter", "leveler", "denoise", "codec_calibration"):
-        v = details.get(key)
-        if isinstance(v, Mapping):
-            flat = {k: x for k, x in v.items() if isinstance(x, (int, float, str, bool)) and not isinstance(x, dict)}
-            if flat:
-                out[key.replace("_", " ")] = flat
-        elif isinstance(v, (bool, int, float, str)):
-            out[key] = {"value": v}
+    figures = (
+        ("limiter", asdict(details.limiter)), ("leveler", asdict(details.leveler)),
+        ("denoise", asdict(details.denoise)), ("codec calibration", asdict(details.codec_calibration)),
+    )  # fmt: skip
+    for name, v in figures:
+        flat = {k: x for k, x in v.items() if x is not None}
+        if flat:
+            out[name] = flat
     return out
 
 
@@ -632,7 +592,7 @@ def write_report(
     target_lufs: float,
     ceiling_dbtp: float,
     curves: Curves | None = None,
-    words: Sequence[Word] | None = None,
+    words: Sequence[TimedWord] | None = None,
     chapters: Sequence[ChapterMark] = (),
     glossary: Sequence[str] = (),
     recording_speakers: Sequence[str] = (),

@@ -40,14 +40,13 @@ from ..errors import FFmpegError, TranscriptError
 from ..machine import physical_cores
 from ..progress import ProgressFn, null_progress
 from . import engines, weights
-from .artefact import Heard, RedoneWindow, Transcript
+from .artefact import Heard, RedoneWindow, TimedWord, Transcript, read_words, write_words
 from .captions import (
     CUE_PAUSE,
     DISCLAIMER_SPEAKER,
     MAX_LINE_CHARS,
     MAX_LINES,
     Cue,
-    TimedWord,
     cues_from_words,
     paragraphs,
     render_json,
@@ -56,15 +55,15 @@ from .captions import (
     render_vtt,
     to_cues,
     words_from_text,
-    words_json,
 )
 from .corrections import apply_corrections, glossary_offers
 from .page import Page, render_html
 
 __all__ = [
     "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Heard", "Page", "TimedWord",
-    "cues_from_words", "episode_hints", "paragraphs", "recognise", "render", "render_html", "render_json",
-    "render_srt", "render_txt", "render_vtt", "report_path", "to_cues", "transcribe", "words_path",
+    "cues_from_words", "episode_hints", "paragraphs", "read_words", "recognise", "render", "render_html",
+    "render_json", "render_srt", "render_txt", "render_vtt", "report_path", "to_cues", "transcribe", "words_path",
+    "write_words",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -324,7 +323,7 @@ def render(
     }
     for fmt, text in rendered.items():
         fsutil.write_text(outputs[fmt], text)
-    fsutil.write_text(words_out, words_json(words))
+    write_words(words_out, words)
     fsutil.write_json(transcript.report or report_path(out_dir, stem), transcript.to_json())
     log.info(
         "transcript: %d words (%d corrected) in %d cues", len(words), fixed.changed, len(segments)

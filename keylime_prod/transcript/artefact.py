@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, TypeAdapter
+from pydantic.dataclasses import dataclass as model
+
+from .. import fsutil
 from ..errors import TranscriptError
 from ..fsutil import reading_report, write_json
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=ConfigDict(extra="forbid"))
 class TimedWord:
     """One word on the published timeline: a row of ``words.json`` and of ``heard.json``."""
 
@@ -20,6 +26,29 @@ class TimedWord:
     word: str
     probability: float
     speaker: str | None = None
+
+
+@model(frozen=True, config=ConfigDict(extra="forbid"))
+class _Words:
+    """``words.json``: ``{"words": [{"start", "end", "word", "probability", "speaker"}]}``."""
+
+    words: tuple[TimedWord, ...]
+
+
+_WORDS: TypeAdapter[_Words] = TypeAdapter(_Words)
+
+
+def write_words(path: Path, words: Sequence[TimedWord]) -> Path:
+    """Write ``words.json`` (atomically; one line, probabilities to 4 places): the one writer of the file."""
+    doc = _Words(tuple(replace(w, probability=round(w.probability, 4)) for w in words))
+    return fsutil.write_text(path, json.dumps(fsutil.dump_json_as(doc, _WORDS), ensure_ascii=False) + "\n")
+
+
+def read_words(path: Path) -> tuple[TimedWord, ...]:
+    """Read ``words.json``: the one reader of the file."""
+    hint = "run `produce transcribe EPISODE` again"
+    doc = fsutil.read_json_as(path, _WORDS, TranscriptError, what="word list", missing="no word list found", hint=hint)
+    return doc.words
 
 
 @dataclass(frozen=True)

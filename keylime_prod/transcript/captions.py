@@ -60,15 +60,6 @@ def ends_sentence(text: str) -> bool:
     return bool(_SENTENCE_END.search(text.strip()))
 
 
-def words_json(words: Sequence[TimedWord]) -> str:
-    """The ``words.json`` document: ``{"words": [{"start", "end", "word", "probability", "speaker"}]}``."""
-    rows = [
-        {"start": w.start, "end": w.end, "word": w.word, "probability": round(w.probability, 4), "speaker": w.speaker}
-        for w in words
-    ]
-    return json.dumps({"words": rows}, ensure_ascii=False) + "\n"
-
-
 # ------------------------------------------------------------------------------------------------------- cues
 
 

@@ -5,14 +5,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keylime_prod.audio.artefact import Loudness, Master, TimelineSegment
+from keylime_prod.audio.artefact import (
+    BodyOutput,
+    CodecCalibration,
+    DenoiseSummary,
+    LevelerSummary,
+    LimiterFigures,
+    Loudness,
+    Master,
+    MasteredDetails,
+    Mp3Format,
+    PartDetails,
+    RenderPass,
+    TimelineSegment,
+)
 
 #: Seconds between two points of the loudness curves.
 HOP = 0.1
 
 
-def master(tmp_path: Path, **details: object) -> Master:
-    """A master of episode ep-9 (100 s: intro, body in two parts, disclaimer, outro; limited), ``details`` added."""
+def part(file: str, input_lufs: float, gain_db: float) -> PartDetails:
+    """One recording of a master's details: its file, level before and the gain it got (nothing else done)."""
+    return PartDetails(file, input_lufs, -3.0, -3.2, 4.0, gain_db, 0.5, 0.5, {"note": "off"}, {"decision": "off"}, {})
+
+
+def master(
+    tmp_path: Path,
+    *,
+    parts: tuple[PartDetails, ...] | None = None,
+    leveler: LevelerSummary | None = None,
+    denoise: DenoiseSummary | None = None,
+) -> Master:
+    """A master of episode ep-9 (100 s: intro, body in two parts, disclaimer, outro; limited), with the details
+    ``parts``, ``leveler`` and ``denoise`` given (else two recordings, nothing levelled or denoised)."""
+    details = MasteredDetails(
+        parts=parts or (part("lara.flac", -24.0, 8.0), part("jason.m4a", -17.0, 1.4)),
+        assets={},
+        body_output=BodyOutput(-16.0, 3.0),
+        codec_calibration=CodecCalibration(0.01, 0.05),
+        leveler=leveler or LevelerSummary(0, 0, None, None, None, None),
+        denoise=denoise or DenoiseSummary("none", 0, None, None, None, None, 0),
+        limiter=LimiterFigures(ceiling_dbtp=-1.3, max_reduction_db=-1.35, limited_seconds=0.104),
+        renders=1,
+        render_history=(RenderPass(-16.0, -16.1, -1.3),),
+        seconds={"render+verify": 1.0},
+        mp3=Mp3Format("mp3", 44100, 2),
+    )
     return Master(
         episode_id="ep-9",
         mp3=tmp_path / "ep-9.mp3",
@@ -33,14 +71,7 @@ def master(tmp_path: Path, **details: object) -> Master:
         method="limiter",
         gain_db=5.2,
         pieces=(TimelineSegment("part-1", 9.0, 50.0), TimelineSegment("part-2", 50.0, 80.0)),
-        details={
-            "parts": [
-                {"file": "lara.flac", "input_lufs": -24.0, "gain_db": 8.0},
-                {"file": "jason.m4a", "input_lufs": -17.0, "gain_db": 1.4},
-            ],
-            "limiter": {"ceiling_dbtp": -1.3, "max_reduction_db": -1.35, "limited_seconds": 0.104},
-            **details,
-        },
+        details=details,
     )
 
 
