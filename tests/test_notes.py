@@ -106,6 +106,33 @@ def test_notes_for_episode_258(tmp_path: Path, transcript: Transcript) -> None:
     assert "(00:05:30) Why allow failure?<br>" in html_text
 
 
+def test_the_article_is_data_the_page_shows(tmp_path: Path, transcript: Transcript) -> None:
+    """The notes hand on their article as data: its links with published URLs where ``links`` maps them, and its
+    HTML exactly the page's ``<article>``; ``write=False`` builds the same article and writes nothing."""
+    episode = load_episode(CONFIGS, "episode-258")
+    show = load_show(CONFIGS / "show.toml").show
+    url = "https://media.example.org/ep/transcript.0123456789.vtt"
+    layout = BuildLayout(tmp_path / "b", episode.id)
+    result = notes.write_notes(
+        episode, show, layout, transcript=transcript, chapters=Chapters(MARKS), links={"transcript.vtt": url}
+    )
+    article = result.article
+    assert article.title == episode.title
+    by_label = {link.label: link.url for link in article.links()}
+    assert by_label["WebVTT captions"] == url and by_label["Plain text"] == "transcript.txt"
+    assert by_label["DOI: 10.1080/0142159X.2019.1630728"] == "https://doi.org/10.1080/0142159X.2019.1630728"
+    chapters = next(s for s in article.sections if s.heading == "Chapters")
+    assert chapters.lines[0] == "(00:00:00) Intro" and len(chapters.lines) == len(MARKS)
+    page = result.html.read_text("utf-8")
+    assert page.split("<article>\n")[1].split("\n</article>")[0] == article.html()
+
+    again = notes.write_notes(
+        episode, show, BuildLayout(tmp_path / "c", episode.id), transcript=transcript, chapters=Chapters(MARKS),
+        links={"transcript.vtt": url}, write=False,
+    )  # fmt: skip
+    assert again.article == article and not (tmp_path / "c").exists()
+
+
 def test_markdown_renders_to_the_same_text_as_the_html(tmp_path: Path, transcript: Transcript) -> None:
     """An independent Markdown renderer (markdown-it, CommonMark) must show what our HTML shows, markup escaped."""
     episode = load_episode(CONFIGS, "episode-258").model_copy(

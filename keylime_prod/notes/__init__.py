@@ -14,8 +14,9 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from markupsafe import Markup
 
 from .. import fsutil, pages, timecode
 from ..chapters.artefact import Chapters
@@ -23,7 +24,7 @@ from ..config import EpisodeConfig, Paper, Person, ShowInfo
 from ..errors import NotesError
 from ..layout import BuildLayout
 from ..transcript.artefact import Transcript
-from .artefact import Notes
+from .artefact import Article, Link, Notes, Section
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +38,6 @@ TRANSCRIPT_LABELS = (
 )
 
 
-@dataclass
-class _Link:
-    label: str
-    url: str
-
-
-@dataclass
-class _Section:
-    heading: str
-    paragraphs: list[list[str | _Link]] = field(default_factory=list)  # a paragraph is a run of text and links
-    bullets: list[str] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)  # one per line, kept as lines (chapter timestamps)
-    links: list[_Link] = field(default_factory=list)
-
-
 def write_notes(
     episode: EpisodeConfig,
     show: ShowInfo,
@@ -60,17 +46,20 @@ def write_notes(
     transcript: Transcript | None = None,
     chapters: Chapters | None = None,
     links: Mapping[str, str] | None = None,
+    write: bool = True,
 ) -> Notes:
-    """Write ``layout.notes_md`` and ``layout.notes_html`` and return where they are.
+    """Write ``layout.notes_md`` and ``layout.notes_html`` and return where they are, with the article they say.
 
     ``chapters`` is the chapters stage's artefact (marks on the published timeline). Transcript links are relative
     to the notes (the files sit beside them) unless ``links`` maps a file name to its URL (publishing gives the
-    published URLs).
+    published URLs). ``write=False`` only builds the article (for notes already written).
     """
-    title, sections = _outline(episode, show, transcript, chapters, links or {})
-    md = _markdown(title, sections)
-    page = _html(title, sections, language=show.language)
-    notes = Notes(markdown=layout.notes_md, html=layout.notes_html)
+    article = _outline(episode, show, transcript, chapters, links or {})
+    notes = Notes(markdown=layout.notes_md, html=layout.notes_html, article=article)
+    if not write:
+        return notes
+    md = _markdown(article.title, article.sections)
+    page = _html(article, language=show.language)
     try:
         fsutil.write_text(notes.markdown, md)
         fsutil.write_text(notes.html, page)
@@ -87,22 +76,21 @@ def _names(people: Sequence[Person]) -> str:
     return ", ".join(p.name for p in people)
 
 
-def _paper(paper: Paper) -> _Section:
-    sec = _Section("The paper")
+def _paper(paper: Paper) -> Section:
     ref = f"{paper.authors}. {paper.title}."
     if paper.journal:
         ref += f" {paper.journal}"
         ref += f" ({paper.year})." if paper.year else "."
     elif paper.year:
         ref += f" {paper.year}."
-    sec.paragraphs.append([paper.citation or ref])
+    links = []
     if paper.doi:
-        sec.links.append(_Link(f"DOI: {paper.doi}", f"https://doi.org/{paper.doi}"))
+        links.append(Link(f"DOI: {paper.doi}", f"https://doi.org/{paper.doi}"))
     if paper.pmid:
-        sec.links.append(_Link(f"PubMed: {paper.pmid}", f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/"))
+        links.append(Link(f"PubMed: {paper.pmid}", f"https://pubmed.ncbi.nlm.nih.gov/{paper.pmid}/"))
     if paper.url:
-        sec.links.append(_Link("Read the paper", paper.url))
-    return sec
+        links.append(Link("Read the paper", paper.url))
+    return Section("The paper", paragraphs=((paper.citation or ref,),), links=tuple(links))
 
 
 def _outline(
@@ -111,43 +99,43 @@ def _outline(
     transcript: Transcript | None,
     chapters: Chapters | None,
     links: Mapping[str, str],
-) -> tuple[str, list[_Section]]:
+) -> Article:
     if not episode.title.strip():
         raise NotesError("the episode has no title", where=episode.id)
-    sections: list[_Section] = []
-    intro = _Section("")
+    sections: list[Section] = []
+    intro: list[tuple[str | Link, ...]] = []
     byline = f"{show.title}, episode {episode.number}"
     if episode.season:
         byline += f" (season {episode.season})"
     byline += f", {episode.publish_date.day} {episode.publish_date:%B %Y}"
-    intro.paragraphs.append([byline])
+    intro.append((byline,))
     if episode.subtitle:
-        intro.paragraphs.append([episode.subtitle])
+        intro.append((episode.subtitle,))
     people = [f"Hosts: {_names(episode.hosts)}"]
     if episode.guests:
         people.append(f"Guests: {_names(episode.guests)}")
-    intro.paragraphs.append(["; ".join(people)])
-    sections.append(intro)
+    intro.append(("; ".join(people),))
+    sections.append(Section("", paragraphs=tuple(intro)))
     if episode.paper is not None:
         sections.append(_paper(episode.paper))
-    sections.append(_Section("Summary", paragraphs=[[p] for p in _paragraphs(episode.summary)]))
+    sections.append(Section("Summary", paragraphs=tuple((p,) for p in _paragraphs(episode.summary))))
     if episode.key_points:
-        sections.append(_Section("Key points", bullets=list(episode.key_points)))
+        sections.append(Section("Key points", bullets=tuple(episode.key_points)))
     if chapters is not None and chapters.marks:
-        sections.append(_Section("Chapters", lines=list(chapters.timestamp_lines())))
+        sections.append(Section("Chapters", lines=chapters.timestamp_lines()))
     if transcript is not None and transcript.files:
-        sec = _Section("Transcript")
+        files = []
         for fmt, label in TRANSCRIPT_LABELS:
             path = transcript.files.get(fmt)
             if path is not None:
                 name = Path(path).name
-                sec.links.append(_Link(label, links.get(name, name)))
-        sections.append(sec)
+                files.append(Link(label, links.get(name, name)))
+        sections.append(Section("Transcript", links=tuple(files)))
     if episode.link:
-        sections.append(_Section("", links=[_Link("Episode page", episode.link)]))
+        sections.append(Section("", links=(Link("Episode page", episode.link),)))
     if show.disclaimer_text.strip():
-        sections.append(_Section("Disclaimer", paragraphs=[[show.disclaimer_text.strip()]]))
-    return episode.title, sections
+        sections.append(Section("Disclaimer", paragraphs=((show.disclaimer_text.strip(),),)))
+    return Article(episode.title, tuple(sections))
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -187,11 +175,11 @@ def md_url(url: str) -> str:
     return urllib.parse.quote(url, safe="-._~:/?#[]@!$&'()*+,;=%").replace("&", "\\&")
 
 
-def _md_link(link: _Link) -> str:
+def _md_link(link: Link) -> str:
     return f"[{_md(link.label)}](<{md_url(link.url)}>)"
 
 
-def _markdown(title: str, sections: list[_Section]) -> str:
+def _markdown(title: str, sections: Sequence[Section]) -> str:
     out = [f"# {_md(title)}", ""]
     for sec in sections:
         if sec.heading:
@@ -209,9 +197,12 @@ def _markdown(title: str, sections: list[_Section]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _html(title: str, sections: list[_Section], *, language: str) -> str:
-    # Autoescaped: every title, name and line of the outline reaches the page escaped (templates/notes.html.j2).
-    return pages.render(__name__, "notes.html.j2", NotesError, title=title, sections=sections, language=language)
+def _html(article: Article, *, language: str) -> str:
+    # Autoescaped: every title, name and line reaches the page escaped (templates/notes.html.j2); the article is
+    # its own template, already escaped, so the feed carries exactly what the page shows.
+    return pages.render(
+        __name__, "notes.html.j2", NotesError, title=article.title, article=Markup(article.html()), language=language
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ reading

@@ -358,7 +358,9 @@ def _notes_key(run: Run) -> str:
     )
 
 
-def _notes_run(run: Run, layout: BuildLayout | None = None, links: Mapping[str, str] | None = None) -> Notes:
+def _notes_run(
+    run: Run, layout: BuildLayout | None = None, links: Mapping[str, str] | None = None, *, write: bool = True
+) -> Notes:
     return notes.write_notes(
         run.episode,
         run.settings.show.show,
@@ -366,12 +368,16 @@ def _notes_run(run: Run, layout: BuildLayout | None = None, links: Mapping[str, 
         transcript=run.need(Transcript),
         chapters=_notes_chapters(run),
         links=links,
+        write=write,
     )
 
 
 def _notes_load(run: Run) -> Notes | None:
-    n = Notes(markdown=run.layout.notes_md, html=run.layout.notes_html)
-    return n if n.markdown.is_file() and n.html.is_file() else None
+    # The files say the article for people; the artefact's article is built again from the same inputs (the key
+    # holds them all), never read back out of the files.
+    if not (run.layout.notes_md.is_file() and run.layout.notes_html.is_file()) or run.transcript() is None:
+        return None
+    return _notes_run(run, write=False)
 
 
 def _known_terms(run: Run) -> list[str]:
@@ -477,9 +483,8 @@ def release_of(run: Run) -> publish.Release:
     if n is not None:
         files += [publish.EpisodeFile("notes", n.markdown, "md"), publish.EpisodeFile("notes", n.html, "html")]
 
-        def render(links: Mapping[str, str], folder: Path) -> tuple[Path, Path]:
-            linked = _notes_run(run, BuildLayout(folder, ep.id), links)
-            return linked.markdown, linked.html
+        def render(links: Mapping[str, str], folder: Path) -> Notes:
+            return _notes_run(run, BuildLayout(folder, ep.id), links)
 
     r = run.report()
     if r is not None:

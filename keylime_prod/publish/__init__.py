@@ -36,6 +36,7 @@ from ..chapters.artefact import ChapterMark
 from ..config import EpisodeConfig, ShowConfig
 from ..errors import FeedError, PublishError
 from ..guids import item_guid, podcast_guid
+from ..notes.artefact import Article, Notes
 from ..progress import ProgressFn, null_progress
 from ..slug import slugify
 from .feed import (
@@ -101,8 +102,9 @@ class Release:
     transcript_language: str | None = None
     chapters: tuple[ChapterMark, ...] = ()
     #: Writes the show notes into a folder with their links to sibling files (file name -> published URL) and
-    #: returns the Markdown and HTML paths: the notes stage makes its own links, nothing rewrites its output.
-    render_notes: Callable[[Mapping[str, str], Path], tuple[Path, Path]] | None = None
+    #: returns them (the files and the article, which the feed item carries): the notes stage makes its own links,
+    #: nothing rewrites or parses its output.
+    render_notes: Callable[[Mapping[str, str], Path], Notes] | None = None
     #: Writes the transcript web page into a folder with its player pointing at the published audio (file name ->
     #: URL) and returns its path; the notes link to that page, so it is rendered before them.
     render_page: Callable[[Mapping[str, str], Path], Path] | None = None
@@ -249,20 +251,6 @@ def _object_key(store: Store, f: EpisodeFile, digest: FileDigest, episode_id: st
     if f.role == "cover":
         return store.key("art", name)
     return store.key("episodes", episode_id, name)
-
-
-def _notes_fragment(html: str) -> str:
-    """The ``<article>`` (or ``<body>``) of the show-notes page, for ``content:encoded``, without its leading title.
-
-    Apps show the item ``<title>`` above ``content:encoded``: the page's own ``<h1>`` would repeat it.
-    """
-    body = html.strip()
-    for tag in ("article", "body"):
-        m = re.search(rf"<{tag}[^>]*>(.*)</{tag}>", html, flags=re.S | re.I)
-        if m:
-            body = m.group(1).strip()
-            break
-    return re.sub(r"^(<header[^>]*>\s*)?<h1[^>]*>.*?</h1>\s*", r"\1", body, count=1, flags=re.S | re.I).strip()
 
 
 # ------------------------------------------------------------------------------------------------------- stage
@@ -437,7 +425,8 @@ def _publish_episode(
         sources[page] = r.render_page(links, scratch)
         digests[page] = store.digest(sources[page])
         links[r.files[page].path.name] = url(page)
-    linked = dict(zip(("md", "html"), r.render_notes(links, scratch), strict=True)) if r.render_notes else {}
+    notes = r.render_notes(links, scratch) if r.render_notes else None
+    linked = {"md": notes.markdown, "html": notes.html} if notes else {}
     for i, f in enumerate(r.files):
         if f.role == "notes":
             sources[i] = linked.get(f.format, f.path)
@@ -461,13 +450,12 @@ def _publish_episode(
         )  # fmt: skip
         if not any(e.key == key for e in entries):
             entries.append(_manifest_entry(f.role, f.format, f.path.name, key, digest, ctype, store, obj))
-    notes_html = next((sources[i] for i, f in enumerate(r.files) if f.role == "notes" and f.format == "html"), None)
     manifest = Manifest(
         episode_id=ep.id,
         guid=guid,
         first_published=old.first_published if old else now,
         updated=now,
-        item=_item(r, show, notes_html=notes_html),
+        item=_item(r, show, notes=notes.article if notes else None),
         files=tuple(entries),
     )
     # Rewrite the manifest only when something in it changed: the feed (built from it) then stays byte-identical.
@@ -671,15 +659,15 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _item(r: Release, show: ShowConfig, *, notes_html: Path | None) -> ManifestItem:
+def _item(r: Release, show: ShowConfig, *, notes: Article | None) -> ManifestItem:
     ep = r.episode
-    fragment = _notes_fragment(notes_html.read_text("utf-8")) if notes_html else None
     persons = tuple(ManifestPerson.model_validate(p.model_dump()) for p in (*ep.hosts, *ep.guests))
     return ManifestItem(
         title=ep.title,
         subtitle=ep.subtitle,
         summary=ep.summary,
-        notes_html=fragment,
+        # Apps show the item's <title> above content:encoded: the article's own title would repeat it.
+        notes_html=notes.html(title=False) if notes else None,
         link=ep.link,
         publish_date=ep.publish_date,
         duration=r.duration,
