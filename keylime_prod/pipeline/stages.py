@@ -115,7 +115,7 @@ def _master_key(run: Run) -> str:
 
 
 def _kept(run: Run) -> bool:
-    # An archive episode keeps its published MP3 as the master unless its config says remaster (issue 12).
+    # An archive episode keeps its published MP3 as the master unless its config says remaster.
     return run.episode.archive is not None and not run.episode.archive.remaster
 
 
@@ -202,7 +202,7 @@ def _tag_key(run: Run) -> str:
     marks = run.need(Chapters)
     s = run.settings.show
     return digest(
-        "tag/2",  # 2: WFED as a text frame, TGID the feed's item guid (issue 11)
+        "tag/2",  # 2: WFED as a text frame, TGID the feed's item guid
         master.audio_sha256,
         master.duration,
         portable(run, run.episode.model_dump()),
@@ -222,7 +222,7 @@ def _tag_run(run: Run) -> Tagged:
     json_path = marks.json_path or run.layout.chapters_json
 
     def chapters_match(tmp: Path) -> None:
-        # The tagged temp file must agree with chapters.json before it replaces the MP3 (issue 4, item 3). The notes
+        # The tagged temp file must agree with chapters.json before it replaces the MP3. The notes
         # get the same Chapters artefact (their key holds the marks), so they need no check against the file.
         chapter_check.check_chapters(tmp, json_path)
 
