@@ -24,6 +24,7 @@ from support.pages import HOSTILE, read_page, texts
 from support.reporting import HOP
 from support.reporting import curves as _curves
 from support.reporting import master as _master
+from support.reporting import part as _part
 
 from keylime_prod import report
 from keylime_prod.audio.artefact import DenoiseSummary, LevelerSummary, Master
@@ -31,6 +32,7 @@ from keylime_prod.catalogue.importer import import_feed
 from keylime_prod.chapters.artefact import ChapterMark
 from keylime_prod.errors import AudioError, TranscriptError
 from keylime_prod.fsutil import sha256_file
+from keylime_prod.transcript.artefact import TimedWord
 
 
 def _words(tmp_path: Path) -> Path:
@@ -132,11 +134,12 @@ def test_transcript_review_lists_unsure_words_and_missing_terms(tmp_path: Path) 
 
 def test_hostile_text_in_every_field_is_shown_as_text(tmp_path: Path) -> None:
     """The title, recording names, speaker names, heard words and glossary terms reach the page as text."""
-    parts = [{"file": f"{HOSTILE}.flac", "input_lufs": -24.0, "gain_db": 8.0}, {"file": "b.m4a"}]
-    master = _master(tmp_path, parts=parts, leveler={HOSTILE: f"{HOSTILE} value"})
+    parts = (_part(f"{HOSTILE}.flac", -24.0, 8.0), _part("b.m4a", -17.0, 1.4))
+    denoise = DenoiseSummary(f"{HOSTILE} value", 1, 21.0, 30.0, None, None, 0)  # the figures' names are declared
+    master = _master(tmp_path, parts=parts, denoise=denoise)
     words = [
-        report.Word(12.0, 12.5, f" {HOSTILE}", 0.2, f"{HOSTILE} speaker"),
-        report.Word(60.0, 60.5, " fine", 0.99, "Jason"),
+        TimedWord(12.0, 12.5, f" {HOSTILE}", 0.2, f"{HOSTILE} speaker"),
+        TimedWord(60.0, 60.5, " fine", 0.99, "Jason"),
     ]
     rep = report.write_report(
         master,
@@ -157,8 +160,8 @@ def test_hostile_text_in_every_field_is_shown_as_text(tmp_path: Path) -> None:
         f"{HOSTILE}.flac",  # the recordings table
         f"speaker {HOSTILE} speaker",
         f"{HOSTILE} speaker",  # the speakers table and the review list
-        HOSTILE,  # the unsure word, and the leveler's figure name
-        f"{HOSTILE} value",
+        HOSTILE,  # the unsure word
+        f"{HOSTILE} value",  # the denoiser's engine, a text figure
         f"{HOSTILE} term",
     ):
         assert want in cells, want
