@@ -102,9 +102,9 @@ ep = EpisodeConfig(id="bench", number=1, title="bench", publish_date="2026-01-01
                    summary="bench", recordings=[Path(sys.argv[2])])
 m = audio.master(ep, a, s.show.assets, Path(sys.argv[3]))
 sys.stderr.write(json.dumps({"lufs": m.output_loudness.integrated_lufs, "tp": m.output_loudness.true_peak_dbtp,
-                             "method": m.method, "duration": m.duration, "renders": m.details["renders"],
-                             "seconds": m.details["seconds"], "leveler": m.details.get("leveler"),
-                             "denoise": m.details.get("denoise")}) + "\\n")
+                             "method": m.method, "duration": m.duration, "renders": m.details.renders,
+                             "seconds": m.details.seconds, "leveler": m.summary()["leveler"],
+                             "denoise": m.summary()["denoise"]}) + "\\n")
 print(json.dumps({"self_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """

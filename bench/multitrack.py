@@ -110,7 +110,7 @@ if what == "master-tracks":
                        tracks=[{"file": files[0], "speaker": "Lara"}, {"file": files[1], "speaker": "Jason"}])
     m = audio.master_tracks(ep, s.show.audio, s.show.assets, build)
     out = {"lufs": m.output_loudness.integrated_lufs, "tp": m.output_loudness.true_peak_dbtp,
-           "offset": m.tracks[1].offset_s, "confidence": m.tracks[1].confidence, "seconds": m.details["seconds"]}
+           "offset": m.tracks[1].offset_s, "confidence": m.tracks[1].confidence, "seconds": m.details.seconds}
 elif what == "master":
     ep = EpisodeConfig(id="bench", number=1, title="bench", publish_date="2026-01-01", hosts=people, summary="b",
                        recordings=files)

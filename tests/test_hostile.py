@@ -20,7 +20,9 @@ from keylime_prod.chapters.artefact import ChapterMark
 from keylime_prod.cli import app
 from keylime_prod.config import COMMAND_NAMES, check_episode_id, episode_from_text, load_episode
 from keylime_prod.errors import ConfigError
-from keylime_prod.notes import _Link, _markdown, _Section
+from keylime_prod.notes import _markdown
+from keylime_prod.notes.artefact import Link, Section
+from keylime_prod.transcript.artefact import TimedWord
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,8 +66,8 @@ def test_markdown_show_notes_render_every_text_as_that_text() -> None:
     summary = "&lt;script&gt; [x](javascript:alert(1)) <b>bold</b> AT&amp;T"
     bullets = ["# not a heading", "1. not a list", "- not a list", "+ plus", "---", "=== x", "```", "> quote"]
     sections = [
-        _Section("Summary", paragraphs=[[summary], ["---"], ["2) two"]]),
-        _Section("Key points", bullets=bullets),
+        Section("Summary", paragraphs=((summary,), ("---",), ("2) two",))),
+        Section("Key points", bullets=tuple(bullets)),
     ]
     doc = _commonmark(_markdown("Title <script>alert(1)</script>", sections))
 
@@ -78,7 +80,7 @@ def test_markdown_show_notes_render_every_text_as_that_text() -> None:
 def test_markdown_links_go_exactly_where_the_url_says() -> None:
     """A URL that reaches the notes by another way than the config (a published file's URL) cannot end its link."""
     url = 'https://example.org/a?b=1&amp;c=2"><script>alert(1)</script>)[x](javascript:alert(1))'
-    doc = _commonmark(_markdown("T", [_Section("", links=[_Link("Read", url)])]))
+    doc = _commonmark(_markdown("T", [Section("", links=(Link("Read", url),))]))
 
     assert not doc.xpath("//script") and len(doc.xpath("//a")) == 1
     # Percent-encoded where RFC 3986 asks for it (the renderer encodes "[" "]"); "&amp;" kept, not read as an entity.
@@ -177,7 +179,7 @@ def test_tex_in_chapter_titles_and_speaker_names_is_drawn_as_text(tmp_path: Path
     from support.reporting import master as _master
 
     master = _master(tmp_path)
-    words = [report.Word(1.0, 1.5, " hello", 0.9, "$\\frac{1}{"), report.Word(2.0, 2.5, " x", 0.9, "$x^$")]
+    words = [TimedWord(1.0, 1.5, " hello", 0.9, "$\\frac{1}{"), TimedWord(2.0, 2.5, " x", 0.9, "$x^$")]
     rep = report.write_report(
         master,
         tmp_path / "report.html",
