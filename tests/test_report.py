@@ -294,7 +294,7 @@ def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
 
 def test_a_term_heard_in_a_close_spelling_is_not_listed() -> None:
     said = "Welcome to Key LIME with Varpio's team on post-graduate medical education and narrative reviews by Lingarm"
-    words = [report.Word(float(i), i + 0.5, f" {w}", 0.9, "Lara") for i, w in enumerate(said.split())]
+    words = [TimedWord(float(i), i + 0.5, f" {w}", 0.9, "Lara") for i, w in enumerate(said.split())]
     terms = ("KeyLIME", "Varpio", "postgraduate medical education", "narrative review", "Lingard", "Klasen")
     _low, missing = report._review(words, terms)
     # Case, spaces, hyphens and a plural or possessive "s" are spelling; a different letter is a word to check.
