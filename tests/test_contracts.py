@@ -150,13 +150,15 @@ def test_old_chapters_json_round_trips_byte_for_byte(tmp_path: Path) -> None:
 
 
 def test_a_damaged_state_json_reruns_every_stage_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from keylime_prod.layout import BuildLayout
     from keylime_prod.pipeline.runner import _state_or_fresh
 
+    # The CLI's log setup (run by other tests in the same process) stops the package's records at its own handler.
+    monkeypatch.setattr(logging.getLogger("keylime_prod"), "propagate", True)
     layout = BuildLayout(tmp_path, "ep-1")
     layout.state_json.write_text("[1, 2")
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="keylime_prod.pipeline.runner"):
         assert _state_or_fresh(layout) == {}
     assert "state.json: unreadable stage state" in caplog.text and "every stage runs again" in caplog.text
