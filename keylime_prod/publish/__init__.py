@@ -24,7 +24,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
