@@ -18,7 +18,7 @@ from ..config import EpisodeConfig, Settings, list_episodes, load_episode, peek_
 from ..errors import FeedError, KeylimeError, PublishError
 from ..progress import ProgressFn, null_progress
 from ..publish import storage
-from . import STAGE_BY_NAME, Run, release_of, run_episode, stale_stages
+from . import STAGE_BY_NAME, STAGES, Run, release_of, run_episode, stale_stages
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _release(settings: Settings, episode_id: str, progress: ProgressFn | None) -
         raise PublishError(
             f"{episode_id} has not been built", where=layout.root, hint=f"run `produce {episode_id}` to build it"
         )
-    return release_of(Run(settings=settings, episode=episode, layout=layout, progress=progress or null_progress))
+    return release_of(Run(settings, episode, layout, STAGES, progress=progress or null_progress))
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,9 @@ def publish_due(
                 cb = (lambda stage, what, _id=d.episode_id: on_stage(_id, stage, what)) if on_stage else None
                 needs = STAGE_BY_NAME["publish"].needs
                 run_episode(settings, d.episode_id, upto=needs, progress=progress, on_stage=cb)
-            run = Run(settings, by_id[d.episode_id], settings.layout(d.episode_id), progress=progress or null_progress)
+            run = Run(
+                settings, by_id[d.episode_id], settings.layout(d.episode_id), STAGES, progress=progress or null_progress
+            )
             releases.append(release_of(run))
         except PublishError as e:
             if dry_run:  # not built yet: a real run would build it first

@@ -2,7 +2,8 @@
 
 Resume: ``build/<id>/state.json`` records, per stage, a key (a hash of everything the stage's output depends on)
 and when it finished. A re-run whose key matches loads the artefact instead of redoing the work (beets'
-``importer/state.py`` idea). What the stages are and how each one is called lives in :mod:`.stages`.
+``importer/state.py`` idea). What the stages are and how each one is called lives in :mod:`.stages`, which hands
+its tuple to every function here (``pipeline/__init__.py`` binds it), so this module never imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter
 from pydantic.dataclasses import dataclass as model
@@ -30,11 +31,32 @@ from ..publish import Published
 from ..report import Report
 from ..tags.artefact import Tagged
 from ..transcript.artefact import Heard, Transcript
-from .stages import STAGE_BY_NAME, STAGES, Stage
 
 log = logging.getLogger(__name__)
 
 A = TypeVar("A")
+C = TypeVar("C", covariant=True)
+
+
+@dataclass(frozen=True)
+class Stage(Generic[C]):
+    """One pipeline step: ``run`` does the work and returns the stage's ``artefact``; ``key`` (optional) makes it
+    cacheable; ``load`` reads its output back from the build folder.
+
+    ``needs`` names the stages whose artefacts ``run`` requires: asking for a stage runs (or loads, when cached)
+    those first, so no caller carries its own list of stages.
+    """
+
+    name: str
+    artefact: type[C]
+    run: Callable[[Run], C]
+    key: Callable[[Run], str] | None = None
+    load: Callable[[Run], C | None] | None = None
+    needs: tuple[str, ...] = ()
+
+
+#: The stages of a pipeline, in the order they run.
+Stages = tuple[Stage[object], ...]
 
 
 @dataclass
@@ -49,6 +71,8 @@ class Run:
     settings: Settings
     episode: EpisodeConfig
     layout: BuildLayout
+    #: The pipeline this run belongs to (``pipeline.STAGES``): where each artefact comes from.
+    stages: Stages
     force: bool = False
     progress: ProgressFn = null_progress
     results: dict[str, object] = field(default_factory=dict)
@@ -56,7 +80,7 @@ class Run:
     def get(self, kind: type[A]) -> A | None:
         """The artefact of type ``kind`` from this run or loaded from the build folder; ``None`` if absent (or if
         no stage of the pipeline makes one)."""
-        stage = next((s for s in STAGES if s.artefact is kind), None)
+        stage = next((s for s in self.stages if s.artefact is kind), None)
         if stage is None:
             return None
         if stage.name not in self.results:
@@ -72,7 +96,7 @@ class Run:
         """Like :meth:`get`, but a missing artefact is an error that says which command makes it."""
         art = self.get(kind)
         if art is None:
-            name = next((s.name for s in STAGES if s.artefact is kind), kind.__name__)
+            name = next((s.name for s in self.stages if s.artefact is kind), kind.__name__)
             raise KeylimeError(
                 f"stage {name!r} has not run for {self.episode.id}",
                 where=self.layout.root,
@@ -121,7 +145,8 @@ class RunResult:
     episode_id: str
     build_dir: Path
     stages: tuple[StageResult, ...]
-    #: Each stage's artefact by stage name (untyped for the CLI's sake; :meth:`get` gives one typed).
+    #: Each stage's artefact by stage name, in the pipeline's order (untyped for the CLI's sake; :meth:`get` gives
+    #: one typed).
     artefacts: dict[str, Any]
 
     #: The key each artefact's summary has in :meth:`to_json` (``--json`` output), by stage.
@@ -138,8 +163,7 @@ class RunResult:
             "build_dir": str(self.build_dir),
             "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "cached": s.cached} for s in self.stages],
         }
-        for stage in STAGE_BY_NAME:
-            art = self.artefacts.get(stage)
+        for stage, art in self.artefacts.items():
             if isinstance(art, Published):
                 out[self.JSON_KEYS.get(stage, stage)] = art.to_json()
             elif isinstance(art, (Master, Heard, Transcript, Chapters, Notes, Tagged, Report)):
@@ -195,30 +219,31 @@ def _now_iso() -> str:
 # ------------------------------------------------------------------------------------------------------ running
 
 
-def stages_up_to(*names: str) -> list[str]:
-    """``names`` and every stage they need, directly or not, in :data:`STAGES` order."""
-    unknown = [n for n in names if n not in STAGE_BY_NAME]
+def stages_up_to(stages: Stages, *names: str) -> list[str]:
+    """``names`` and every stage they need, directly or not, in the order of ``stages``."""
+    by_name = {s.name: s for s in stages}
+    unknown = [n for n in names if n not in by_name]
     if unknown:
-        raise KeylimeError(f"unknown stage(s): {', '.join(unknown)}", hint=f"stages: {', '.join(STAGE_BY_NAME)}")
+        raise KeylimeError(f"unknown stage(s): {', '.join(unknown)}", hint=f"stages: {', '.join(by_name)}")
     wanted = set(names)
     todo = list(names)
     while todo:
-        for need in STAGE_BY_NAME[todo.pop()].needs:
+        for need in by_name[todo.pop()].needs:
             if need not in wanted:
                 wanted.add(need)
                 todo.append(need)
-    return [s.name for s in STAGES if s.name in wanted]
+    return [s.name for s in stages if s.name in wanted]
 
 
-def mark_up_to_date(settings: Settings, episode_id: str, stage: str) -> None:
+def mark_up_to_date(stages: Stages, settings: Settings, episode_id: str, stage: str) -> None:
     """Record ``stage``'s output, already in the build folder, as up to date with the current inputs.
 
     For a result made outside the pipeline (a master rendered by another tool, or a test's fixture): later runs
     load it instead of redoing the stage, until its inputs change.
     """
     layout = settings.layout(episode_id)
-    run = Run(settings=settings, episode=load_episode(settings.configs_dir, episode_id), layout=layout)
-    step = STAGE_BY_NAME[stage]
+    run = Run(settings=settings, episode=load_episode(settings.configs_dir, episode_id), layout=layout, stages=stages)
+    step = next(s for s in stages if s.name == stage)
     if step.key is None or step.load is None or step.load(run) is None:
         raise KeylimeError(f"no cacheable {stage} output to record for {episode_id}", where=layout.root)
     state = _state_or_fresh(layout)
@@ -227,6 +252,7 @@ def mark_up_to_date(settings: Settings, episode_id: str, stage: str) -> None:
 
 
 def run_episode(
+    stages: Stages,
     settings: Settings,
     episode_id: str,
     *,
@@ -237,7 +263,7 @@ def run_episode(
 ) -> RunResult:
     """Run the pipeline for one episode up to stage ``upto`` (default: all of it), with what that stage needs.
 
-    ``upto`` may name several stages: ``STAGE_BY_NAME["publish"].needs`` builds everything publishing needs.
+    ``upto`` may name several stages: the publish stage's ``needs`` builds everything publishing needs.
 
     A stage whose recorded key still matches is skipped and its artefact loaded, unless ``force``. ``on_stage`` is
     called with ``(stage, "start" | "done" | "cached")`` for the CLI's status line.
@@ -249,17 +275,21 @@ def run_episode(
         from ..catalogue.raw import fetch_raw
 
         fetch_raw(episode, settings.show.storage, progress=progress or null_progress)
-    targets = (upto,) if isinstance(upto, str) else tuple(upto or (STAGES[-1].name,))
-    wanted = stages_up_to(*targets)
+    targets = (upto,) if isinstance(upto, str) else tuple(upto or (stages[-1].name,))
+    wanted = stages_up_to(stages, *targets)
     layout = settings.layout(episode_id)
     layout.root.mkdir(parents=True, exist_ok=True)
-    run = Run(settings=settings, episode=episode, layout=layout, force=force, progress=progress or null_progress)
+    run = Run(
+        settings=settings, episode=episode, layout=layout, stages=stages, force=force,
+        progress=progress or null_progress,
+    )  # fmt: skip
     with fsutil.hold_lock(layout.lock, f"the build folder of {episode_id}"):
         freed = fsutil.remove_stale_temporaries(layout.root)
         if freed:
             log.info("%s: removed %.1f MB of temporary files an interrupted run left", episode_id, freed / 1e6)
         done = _run_stages(run, wanted, on_stage)
-    return RunResult(episode_id, layout.root, tuple(done), dict(run.results))
+    made = {s.name: run.results[s.name] for s in stages if s.name in run.results}
+    return RunResult(episode_id, layout.root, tuple(done), made)
 
 
 def _cached(run: Run, stage: Stage[object], key: str | None, prev: StageRecord | None) -> object | None:
@@ -273,7 +303,7 @@ def _run_stages(run: Run, wanted: Sequence[str], on_stage: Callable[[str, str], 
     episode_id, layout = run.episode.id, run.layout
     state = _state_or_fresh(layout)
     done: list[StageResult] = []
-    for stage in STAGES:
+    for stage in run.stages:
         if stage.name not in wanted:
             continue
         t0 = time.perf_counter()
@@ -300,13 +330,13 @@ def _run_stages(run: Run, wanted: Sequence[str], on_stage: Callable[[str, str], 
     return done
 
 
-def stale_stages(settings: Settings, episode_id: str) -> list[str]:
+def stale_stages(stages: Stages, settings: Settings, episode_id: str) -> list[str]:
     """The stages whose recorded key no longer matches their inputs (the config or an input changed since)."""
     layout = settings.layout(episode_id)
-    run = Run(settings=settings, episode=load_episode(settings.configs_dir, episode_id), layout=layout)
+    run = Run(settings=settings, episode=load_episode(settings.configs_dir, episode_id), layout=layout, stages=stages)
     state = _state_or_fresh(layout)
     out = []
-    for stage in STAGES:
+    for stage in stages:
         prev = state[stage.name].key if stage.name in state else None
         if stage.key is None or prev is None:
             continue  # never cached, or made outside the pipeline

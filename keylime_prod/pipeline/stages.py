@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any
 
 from .. import audio, chapters, fsutil, notes, publish, report, tags, transcript
 from ..audio.artefact import Master
@@ -27,30 +27,9 @@ from ..tags import chapter_check
 from ..tags.artefact import Tagged
 from ..transcript import weights
 from ..transcript.artefact import Transcript
-
-if TYPE_CHECKING:
-    from .runner import Run
+from .runner import Run, Stage
 
 log = logging.getLogger(__name__)
-
-A = TypeVar("A", covariant=True)
-
-
-@dataclass(frozen=True)
-class Stage(Generic[A]):
-    """One pipeline step: ``run`` does the work and returns the stage's ``artefact``; ``key`` (optional) makes it
-    cacheable; ``load`` reads its output back from the build folder.
-
-    ``needs`` names the stages whose artefacts ``run`` requires: asking for a stage runs (or loads, when cached)
-    those first, so no caller carries its own list of stages.
-    """
-
-    name: str
-    artefact: type[A]
-    run: Callable[[Run], A]
-    key: Callable[[Run], str] | None = None
-    load: Callable[[Run], A | None] | None = None
-    needs: tuple[str, ...] = ()
 
 
 def digest(*parts: Any) -> str:
