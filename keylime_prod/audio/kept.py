@@ -1,4 +1,4 @@
-"""The master of an archive episode kept as it was published (issue 12: ``[archive] remaster = false``).
+"""The master of an archive episode kept as it was published (``[archive] remaster = false``).
 
 An episode imported from an old feed already has a finished MP3. Re-encoding it would cost quality (a second lossy
 generation) and change what subscribers already have, so by default its published MP3 *is* the master: copied

@@ -434,7 +434,7 @@ def loudness_series(ke: F64, hop_ms: int = 100) -> tuple[list[float | None], lis
 
 
 def curves_of(after: F64, before: F64 | None = None, hop_ms: int = 100) -> LoudnessCurves:
-    """``loudness.json``, the production report's curves (format agreed between the helpers: ``{"hop_s", "before":
+    """``loudness.json``, the production report's curves (format: ``{"hop_s", "before":
     {"momentary", "short_term"}, "after": {...}}`` in LUFS on the published timeline, ``null`` for -inf), from 10 ms
     K-weighted energies of the published audio (``after``) and of the inputs placed on its timeline (``before``).
     ``before=None``: the published audio is the input (an archive episode kept as published), one series for both."""

@@ -168,7 +168,7 @@ def _master(
 
     final = BuildLayout(build_dir, episode.id).master_mp3
     # What the plan predicted for each render against what the verifier measured (master.json): a miss of the
-    # 0.2 LU window costs a whole second render, so the prediction's error is worth keeping in sight (issue 14).
+    # 0.2 LU window costs a whole second render, so the prediction's error is worth keeping in sight.
     history: list[dict[str, float]] = []
     for attempt in range(1, MAX_RENDERS + 1):
         gains = [g + shift for g in part_gains]
@@ -219,7 +219,7 @@ def _master(
         episode, s, parts, loaded, plan, stats, out, renders=history, codec=(d_lu, d_tp), seconds=clock.laps,
         mp3=final, mp3_info=mp3_info, build_dir=build_dir, raw_parts=raw_parts, processing=processing,
     )  # fmt: skip
-    # The production report's curves (format agreed between the helpers, see loudness_curves), then master.json:
+    # The production report's curves (format: see loudness_curves), then master.json:
     # master.json last, so a build that has it has everything.
     loudness_curves(parts, raw_parts, loaded, plan, out, s).write(BuildLayout(build_dir, episode.id).loudness_json)
     clock.lap("report")
@@ -239,7 +239,7 @@ def _master(
 def prepare_recording(
     path: Path, info: ffmpeg.Probe, s: AudioSettings, index: int, report: Callable[[int], None], work: Path
 ) -> tuple[Part, Part, dict[str, Any]]:
-    """Pass 1 over one recording plus issue 9's processing: VAD and hum analysis (a thread, while pass 1 meters
+    """Pass 1 over one recording plus the speech processing: VAD and hum analysis (a thread, while pass 1 meters
     the file), noise floor, noise reduction where needed, and the leveler's gain curve.
 
     Returns the raw measurement (for the report's input figures), the part to plan and render, and what was done.
@@ -330,7 +330,7 @@ def prepare_recording(
 
 
 def without_dc(raw: Part, s: AudioSettings, index: int, work: Path) -> Part:
-    """Issue 13: a recording with a DC offset is rendered from a copy without it, measured again (its peaks
+    """A recording with a DC offset is rendered from a copy without it, measured again (its peaks
     change). One that is nothing but DC never gets here: pass 1 refuses it (:func:`.inputs.measure_part`)."""
     what = f"recording {index + 1}"
     offset = lin_to_db(raw.dc_offset)

@@ -1,4 +1,4 @@
-"""Multitrack sessions (issue 10): one recording per speaker, aligned, gated against crosstalk, levelled and mixed.
+"""Multitrack sessions: one recording per speaker, aligned, gated against crosstalk, levelled and mixed.
 
 :func:`master_tracks` is the mastering stage for an episode with ``[[tracks]]``: it mixes the tracks into one body
 (a temporary float WAV on the session timeline) and runs that through :func:`~keylime_prod.audio.master.master`,
@@ -54,7 +54,7 @@ from .master import master
 
 log = logging.getLogger(__name__)
 
-GATE_DB = 30.0  # how far a track is turned down while it carries only bleed (issue 10: at least 20 dB)
+GATE_DB = 30.0  # how far a track is turned down while it carries only bleed (at least 20 dB)
 OWN_OVER_BLEED_DB = 6.0  # own speech: this much over what the others' bleed and the floor explain
 COUPLING_OVER_FLOOR_DB = 20.0  # couplings are measured where the source track stands this far over its floor
 MIN_COUPLING_BLOCKS = 50  # ... in at least this many 10 ms blocks (half a second)
@@ -302,7 +302,7 @@ def mix_tracks(
     session: list[np.ndarray] = []
     frames: list[int] = []
     analyses: list[speech.Analysis | None] = []
-    # Issue 9's speech steps run on every track before the mix: VAD and hum (a thread, while pass 1 meters it),
+    # The speech steps run on every track before the mix: VAD and hum (a thread, while pass 1 meters it),
     # the noise floor, noise reduction where it is needed, and the leveler's curve (below).
     wanted = settings.leveler.enabled or settings.denoise.mode != "off"
     for i, t in enumerate(tracks):
@@ -431,7 +431,7 @@ def _clean(
     work: Path,
     audio_in: list[Path],
 ) -> dict[str, Any]:
-    """Noise floor and hum of one track (issue 9's measurements), and noise reduction into ``work`` where they call
+    """Noise floor and hum of one track (the speech measurements), and noise reduction into ``work`` where they call
     for it (``audio_in[i]`` then names the cleaned copy the mix reads). Returns what was measured and done."""
     if an is None or voice is None:
         return {"denoise": "off"}
@@ -513,7 +513,7 @@ def master_tracks(
         t0 = time.perf_counter()
         mix = mix_tracks(episode.tracks, settings, Path(tmp) / "session-mix.wav", progress=progress)
         mix_seconds = round(time.perf_counter() - t0, 3)
-        # The tracks had issue 9's steps already (VAD, floor, hum, denoise, leveler): the mix is not processed again.
+        # The tracks had the speech steps already (VAD, floor, hum, denoise, leveler): the mix is not processed again.
         done = settings.model_copy(
             update={"leveler": settings.leveler.model_copy(update={"enabled": False}),
                     "denoise": settings.denoise.model_copy(update={"mode": "off"})}

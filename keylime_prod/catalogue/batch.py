@@ -1,4 +1,4 @@
-"""``produce batch``: the pipeline over many episodes as Dask tasks (issue 12, docs/archive.md).
+"""``produce batch``: the pipeline over many episodes as Dask tasks (docs/archive.md).
 
 One task is one episode. Workers share no disk with the driver, so a task carries its configs as data (the
 pydantic models pickle) plus a reference for each input file: an object the driver put in the store

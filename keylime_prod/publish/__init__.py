@@ -518,7 +518,7 @@ def publish(
     # One run per publish target at a time: two would race on the manifests and the feed. The lock is the target's
     # own (endpoint, bucket and prefix; a local folder holds its lock), so other shows and other stores never wait.
     # A batch task (update_feed=False) writes only its own episodes' objects and manifests, never the feed: it
-    # locks those episodes, so a cluster's tasks on one machine publish side by side (issue 12).
+    # locks those episodes, so a cluster's tasks on one machine publish side by side.
     scope = "feed" if update_feed else "episodes-" + hashlib.sha256(" ".join(sorted(ids)).encode()).hexdigest()[:16]
     what = f"the publish target {store.description}" + ("" if update_feed else f" (episodes {' '.join(sorted(ids))})")
     with fsutil.hold_lock(store.lock_path(scope), what):
@@ -550,7 +550,7 @@ def _publish_locked(
     feed_key = _feed_key(store, show)
     left_out: tuple[LeftOut, ...] = ()
     if not update_feed:
-        # A batch task (issue 12): objects and manifest only. The driver rebuilds the feed once, last.
+        # A batch task: objects and manifest only. The driver rebuilds the feed once, last.
         xml = store.get_bytes(feed_key) or b""
         feed_changed = False
     else:

@@ -3,7 +3,7 @@
 It answers "is this episode fit to publish?" from what the other stages recorded, never by measuring again:
 
 - loudness over time (momentary and short-term, before and after mastering, the target, the segments and chapters)
-  from ``loudness.json``, the master stage's curves (format agreed in the notes: ``{"hop_s", "before": {"momentary",
+  from ``loudness.json``, the master stage's curves (format: ``{"hop_s", "before": {"momentary",
   "short_term"}, "after": {...}}`` on the published timeline, ``null`` for -inf);
 - integrated loudness, LRA (EBU Tech 3342), true peak, which way the target was reached (gain alone or the limiter:
   ffmpeg's loudnorm hides such a switch, docs/platform.md asks us to say it), the limiter's and (when the master stage
@@ -52,7 +52,7 @@ RELATIVE_GATE = -10.0
 
 
 #: How the master reached its level, by ``master.json``'s ``method``. ``kept``: an archive episode whose published MP3
-#: is the master as it was (issue 12, ``[archive] remaster = false``), measured but never re-encoded.
+#: is the master as it was (``[archive] remaster = false``), measured but never re-encoded.
 _REACHED_BY = {
     "limiter": "gain plus true-peak limiter",
     "gain": "gain alone",
@@ -69,7 +69,7 @@ KEPT_NOTE = (
 
 @dataclass(frozen=True)
 class Curves:
-    """``loudness.json``: LUFS per block, ``nan`` where the agreed format says ``null`` (-inf)."""
+    """``loudness.json``: LUFS per block, ``nan`` where the file says ``null`` (-inf)."""
 
     hop_s: float
     before_momentary: np.ndarray
@@ -431,7 +431,7 @@ def _review(
             first.setdefault(" ".join(heard[i : i + n]), toks[i][1])
         if key in first:
             continue
-        # Where it was most likely said: the closest-sounding run of words (issue 11: "Lingard" heard as "Lingarm").
+        # Where it was most likely said: the closest-sounding run of words ("Lingard" heard as "Lingarm").
         close = difflib.get_close_matches(key, first, n=1, cutoff=0.6)
         if close:
             at = first[close[0]]

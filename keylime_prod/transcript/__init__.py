@@ -91,7 +91,7 @@ class _Region:
     end: float | None  # None: to the end of the file
     speaker: str | None
     known_text: str | None = None
-    #: A multitrack session's own track to read instead of the source (issue 10); ``shift`` puts its times on the
+    #: A multitrack session's own track to read instead of the source; ``shift`` puts its times on the
     #: published timeline.
     path: Path | None = None
     shift: float = 0.0
@@ -108,7 +108,7 @@ def words_path(out_dir: Path, stem: str = "transcript") -> Path:
 
 
 def episode_hints(episode: EpisodeConfig, show_hosts: Sequence[Person] = ()) -> list[str]:
-    """The episode's own words for the recogniser's glossary (issue 11), most specific first.
+    """The episode's own words for the recogniser's glossary, most specific first.
 
     The episode glossary, everyone who may be named on air, the paper's authors (surnames: "Klasen JM, Lingard LA"
     gives Klasen and Lingard) and the paper title. The show's glossary comes with the settings. The episode title is
@@ -155,7 +155,7 @@ def transcribe(
     ``page`` heads the HTML page (show, title, number, date, link back, the player's audio URL). The words, with
     timings and probabilities, go to ``words_file`` (default :func:`words_path`).
     ``cache_dir`` keeps converted/joined models (default: :func:`keylime_prod.transcript.weights.default_cache_dir`).
-    A multitrack master (issue 10) needs ``tracks``, its track files in its order: each track's own speech regions
+    A multitrack master needs ``tracks``, its track files in its order: each track's own speech regions
     (``master.tracks``) are transcribed from that track, labelled with its speaker and put on the published timeline;
     where two people talk at once both are kept, each speaker's run of words whole, in order of their start.
 
@@ -446,7 +446,7 @@ def _decode(path: Path, start: float, duration: float | None) -> np.ndarray:
     assert proc.stdout is not None
     parts = []
     while True:
-        with proc.waiting():  # an ffmpeg alive but silent is killed by its watchdog (issue 13: nothing hangs)
+        with proc.waiting():  # an ffmpeg alive but silent is killed by its watchdog (docs/reliability.md)
             buf = proc.stdout.read(DECODE_READ_BYTES)
         if not buf:
             break
@@ -515,8 +515,8 @@ def _transcribe_region(
     """Transcribe one region block by block; return its words (file times), speech seconds and length. Windows the
     engine decoded again go to ``redone`` (file times).
 
-    The next block is decoded and its speech found on another thread while the engine works on this one (issue 14:
-    ffmpeg and VAD otherwise leave a core idle between blocks); two blocks at most are in memory.
+    The next block is decoded and its speech found on another thread while the engine works on this one (ffmpeg
+    and VAD otherwise leave a core idle between blocks); two blocks at most are in memory.
     """
     out: list[TimedWord] = []
     speech_total = 0.0
@@ -587,7 +587,7 @@ def _frame_db(audio: np.ndarray) -> np.ndarray:
     return np.asarray(10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-12))
 
 
-#: A run of silent frames at least this long is a pause between words where a batched window may end (issue 14): a
+#: A run of silent frames at least this long is a pause between words where a batched window may end: a
 #: window that could only end at VAD's joins held ~20 s of speech on average; ending in these it holds ~27 s, so an
 #: hour needs ~25 % fewer windows, each of which costs the encoder the same whatever it holds.
 MIN_WORD_GAP_SECONDS = 0.06

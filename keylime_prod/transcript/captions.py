@@ -1,9 +1,9 @@
 """Words into captions, paragraphs and files: the transcript's writers (no model, no audio here).
 
-Cues are cut from word timings (issue 14), at word boundaries, where a reader expects them:
+Cues are cut from word timings, at word boundaries, where a reader expects them:
 
-- always at a change of speaker and at a pause over :data:`HARD_PAUSE` seconds (issue 11);
-- every cue within :data:`MAX_CUE_SECONDS` (issue 11: no cue over 7 s) and :data:`MAX_LINES` lines of
+- always at a change of speaker and at a pause over :data:`HARD_PAUSE` seconds;
+- every cue within :data:`MAX_CUE_SECONDS` (no cue over 7 s) and :data:`MAX_LINES` lines of
   :data:`MAX_LINE_CHARS` characters (the SRT convention, and within the ~65 characters Apple's WebVTT allows);
 - among the ways to cut a stretch of speech within those limits, the cheapest (:func:`_break_cost`): a break
   at a sentence's end or in a pause over :data:`CUE_PAUSE` s is a gain, one at a clause's end costs little, one
@@ -30,11 +30,11 @@ from .artefact import TimedWord, TranscriptSegment
 #: Captioning convention the issue fixes for SRT (and we use for VTT too): <= 2 lines of <= 42 characters.
 MAX_LINE_CHARS = 42
 MAX_LINES = 2
-#: Issue 11: no cue on screen longer than this.
+#: No cue on screen longer than this (captioning guidelines: a cue is read in under 7 s).
 MAX_CUE_SECONDS = 7.0
-#: A pause longer than this between two words is a good place to end a cue (issue 14) ...
+#: A pause longer than this between two words is a good place to end a cue ...
 CUE_PAUSE = 0.7
-#: ... and one longer than this always ends it (issue 11's limit: no cue spans a pause over 1.5 s).
+#: ... and one longer than this always ends it (no cue spans a pause over 1.5 s).
 HARD_PAUSE = 1.5
 #: A pause a breath long: a better place to end a cue than none.
 BREATH_PAUSE = 0.25
@@ -48,7 +48,7 @@ MIN_CUE_SECONDS = 1.0
 ORPHAN_COST = 20.0
 #: A pause after a sentence longer than this starts a new paragraph of the same speaker's turn.
 PARAGRAPH_PAUSE = 2.0
-#: What a disclaimer's voice tag, JSON speaker and paragraph label say (issue 11: not the last host's name).
+#: What a disclaimer's voice tag, JSON speaker and paragraph label say (not the last host's name).
 DISCLAIMER_SPEAKER = "Disclaimer"
 
 _SENTENCE_END = re.compile(r"[.?!…][\"'”’)\]]*$")
@@ -180,7 +180,7 @@ def cues_from_words(
     for i, g in enumerate(groups):
         end = g[-1].end
         # A word's alignment can stretch over silence; a cue never shows longer than the limit, nor before the
-        # speaker's last. Another speaker's cue may overlap it (two people talking at once, issue 10).
+        # speaker's last. Another speaker's cue may overlap it (two people talking at once).
         start = max(g[0].start, end - max_seconds, last_end.get(g[0].speaker, 0.0))
         # A short cue stays up to MIN_CUE_SECONDS, into the silence after it (never over the next word).
         after = groups[i + 1][0].start if i + 1 < len(groups) else start + MIN_CUE_SECONDS
@@ -253,7 +253,7 @@ def to_cues(
             stop = seg.end if g is groups[-1] else t + (seg.end - seg.start) * w / total
             cues.append(Cue(round(t, 3), round(stop, 3), tuple(g), seg.speaker, label if g is groups[0] else ""))
             t = stop
-    cues.sort(key=lambda c: c.start)  # overlapping speakers (issue 10): still in order of their start
+    cues.sort(key=lambda c: c.start)  # overlapping speakers: still in order of their start
     return cues
 
 
@@ -291,7 +291,7 @@ def render_txt(segments: Sequence[TranscriptSegment]) -> str:
 def render_srt(segments: Sequence[TranscriptSegment]) -> str:
     """SubRip (``application/x-subrip``): numbered cues, ``HH:MM:SS,mmm`` times, <= 2 lines of <= 42 characters.
 
-    SubRip has no voice tags: a ``Name:`` label opens the first cue of each speaker's turn (issue 10)."""
+    SubRip has no voice tags: a ``Name:`` label opens the first cue of each speaker's turn."""
     blocks = []
     for i, cue in enumerate(to_cues(segments, labels=True), 1):
         times = f"{timecode.hms_ms(cue.start, ',')} --> {timecode.hms_ms(cue.end, ',')}"
