@@ -28,15 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def configs(tmp_path: Path) -> Path:
-    """A copy of the demo configs (show.toml + episode-258) whose files a test may edit."""
-    cfg = tmp_path / "configs"
-    (cfg / "episodes").mkdir(parents=True)
-    shutil.copy(REPO / "configs" / "show.toml", cfg / "show.toml")
-    shutil.copy(REPO / "configs" / "episodes" / "episode-258.toml", cfg / "episodes" / "episode-258.toml")
-    for name in ("assets", "raw"):
-        (cfg / name).symlink_to(REPO / "configs" / name)
-    return cfg
+def configs(demo_configs: Path) -> Path:
+    """The demo configs, copied for editing (``demo_configs`` in tests/support/fixtures/media.py)."""
+    return demo_configs
 
 
 def _episode(configs: Path) -> Path:
