@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 #: Podcasting 2.0 ``podcast:guid``: UUIDv5 in this namespace of the feed URL without scheme and trailing slash
-#: (https://github.com/Podcastindex-org/podcast-namespace/blob/main/docs/1.0.md#guid).
+#: (the Podcasting 2.0 namespace specification, tag `<podcast:guid>`; linked from docs/platform.md, "The RSS feed").
 PODCAST_GUID_NAMESPACE = uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6")
 
 
