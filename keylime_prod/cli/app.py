@@ -63,17 +63,23 @@ def _plain_flags(params: Sequence[Parameter | None]) -> None:
             p.metavar = ""
 
 
-class _Command(TyperCommand):
-    """Every ``produce`` command: flags (--help among them) show no value type in the help."""
+class _PlainFlagsHelp:
+    """Flags (--help among them) show no value type in the help, on commands and on the group alike."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain_flags(self.params)
 
     def get_help_option(self, ctx: Context) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         _plain_flags([option])
         return option
+
+
+class _Command(_PlainFlagsHelp, TyperCommand):
+    """Every ``produce`` command."""
 
 
 class _DefaultCommand(_Command):
@@ -87,18 +93,9 @@ class _DefaultCommand(_Command):
         return [p for p in pieces if p == self.options_metavar]
 
 
-class _ProduceGroup(TyperGroup):
+class _ProduceGroup(_PlainFlagsHelp, TyperGroup):
     """``produce``: a first argument that names no command is an episode id for the default command; with
     ``--json`` a usage error is one JSON document on stdout too."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain_flags(self.params)
-
-    def get_help_option(self, ctx: Context) -> Any:
-        option = super().get_help_option(ctx)
-        _plain_flags([option])
-        return option
 
     def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
         name = args[0]
