@@ -26,8 +26,6 @@ from typer.testing import CliRunner
 
 from keylime_prod import publish
 from keylime_prod.cli import app
-from keylime_prod.config import load_settings
-from keylime_prod.pipeline import mark_up_to_date
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
@@ -104,13 +102,7 @@ def test_bad_manifests_in_the_bucket_are_left_out_and_every_other_episode_publis
 def built(tmp_path: Path) -> tuple[Path, Path]:
     """A configs folder and a build of ep-7 (a real short MP3, its master marked up to date, chapters and tag made
     through the CLI), publishing into ``tmp_path/public``."""
-    cfg = tf.write_configs(tmp_path)
-    build = tmp_path / "build"
-    tf.make_master(build / tf.EPISODE_ID, tf.make_mp3(tmp_path / "pristine.mp3"))
-    mark_up_to_date(load_settings(cfg, build), tf.EPISODE_ID, "master")
-    first = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q")
-    assert first.exit_code == 0, first.output
-    return cfg, build
+    return tf.tagged_build(tmp_path)
 
 
 def test_produce_publish_fails_only_when_the_requested_episode_is_left_out(built: tuple[Path, Path]) -> None:

@@ -24,7 +24,7 @@ from keylime_prod import fsutil
 from keylime_prod.cli import app
 from keylime_prod.config import EPISODE_ID_RE, check_episode_id, list_episodes, load_episode, load_settings, load_show
 from keylime_prod.errors import AudioError, ConfigError, KeylimeError, PublishError, TagError, redact
-from keylime_prod.pipeline import mark_up_to_date, run_episode
+from keylime_prod.pipeline import run_episode
 from keylime_prod.pipeline.release import publish_episodes
 from keylime_prod.tags import check_artwork
 
@@ -189,13 +189,7 @@ def test_json_mode_prints_one_json_document_for_an_error(configs: Path) -> None:
 @pytest.fixture
 def tagged_build(tmp_path: Path):  # type: ignore[no-untyped-def]
     """configs + a fake master marked up to date, chapters and tag built through the CLI."""
-    cfg = tf.write_configs(tmp_path)
-    build = tmp_path / "build"
-    tf.make_master(build / tf.EPISODE_ID, tf.make_mp3(tmp_path / "pristine.mp3"))
-    mark_up_to_date(load_settings(cfg, build), tf.EPISODE_ID, "master")
-    first = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q")
-    assert first.exit_code == 0, first.output
-    return cfg, build
+    return tf.tagged_build(tmp_path)
 
 
 def _retitle(cfg: Path) -> None:

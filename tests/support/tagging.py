@@ -130,3 +130,20 @@ def decode_pcm(mp3: Path) -> bytes:
     proc = ffmpeg.run(["-v", "error", "-i", str(mp3), "-map", "0:a:0", "-f", "s16le", "-"], where=mp3)
     assert proc.stderr == b"", proc.stderr
     return proc.stdout
+
+
+def tagged_build(tmp_path: Path) -> tuple[Path, Path]:
+    """Configs and a build of episode 7 in ``tmp_path``: a real short MP3 as its master, marked up to date, and
+    chapters and tags made through the CLI. Returns ``(configs, build)``."""
+    from typer.testing import CliRunner
+
+    from keylime_prod.cli import app
+    from keylime_prod.pipeline import mark_up_to_date
+
+    cfg = write_configs(tmp_path)
+    build = tmp_path / "build"
+    make_master(build / EPISODE_ID, make_mp3(tmp_path / "pristine.mp3"))
+    mark_up_to_date(load_settings(cfg, build), EPISODE_ID, "master")
+    tagged = CliRunner().invoke(app, ["tag", EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "-q"])
+    assert tagged.exit_code == 0, tagged.output
+    return cfg, build
