@@ -351,6 +351,13 @@ class EditSettings(_Model):
         return self
 
 
+class ReportSettings(_Model):
+    """``[report]``: the production report (docs/report.md). It shows the recogniser's least-sure words and the
+    master's internal figures, written for the producer: it is published with the episode only when ``publish``."""
+
+    publish: bool = False
+
+
 class ShowConfig(_Model):
     """The whole ``show.toml``."""
 
@@ -362,6 +369,7 @@ class ShowConfig(_Model):
     storage: StorageSettings = StorageSettings()
     feed: FeedSettings = FeedSettings()
     edit: EditSettings = EditSettings()
+    report: ReportSettings = ReportSettings()
 
 
 # ------------------------------------------------------------------------------------------------------ episode

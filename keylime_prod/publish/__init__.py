@@ -494,6 +494,10 @@ def publish(
     now = _now(now)
     for r in releases:
         _check_release(r)
+    # The producer's report lists the recogniser's least-sure words and the master's internal figures: it goes out
+    # with the episode only when the show asks ([report] publish = true, docs/report.md).
+    if not show.report.publish:
+        releases = [dataclasses.replace(r, files=tuple(f for f in r.files if f.role != "report")) for r in releases]
     # Cover art keys end in the extension its content has (Apple: .jpg or .png matching the image).
     releases = [
         dataclasses.replace(
