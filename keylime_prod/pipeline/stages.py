@@ -19,7 +19,8 @@ from typing import Any
 from .. import audio, chapters, fsutil, notes, publish, report, tags, transcript
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark, Chapters
-from ..config import Corrections, Settings, corrections_path, load_corrections
+from ..config import Corrections, Settings, corrections_path, cut_decisions_path, load_corrections, load_cut_decisions
+from ..edit.artefact import read_cuts
 from ..errors import PublishError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
@@ -378,14 +379,20 @@ def _report_marks(run: Run) -> tuple[ChapterMark, ...]:
     return tuple(ch.marks) if ch is not None else ()
 
 
+def _report_cut_decisions(run: Run) -> Path:
+    return cut_decisions_path(run.settings.configs_dir, run.episode.id)
+
+
 def _report_key(run: Run) -> str:
     master = run.master()
     s = run.settings.show
     return digest(
-        "report/1",
+        "report/2",
         file_digest(master.report),
         file_digest(run.layout.loudness_json),
         file_digest(run.layout.words_json),
+        file_digest(run.layout.cuts_json),
+        file_digest(_report_cut_decisions(run)),
         [(m.title, m.start) for m in _report_marks(run)],
         _report_glossary(run),
         run.episode.title,
@@ -409,6 +416,8 @@ def _report_run(run: Run) -> report.Report:
         chapters=_report_marks(run),
         glossary=_report_glossary(run),
         recording_speakers=run.episode.speakers,
+        cuts=read_cuts(layout.cuts_json) if layout.cuts_json.is_file() else None,
+        cut_decisions=load_cut_decisions(_report_cut_decisions(run)),
     )
 
 
