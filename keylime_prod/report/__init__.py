@@ -214,6 +214,7 @@ class Mark:
     what: str
     start: float
     end: float
+    chapter: bool = False
 
 
 #: What happens to a cut candidate the producer has not decided on, by its ``action`` (``[edit]``, docs/editing.md).
@@ -328,7 +329,8 @@ class Report:
         if self.cuts is not None:
             counts = {d: sum(1 for c in self.cuts if c.decided.startswith(d)) for d in ("cut", "muted", "waiting")}
             rows.append(("Cut candidates", f"{len(self.cuts)}: {counts['cut']} cut, {counts['muted']} muted, "
-                                           f"{counts['waiting']} waiting for a decision"))  # fmt: skip
+                                           f"{counts['waiting']} waiting for a decision" if self.cuts
+                         else "none found"))  # fmt: skip
         rows += [("Problem", problem) for problem in self.problems()]
         return rows
 
@@ -617,7 +619,7 @@ _PART_NAMES = {"intro": "Intro", "body": "Conversation", "disclaimer": "Disclaim
 def _timeline(master: Master, chapters: Sequence[ChapterMark]) -> list[Mark]:
     """The parts of the episode and its numbered chapters, in time order (the loudness plot numbers them alike)."""
     marks = [Mark(_PART_NAMES.get(s.name, s.name), s.start, s.end) for s in master.segments]
-    marks += [Mark(f"Chapter {i}: {c.title}", c.start, c.end) for i, c in enumerate(chapters, 1)]
+    marks += [Mark(f"Chapter {i}: {c.title}", c.start, c.end, chapter=True) for i, c in enumerate(chapters, 1)]
     return sorted(marks, key=lambda m: m.start)
 
 
@@ -667,7 +669,7 @@ def _place_chapter_numbers(fig: Any, ax: Any, chapters: Sequence[ChapterMark]) -
     if not chapters:
         return []
     trans = ax.get_xaxis_transform()  # x in seconds, y in axes fractions
-    fig.canvas.draw()  # lay the figure out once, so the numbers' sizes in pixels are known
+    fig.get_layout_engine().execute(fig)  # lay the figure out (no drawing), so where each number lands is known
     renderer = fig.canvas.get_renderer()
     placed: list[list[Any]] = [[] for _ in range(CHAPTER_ROWS)]
     out = []
@@ -683,6 +685,10 @@ def _place_chapter_numbers(fig: Any, ax: Any, chapters: Sequence[ChapterMark]) -
                 break
         else:
             text.remove()
+    # Once more with the numbers' rows in the top margin, then kept: saving the picture does not lay it out again, so
+    # the numbers stay exactly where they were checked not to overlap.
+    fig.get_layout_engine().execute(fig)
+    fig.set_layout_engine("none")
     return out
 
 
@@ -741,6 +747,9 @@ def _loudness_figure(
     finite = [float(np.nanmin(x)) for x in (curves.after_short_term, curves.before_short_term) if np.isfinite(x).any()]
     ax.set_ylim(max(min(finite, default=-60.0) - 5, -70.0), max(target + 10, ceiling + 2))
     ax.set_xlim(0, master.duration)
+    # The curves and shading lie inside the axes: the layout need not measure their thousands of points.
+    for artist in (*ax.lines, *ax.collections, *ax.patches):
+        artist.set_in_layout(False)
     _clock_axis(ax)
     ax.set_xlabel("time in the episode")
     ax.set_ylabel("loudness (LUFS)")
