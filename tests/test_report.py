@@ -284,8 +284,21 @@ def test_cli_report_stage_runs_caches_opens_and_is_published(
     assert not [p for p in (tmp_path / "public").rglob("*.html") if p.name.startswith("report")]
     asks = settings.show.model_copy(update={"report": ReportSettings(publish=True)})
     published = publish_episodes(settings.model_copy(update={"show": asks}), ["ep-1"], now=now)
-    (rep,) = [f for f in published.episodes[0].files if f.role == "report"]
-    assert rep.content_type == "text/html" and rep.sha256 == sha256_file(build / "ep-1" / "report.html")
+    files = published.episodes[0].files
+    (rep,) = [f for f in files if f.role == "report"]
+    (audio,) = [f for f in files if f.role == "audio"]
+    assert rep.content_type == "text/html"
+    # The published page's player and time links play the published MP3 (its key carries its hash); the build's page
+    # plays the master beside it.
+    page = lxml.html.fromstring((tmp_path / "public" / rep.key).read_text("utf-8"))
+    assert [el.get("src") for el in page.xpath("//audio")] == [audio.url]
+    hrefs = [a.get("href") for a in page.xpath("//a[@class='ts']")]
+    assert hrefs and all(h.startswith(f"{audio.url}#t=") for h in hrefs)
+    built = lxml.html.fromstring((build / "ep-1" / "report.html").read_text("utf-8"))
+    assert [el.get("src") for el in built.xpath("//audio")] == ["ep-1.mp3"]
+    # Rendered again on the next publish, byte for byte: the same object, nothing new to upload.
+    again = publish_episodes(settings.model_copy(update={"show": asks}), ["ep-1"], now=now)
+    assert [(f.key, f.sha256) for f in again.episodes[0].files if f.role == "report"] == [(rep.key, rep.sha256)]
 
 
 def test_kept_archive_episode_gets_curves_and_says_it_was_kept(

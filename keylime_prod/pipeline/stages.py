@@ -401,13 +401,16 @@ def _report_key(run: Run) -> str:
     )
 
 
-def _report_run(run: Run) -> report.Report:
+def _report_run(run: Run, out: Path | None = None, audio: str | None = "") -> report.Report:
+    # ``out``: a copy elsewhere (the published one, whose player plays the published MP3 at ``audio``), without
+    # report.json; by default the build's page, playing the master beside it.
     s = run.settings.show
     layout = run.layout
     return report.write_report(
         run.master(),
-        layout.report_html,
-        figures=layout.report_json,
+        out or layout.report_html,
+        figures=None if out else layout.report_json,
+        audio=audio,
         title=f"{run.episode.number}. {run.episode.title}",
         target_lufs=s.audio.target_lufs,
         ceiling_dbtp=s.audio.true_peak_db,
@@ -475,13 +478,20 @@ def release_of(run: Run) -> publish.Release:
             return _notes_run(run, BuildLayout(folder, ep.id), links)
 
     r = run.report()
+    render_report = None
     if r is not None:
         files.append(publish.EpisodeFile("report", r.html, "html"))  # the producer's report, beside the episode
+        report_name, mp3_name = r.html.name, master.mp3.name
+
+        def render_report(links: Mapping[str, str], folder: Path) -> Path:
+            # Published only with [report] publish = true: its player and time links play the published MP3.
+            return _report_run(run, folder / "report" / report_name, links.get(mp3_name)).html
+
     cover = ep.artwork or run.settings.show.show.artwork
     files.append(publish.EpisodeFile("cover", cover, cover.suffix.lstrip(".").lower()))
     return publish.Release(
         ep, tuple(files), master.duration, transcript_language=language, chapters=marks, render_notes=render,
-        render_page=render_page,
+        render_page=render_page, render_report=render_report,
     )  # fmt: skip
 
 
