@@ -308,7 +308,7 @@ class Report:
             ("Peak", f"{number(self.true_peak_after, 1, 'dBTP', signed=True)} (ceiling {self.ceiling_dbtp:g} dBTP)"
                      + (was + peak_before if was else "")),
             ("Level reached by", reached if kept else f"{reached} ({number(self.gain_db, 1, 'dB', signed=True)})"),
-            ("Room noise", lufs(self.noise_floor_lufs) + " in the pauses of the body" if self.noise_floor_lufs
+            ("Room noise", lufs(self.noise_floor_lufs) + " in the pauses of the conversation" if self.noise_floor_lufs
              is not None else "not measured (no loudness curves)"),
         ]  # fmt: skip
         if steps:
@@ -793,7 +793,7 @@ def _levels_figure(
     ax.scatter(before, y, color=_BEFORE, s=50, label="before mastering", zorder=3)
     ax.scatter(after, y, color=_AFTER, s=50, label="in the episode", zorder=3)
     ax.axvline(target, color=_TARGET, linestyle="--", linewidth=1.2, label=f"target {target:g} LUFS")
-    longest = 18 if phone else 32
+    longest = 24 if phone else 32
     ax.set_yticks(y, [r[0] if len(r[0]) <= longest else r[0][: longest - 1] + "…" for r in rows])
     finite = [v for v in (*before, *after, target) if math.isfinite(v)]
     ax.set_xlim(min(finite) - 3, max(finite) + 3)
