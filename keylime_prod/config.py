@@ -37,7 +37,7 @@ XML_FORBIDDEN = _CONTROL
 #: Commands of ``produce``: an episode of that name could not be built with ``produce ID`` (the command would run).
 COMMAND_NAMES = frozenset(
     {"run", "master", "chapters", "tag", "transcribe", "notes", "models", "publish", "report", "verify", "check",
-     "new", "upload-raw", "prune", "import", "batch", "version", "help"}
+     "new", "upload-raw", "prune", "import", "batch", "version", "help", "review"}
 )  # fmt: skip
 #: Publish dates outside this range are typos (year 1 reads as 2001 in feedparser; 9999 overflows time zones).
 DATE_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc))
@@ -663,6 +663,42 @@ def load_cut_decisions(path: Path) -> CutDecisions:
         raise _validation_error(path, e) from None
 
 
+class SpeakerNames(_Model):
+    """``configs/episodes/<id>.speakers.toml``: the person behind each speaker label the transcript shows
+    (docs/review.md, "Files"). ``[names]`` maps a label (a recording's speaker, or a voice the recogniser numbered,
+    ``"Speaker 2"``) to a name; the transcript is rendered with the names, the recogniser never runs again."""
+
+    names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("names")
+    @classmethod
+    def _non_empty(cls, v: dict[str, str]) -> dict[str, str]:
+        for label, name in v.items():
+            if not label.strip() or not name.strip():
+                raise ValueError(f"names: {label!r} = {name!r}: neither a label nor a name may be empty")
+        return v
+
+
+#: An episode's speaker names sit beside its config: ``configs/episodes/<id>.speakers.toml``.
+SPEAKERS_SUFFIX = ".speakers.toml"
+
+
+def speakers_path(configs_dir: Path, episode_id: str) -> Path:
+    """Where an episode's speaker names live: ``configs/episodes/<id>.speakers.toml`` (the file may not exist)."""
+    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}{SPEAKERS_SUFFIX}"
+
+
+def load_speaker_names(configs_dir: Path, episode_id: str) -> SpeakerNames:
+    """Read and validate an episode's speaker names; no file means no renames."""
+    path = speakers_path(configs_dir, episode_id)
+    if not path.is_file():
+        return SpeakerNames()
+    try:
+        return SpeakerNames.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
+
+
 # ------------------------------------------------------------------------------------------------------ loading
 
 
@@ -768,13 +804,13 @@ def episode_path(configs_dir: Path, episode_id: str) -> Path:
 
 
 def list_episodes(configs_dir: Path) -> list[str]:
-    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, and transcript
-    corrections, ``<id>.corrections.toml``, are not episodes)."""
+    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, transcript
+    corrections, ``<id>.corrections.toml``, and speaker names, ``<id>.speakers.toml``, are not episodes)."""
     paths = (Path(configs_dir) / "episodes").glob("*.toml")
     return sorted(
         p.stem
         for p in paths
-        if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith((CUTS_SUFFIX, CORRECTIONS_SUFFIX))
+        if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith((CUTS_SUFFIX, CORRECTIONS_SUFFIX, SPEAKERS_SUFFIX))
     )
 
 

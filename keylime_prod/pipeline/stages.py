@@ -19,7 +19,15 @@ from typing import Any
 from .. import audio, chapters, fsutil, notes, publish, report, tags, transcript
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark, Chapters
-from ..config import Corrections, Settings, corrections_path, cut_decisions_path, load_corrections, load_cut_decisions
+from ..config import (
+    Corrections,
+    Settings,
+    corrections_path,
+    cut_decisions_path,
+    load_corrections,
+    load_cut_decisions,
+    load_speaker_names,
+)
 from ..edit.artefact import read_cuts
 from ..errors import PublishError
 from ..layout import BuildLayout
@@ -292,20 +300,37 @@ def _corrections(run: Run) -> Corrections:
     return load_corrections(run.settings.configs_dir, run.episode.id)
 
 
+def _speaker_names(run: Run) -> dict[str, str]:
+    # configs/episodes/<id>.speakers.toml (docs/review.md): the person behind each label the recogniser wrote.
+    return load_speaker_names(run.settings.configs_dir, run.episode.id).names
+
+
+def _named(run: Run, heard: transcript.Heard) -> transcript.Heard:
+    """``heard`` with each speaker label replaced by its name from the speakers file (heard.json keeps the labels)."""
+    names = _speaker_names(run)
+    if not names:
+        return heard
+    words = tuple(replace(w, speaker=names.get(w.speaker, w.speaker) if w.speaker else w.speaker) for w in heard.words)
+    return replace(heard, words=words)
+
+
 def _transcribe_key(run: Run) -> str:
     # The cheap step: the heard words, the producer's corrections and the page's header make every transcript file.
+    names = _speaker_names(run)
     return digest(
         "transcribe/3",  # 3: rendered from heard.json with the corrections; cues without orphans
         file_digest(run.layout.heard_json),
         _corrections(run).model_dump(mode="json"),
         _transcript_page(run),
         _known_terms(run),
+        # Only when there are names, so builds made before the speakers file existed stay cached.
+        *([names] if names else []),
     )
 
 
 def _transcribe_run(run: Run) -> Transcript:
     return transcript.render(
-        run.need(transcript.Heard),
+        _named(run, run.need(transcript.Heard)),
         run.layout.transcript_dir,
         stem=run.layout.transcript_stem,
         page=_transcript_page(run),
