@@ -128,3 +128,9 @@ class EditError(KeylimeError):
     """Finding or deciding cuts failed (audio with no sound, an unreadable ``cuts.json``)."""
 
     exit_code = 13
+
+
+class ReviewError(KeylimeError):
+    """The review page could not start or could not write a decision (``produce review``, docs/review.md)."""
+
+    exit_code = 14

@@ -1,0 +1,345 @@
+"""``produce review``: a real episode (the edit_sense.flac reading, Whisper tiny.en) served on 127.0.0.1 and driven in
+the system's headless Chromium with Playwright: play from a word, fix it, keep a cut, rename a speaker, move a
+chapter, apply; then the edit files are read back with tomllib and the rebuilt transcript checked, with Whisper
+made to fail if it were called. The security model (token, Host, loopback), Range requests, keyboard use, the
+accessibility tree and the layout at 375 and 1280 px are checked on the same server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import configs, media
+
+from keylime_prod import timecode
+from keylime_prod.audio.artefact import Master
+from keylime_prod.config import Settings, load_settings, tomllib
+from keylime_prod.edit import find_cuts, write_cuts
+from keylime_prod.edit.artefact import Cuts
+from keylime_prod.review import Review, ReviewServer, build_for_review
+from keylime_prod.transcript import engines
+from keylime_prod.transcript.artefact import read_words
+
+pytestmark = pytest.mark.whisper
+
+CHROMIUM = Path("/usr/bin/chromium")
+#: No network, no first-run, no GPU: the browser talks only to the page's server.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+EP = "ep-1"
+#: Screenshots for docs/review.md are written here too when the variable is set.
+SHOTS_ENV = "KEYLIME_REVIEW_SCREENSHOTS"
+
+
+@dataclass
+class Built:
+    settings: Settings
+    configs: Path
+    build: Path
+    cuts: Cuts
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    root = tmp_path_factory.mktemp("review")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEYLIME_CACHE_DIR", str(root / "model-cache"))
+        rec = root / "reading.flac"
+        shutil.copy(media.DATA / "edit_sense.flac", rec)
+        cfg = root / "configs"
+        show = configs.show_config(
+            audio={"denoise": {"mode": "off"}},
+            whisper={"model": "tiny.en", "compute_type": "float32", "threads": 1, "glossary": ["Elinor"]},
+        )
+        configs.write_show(cfg, show)
+        episode = configs.episode_config(
+            [rec], EP, speakers=("Speaker 1",),
+            chapters=({"title": "Opening", "start": 0.0}, {"title": "The sisters", "start": 15.0}),
+        )  # fmt: skip
+        path = configs.write_episode(cfg, episode)
+        # A producer's comment, which a chapter move must keep.
+        path.write_text("# Written by hand: keep me.\n" + path.read_text("utf-8"), "utf-8")
+        settings = load_settings(cfg, root / "build")
+        build_for_review(settings, EP)
+        layout = settings.layout(EP)
+        # No stage writes cuts.json yet: the candidates are found on the master, as `produce cuts` will.
+        words = read_words(layout.words_json)
+        cuts = find_cuts(words, Master.load(layout.master_json).mp3, settings.show.edit)
+        write_cuts(layout.cuts_json, cuts)
+        assert cuts.candidates, "edit_sense.flac holds pauses, hesitations and a retake"
+        yield Built(settings, cfg, layout.root, cuts)
+
+
+@pytest.fixture(scope="module")
+def server(built: Built) -> Iterator[ReviewServer]:
+    review = Review(built.settings, EP, lambda: build_for_review(built.settings, EP))
+    with ReviewServer(review) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: ReviewServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server.url)
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def _get(server: ReviewServer, path: str, host: str | None = None, **headers: str) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host or f"127.0.0.1:{server.port}")
+    for k, v in headers.items():
+        conn.putheader(k.replace("_", "-"), v)
+    conn.endheaders()
+    return conn.getresponse()
+
+
+def _status(page: Any, text: str) -> None:
+    page.wait_for_function("t => document.getElementById('status').textContent.includes(t)", arg=text, timeout=30_000)
+
+
+# ------------------------------------------------------------------------------------------------- security
+
+
+def test_only_the_token_and_loopback_are_served(server: ReviewServer) -> None:
+    assert server.address[0] == "127.0.0.1"
+    token = server.token
+    assert len(token) >= 40
+    for path in ("/", "/audio.mp3", f"/{token[:-1]}/", f"/{token[:-1]}/audio.mp3", f"/x/{token}/", "/static/review.js"):
+        r = _get(server, path)
+        assert r.status == 403, path
+        assert b"Review" not in r.read()
+    # A page on another site that resolves its own name to 127.0.0.1 (DNS rebinding) sends its own Host.
+    assert _get(server, f"/{token}/", host=f"evil.example:{server.port}").status == 403
+    ok = _get(server, f"/{token}/")
+    assert ok.status == 200 and "script-src 'self'" in ok.headers["Content-Security-Policy"]
+    assert ok.headers["Referrer-Policy"] == "no-referrer"
+    # Not reachable on any other address of this machine.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+        own = probe.getsockname()[0]
+    except OSError:
+        own = "127.0.0.1"
+    finally:
+        probe.close()
+    if not own.startswith("127."):
+        with pytest.raises(OSError):
+            socket.create_connection((own, server.port), timeout=3).close()
+
+
+def test_writes_need_json_from_the_page_itself(server: ReviewServer) -> None:
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    conn.request("POST", f"/{server.token}/do/speaker", body="label=Speaker+1&name=x",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert conn.getresponse().status == 415
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    body = json.dumps({"label": "Speaker 1", "name": "x"})
+    conn.request("POST", f"/{server.token}/do/speaker", body=body,
+                 headers={"Content-Type": "application/json", "Origin": "http://evil.example"})  # fmt: skip
+    assert conn.getresponse().status == 403
+
+
+def test_audio_is_served_in_ranges(server: ReviewServer, built: Built) -> None:
+    mp3 = Master.load(built.build / "master.json").mp3.read_bytes()
+    r = _get(server, f"/{server.token}/audio.mp3", Range="bytes=1000-1999")
+    assert r.status == 206
+    assert r.headers["Content-Range"] == f"bytes 1000-1999/{len(mp3)}"
+    assert r.read() == mp3[1000:2000]
+    whole = _get(server, f"/{server.token}/audio.mp3")
+    assert whole.status == 200 and whole.headers["Accept-Ranges"] == "bytes" and whole.read() == mp3
+
+
+# ------------------------------------------------------------------------------------------ layout, keyboard
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_readable_at_phone_and_desktop_widths(page: Any, width: int, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": width, "height": 900})
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#waveform canvas, #waveform div')")
+    over = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert over[0] <= over[1], over
+    shot = tmp_path / f"review-{width}.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get(SHOTS_ENV):
+        shutil.copy(shot, Path(os.environ[SHOTS_ENV]) / shot.name)
+
+
+def test_every_control_is_named_and_reached_by_keyboard(page: Any, built: Built) -> None:
+    tree = page.locator("body").aria_snapshot()
+    assert not re.search(r"^\s*- (button|textbox|radio|checkbox|link)\s*(:|$)", tree, re.M), tree
+    for name in ('button "Apply and rebuild"', 'textbox "Name for “Speaker 1”"', 'radio "Keep"',
+                 'textbox "Start of “The sisters”"', 'button "Listen without it"'):  # fmt: skip
+        assert name in tree, (name, tree)
+    assert re.search(r'group "Speaker 1 at 00:00:\d\d"', tree), tree
+
+    # Tab through the page once: every control must be reached (the transcript's words by one stop per paragraph,
+    # a radio group by one stop, as the browser does).
+    expected = page.evaluate("""() => {
+        const all = [...document.querySelectorAll('a[href], button, input, audio[controls]')]
+            .filter(e => !e.closest('[hidden]') && e.tabIndex >= 0);
+        const groups = new Map();
+        let n = 0;
+        for (const e of all) {
+            if (e.type === 'radio') {
+                if (!groups.has(e.name)) groups.set(e.name, n++);
+                e.dataset.stop = groups.get(e.name);
+            } else {
+                e.dataset.stop = n++;
+            }
+        }
+        return n;
+    }""")
+    reached = set()
+    for _ in range(expected + 40):
+        page.keyboard.press("Tab")
+        stop = page.evaluate("() => document.activeElement.dataset.stop")
+        if stop is not None:
+            reached.add(int(stop))
+    missed = page.evaluate(
+        "r => [...document.querySelectorAll('[data-stop]')].filter(e => !r.includes(+e.dataset.stop))"
+        ".map(e => e.outerHTML.slice(0, 80))",
+        sorted(reached),
+    )
+    assert reached == set(range(expected)), missed
+
+    # Operate with the keyboard alone: the first paragraph's word two to the right plays and opens for correction.
+    page.evaluate("() => document.body.focus()")
+    page.focus(".para button.w[tabindex='0']")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    word = page.evaluate("() => ({i: +document.activeElement.dataset.i, s: +document.activeElement.dataset.s})")
+    page.keyboard.press("Enter")
+    t = page.evaluate("() => document.getElementById('player').currentTime")
+    assert abs(t - word["s"]) < 0.3, (t, word)
+    assert page.is_visible("#editor")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "meant"
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#editor")
+    assert page.evaluate("() => +document.activeElement.dataset.i") == word["i"]
+    # A cut's preview starts 2 s before it, on Space.
+    first = built.cuts.candidates[0]
+    page.focus("fieldset.cut .play-with")
+    page.keyboard.press("Space")
+    t = page.evaluate("() => document.getElementById('player').currentTime")
+    assert abs(t - max(0.0, first.start - 2)) < 0.3, (t, first)
+
+
+# ------------------------------------------------------------------------------------ decisions and apply
+
+
+def test_decide_apply_and_the_files_hold_it(
+    page: Any, built: Built, server: ReviewServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = built.configs / "episodes"
+    words = read_words(built.build / "words.json")
+    k = next(i for i, w in enumerate(words) if w.start > 5.0 and len(w.word.strip(".,!?;:")) > 3)
+    heard = words[k].word
+
+    # Play from a word: the player jumps to it and plays.
+    page.click(f'button.w[data-i="{k}"]')
+    t = page.evaluate("() => document.getElementById('player').currentTime")
+    assert abs(t - words[k].start) < 0.3, (t, words[k])
+    page.wait_for_function(
+        "s => !document.getElementById('player').paused && document.getElementById('player').currentTime > s + 0.2",
+        arg=words[k].start, timeout=15_000,
+    )  # fmt: skip
+
+    # Fix it.
+    page.fill("#meant", "Lingard")
+    page.click("#editor button[type=submit]")
+    _status(page, f"Saved to {EP}.corrections.toml")
+
+    # Keep (reject) the first proposed cut.
+    cut = built.cuts.candidates[0]
+    page.check(f'fieldset.cut[data-id="{cut.id}"] input[value="keep"]')
+    _status(page, f"Saved to {EP}.cuts.toml")
+
+    # Rename the speaker.
+    page.fill('form.speaker[data-label="Speaker 1"] input', "Lara Varpio")
+    page.click('form.speaker[data-label="Speaker 1"] button[type=submit]')
+    _status(page, f"Saved to {EP}.speakers.toml")
+
+    # Move the second chapter 2 s later on the published timeline.
+    field = page.locator("#chapter-1")
+    was = timecode.parse(field.input_value())
+    field.fill(timecode.hms_ms(was + 2.0)[:-2])
+    page.click('form.chapter[data-index="1"] button[type=submit]')
+    _status(page, f"Saved to {EP}.toml")
+
+    # Apply, with Whisper made to fail if anything called it.
+    heard_json = built.build / "heard.json"
+    before = heard_json.read_bytes(), heard_json.stat().st_mtime_ns
+
+    def no_whisper(*a: Any, **kw: Any) -> Any:
+        raise AssertionError("Whisper ran again")
+
+    for engine in ("FasterWhisperEngine", "OpenAIWhisperEngine"):
+        monkeypatch.setattr(engines, engine, no_whisper)
+    with page.expect_navigation(timeout=120_000):
+        page.click("#apply")
+    _status(page, "Applied in")
+    status = page.text_content("#status")
+    assert "transcribe" in status and "recognise" not in status, status
+    assert (heard_json.read_bytes(), heard_json.stat().st_mtime_ns) == before
+
+    # The page shows the result.
+    assert page.text_content(f'button.w[data-i="{k}"]') == "Lingard" + heard[len(heard.rstrip(".,!?;:")) :]
+    assert page.locator(".para .speaker").first.text_content() == "Lara Varpio"
+
+    # The edit files, as the pipeline reads them.
+    corrections = tomllib.loads((cfg / f"{EP}.corrections.toml").read_text("utf-8"))
+    assert corrections["corrections"] == [{"at": timecode.hms_ms(words[k].start), "heard": heard, "meant": "Lingard"}]
+    cuts = tomllib.loads((cfg / f"{EP}.cuts.toml").read_text("utf-8"))
+    assert cuts.get("reject") == [cut.id] and not cuts.get("accept")
+    names = tomllib.loads((cfg / f"{EP}.speakers.toml").read_text("utf-8"))
+    assert names == {"names": {"Speaker 1": "Lara Varpio"}}
+    text = (cfg / f"{EP}.toml").read_text("utf-8")
+    assert text.startswith("# Written by hand: keep me.\n")
+    episode = tomllib.loads(text)
+    master = Master.load(built.build / "master.json")
+    moved = timecode.parse(episode["chapters"][1]["start"])
+    assert abs(master.body_to_episode(moved) - (was + 2.0)) < 0.1, (moved, was)
+    assert episode["chapters"][0] == {"title": "Opening", "start": 0.0}
+
+    # The rebuilt outputs.
+    after = read_words(built.build / "words.json")
+    assert after[k].word.startswith("Lingard") and after[k].probability == 1.0 and after[k].speaker == "Lara Varpio"
+    txt = (built.build / "transcript.txt").read_text("utf-8")
+    assert "Lingard" in txt and "Lara Varpio" in txt and "Speaker 1" not in txt
+    marks = json.loads((built.build / "chapters.json").read_text("utf-8"))["chapters"]
+    sisters = next(m for m in marks if m["title"] == "The sisters")
+    assert abs(sisters["startTime"] - (was + 2.0)) < 0.1, marks
