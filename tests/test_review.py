@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -178,6 +179,21 @@ def test_audio_is_served_in_ranges(server: ReviewServer, built: Built) -> None:
     assert r.read() == mp3[1000:2000]
     whole = _get(server, f"/{server.token}/audio.mp3")
     assert whole.status == 200 and whole.headers["Accept-Ranges"] == "bytes" and whole.read() == mp3
+
+
+def test_waveform_and_loudness_are_the_masters(server: ReviewServer, built: Built) -> None:
+    master = Master.load(built.build / "master.json")
+    doc = json.loads(_get(server, f"/{server.token}/peaks.json").read())
+    peaks = doc["peaks"]
+    assert doc["duration"] == master.duration and len(peaks) == math.ceil(master.duration * 20)
+    # The longest pause found is quiet in the peaks, the speech around it is not.
+    pause = max((c for c in built.cuts.candidates if c.kind == "pause"), key=lambda c: c.end - c.start)
+    inside = peaks[math.ceil(pause.start * 20) : math.floor(pause.end * 20)]
+    assert inside and max(inside) < 0.1 * max(peaks), (pause, inside)
+    page = _get(server, f"/{server.token}/").read().decode()
+    out = master.output_loudness
+    assert f"after {out.integrated_lufs:.1f} LUFS; true peak after {out.true_peak_dbtp:.1f} dBTP" in page
+    assert page.count("<polyline") == 2
 
 
 # ------------------------------------------------------------------------------------------ layout, keyboard

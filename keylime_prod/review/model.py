@@ -144,7 +144,9 @@ class ReviewPage:
     chapters: tuple[PageChapter, ...]
     curves: tuple[Curve, ...]
     target_y: float | None
-    integrated: tuple[float | None, float | None]
+    target_lufs: float
+    #: Integrated loudness before and after mastering (LUFS), and the master's true peak (dBTP): master.json.
+    loudness: tuple[float, float, float]
     edit_files: dict[str, Path]
 
     @property
@@ -195,9 +197,9 @@ def _cuts_on_timeline(cuts: Cuts, master: Master) -> list[tuple[float, float]]:
     return [(master.body_to_episode(c.start), master.body_to_episode(c.end)) for c in cuts.candidates]
 
 
-def _curves(path: Path, target_lufs: float) -> tuple[tuple[Curve, ...], float | None, tuple[float | None, ...]]:
+def _curves(path: Path, target_lufs: float) -> tuple[tuple[Curve, ...], float | None]:
     if not path.is_file():
-        return (), None, (None, None)
+        return (), None
     doc = LoudnessCurves.load(path)
     lo, hi = PLOT_LUFS
 
@@ -205,13 +207,11 @@ def _curves(path: Path, target_lufs: float) -> tuple[tuple[Curve, ...], float | 
         return round(200 * (hi - min(hi, max(lo, v))) / (hi - lo), 1)
 
     out = []
-    means: list[float | None] = []
     for name, pair in (("before", doc.before), ("after", doc.after)):
         values = np.array([math.nan if v is None else v for v in pair.short_term], dtype=np.float64)
-        ok = values[np.isfinite(values)]
-        means.append(round(float(10 * np.log10(np.mean(10 ** (ok / 10)))), 1) if len(ok) else None)
         if not len(values):
             continue
+        # The loudest block of each column: a 60-minute curve keeps its peaks in 600 points.
         step = max(1, math.ceil(len(values) / PLOT_POINTS))
         pts = []
         for k in range(0, len(values), step):
@@ -220,7 +220,7 @@ def _curves(path: Path, target_lufs: float) -> tuple[tuple[Curve, ...], float | 
             v = float(chunk.max()) if len(chunk) else lo
             pts.append(f"{round(1000 * k / len(values), 1)},{y(v)}")
         out.append(Curve(name, " ".join(pts)))
-    return tuple(out), y(target_lufs), (means[0], means[1])
+    return tuple(out), y(target_lufs)
 
 
 def build_page(settings: Settings, episode_id: str) -> ReviewPage:
@@ -267,12 +267,14 @@ def build_page(settings: Settings, episode_id: str) -> ReviewPage:
             t = body.start  # as the chapters stage places a first chapter near the body's start
         chapters.append(PageChapter(i, ch.title, round(t, 3), ch.start))
 
-    curves, target_y, integrated = _curves(layout.loudness_json, settings.show.audio.target_lufs)
+    curves, target_y = _curves(layout.loudness_json, settings.show.audio.target_lufs)
     return ReviewPage(
         episode_id=episode_id, title=episode.title, number=episode.number, duration=master.duration,
         audio=master.mp3, audio_sha256=master.audio_sha256, paragraphs=_paragraphs(page_words), words=page_words,
         unsure=unsure, terms=terms, speakers=speakers, cuts=tuple(cuts), cuts_found=found, chapters=tuple(chapters),
-        curves=curves, target_y=target_y, integrated=(integrated[0], integrated[1]),
+        curves=curves, target_y=target_y, target_lufs=settings.show.audio.target_lufs,
+        loudness=(master.input_loudness.integrated_lufs, master.output_loudness.integrated_lufs,
+                  master.output_loudness.true_peak_dbtp),
         edit_files={
             "corrections": corrections_path(configs, episode_id), "cuts": cut_decisions_path(configs, episode_id),
             "speakers": speakers_path(configs, episode_id), "episode": episode_path(configs, episode_id),
