@@ -10,9 +10,15 @@ import http.client
 import json
 import math
 import os
+import queue
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +200,44 @@ def test_waveform_and_loudness_are_the_masters(server: ReviewServer, built: Buil
     out = master.output_loudness
     assert f"after {out.integrated_lufs:.1f} LUFS; true peak after {out.true_peak_dbtp:.1f} dBTP" in page
     assert page.count("<polyline") == 2
+
+
+def test_the_command_builds_serves_and_stops_on_ctrl_c(built: Built) -> None:
+    """`produce review EPISODE --no-open` as a producer runs it: the stages are cached, the URL is printed, the page is
+    served at it and nowhere else, Ctrl-C ends it with exit 0 and the JSON document."""
+    env = {**os.environ, "KEYLIME_CACHE_DIR": str(built.build.parent.parent / "model-cache")}
+    argv = [sys.executable, "-m", "keylime_prod", "review", EP, "--no-open", "--json",
+            "--configs", str(built.configs), "--build-dir", str(built.build.parent)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            # --json keeps stdout for the one document; the URL is on stderr, for the person who started it.
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None, "produce review ended early"
+                continue
+            url = re.search(r"review page: (http://127\.0\.0\.1:(\d+)/([\w-]+)/)", line)
+        assert url is not None, "no URL printed"
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.group(2)), timeout=10)
+        conn.request("GET", f"/{url.group(3)}/")
+        r = conn.getresponse()
+        assert r.status == 200 and "Review: 1. Test episode" in r.read().decode()
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.group(2)), timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    doc = json.loads(out)
+    assert doc["episode"] == EP and all(s["cached"] for s in doc["stages"]), doc
+    assert [s["name"] for s in doc["stages"]] == ["master", "recognise", "transcribe", "chapters", "notes", "tag",
+                                                  "report"]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ layout, keyboard

@@ -40,9 +40,9 @@ def review_cmd(
 
     server = ReviewServer(Review(settings, episode, rebuild)).start()
     try:
-        if not cli.as_json:
-            # The URL is the key to the page: shown on the terminal of the one who started it, nowhere else.
-            cli.err.print(f"review page: {server.url}  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+        # The URL is the key to the page: shown on the terminal of the one who started it (stderr, also with --json,
+        # whose stdout is the one document), nowhere else.
+        cli.err.print(f"review page: {server.url}  (Ctrl-C to stop)", highlight=False, soft_wrap=True)
         if open_page:
             import webbrowser
 
