@@ -67,7 +67,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         cfg = root / "configs"
         show = configs.show_config(
             audio={"denoise": {"mode": "off"}},
-            whisper={"model": "tiny.en", "compute_type": "float32", "threads": 1, "glossary": ["Elinor"]},
+            whisper={"model": "tiny.en", "compute_type": "float32", "threads": 1, "glossary": ["John Dashwood"]},
         )
         configs.write_show(cfg, show)
         episode = configs.episode_config(
@@ -316,6 +316,25 @@ def test_every_control_is_named_and_reached_by_keyboard(page: Any, built: Built)
     page.keyboard.press("Space")
     t = page.evaluate("() => document.getElementById('player').currentTime")
     assert abs(t - max(0.0, first.start - 2)) < 0.3, (t, first)
+
+
+def test_least_sure_words_and_glossary_terms_are_marked(page: Any, built: Built) -> None:
+    words = read_words(built.build / "words.json")
+    unsure = page.eval_on_selector_all(".para .w.unsure", "els => els.map(e => +e.dataset.i)")
+    assert unsure == [i for i, w in enumerate(words) if w.probability < 0.6]
+    listed = page.eval_on_selector_all(".checklist .jump", "els => els.map(e => +e.dataset.i)")
+    assert listed == sorted(unsure, key=lambda i: (words[i].probability, words[i].start))[:30]
+    # The reading names "John Dashwood" (the show's glossary here): every word that spells it is marked, and only
+    # the words of the glossary's terms (the host's name among them) are.
+    terms = page.eval_on_selector_all(".para .w.term", "els => els.map(e => +e.dataset.i)")
+    plain = [re.sub(r"\W", "", w.word).lower() for w in words]
+    dashwood = [i for i, w in enumerate(plain) if w == "dashwood"]
+    assert dashwood and set(dashwood) <= set(terms), (dashwood, terms)
+    assert all(plain[i] in {"john", "dashwood", "lara", "varpio"} for i in terms), [words[i] for i in terms]
+    described = page.eval_on_selector_all(
+        ".para .w.unsure", "els => els.every(e => e.getAttribute('aria-describedby').includes('legend-unsure'))"
+    )
+    assert described
 
 
 # ------------------------------------------------------------------------------------ decisions and apply

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import pages
+from ..audio.artefact import Master
 from ..config import Settings
 from ..errors import KeylimeError, ReviewError
 from ..transcript.artefact import Heard, read_words
@@ -67,11 +68,15 @@ class Review:
     def page(self) -> ReviewPage:
         return build_page(self.settings, self.episode_id)
 
-    def peaks(self) -> list[float]:
-        page = self.page()
-        if self._peaks is None or self._peaks[0] != page.audio_sha256:
-            self._peaks = (page.audio_sha256, waveform_peaks(page.audio, page.duration))
-        return self._peaks[1]
+    def master(self) -> Master:
+        """master.json alone (the audio's path, hash and length): the player's many Range requests read no more."""
+        return Master.load(self.settings.layout(self.episode_id).master_json)
+
+    def peaks(self) -> tuple[list[float], float]:
+        master = self.master()
+        if self._peaks is None or self._peaks[0] != master.audio_sha256:
+            self._peaks = (master.audio_sha256, waveform_peaks(master.mp3, master.duration))
+        return self._peaks[1], master.duration
 
     def correct(self, index: int, meant: str) -> Path:
         layout = self.settings.layout(self.episode_id)
@@ -96,9 +101,7 @@ class Review:
         return decisions.set_speaker_name(self.settings.configs_dir, self.episode_id, label, name)
 
     def move_chapter(self, index: int, start: str) -> Path:
-        from ..audio.artefact import Master
-
-        master = Master.load(self.settings.layout(self.episode_id).master_json)
+        master = self.master()
         t = parse_time(start)
         if not 0 <= t <= master.duration:
             raise ReviewError(f"{start} is outside the episode (0 to {master.duration:.1f} s)")
@@ -126,10 +129,11 @@ def create_app(review: Review, token: str, hosts: set[str]) -> Any:
 
     def audio(request: Request) -> Response:
         # Starlette's FileResponse answers Range requests (206, Content-Range): browsers seek with them.
-        return FileResponse(review.page().audio, media_type="audio/mpeg")
+        return FileResponse(review.master().mp3, media_type="audio/mpeg")
 
     def peaks(request: Request) -> Response:
-        return JSONResponse({"peaks": review.peaks(), "duration": review.page().duration})
+        values, duration = review.peaks()
+        return JSONResponse({"peaks": values, "duration": duration})
 
     async def decision(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
