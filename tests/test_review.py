@@ -358,6 +358,12 @@ def test_decide_apply_and_the_files_hold_it(
     )  # fmt: skip
 
     # Fix it.
+    page.fill("#meant", "Lingart")
+    page.click("#editor button[type=submit]")
+    _status(page, f"Saved to {EP}.corrections.toml")
+    # Fixed again before Apply: the second entry corrects what the first one left.
+    page.click(f'button.w[data-i="{k}"]')
+    page.evaluate("() => document.getElementById('status').textContent = ''")
     page.fill("#meant", "Lingard")
     page.click("#editor button[type=submit]")
     _status(page, f"Saved to {EP}.corrections.toml")
@@ -401,7 +407,12 @@ def test_decide_apply_and_the_files_hold_it(
 
     # The edit files, as the pipeline reads them.
     corrections = tomllib.loads((cfg / f"{EP}.corrections.toml").read_text("utf-8"))
-    assert corrections["corrections"] == [{"at": timecode.hms_ms(words[k].start), "heard": heard, "meant": "Lingard"}]
+    at = timecode.hms_ms(words[k].start)
+    lingart = "Lingart" + heard[len(heard.rstrip(".,!?;:")) :]  # the punctuation the recogniser put there stays
+    assert corrections["corrections"] == [
+        {"at": at, "heard": heard, "meant": "Lingart"},
+        {"at": at, "heard": lingart, "meant": "Lingard"},
+    ]
     cuts = tomllib.loads((cfg / f"{EP}.cuts.toml").read_text("utf-8"))
     assert cuts.get("reject") == [cut.id] and not cuts.get("accept")
     names = tomllib.loads((cfg / f"{EP}.speakers.toml").read_text("utf-8"))

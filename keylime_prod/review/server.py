@@ -24,9 +24,10 @@ from typing import Any
 
 from .. import pages
 from ..audio.artefact import Master
-from ..config import Settings
+from ..config import Settings, corrections_path, load_corrections
 from ..errors import KeylimeError, ReviewError
 from ..transcript.artefact import Heard, read_words
+from ..transcript.corrections import apply_corrections
 from . import decisions
 from .model import ReviewPage, build_page, parse_time, waveform_peaks
 
@@ -83,9 +84,15 @@ class Review:
         words = read_words(layout.words_json)
         if not 0 <= index < len(words):
             raise ReviewError(f"no word {index}", hint="reload the page")
-        w = words[index]
         heard = Heard.load(layout.heard_json).words
-        return decisions.add_correction(self.settings.configs_dir, self.episode_id, heard, w.start, w.word, meant)
+        # What the transcript says there now, with the corrections saved since words.json was rendered (a word fixed
+        # twice before Apply): the new entry's `heard` must match the text the earlier entries leave.
+        configs = self.settings.configs_dir
+        now = apply_corrections(
+            heard, load_corrections(configs, self.episode_id), corrections_path(configs, self.episode_id)
+        ).words
+        w = min(now, key=lambda c: abs(c.start - words[index].start)) if now else words[index]
+        return decisions.add_correction(configs, self.episode_id, heard, w.start, w.word, meant)
 
     def decide_cut(self, cut_id: str, choice: str) -> Path:
         from ..edit.artefact import read_cuts
