@@ -665,8 +665,9 @@ def load_cut_decisions(path: Path) -> CutDecisions:
 
 class SpeakerNames(_Model):
     """``configs/episodes/<id>.speakers.toml``: the person behind each speaker label the transcript shows
-    (docs/review.md, "Files"). ``[names]`` maps a label (a recording's speaker, or a voice the recogniser numbered,
-    ``"Speaker 2"``) to a name; the transcript is rendered with the names, the recogniser never runs again."""
+    (docs/review.md, "The speakers file"). ``[names]`` maps a label (a recording's speaker, or a voice the
+    recogniser numbered, ``"Speaker 2"``) to a name; the transcript is rendered with the names, the recogniser never
+    runs again."""
 
     names: dict[str, str] = Field(default_factory=dict)
 

@@ -13,6 +13,7 @@ import math
 import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import configs, media
@@ -92,6 +93,40 @@ def test_writes_need_json_from_the_page_itself(server: ReviewServer) -> None:
     conn.request("POST", f"/{server.token}/do/speaker", body=body,
                  headers={"Content-Type": "application/json", "Origin": "http://evil.example"})  # fmt: skip
     assert conn.getresponse().status == 403
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    conn.request("POST", f"/{server.token}/do/speaker", body="{label", headers={"Content-Type": "application/json"})
+    assert conn.getresponse().status == 400
+
+
+def _post(server: ReviewServer, what: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    origin = f"http://127.0.0.1:{server.port}"
+    conn.request("POST", f"/{server.token}/do/{what}", body=json.dumps(body),
+                 headers={"Content-Type": "application/json", "Origin": origin})  # fmt: skip
+    r = conn.getresponse()
+    return r.status, json.loads(r.read())
+
+
+def test_a_decision_writes_its_edit_file_and_nothing_else(server: ReviewServer) -> None:
+    settings = server.review.settings
+
+    def files() -> dict[Path, bytes]:
+        roots = (settings.configs_dir, settings.build_root)
+        return {p: p.read_bytes() for root in roots for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+    before = files()
+    status, doc = _post(server, "speaker", {"label": "Lara Varpio", "name": "Lara Varpio, PhD"})
+    assert (status, doc) == (200, {"ok": True, "file": f"{EP}.speakers.toml"})
+    after = files()
+    speakers = settings.configs_dir / "episodes" / f"{EP}.speakers.toml"
+    assert set(after) - set(before) == {speakers} and all(after[p] == b for p, b in before.items())
+    status, doc = _post(server, "speaker", {"label": "Nobody", "name": "x"})
+    assert (status == 400 and doc == {"ok": False, "error": f"{EP}: no speaker 'Nobody' (reload the page)"}) or (
+        status == 400 and "no speaker 'Nobody'" in str(doc["error"])
+    )
+    status, doc = _post(server, "chapter", {"index": 0, "start": "00:05"})  # the episode has no chapters
+    assert status == 400 and "no chapter 1" in str(doc["error"])
+    assert files() == after
 
 
 def test_audio_is_served_in_ranges(server: ReviewServer) -> None:

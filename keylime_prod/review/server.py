@@ -97,10 +97,11 @@ class Review:
     def decide_cut(self, cut_id: str, choice: str) -> Path:
         from ..edit.artefact import read_cuts
 
-        if choice not in ("cut", "keep", "open"):
+        choices: dict[str, decisions.CutChoice] = {"cut": "cut", "keep": "keep", "open": "open"}
+        if choice not in choices:
             raise ReviewError(f"unknown choice {choice!r}")
         cuts = read_cuts(self.settings.layout(self.episode_id).cuts_json)
-        return decisions.set_cut(self.settings.configs_dir, self.episode_id, cuts, cut_id, choice)  # type: ignore[arg-type]
+        return decisions.set_cut(self.settings.configs_dir, self.episode_id, cuts, cut_id, choices[choice])
 
     def rename(self, label: str, name: str) -> Path:
         if label not in {s.label for s in self.page().speakers}:
@@ -112,7 +113,8 @@ class Review:
         t = parse_time(start)
         if not 0 <= t <= master.duration:
             raise ReviewError(f"{start} is outside the episode (0 to {master.duration:.1f} s)")
-        # The page shows the published timeline; the config keeps the raw recordings' (docs/review.md, "Files").
+        # The page shows the published timeline; the config keeps the raw recordings' (docs/review.md, "What each
+        # decision writes").
         raw = master.episode_to_body(t)
         return decisions.move_chapter(self.settings.configs_dir, self.episode_id, index, raw)
 
@@ -122,17 +124,20 @@ def create_app(review: Review, token: str, hosts: set[str]) -> Any:
     ``Host`` not in ``hosts``, get 403."""
     require_extra()
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
     static = Path(str(resources.files("keylime_prod.review") / "static"))
 
     def page(request: Request) -> Response:
-        p = review.page()
-        html = pages.render("keylime_prod.review", "review.html.j2", ReviewError, page=p, token=token)
-        return HTMLResponse(html)
+        try:
+            p = review.page()
+        except KeylimeError as e:  # the build folder changed under the page (a run by hand that failed)
+            return PlainTextResponse(f"{e}\n", status_code=409)
+        return HTMLResponse(pages.render("keylime_prod.review", "review.html.j2", ReviewError, page=p))
 
     def audio(request: Request) -> Response:
         # Starlette's FileResponse answers Range requests (206, Content-Range): browsers seek with them.
@@ -148,11 +153,12 @@ def create_app(review: Review, token: str, hosts: set[str]) -> Any:
         origin = request.headers.get("origin")
         if origin is not None and origin.removeprefix("http://") not in hosts:
             return JSONResponse({"ok": False, "error": "wrong origin"}, status_code=403)
-        body = await request.json()
-        what = request.path_params["what"]
-        from starlette.concurrency import run_in_threadpool
-
-        return await run_in_threadpool(_decide, what, body if isinstance(body, dict) else {})
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"ok": False, "error": "not JSON"}, status_code=400)
+        # Writes and the rebuild block: in a worker thread, so the page's other requests are still answered.
+        return await run_in_threadpool(_decide, request.path_params["what"], body if isinstance(body, dict) else {})
 
     def _decide(what: str, body: dict[str, Any]) -> Response:
         try:
