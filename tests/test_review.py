@@ -84,6 +84,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
             # Without a stage that writes cuts.json, the candidates are found on the master here, as it would.
             words = read_words(layout.words_json)
             write_cuts(layout.cuts_json, find_cuts(words, Master.load(layout.master_json).mp3, settings.show.edit))
+            build_for_review(settings, EP)  # the report lists the cut candidates
         cuts = read_cuts(layout.cuts_json)
         assert cuts.candidates, "edit_sense.flac holds pauses, hesitations and a retake"
         yield Built(settings, cfg, layout.root, cuts)
