@@ -93,12 +93,12 @@ def _archive(
     """Configs for an imported show: four old episodes (media left at their URLs, except one fetched here and
     remastered) and one whose media the old host has lost (404)."""
     url, cfg, old = _old_show(old_host, make_configs, jfk, 4)
-    res = import_feed(url, cfg, media_dir=tmp_path / "media", fetch=False)
+    res = import_feed(url, cfg, media_dir=tmp_path / "media", fetch=False, allow_private=True)
     assert [e.media for e in res.episodes] == ["url"] * 5
     # episode-100: media on this machine (goes to the workers through the store) and the full audio path.
     ep = load_episode(cfg, "episode-100")
     assert ep.archive is not None
-    fetch_media(ep.archive.url, ep.recordings[0], length=ep.archive.length)
+    fetch_media(ep.archive.url, ep.recordings[0], length=ep.archive.length, allow_private=True)
     toml = cfg / "episodes" / "episode-100.toml"
     toml.write_text(toml.read_text().replace("remaster = false", "remaster = true"))
     return cfg, old
@@ -206,10 +206,12 @@ def test_produce_batch_on_a_local_cluster_reports_failures_and_skips_on_rerun(
 
     url, cfg, old = _old_show(old_host, make_configs, jfk, 1)
     runner = CliRunner()
-    imported = runner.invoke(app, ["import", url, "--configs", str(cfg), "--media", str(tmp_path / "m")])
+    imported = runner.invoke(
+        app, ["import", url, "--allow-private", "--configs", str(cfg), "--media", str(tmp_path / "m")]
+    )
     assert imported.exit_code == 10 and "lost: media not fetched" in imported.stderr  # the 404, one line
 
-    args = ["batch", "--all", "--workers", "2", "--configs", str(cfg), "--json"]
+    args = ["batch", "--all", "--allow-private", "--workers", "2", "--configs", str(cfg), "--json"]
     first = runner.invoke(app, args)
     assert first.exit_code == 10, first.output  # the lost episode's error code; the other went out
     summary = json.loads(first.stdout)

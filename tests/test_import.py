@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from support.archive import OldEpisode, feed_xml, make_old_episodes
 from support.http import FakeHost
+from support.media import make_mp3
 from typer.testing import CliRunner
 
 from keylime_prod.catalogue.importer import fetch_media, import_feed
@@ -32,7 +33,7 @@ def test_import_writes_configs_and_fetches_media(
     configs: Path, tmp_path: Path, old_feed: tuple[str, list[OldEpisode]]
 ) -> None:
     url, old = old_feed
-    res = import_feed(url, configs, media_dir=tmp_path / "media")
+    res = import_feed(url, configs, media_dir=tmp_path / "media", allow_private=True)
     assert not res.problems
     ids = [e.episode_id for e in res.episodes]
     # Oldest first; numbered items by number, the unnumbered one by its title.
@@ -61,7 +62,7 @@ def test_reimport_adds_new_items_and_changes_nothing_else(
 ) -> None:
     url, old = old_feed
     media = tmp_path / "media"
-    first = import_feed(url, configs, media_dir=media)
+    first = import_feed(url, configs, media_dir=media, allow_private=True)
     files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (configs / "episodes").glob("*.toml")}
     # The host adds two items and edits an old title: the new ones are added, nothing imported changes.
     more = make_old_episodes(old_host, 6)[4:]
@@ -69,7 +70,7 @@ def test_reimport_adds_new_items_and_changes_nothing_else(
                          old[0].path, old[0].mp3), *old[1:]]  # fmt: skip
     old_host.put("feed.xml", feed_xml(old_host, [*edited, *more]).encode(), "application/rss+xml")
     fetched = len([r for r in old_host.requests if r[1].startswith("/media/")])
-    second = import_feed(url, configs, media_dir=media)
+    second = import_feed(url, configs, media_dir=media, allow_private=True)
     assert not second.problems
     for name, (data, mtime) in files.items():
         p = configs / "episodes" / name
@@ -83,28 +84,29 @@ def test_reimport_adds_new_items_and_changes_nothing_else(
 
 
 def test_fetch_resumes_with_range_and_checks_the_length(tmp_path: Path, old_host: FakeHost) -> None:
-    data = bytes(range(256)) * 4000  # ~1 MB
+    data = make_mp3(tmp_path / "src.mp3", seconds=40).read_bytes()  # real audio: only audio is kept
+    assert len(data) > 300_000
     url = old_host.put("big.mp3", data, "audio/mpeg")
     dest = tmp_path / "m" / "big.mp3"
     old_host.fault("/big.mp3", close_after=300_000, times=1)
     with pytest.raises(ArchiveError):
-        fetch_media(url, dest, length=len(data))
+        fetch_media(url, dest, length=len(data), allow_private=True)
     part = dest.with_name("big.mp3.part")
     assert not dest.exists() and part.stat().st_size == 300_000  # kept for the next run, not under the final name
-    assert fetch_media(url, dest, length=len(data)) == "resumed"
+    assert fetch_media(url, dest, length=len(data), allow_private=True) == "resumed"
     assert old_host.requests[-1] == ("GET", "/big.mp3", "bytes=300000-")
     assert sha(dest.read_bytes()) == sha(data) and not part.exists()
-    assert fetch_media(url, dest, length=len(data)) == "present"
+    assert fetch_media(url, dest, length=len(data), allow_private=True) == "present"
     # A host that ignores Range sends everything again (200): the download restarts instead of appending.
     dest.unlink()
     part.write_bytes(data[:1000])
     old_host.ranges = False
-    assert fetch_media(url, dest, length=len(data)) == "fetched"
+    assert fetch_media(url, dest, length=len(data), allow_private=True) == "fetched"
     assert sha(dest.read_bytes()) == sha(data)
     # The enclosure length is checked: a feed that lies about it is an error, and nothing gets the final name.
     dest.unlink()
     with pytest.raises(ArchiveError, match=f"server has {len(data)} bytes but the feed's enclosure length is 5"):
-        fetch_media(url, dest, length=5)
+        fetch_media(url, dest, length=5, allow_private=True)
     assert not dest.exists()
 
 
@@ -120,7 +122,7 @@ def test_bad_feed_items_are_one_line_each_and_the_rest_import(
 <enclosure url="{old_host.url("media/missing.mp3")}" length="1234" type="audio/mpeg"/></item>"""
     url = old_host.put("feed.xml", feed_xml(old_host, old, extra_items=extra).encode(), "application/rss+xml")
     result = CliRunner().invoke(
-        app, ["import", url, "--configs", str(configs), "--media", str(tmp_path / "media"), "--json"]
+        app, ["import", url, "--allow-private", "--configs", str(configs), "--media", str(tmp_path / "media"), "--json"]
     )
     assert result.exit_code == ArchiveError.exit_code, result.output
     summary = json.loads(result.stdout)
@@ -139,9 +141,13 @@ def test_bad_feed_items_are_one_line_each_and_the_rest_import(
 
 def test_a_document_that_is_not_a_feed_is_one_error(configs: Path, tmp_path: Path, old_host: FakeHost) -> None:
     url = old_host.put("feed.xml", b"<html><body>Moved</body></html", "text/html")
-    result = CliRunner().invoke(app, ["import", url, "--configs", str(configs), "--media", str(tmp_path / "m")])
+    result = CliRunner().invoke(
+        app, ["import", url, "--allow-private", "--configs", str(configs), "--media", str(tmp_path / "m")]
+    )
     assert result.exit_code == ArchiveError.exit_code
     assert result.stderr.count("error:") == 1 and "not a podcast feed" in result.stderr
     assert list_episodes(configs) == ["ep-1"]
-    missing = CliRunner().invoke(app, ["import", old_host.url("nope.xml"), "--configs", str(configs)])
+    missing = CliRunner().invoke(
+        app, ["import", old_host.url("nope.xml"), "--allow-private", "--configs", str(configs)]
+    )
     assert missing.exit_code == ArchiveError.exit_code and "HTTP 404" in missing.stderr

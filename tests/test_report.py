@@ -315,7 +315,7 @@ def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
     url = old_host.put("feed.xml", feed_xml(old_host, old).encode(), "application/rss+xml")
     cfg = make_configs([jfk])
     (cfg / "episodes" / "ep-1.toml").unlink()  # only the imported episode
-    (eid,) = [e.episode_id for e in import_feed(url, cfg, media_dir=tmp_path / "media").episodes]
+    (eid,) = [e.episode_id for e in import_feed(url, cfg, media_dir=tmp_path / "media", allow_private=True).episodes]
     build = tmp_path / "build"
     args = ["report", eid, "--configs", str(cfg), "--build-dir", str(build), "--json"]
     res = CliRunner().invoke(app, args)

@@ -24,6 +24,11 @@ NOW = dt.datetime(2026, 3, 1, tzinfo=UTC)
 GUID = "urn:keylime-test:ep-1"
 
 
+def _live() -> release_check.HttpFetcher:
+    """The HTTP fetcher, allowed to reach the hosts on 127.0.0.1 these tests start."""
+    return release_check.HttpFetcher(allow_private=True)
+
+
 def _lines(v: release_check.Verified) -> str:
     return "\n".join(p.line() for p in v.problems)
 
@@ -57,7 +62,10 @@ def host(tmp_path: Path) -> Iterator[str]:
 def test_a_good_host_passes_every_check(published: Callable[..., Path], host: str, tmp_path: Path) -> None:
     published(tmp_path / "public", host)
     v = release_check.check_live_feed(
-        f"{host}/podcast/feed.xml", fetch=release_check.HttpFetcher(), audio="all", state=tmp_path / "state.json"
+        f"{host}/podcast/feed.xml",
+        fetch=_live(),
+        audio="all",
+        state=tmp_path / "state.json",
     )
     assert v.ok, _lines(v)
     assert v.checked == (GUID,) and v.audio_checked == (GUID,)
@@ -76,7 +84,7 @@ def test_hosting_faults_are_each_one_line(published: Callable[..., Path], tmp_pa
         base = web.base_url
         feed = (root / "podcast" / "feed.xml").read_text().replace("http://127.0.0.1:1", base)
         (root / "podcast" / "feed.xml").write_text(feed)
-        v = release_check.check_live_feed(f"{base}/podcast/feed.xml", fetch=release_check.HttpFetcher(), audio=0)
+        v = release_check.check_live_feed(f"{base}/podcast/feed.xml", fetch=_live(), audio=0)
     lines = _lines(v)
     assert not v.ok
     assert f"error: {GUID}: byte range: a GET for bytes=0-1023 answered 200, not 206" in lines
@@ -87,7 +95,7 @@ def test_hosting_faults_are_each_one_line(published: Callable[..., Path], tmp_pa
 
 def test_quiet_audio_and_a_foreign_tgid_are_errors(published: Callable[..., Path], host: str, tmp_path: Path) -> None:
     published(tmp_path / "public", host, tgid="https://example.org/ep-1", db=-20.0)
-    v = release_check.check_live_feed(f"{host}/podcast/feed.xml", fetch=release_check.HttpFetcher(), episodes=["ep-1"])
+    v = release_check.check_live_feed(f"{host}/podcast/feed.xml", fetch=_live(), episodes=["ep-1"])
     lines = _lines(v)
     assert f"error: {GUID}: loudness: " in lines and "want -16 +-1 LU" in lines
     assert f"error: {GUID}: ID3: TGID 'https://example.org/ep-1' is not the feed's <guid>" in lines
@@ -98,19 +106,19 @@ def test_guids_must_stay_unique_and_unchanged(published: Callable[..., Path], ho
     root = published(tmp_path / "public", host)
     state = tmp_path / "state.json"
     url = f"{host}/podcast/feed.xml"
-    assert release_check.check_live_feed(url, fetch=release_check.HttpFetcher(), audio=0, state=state).ok
+    assert release_check.check_live_feed(url, fetch=_live(), audio=0, state=state).ok
     published(root, host, guid="urn:keylime-test:moved", tgid="urn:keylime-test:moved")  # the config guid changed
-    v = release_check.check_live_feed(url, fetch=release_check.HttpFetcher(), audio=0, state=state)
+    v = release_check.check_live_feed(url, fetch=_live(), audio=0, state=state)
     assert [p.line() for p in v.errors] == [
         f"error: urn:keylime-test:moved: guid: was '{GUID}' on the last run (episode:ep-1): every subscriber gets "
         f"the episode again ({state.as_posix()})"
     ]
     # Still an error on the next run: the state keeps the first guid.
-    assert not release_check.check_live_feed(url, fetch=release_check.HttpFetcher(), audio=0, state=state).ok
+    assert not release_check.check_live_feed(url, fetch=_live(), audio=0, state=state).ok
     feed = root / "podcast" / "feed.xml"
     item = feed.read_text().split("<item>")[1].split("</item>")[0]
     feed.write_text(feed.read_text().replace("</channel>", f"<item>{item}</item></channel>"))
-    v = release_check.check_live_feed(url, fetch=release_check.HttpFetcher(), audio=0)
+    v = release_check.check_live_feed(url, fetch=_live(), audio=0)
     assert any("guid: the same guid as" in p.line() for p in v.errors), _lines(v)
 
 
@@ -122,9 +130,7 @@ def test_rclone_serve_s3_ranged_get_answers_200_and_is_reported(published: Calla
     server.start()
     try:
         published(tmp_path / "s3" / "site", f"{server.endpoint_url}/site")
-        v = release_check.check_live_feed(
-            f"{server.endpoint_url}/site/podcast/feed.xml", fetch=release_check.HttpFetcher(), audio=0
-        )
+        v = release_check.check_live_feed(f"{server.endpoint_url}/site/podcast/feed.xml", fetch=_live(), audio=0)
     finally:
         server.stop()
     assert f"error: {GUID}: byte range: a GET for bytes=0-1023 answered 200, not 206" in _lines(v)
@@ -164,7 +170,7 @@ def test_cli_verify_json_for_ci_and_one_line_per_problem(
             base = web.base_url
             feed = root / "podcast" / "feed.xml"
             feed.write_text(re.sub(r"http://127\.0\.0\.1:\d+", base, feed.read_text()))
-            args = ["verify", "--feed-url", f"{base}/podcast/feed.xml", "--configs", str(cfg)]
+            args = ["verify", "--allow-private", "--feed-url", f"{base}/podcast/feed.xml", "--configs", str(cfg)]
             args += ["--state", str(tmp_path / "state.json")]
             res = _cli(*args, "--all", "--json", env=env)
             assert res.exit_code == code, res.output

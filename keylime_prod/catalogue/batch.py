@@ -85,6 +85,8 @@ class Task:
     inputs_digest: str
     now: dt.datetime
     threads: int = 1
+    #: Whether an archive URL may be on a loopback or private address (keylime_prod.http, ``--allow-private``).
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def _fetch_inputs(task: Task, store: Store, folder: Path) -> dict[str, Path]:
             fsutil.write_bytes(dest, data)
         else:
             assert ref.url is not None
-            fetch_media(ref.url, dest, length=ref.length)
+            fetch_media(ref.url, dest, length=ref.length, allow_private=task.allow_private)
         out[orig] = dest
     return out
 
@@ -181,10 +183,13 @@ def _local(task: Task, files: dict[str, Path], configs: Path) -> tuple[EpisodeCo
         update={"show": show.show.model_copy(update={"artwork": p(show.show.artwork)}), "assets": assets,
                 "whisper": whisper}
     )  # fmt: skip
-    # Chapter images are named relative to the episodes folder: put them there.
+    # Chapter images are named relative to the episodes folder: put them there, and never anywhere else (an
+    # absolute or ../ name from the config would make the worker write outside its temp folder).
     for c in ep.chapters:
         if c.img and not c.img.startswith(("http://", "https://")) and c.img in files:
-            target = configs / "episodes" / c.img
+            target = (configs / "episodes" / c.img).resolve()
+            if not target.is_relative_to(configs.resolve()):
+                raise ArchiveError("a chapter image outside the configs folder", where=c.img)
             target.parent.mkdir(parents=True, exist_ok=True)
             fsutil.write_bytes(target, files[c.img].read_bytes())
     return ep, show
@@ -291,8 +296,25 @@ def _local_inputs(settings: Settings, ep: EpisodeConfig) -> list[tuple[str, Path
             paths.append((str(p), Path(p)))
     for c in ep.chapters:
         if c.img and not c.img.startswith(("http://", "https://")):
-            paths.append((c.img, settings.configs_dir / "episodes" / c.img))
+            paths.append((c.img, _chapter_image(settings.configs_dir, c.img)))
     return paths
+
+
+def _chapter_image(configs_dir: Path, img: str) -> Path:
+    """A chapter's local image, checked as the tag stage checks it (an image Apple's rules accept), and only inside
+    the configs folder: the batch uploads it to the bucket, so no file elsewhere on this machine may ride along."""
+    from ..tags.artwork import check_artwork
+
+    path = (configs_dir / "episodes" / img).resolve()
+    if not path.is_relative_to(configs_dir.resolve()):
+        raise ArchiveError(
+            "a chapter image outside the configs folder is not uploaded",
+            where=path,
+            hint="keep chapter images beside the episode configs, or use an http(s) URL",
+        )
+    if path.is_file():
+        check_artwork(path, cover=False)
+    return path
 
 
 def plan_task(
@@ -303,6 +325,7 @@ def plan_task(
     stages: Sequence[str] | None,
     now: dt.datetime,
     threads: int,
+    allow_private: bool = False,
 ) -> Task:
     """The task for ``ep``: files on this machine go to the store (once: content-addressed, verified); an archive
     recording that is not here is fetched by the worker from its old URL."""
@@ -336,7 +359,9 @@ def plan_task(
             default=str,
         ).encode()
     ).hexdigest()
-    return Task(ep, settings.show, inputs, tuple(stages) if stages is not None else None, digest, now, threads)
+    return Task(
+        ep, settings.show, inputs, tuple(stages) if stages is not None else None, digest, now, threads, allow_private
+    )
 
 
 def is_done(store: Store, task: Task) -> bool:
@@ -465,6 +490,7 @@ def run_batch(
     now: dt.datetime | None = None,
     on_status: Callable[[BatchStatus], None] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    allow_private: bool = False,
 ) -> BatchResult:
     """Run ``episode_ids`` as Dask tasks (a :class:`LocalCluster` of ``workers`` processes, or the running
     ``scheduler``), then rebuild the feed once from the bucket's manifests.
@@ -494,7 +520,7 @@ def run_batch(
     for eid in episode_ids:
         try:
             ep = load_episode(settings.configs_dir, eid)
-            task = plan_task(settings, ep, store, stages=stages, now=now, threads=threads)
+            task = plan_task(settings, ep, store, stages=stages, now=now, threads=threads, allow_private=allow_private)
         except KeylimeError as e:
             outcomes[eid] = EpisodeOutcome(eid, "failed", error=str(e), exit_code=e.exit_code)
             continue

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from .. import http, timecode
+from .. import ffmpeg, http, timecode
 from ..config import (
     COMMAND_NAMES,
     EPISODE_ID_RE,
@@ -40,7 +40,7 @@ from ..config import (
     load_show,
     tomllib,
 )
-from ..errors import ArchiveError, ConfigError, HttpError
+from ..errors import ArchiveError, ConfigError, FFmpegError, HttpError
 from ..fsutil import atomic_path
 from ..progress import ProgressFn, null_progress
 from ..slug import slugify
@@ -60,23 +60,36 @@ FetchAction = Literal["fetched", "resumed", "present"]
 # ------------------------------------------------------------------------------------------------------ fetching
 
 
-def _client(timeout: float) -> http.Client:
-    return http.Client(user_agent=USER_AGENT, timeout=timeout)
+def _client(timeout: float, allow_private: bool) -> http.Client:
+    return http.Client(user_agent=USER_AGENT, timeout=timeout, allow_private=allow_private)
 
 
 def _http_error(url: str, status: int, reason: str) -> ArchiveError:
     return ArchiveError(f"HTTP {status} {reason}", where=url, hint=_RETRY_HINT)
 
 
-def read_url(url: str, *, timeout: float = 30.0) -> bytes:
-    """GET ``url`` (a feed); an unreachable or failing URL is an :class:`ArchiveError`."""
+def read_url(url: str, *, timeout: float = 30.0, allow_private: bool = False) -> bytes:
+    """GET ``url`` (a feed, at most :data:`keylime_prod.http.DOCUMENT`'s size); an unreachable or failing URL, or
+    one the network rules refuse (keylime_prod.http), is an :class:`ArchiveError`."""
     try:
-        r = _client(timeout).get(url)
+        r = _client(timeout, allow_private).get(url, limits=http.DOCUMENT)
     except HttpError as e:
         raise ArchiveError(f"cannot fetch: {e.message}", where=url, hint=_RETRY_HINT) from None
     if r.status >= 400:
         raise _http_error(url, r.status, r.reason)
     return r.body
+
+
+def _check_audio(part: Path, url: str) -> None:
+    """Raise (and delete ``part``) unless ffmpeg finds an audio stream in it: whatever a peer sends under an audio
+    enclosure is not a recording until ffmpeg says so."""
+    try:
+        ffmpeg.probe(part)
+    except FFmpegError as e:
+        part.unlink(missing_ok=True)
+        raise ArchiveError(
+            f"what the server sent is not audio ({e.message})", where=url, hint="check the enclosure URL in the feed"
+        ) from None
 
 
 def _total_from(resp: http.Streamed, start: int) -> int | None:
@@ -98,12 +111,17 @@ def fetch_media(
     length: int | None,
     timeout: float = 30.0,
     progress: ProgressFn = null_progress,
+    allow_private: bool = False,
 ) -> FetchAction:
     """Download ``url`` to ``dest``, resuming a ``dest.part`` left by an interrupted run (HTTP ``Range``).
 
-    ``dest`` appears only when complete: its size equals ``length`` (the enclosure's, when the feed gives one) or
-    else the size the server announced. A server that ignores ``Range`` (200) restarts the download from zero.
-    Returns what happened; raises :class:`ArchiveError` (HTTP errors, a size that disagrees with ``length``).
+    ``dest`` appears only when complete and audio: its size equals ``length`` (the enclosure's, when the feed gives
+    one) or else the size the server announced, and ffmpeg finds an audio stream in it. A server that ignores
+    ``Range`` (200) restarts the download from zero. The body is never written past ``length`` (or the announced
+    size, or :data:`keylime_prod.http.MEDIA`'s cap when neither is known), and the network rules of
+    :mod:`keylime_prod.http` apply (http(s) only, public addresses unless ``allow_private``, deadline, minimum rate).
+    Returns what happened; raises :class:`ArchiveError` (HTTP errors, a size that disagrees with ``length``, not
+    audio).
     """
     dest = Path(dest)
     if dest.is_file() and (not length or dest.stat().st_size == length):
@@ -117,7 +135,8 @@ def fetch_media(
     resumed = True
     if not (length and have == length):
         try:
-            with _client(timeout).stream(url, start=have) as resp:
+            limits = http.MEDIA.capped(length)  # a 200 restarts from 0: never more than the whole file
+            with _client(timeout, allow_private).stream(url, start=have, limits=limits) as resp:
                 if resp.status == 416 and have and length == have:  # already complete: nothing left to send
                     pass
                 elif resp.status >= 400:
@@ -137,8 +156,12 @@ def fetch_media(
                     with open(part, "ab" if resumed else "wb") as f:
                         done = have
                         for chunk in resp.chunks(CHUNK):
-                            f.write(chunk)
                             done += len(chunk)
+                            if expected and done > expected:
+                                raise ArchiveError(
+                                    f"the server sent more than the {expected:,} bytes it stated", where=url
+                                )
+                            f.write(chunk)
                             progress(f"Fetching {dest.name}", done, expected or done)
         except HttpError as e:  # unreachable, or cut off mid-body
             raise ArchiveError(f"cannot fetch: {e.message}", where=url, hint=_RETRY_HINT) from None
@@ -150,6 +173,7 @@ def fetch_media(
         raise ArchiveError(
             f"download stopped at {size} of {want} bytes", where=url, hint="re-run to resume where it stopped"
         )
+    _check_audio(part, url)
     os.replace(part, dest)
     return "resumed" if resumed else "fetched"
 
@@ -451,9 +475,9 @@ class ImportResult:
         }
 
 
-def _read_source(source: str) -> bytes:
+def _read_source(source: str, allow_private: bool) -> bytes:
     if re.match(r"^https?://", source):
-        return read_url(source)
+        return read_url(source, allow_private=allow_private)
     path = Path(source)
     try:
         return path.read_bytes()
@@ -477,16 +501,18 @@ def import_feed(
     fetch: bool = True,
     remaster: bool = False,
     progress: ProgressFn = null_progress,
+    allow_private: bool = False,
 ) -> ImportResult:
     """Import the feed at ``source`` (URL or file) into ``configs_dir/episodes`` and its media into ``media_dir``.
 
     New items get a config (with ``remaster`` as their ``[archive]`` choice); items imported before are left as they
     are. With ``fetch`` the media is downloaded (resumed, checked against the enclosure length), else it stays at
-    its URL for the batch to fetch. Problems with single items are collected, not raised.
+    its URL for the batch to fetch. Problems with single items are collected, not raised. ``allow_private`` lets
+    the feed and media come from loopback and private addresses (keylime_prod.http).
     """
     configs_dir, media_dir = Path(configs_dir), Path(media_dir)
     show = load_show(configs_dir / "show.toml")
-    items, problems, channel = parse_feed(_read_source(source), source)
+    items, problems, channel = parse_feed(_read_source(source, allow_private), source)
     if not items and not problems:
         problems.append(Problem(source, "the feed has no items"))
     episodes_dir = configs_dir / "episodes"
@@ -519,7 +545,7 @@ def import_feed(
         state = "url"
         if fetch:
             try:
-                state = fetch_media(item.url, media, length=item.length, progress=progress)
+                state = fetch_media(item.url, media, length=item.length, progress=progress, allow_private=allow_private)
             except ArchiveError as e:
                 problems.append(Problem(eid, f"media not fetched: {e}"))
                 state = "failed"

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 import urllib.parse
@@ -66,12 +67,19 @@ class Fetcher(Protocol):
         """A GET; with ``first``, a ranged GET for bytes ``0..first-1`` that never reads more than ``first`` bytes."""
         ...
 
+    def save(self, url: str, dest: Path, *, max_bytes: int | None) -> Response:
+        """A GET whose body goes to ``dest`` (never held in memory), at most ``max_bytes`` of it; the body in the
+        answer is empty."""
+        ...
+
 
 class HttpFetcher:
     """The live host, through :class:`keylime_prod.http.Client` with a pool as wide as the checks run in parallel."""
 
-    def __init__(self, *, workers: int = 16, timeout: float = 20.0) -> None:
-        self.client = http.Client(user_agent="keylime-prod-verify/1", timeout=timeout, workers=workers)
+    def __init__(self, *, workers: int = 16, timeout: float = 20.0, allow_private: bool = False) -> None:
+        self.client = http.Client(
+            user_agent="keylime-prod-verify/1", timeout=timeout, workers=workers, allow_private=allow_private
+        )
 
     def head(self, url: str) -> Response:
         """HEAD ``url``."""
@@ -84,6 +92,18 @@ class HttpFetcher:
         """GET ``url`` (only its first bytes with ``first``)."""
         try:
             return self.client.get(url, first=first)
+        except HttpError as e:
+            raise VerifyError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {e.message}", hint=_HOST_HINT) from e
+
+    def save(self, url: str, dest: Path, *, max_bytes: int | None) -> Response:
+        """GET ``url`` into ``dest`` (at most ``max_bytes``, and never more than :data:`keylime_prod.http.MEDIA`
+        allows)."""
+        try:
+            with self.client.stream(url, limits=http.MEDIA.capped(max_bytes)) as r, open(dest, "wb") as f:
+                if r.status == 200:
+                    for chunk in r.chunks(1 << 16):
+                        f.write(chunk)
+                return Response(r.status, r.headers, b"", r.reason)
         except HttpError as e:
             raise VerifyError(f"cannot reach {urllib.parse.urlsplit(url).netloc}: {e.message}", hint=_HOST_HINT) from e
 
@@ -111,6 +131,10 @@ class MappedFetcher:
     def get(self, url: str, *, first: int | None = None) -> Response:
         """GET the mapped URL."""
         return self.inner.get(self._map(url), first=first)
+
+    def save(self, url: str, dest: Path, *, max_bytes: int | None) -> Response:
+        """GET the mapped URL into ``dest``."""
+        return self.inner.save(self._map(url), dest, max_bytes=max_bytes)
 
 
 class LocalFetcher:
@@ -161,6 +185,14 @@ class LocalFetcher:
         size = int(h["content-length"])
         h.update({"content-length": str(len(data)), "content-range": f"bytes 0-{len(data) - 1}/{size}"})
         return Response(206, h, data)
+
+    def save(self, url: str, dest: Path, *, max_bytes: int | None) -> Response:
+        """The file copied to ``dest``, or 404 (our own folder: no size to cap)."""
+        p = self._path(url)
+        if p is None or not p.is_file():
+            return Response(404, {})
+        shutil.copyfile(p, dest)
+        return Response(200, self._headers(p))
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -456,10 +488,13 @@ def _check_audio(ctx: _Ctx, item: _Item, limits: AudioLimits, scratch: Path, fee
 
     assert item.enclosure is not None
     w, url = item.where, item.enclosure["url"]
-    r = ctx.fetch_ok(w, "audio", url, lambda: ctx.fetch.get(url))
+    mp3 = scratch / f"{abs(hash(url))}.mp3"
+    # Read to a file, never into memory, and no further than the enclosure's stated length: the peer chooses the size.
+    length = item.enclosure.get("length", "")
+    stated = int(length) if length.isdigit() and int(length) > 0 else None
+    r = ctx.fetch_ok(w, "audio", url, lambda: ctx.fetch.save(url, mp3, max_bytes=stated))
     if r is None:
         return
-    mp3 = fsutil.write_bytes(scratch / f"{abs(hash(url))}.mp3", r.body)
     try:
         m = ffmpeg.measure_ebur128(mp3)
     except KeylimeError as e:
@@ -624,6 +659,7 @@ def check_live_show(
     feed_url: str | None = None,
     state: Path | None = None,
     audio: int | Literal["all"] = 1,
+    allow_private: bool = False,
 ) -> Verified:
     """``produce verify``: check the show's live feed (``show.feed_url``, or ``feed_url``) and the items of
     ``episodes`` (ids; ``None``: every item) as an app would, over HTTP(S).
@@ -631,7 +667,8 @@ def check_live_show(
     A show that publishes into the local folder (no bucket configured) is checked there: the folder is served on
     127.0.0.1 (byte ranges, types and CORS as a host serves them) and the public URLs are mapped onto it; with
     ``offline`` its files are read directly (the hosting checks then see only the files). ``state`` defaults to
-    ``<build root>/verify-state.json``.
+    ``<build root>/verify-state.json``. ``allow_private`` lets the live feed and its files be on loopback and private
+    addresses (keylime_prod.http); the local folder's own server on 127.0.0.1 is always reached.
     """
     from ..config import load_episode
     from ..publish.storage import LocalStore, open_store
@@ -656,7 +693,14 @@ def check_live_show(
     state = state if state is not None else settings.build_root / "verify-state.json"
     if not local:
         url = feed_url or show.show.feed_url
-        return check_live_feed(url, fetch=HttpFetcher(), episodes=wanted, audio=audio, limits=limits, state=state)
+        return check_live_feed(
+            url,
+            fetch=HttpFetcher(allow_private=allow_private),
+            episodes=wanted,
+            audio=audio,
+            limits=limits,
+            state=state,
+        )
     assert isinstance(store, LocalStore)
     folder = store.root / store.prefix if store.prefix else store.root
     url = feed_url or store.url(store.key(show.feed.filename))
@@ -669,6 +713,6 @@ def check_live_show(
         res = check_live_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
         return dataclasses.replace(res, source=f"read the files of {folder} directly (no HTTP: hosting unchecked)")
     with serve_folder(folder) as base:
-        fetch = MappedFetcher(HttpFetcher(), store.base_url, base)
+        fetch = MappedFetcher(HttpFetcher(allow_private=True), store.base_url, base)
         res = check_live_feed(url, fetch=fetch, episodes=wanted, audio=audio, limits=limits, state=state)
     return dataclasses.replace(res, source=f"served {folder} on {base} (the public URLs {store.base_url} mapped there)")

@@ -80,6 +80,14 @@ def import_cmd(
     remaster: Annotated[
         bool, typer.Option("--remaster", help="New configs say remaster = true (default: keep the old MP3).")
     ] = False,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            envvar="KEYLIME_ALLOW_PRIVATE",
+            help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
+        ),
+    ] = False,
 ) -> Reply:
     """Import an existing show's feed: a config per item (its guid kept forever) and its media, resumably."""
     from ..catalogue.importer import import_feed
@@ -87,7 +95,7 @@ def import_cmd(
     with cli.progress() as progress:
         res = import_feed(
             feed, cli.configs or Path("configs"), media_dir=media or Path("media"), fetch=not no_fetch,
-            remaster=remaster, **({"progress": progress} if progress else {}),
+            remaster=remaster, allow_private=allow_private, **({"progress": progress} if progress else {}),
         )  # fmt: skip
     for line in res.summary():
         cli.say(line)
@@ -115,6 +123,14 @@ def batch_cmd(
         int | None, typer.Option("--workers", min=1, help="LocalCluster processes (default: one per core).")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Cores (Whisper threads) per task.")] = 1,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            envvar="KEYLIME_ALLOW_PRIVATE",
+            help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
+        ),
+    ] = False,
 ) -> Reply:
     """Run the pipeline for many episodes as Dask tasks, publish each, then rebuild the feed once."""
     from ..catalogue.batch import BatchStatus, run_batch, select_episodes
@@ -134,7 +150,7 @@ def batch_cmd(
 
         result = run_batch(
             settings, ids, stages=wanted, scheduler=scheduler, workers=workers, threads=threads, force=cli.force,
-            on_status=on_status,
+            on_status=on_status, allow_private=allow_private,
         )  # fmt: skip
     for line in result.summary():
         cli.say(line)

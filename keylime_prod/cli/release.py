@@ -109,6 +109,14 @@ def verify_cmd(
     audio: Annotated[
         str, typer.Option("--audio", help="How many MP3s to download and measure, newest first: a number or 'all'.")
     ] = "1",
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            envvar="KEYLIME_ALLOW_PRIVATE",
+            help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
+        ),
+    ] = False,
 ) -> Reply:
     """Check the live feed as a podcast app would: tags, byte ranges, media types, artwork, guids, loudness, ID3.
 
@@ -122,7 +130,7 @@ def verify_cmd(
         raise ConfigError(f"--audio {audio!r}: give a number or 'all'")
     res = check_live_show(
         cli.settings(), None if every else episodes, offline=offline, feed_url=feed_url, state=state,
-        audio="all" if audio == "all" else int(audio),
+        audio="all" if audio == "all" else int(audio), allow_private=allow_private,
     )  # fmt: skip
     for p in res.problems:
         colour = "red" if p.severity == "error" else "yellow"

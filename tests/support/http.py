@@ -46,7 +46,8 @@ class Fault:
     ``length_delta``: announce a Content-Length this many bytes off (the connection is closed after the body, since
     the framing is broken). ``close_after``: send this many body bytes, then close. ``trickle``: send the body
     ``(bytes, seconds)`` at a time. ``delay``: wait this long before the status line. ``ranges=False``: answer a
-    ranged request with the whole body.
+    ranged request with the whole body. ``endless``: send no Content-Length and the body over and over until the
+    client hangs up.
     """
 
     status: int | None = None
@@ -56,6 +57,7 @@ class Fault:
     trickle: tuple[int, float] | None = None
     delay: float = 0.0
     ranges: bool = True
+    endless: bool = False
     times: int | None = None
 
 
@@ -223,6 +225,9 @@ class FakeHost:
             self._empty(h, 404)
             return
         src, ctype = found
+        if fault.endless and body:
+            self._endless(h, src, ctype)
+            return
         start, length, status = 0, src.size, 200
         m = _RANGE.match(rng or "")
         if m and self.ranges and fault.ranges and (m.group(1) or m.group(2)):
@@ -259,6 +264,20 @@ class FakeHost:
                 time.sleep(pause)
         if sent < length:  # an early close: the client sees a short body, then EOF
             h.close_connection = True
+
+    @staticmethod
+    def _endless(h: BaseHTTPRequestHandler, src: _Body, ctype: str) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Connection", "close")  # no length: the body ends when the connection does (RFC 9112 6.3)
+        h.end_headers()
+        h.close_connection = True
+        try:
+            while True:
+                for chunk in src.chunks(0, src.size, _CHUNK):
+                    h.wfile.write(chunk)
+        except OSError:  # the client hung up
+            return
 
     @staticmethod
     def _empty(h: BaseHTTPRequestHandler, status: int, **headers: str) -> None:
