@@ -172,6 +172,7 @@ def report_cmd(
     transcript. Earlier stages run first when out of date.
     """
     from rich.table import Table
+    from rich.text import Text
 
     from ..pipeline import run_episode
 
@@ -183,9 +184,10 @@ def report_cmd(
         )  # fmt: skip
     rep = run.artefacts["report"]
     if cli.for_people:
-        table = Table(title=f"{rep.episode_id}: production report", show_header=False)
+        # Text objects, not markup: a recording or speaker named "[draft]" is printed as it is.
+        table = Table(title=Text(f"{rep.episode_id}: production report"), show_header=False)
         for label, value in rep.rows():
-            table.add_row(f"[red]{label}[/red]" if label == "PROBLEM" else label, value)
+            table.add_row(Text(label, style="red" if label == "PROBLEM" else ""), Text(value))
         cli.out.print(table)
         for w in rep.low_confidence[:10]:
             cli.say(f"  check {w.clock} “{w.text}” (p={w.probability})")

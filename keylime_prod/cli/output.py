@@ -175,8 +175,9 @@ def progress_display(err: Console, enabled: bool) -> Iterator[ProgressFn | None]
         with ProgressLines() as lines:
             yield lines
         return
+    # Descriptions and details hold file names and titles: never parsed as markup (markup=False).
     columns = (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
@@ -204,8 +205,9 @@ def count_display(err: Console, enabled: bool, what: str, total: int) -> Iterato
             lines.step(what)
             yield lambda done, info: lines(what, done, total, f"{done}/{total}: {info}")
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn())  # fmt: skip
+    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+               TextColumn("{task.completed:.0f}/{task.total:.0f}"), TextColumn("{task.fields[info]}", markup=False),
+               TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(what, total=total, info="starting")
         yield lambda done, info: bar.update(task, completed=done, info=info)

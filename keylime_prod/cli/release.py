@@ -22,10 +22,12 @@ def print_published(cli: Cli, res: Any) -> None:
         state = "live" if e.live else ("scheduled for " + e.publish_date.isoformat() if e.scheduled else "not live")
         if res.dry_run:
             state = "dry run"
-        cli.say(f"[bold]{e.episode_id}[/bold] ({state}) -> {res.target}", markup=True)
+        # Data (ids, paths, keys) is escaped: a folder named "[draft]" is printed, not taken for a style.
+        cli.say(f"[bold]{escape(e.episode_id)}[/bold] ({escape(state)}) -> {escape(str(res.target))}", markup=True)
         for f in e.files:
             how = f" verified by {f.verified_by}" if f.verified_by else ""
-            cli.say(f"  {verb.get(f.action, f.action)} {f.key} ({f.size:,} bytes){how}", markup=True)
+            mark = verb.get(f.action, escape(f.action))
+            cli.say(f"  {mark} {escape(f.key)} ({f.size:,} bytes){escape(how)}", markup=True)
     feed = ("would be written" if res.dry_run else "written") if res.feed_updated else "unchanged"
     # Where the feed file is (a local folder or a bucket) and, apart, the URL apps will read it at: a local publish
     # writes a folder, not the public URL.

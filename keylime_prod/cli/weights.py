@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .app import Cli, Reply, command, subcommands
 
@@ -21,7 +22,7 @@ def models_list_cmd(cli: Cli) -> Reply:
     for name, installed, hint in weights.bundled_status():
         listed.append({"name": name, "installed": installed, "install": None if installed else hint})
         mark = "[green]✓[/green]" if installed else "[yellow]-[/yellow]"
-        cli.say(f"{mark} {name}" + ("" if installed else f"  ({hint})"), markup=True)
+        cli.say(f"{mark} {escape(name)}" + ("" if installed else f"  ({escape(hint)})"), markup=True)
     cache = weights.default_cache_dir()
     cli.say(f"cache: {cache}")
     return Reply({"models": listed, "cache": str(cache)})
