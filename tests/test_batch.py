@@ -138,7 +138,9 @@ def test_batch_on_dask_survives_a_killed_worker(
     ref_store = open_store(ref_settings.show.storage)
     ref_out = {}
     for eid in [*ids, "lost"]:
-        task = plan_task(ref_settings, load_episode(cfg, eid), ref_store, stages=None, now=NOW, threads=1)
+        task = plan_task(
+            ref_settings, load_episode(cfg, eid), ref_store, stages=None, now=NOW, threads=1, allow_private=True
+        )
         ref_out[eid] = run_task(task)
     publish([], ref_settings.show, store=ref_store, now=NOW)
     assert [ref_out[e].status for e in ids] == ["published"] * 4 and ref_out["lost"].status == "failed"
@@ -152,7 +154,9 @@ def test_batch_on_dask_survives_a_killed_worker(
             killed.update(worker=msg["worker"], episode=msg["episode"])
             dask_processes.kill_worker(msg["worker"])
 
-    result = run_batch(settings, [*ids, "lost"], scheduler=dask_processes.address, now=NOW, on_event=on_event)
+    result = run_batch(
+        settings, [*ids, "lost"], scheduler=dask_processes.address, now=NOW, on_event=on_event, allow_private=True
+    )
     by_id = {o.episode_id: o for o in result.outcomes}
     assert killed, "no task reached the transcribe stage"
     assert [by_id[e].status for e in ids] == ["published"] * 4, result.to_json()
@@ -189,7 +193,7 @@ def test_batch_on_dask_survives_a_killed_worker(
         assert store.key(e.enclosures[0].href.removeprefix(PUBLIC + "/")) in keys
 
     # A re-run finds every episode published from the same inputs and submits nothing.
-    again = run_batch(settings, ids, scheduler=dask_processes.address, now=NOW)
+    again = run_batch(settings, ids, scheduler=dask_processes.address, now=NOW, allow_private=True)
     assert [o.status for o in again.outcomes] == ["skipped"] * 4
 
 
