@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.configs import storage_settings
 from support.http import FakeHost
 from support.media import make_image, make_mp3
+from support.s3 import BUCKET, FaultProxy, RcloneS3, raw_client
 from typer.testing import CliRunner
 
 from keylime_prod import http
@@ -21,8 +23,9 @@ from keylime_prod.catalogue import batch, release_check
 from keylime_prod.catalogue.importer import fetch_media, import_feed
 from keylime_prod.cli import app
 from keylime_prod.config import load_settings
-from keylime_prod.errors import ArchiveError, HttpError, KeylimeError
-from keylime_prod.publish.storage import open_store
+from keylime_prod.errors import ArchiveError, HttpError, KeylimeError, StorageError
+from keylime_prod.publish import storage
+from keylime_prod.publish.storage import S3Store, open_store
 
 
 @pytest.fixture
@@ -301,3 +304,45 @@ def test_batch_uploads_a_chapter_image_beside_the_configs(configs: Path, tmp_pat
 
     task = batch.plan_task(settings, load_episode(configs, "ep-1"), store, stages=None, now=_date(), threads=1)
     assert task.inputs["one.png"].key is not None and task.inputs["one.png"].name == "one.png"
+
+
+# -------------------------------------------------------------------------------------------------------- S3
+
+
+@pytest.mark.s3
+def test_an_s3_server_whose_answers_trickle_fails_within_the_call_deadline(s3_server: RcloneS3, tmp_path: Path) -> None:
+    assert s3_server.port is not None
+    proxy = FaultProxy("127.0.0.1", s3_server.port, trickle=(1, 0.3))  # every answer, one byte at a time
+    try:
+        store = open_store(
+            storage_settings(proxy.endpoint_url, connect_timeout_s=1.0, read_timeout_s=2.0, max_attempts=1)
+        )
+        assert isinstance(store, S3Store) and store.deadline_for(100) < 3.1
+        f = tmp_path / "notes.md"
+        f.write_text("# Notes\n" * 12, encoding="utf-8")
+        t0 = time.monotonic()
+        with pytest.raises(StorageError, match=r"did not finish within 3 s") as err:
+            store.upload_file(store.key("notes.md"), f, content_type="text/markdown", cache_control="x")
+        assert time.monotonic() - t0 < 6
+        assert f"127.0.0.1:{proxy.port}" in str(err.value)  # the endpoint, named
+    finally:
+        proxy.close()
+
+
+@pytest.mark.s3
+def test_an_s3_body_slower_than_the_minimum_rate_is_given_up(
+    s3_server: RcloneS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "RATE_WINDOW_S", 1.0)
+    assert s3_server.port is not None
+    key = "podcast/episodes/ep-1/ep-1.mp3"
+    raw_client(s3_server.endpoint_url).put_object(Bucket=BUCKET, Key=key, Body=b"x" * 1_000_000)
+    proxy = FaultProxy("127.0.0.1", s3_server.port, trickle=(2000, 0.5))  # 4 KB/s, under the 8 KiB/s minimum
+    try:
+        store = open_store(storage_settings(proxy.endpoint_url, read_timeout_s=2.0, max_attempts=1))
+        t0 = time.monotonic()
+        with pytest.raises(StorageError, match=r"127\.0\.0\.1:\d+ moved .* under the minimum 8 KiB/s"):
+            store.get_bytes(key)
+        assert time.monotonic() - t0 < 6
+    finally:
+        proxy.close()

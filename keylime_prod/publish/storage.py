@@ -11,6 +11,13 @@ SHA-256 checksum (``x-amz-checksum-sha256``, returned by HEAD with ``ChecksumMod
 otherwise read the object back and compare its SHA-256 (``verify = "read-back"`` always does). Nothing relies on
 conditional writes, ACLs, user metadata or ranged GETs, which some S3-compatible servers ignore (docs/platform.md).
 
+No exchange with the server waits without an end (docs/security.md, "What the network may do"): botocore's
+connect and read timeouts and its standard retries bound each attempt, and every call runs under an overall
+deadline (:meth:`S3Store._bounded`: the attempts' timeouts plus the bytes at :data:`MIN_RATE`), while the bytes of a
+body (sent or received) must keep :data:`MIN_RATE` over each :data:`RATE_WINDOW_S` (:class:`_Rate`): a server or
+proxy that trickles one byte every few seconds, which no read timeout catches, fails in bounded time with one line
+naming the endpoint.
+
 Credentials are never passed in: boto3 reads the standard ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
 ``AWS_SESSION_TOKEN`` variables or an AWS profile itself. botocore and boto3 exceptions are translated into
 :class:`~keylime_prod.errors.StorageError` here, where the library is called.
@@ -44,8 +51,15 @@ from ..progress import ProgressFn, null_progress
 log = logging.getLogger(__name__)
 
 _MIB = 1 << 20
-_READ = _MIB
+#: GET bodies are read this much at a time: at most what MIN_RATE moves in a RATE_WINDOW_S, so a read that has not
+#: returned within a window proves the rate fell under the minimum (:meth:`_Rate.stalled`).
+_READ = 64 * 1024
 _HASH_READ = 4 * _MIB
+#: The slowest a body may move (bytes per second, over each RATE_WINDOW_S) before the transfer is given up.
+MIN_RATE = 8 * 1024.0
+RATE_WINDOW_S = 20.0
+#: A long transfer logs one progress line this often (a CI log shows no progress bar).
+PROGRESS_EVERY_S = 10.0
 
 #: Content-Type of every kind of file we publish, by extension (S3 would default to ``binary/octet-stream``).
 #: The types named by ``podcast:transcript`` / ``podcast:chapters`` are served bare: Podcasting 2.0 wants the served
@@ -449,6 +463,76 @@ class Store:
 _CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the key's permissions"
 
 
+class _Rate:
+    """The bytes of one S3 body, counted as they move: raises :class:`StorageError` when a window of
+    :data:`RATE_WINDOW_S` moved less than :data:`MIN_RATE`, and logs progress every :data:`PROGRESS_EVERY_S`."""
+
+    def __init__(self, what: str, where: str, endpoint: str, total: int | None) -> None:
+        self.what, self.where, self.endpoint, self.total = what, where, endpoint, total
+        self.t0 = self._window_at = self._logged = time.monotonic()
+        self.done = self._window_bytes = 0
+        self.started: float | None = None  # when the body began to move
+        self.last = self.t0  # when bytes last moved
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        """The body starts to move now (a GET's answer arrived)."""
+        with self._lock:
+            if self.started is None:
+                self.started = self.last = self._window_at = self._logged = time.monotonic()
+
+    def stalled(self, now: float) -> str | None:
+        """Why the transfer is too slow, if no bytes moved for a whole window once the body started (each piece is
+        at most what MIN_RATE moves in a window, so such a gap is a rate under the minimum)."""
+        if self.started is None or now - self.last < RATE_WINDOW_S:
+            return None
+        if self.total and self.done >= self.total:  # all sent: the server may take its time to answer (deadline)
+            return None
+        return (
+            f"{self.endpoint} moved nothing for {now - self.last:.0f} s ({self.done:,} bytes in all), under the "
+            f"minimum {MIN_RATE / 1024:g} KiB/s"
+        )
+
+    def __call__(self, n: int) -> None:
+        self.begin()
+        with self._lock:
+            self.done += n
+            now = self.last = time.monotonic()
+            if now - self._window_at >= RATE_WINDOW_S:
+                moved, took = self.done - self._window_bytes, now - self._window_at
+                if moved / took < MIN_RATE:
+                    raise StorageError(
+                        f"cannot {self.what}: {self.endpoint} moved {moved:,} bytes in {took:.0f} s, under the "
+                        f"minimum {MIN_RATE / 1024:g} KiB/s",
+                        where=self.where,
+                        hint="re-run later: finished files are not uploaded again",
+                    )
+                self._window_at, self._window_bytes = now, self.done
+            if now - self._logged >= PROGRESS_EVERY_S:
+                self._logged = now
+                of = f" of {self.total / _MIB:.1f}" if self.total else ""
+                log.info("%s: %.1f%s MiB (%.2f MiB/s)", self.where, self.done / _MIB, of,
+                         self.done / _MIB / max(1e-6, now - self.t0))  # fmt: skip
+
+
+class _RateReader:
+    """A file whose reads (botocore sending it as a request body) are counted by a :class:`_Rate`."""
+
+    def __init__(self, f: Any, rate: _Rate) -> None:
+        self._f, self._rate = f, rate
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._f.read(n)
+        self._rate(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return int(self._f.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._f.tell())
+
+
 class S3Store(Store):
     """A bucket on an S3-compatible server, reached with boto3."""
 
@@ -593,6 +677,52 @@ class S3Store(Store):
         except (bx.BotoCoreError, bx.ClientError, boto3.exceptions.Boto3Error) as e:
             raise self._error(e, what, key) from e
 
+    def _rate(self, what: str, key: str, total: int | None) -> _Rate:
+        return _Rate(what, self.describe_key(key), self.endpoint or "AWS S3", total)
+
+    def deadline_for(self, size: int) -> float:
+        """How long one call moving ``size`` bytes may take in all: every attempt's connect and read timeouts (a
+        server that answers nothing), then the bytes at :data:`MIN_RATE`."""
+        st = self.settings
+        return st.max_attempts * (st.connect_timeout_s + st.read_timeout_s) + size / MIN_RATE
+
+    def _bounded(self, what: str, key: str | None, fn: Any, *, size: int = 0, rate: _Rate | None = None) -> Any:
+        """``fn()`` under :meth:`deadline_for` ``size`` (or the size a GET's answer states, in ``rate.total``): run
+        in a thread, given up when the deadline passes (a peer that trickles its answer, which the per-read timeout
+        never catches). The given-up call's connection is left to its thread; later calls use a new client, so they
+        never queue behind it."""
+        box: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as e:  # handed to the caller's thread as it is
+                box["error"] = e
+            finally:
+                finished.set()
+
+        t0 = time.monotonic()
+        threading.Thread(target=run, name="keylime-s3-call", daemon=True).start()
+        while not finished.wait(0.25):
+            now = time.monotonic()
+            limit = self.deadline_for(max(size, rate.total or 0) if rate is not None else size)
+            why = rate.stalled(now) if rate is not None else None
+            if why is None and now - t0 >= limit:
+                why = f"{self.endpoint or 'AWS S3'} did not finish within {limit:.0f} s"
+            if why is None:
+                continue
+            st = self.settings
+            self.client = self._client(st.max_attempts, st.connect_timeout_s, st.read_timeout_s)
+            raise StorageError(
+                f"cannot {what}: {why}",
+                where=self.describe_key(key) if key else f"s3://{self.bucket}",
+                hint="re-run later: finished files are not uploaded again",
+            )
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
     # -- primitives
 
     def check(self) -> None:
@@ -602,7 +732,7 @@ class S3Store(Store):
                 import botocore.exceptions as bx
 
                 raise bx.NoCredentialsError()
-            self._probe.head_bucket(Bucket=self.bucket)
+            self._bounded("reach the bucket", None, lambda: self._probe.head_bucket(Bucket=self.bucket))
 
     def head(self, key: str) -> RemoteObject | None:
         """HEAD ``key`` (asking for the stored checksum); ``None`` when it does not exist."""
@@ -610,7 +740,9 @@ class S3Store(Store):
 
         with self._calling("check", key):
             try:
-                r = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+                r = self._bounded(
+                    "check", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+                )
             except bx.ClientError as e:
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 if status == 404 or e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
@@ -633,39 +765,64 @@ class S3Store(Store):
         """GET ``key`` whole; ``None`` when it does not exist."""
         import botocore.exceptions as bx
 
+        rate = self._rate("read", key, None)
+
+        def read() -> bytes:
+            r = self.client.get_object(Bucket=self.bucket, Key=key)
+            rate.total = int(r.get("ContentLength") or 0)
+            rate.begin()
+            parts = []
+            for chunk in r["Body"].iter_chunks(_READ):
+                rate(len(chunk))
+                parts.append(chunk)
+            return b"".join(parts)
+
         with self._calling("read", key):
             try:
-                r = self.client.get_object(Bucket=self.bucket, Key=key)
+                data: bytes = self._bounded("read", key, read, rate=rate)
             except bx.ClientError as e:
                 status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 if status == 404 or e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                     return None
                 raise
-            data: bytes = r["Body"].read()
         return data
 
     def read_sha256(self, key: str) -> tuple[int, str]:
         """GET ``key`` and hash it as it streams."""
         h = hashlib.sha256()
-        n = 0
-        with self._calling("read back", key):
+        rate = self._rate("read back", key, None)
+
+        def read() -> int:
             r = self.client.get_object(Bucket=self.bucket, Key=key)
+            rate.total = int(r.get("ContentLength") or 0)
+            rate.begin()
             for chunk in r["Body"].iter_chunks(_READ):
+                rate(len(chunk))
                 h.update(chunk)
-                n += len(chunk)
+            return rate.done
+
+        with self._calling("read back", key):
+            n: int = self._bounded("read back", key, read, rate=rate)
         return n, h.hexdigest()
 
     def download(self, key: str, dest: Path, *, progress: ProgressFn = null_progress) -> tuple[int, str]:
         """GET ``key`` into ``dest`` through a temporary file beside it, hashing as it streams."""
-        h, n = hashlib.sha256(), 0
+        h = hashlib.sha256()
+        rate = self._rate("download", key, None)
         with self._calling("download", key), fsutil.atomic_path(dest) as tmp, open(tmp, "wb") as f:
-            r = self.client.get_object(Bucket=self.bucket, Key=key)
-            total = int(r.get("ContentLength") or 0)
-            for chunk in r["Body"].iter_chunks(_READ):
-                f.write(chunk)
-                h.update(chunk)
-                n += len(chunk)
-                progress(f"download {Path(key).name}", n, total or n)
+
+            def read() -> int:
+                r = self.client.get_object(Bucket=self.bucket, Key=key)
+                total = rate.total = int(r.get("ContentLength") or 0)
+                rate.begin()
+                for chunk in r["Body"].iter_chunks(_READ):
+                    rate(len(chunk))
+                    f.write(chunk)
+                    h.update(chunk)
+                    progress(f"download {Path(key).name}", rate.done, total or rate.done)
+                return rate.done
+
+            n: int = self._bounded("download", key, read, rate=rate)
         return n, h.hexdigest()
 
     def delete(self, keys: list[str]) -> None:
@@ -673,29 +830,39 @@ class S3Store(Store):
         with self._calling("delete", keys[0] if keys else None):
             for i in range(0, len(keys), 1000):
                 batch = [{"Key": k} for k in keys[i : i + 1000]]
-                r = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                delete = {"Objects": batch, "Quiet": True}
+                r = self._bounded(
+                    "delete", batch[0]["Key"], lambda d=delete: self.client.delete_objects(Bucket=self.bucket, Delete=d)
+                )
                 if r.get("Errors"):
                     e = r["Errors"][0]
                     raise StorageError(f"cannot delete: {e.get('Code')} {e.get('Message')}", where=e.get("Key"))
 
     def list_keys(self, under: str) -> list[str]:
         """List keys under ``under`` (paginated)."""
-        keys: list[str] = []
-        with self._calling("list", under):
+
+        def pages() -> list[str]:
+            keys: list[str] = []
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=under):
                 keys.extend(o["Key"] for o in page.get("Contents", ()))
-        return sorted(keys)
+            return keys
+
+        with self._calling("list", under):
+            return sorted(self._bounded("list", under, pages))
 
     def list_folders(self, under: str) -> list[str]:
         """One ``list_objects_v2`` with ``Delimiter="/"``: a page per 1000 episodes, not per object."""
-        names: list[str] = []
-        with self._calling("list", under):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
+
+        def pages() -> list[str]:
+            names: list[str] = []
+            for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=under, Delimiter="/"
-            )
-            for page in pages:
+            ):
                 names.extend(c["Prefix"][len(under) :].rstrip("/") for c in page.get("CommonPrefixes", ()))
-        return sorted(n for n in names if n)
+            return names
+
+        with self._calling("list", under):
+            return sorted(n for n in self._bounded("list", under, pages) if n)
 
     def _put_file(
         self, key: str, digest: FileDigest, *, content_type: str, cache_control: str, progress: ProgressFn
@@ -708,46 +875,46 @@ class S3Store(Store):
             extra: dict[str, Any] = {}
             if self.settings.send_checksums:
                 extra = {"ContentMD5": digest.md5_b64, "ChecksumSHA256": digest.sha256_b64}
+            rate = self._rate("upload", key, digest.size)
             with self._calling("upload", key), open(digest.path, "rb") as f:
-                self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=f,
-                    ContentLength=digest.size,
-                    ContentType=content_type,
-                    CacheControl=cache_control,
-                    **extra,
-                )
+                self._bounded(
+                    "upload", key, size=digest.size, rate=rate,
+                    fn=lambda: self.client.put_object(
+                        Bucket=self.bucket, Key=key, Body=_RateReader(f, rate), ContentLength=digest.size,
+                        ContentType=content_type, CacheControl=cache_control, **extra,
+                    ),
+                )  # fmt: skip
             progress(label, digest.size, digest.size)
             return
         # Multipart through s3transfer: parallel parts, each retried by botocore's standard retry mode.
-        done = 0
-        lock = threading.Lock()
+        rate = self._rate("upload", key, digest.size)
 
         def callback(n: int) -> None:
-            nonlocal done
-            with lock:
-                done += n
-                progress(label, min(done, digest.size), digest.size)
+            rate(n)  # raises when too slow: s3transfer cancels the other parts
+            progress(label, min(rate.done, digest.size), digest.size)
 
         with self._calling("upload", key):
-            self.client.upload_file(
-                str(digest.path),
-                self.bucket,
-                key,
-                ExtraArgs={"ContentType": content_type, "CacheControl": cache_control},
-                Callback=callback,
-                Config=self.transfer_config,
-            )
+            self._bounded(
+                "upload", key, size=digest.size, rate=rate,
+                fn=lambda: self.client.upload_file(
+                    str(digest.path), self.bucket, key,
+                    ExtraArgs={"ContentType": content_type, "CacheControl": cache_control},
+                    Callback=callback, Config=self.transfer_config,
+                ),
+            )  # fmt: skip
 
     def _put_bytes(self, key: str, data: bytes, digest: FileDigest, *, content_type: str, cache_control: str) -> None:
         extra: dict[str, Any] = {}
         if self.settings.send_checksums:
             extra = {"ContentMD5": digest.md5_b64, "ChecksumSHA256": digest.sha256_b64}
         with self._calling("upload", key):
-            self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache_control, **extra
-            )
+            self._bounded(
+                "upload", key, size=len(data),
+                fn=lambda: self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache_control,
+                    **extra,
+                ),
+            )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------- local

@@ -144,11 +144,20 @@ class FaultProxy:
 
     ``reset_at`` lists cumulative client-to-server byte counts; the connection carrying the byte at each offset is
     reset from both sides, as a flaky network or a load balancer dropping a connection would. Used to check that
-    uploads retry to success.
+    uploads retry to success. ``trickle`` = ``(bytes, seconds)`` passes the server's answers on that many bytes at a
+    time with that pause between (a slow or hostile network: every read gets a little, so no read timeout fires).
     """
 
-    def __init__(self, target_host: str, target_port: int, *, reset_at: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        reset_at: tuple[int, ...] = (),
+        trickle: tuple[int, float] | None = None,
+    ) -> None:
         self.target = (target_host, target_port)
+        self.trickle = trickle
         self.reset_at = sorted(reset_at)
         self.resets = 0
         self.connections = 0
@@ -178,7 +187,7 @@ class FaultProxy:
             with self._lock:
                 self.connections += 1
             threading.Thread(target=self._upstream, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._downstream, args=(upstream, client), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(upstream, client, self.trickle), daemon=True).start()
 
     def _upstream(self, client: socket.socket, upstream: socket.socket) -> None:
         try:
@@ -205,13 +214,19 @@ class FaultProxy:
             upstream.shutdown(socket.SHUT_WR)
 
     @staticmethod
-    def _downstream(upstream: socket.socket, client: socket.socket) -> None:
+    def _downstream(upstream: socket.socket, client: socket.socket, trickle: tuple[int, float] | None) -> None:
         try:
             while True:
                 data = upstream.recv(65536)
                 if not data:
                     break
-                client.sendall(data)
+                if trickle is None:
+                    client.sendall(data)
+                    continue
+                step, pause = trickle
+                for at in range(0, len(data), step):
+                    client.sendall(data[at : at + step])
+                    time.sleep(pause)
         except OSError:
             pass
         with contextlib.suppress(OSError):
