@@ -5,20 +5,26 @@ that do not belong in the bucket. Every peer is the fake host on 127.0.0.1, misb
 from __future__ import annotations
 
 import html
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import feedparser
 import pytest
+from support import tagging as tf
 from support.configs import storage_settings
 from support.http import FakeHost
 from support.media import make_image, make_mp3
 from support.s3 import BUCKET, FaultProxy, RcloneS3, raw_client
 from typer.testing import CliRunner
 
-from keylime_prod import http
+from keylime_prod import http, publish
 from keylime_prod.catalogue import batch, release_check
 from keylime_prod.catalogue.importer import fetch_media, import_feed
 from keylime_prod.cli import app
@@ -346,3 +352,62 @@ def test_an_s3_body_slower_than_the_minimum_rate_is_given_up(
         assert time.monotonic() - t0 < 6
     finally:
         proxy.close()
+
+
+@pytest.mark.s3
+def test_rclone_serve_s3_ignores_conditional_writes(s3_server: RcloneS3) -> None:
+    # Why the feed is checked after it is written instead of written with If-Match (keylime_prod.publish._write_feed):
+    # this server accepts a PutObject whatever its If-None-Match / If-Match says.
+    raw = raw_client(s3_server.endpoint_url)
+    first = raw.put_object(Bucket=BUCKET, Key="podcast/feed.xml", Body=b"1")["ETag"]
+    raw.put_object(Bucket=BUCKET, Key="podcast/feed.xml", Body=b"2", IfNoneMatch="*")
+    raw.put_object(Bucket=BUCKET, Key="podcast/feed.xml", Body=b"3", IfMatch=first)  # first is no longer current
+    assert raw.get_object(Bucket=BUCKET, Key="podcast/feed.xml")["Body"].read() == b"3"
+
+
+@pytest.mark.s3
+def test_two_publishers_on_one_bucket_never_lose_an_episode(
+    s3_server: RcloneS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine A publishes ep-7; between A's reading the bucket and A's writing the feed, machine B (another
+    process, with its own temp folder, so its own publish lock) publishes ep-8 to the same bucket, and a prune on a
+    third machine deletes A's freshly verified MP3. A's feed must hold both episodes and A's MP3 must be back."""
+    cfg_a, build_a = tf.tagged_build(tmp_path / "a")
+    with monkeypatch.context() as m:
+        m.setattr(tf, "EPISODE_ID", "ep-8")
+        cfg_b, build_b = tf.tagged_build(tmp_path / "b")
+    storage_env = {"KEYLIME_S3_ENDPOINT_URL": s3_server.endpoint_url, "KEYLIME_S3_BUCKET": BUCKET}
+    for k, v in {**storage_env, "KEYLIME_S3_PREFIX": "podcast"}.items():
+        monkeypatch.setenv(k, v)
+    raw = raw_client(s3_server.endpoint_url)
+    other_tmp = tmp_path / "machine-b-tmp"
+    other_tmp.mkdir()
+    real_build_feed = publish.build_feed
+    seen: dict[str, Any] = {}
+
+    def build_feed_with_b_in_between(*args: Any, **kw: Any) -> bytes:
+        if not seen:
+            b = subprocess.run(
+                [sys.executable, "-m", "keylime_prod", "publish", "ep-8", "--configs", str(cfg_b),
+                 "--build-dir", str(build_b)],
+                env={**os.environ, "TMPDIR": str(other_tmp)}, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            seen["b"] = b
+            mine = [o["Key"] for o in raw.list_objects_v2(Bucket=BUCKET, Prefix="podcast/episodes/ep-7/")["Contents"]]
+            seen["gone"] = next(k for k in mine if k.endswith(".mp3"))
+            raw.delete_object(Bucket=BUCKET, Key=seen["gone"])
+        return bytes(real_build_feed(*args, **kw))
+
+    monkeypatch.setattr(publish, "build_feed", build_feed_with_b_in_between)
+    a = CliRunner().invoke(app, ["publish", "ep-7", "--configs", str(cfg_a), "--build-dir", str(build_a)])
+    assert seen["b"].returncode == 0, seen["b"].stderr
+    assert "ep-8 (live)" in seen["b"].stdout
+    assert a.exit_code == 0, a.output
+    feed = feedparser.parse(raw.get_object(Bucket=BUCKET, Key="podcast/feed.xml")["Body"].read())
+    manifests = {
+        i: raw.get_object(Bucket=BUCKET, Key=f"podcast/episodes/{i}/manifest.json")["Body"].read()
+        for i in ("ep-7", "ep-8")
+    }
+    assert sorted(e.id for e in feed.entries) == sorted(json.loads(m)["guid"] for m in manifests.values())
+    assert raw.head_object(Bucket=BUCKET, Key=seen["gone"])["ContentLength"] > 0  # uploaded again
+    assert "ep-7 (live)" in a.stdout

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -575,32 +576,9 @@ def _publish_locked(
                 "application/json",
                 store.settings.manifest_cache_control,
             )
-        everything, unreadable = _all_manifests(store, manifests)
-        # One bad manifest never blocks the others: it is left out of the feed, reported, and the rest go in.
-        live_feed = store.get_bytes(feed_key)
-        fit, unfit = screen(
-            list(everything.values()),
-            where=lambda i: store.describe_key(_manifest_key(store, i)),
-            live=live_enclosures(live_feed),
-            url=store.url,
+        xml, feed_changed, left_out = _write_feed(
+            show, store, up, show_manifest, manifests, results, feed_key, now=now, withdraw=withdraw, dry_run=dry_run
         )
-        left_out = tuple(sorted((*unreadable, *unfit), key=lambda x: x.episode_id))
-        for x in left_out:
-            log.warning("%s", x)
-        keep = _kept_live(live_feed, fit, now, withdraw)
-        xml = build_feed(
-            show.show,
-            fit,
-            show_manifest=show_manifest,
-            url=store.url,
-            settings=show.feed,
-            now=now,
-            keep=keep,
-        )
-        current = store.get_bytes(feed_key)
-        feed_changed = current != xml
-        if feed_changed:
-            up.data(feed_key, xml, "application/rss+xml; charset=utf-8", show.feed.cache_control)
     feed_url = store.url(feed_key)
     if feed_url != show.show.feed_url:
         log.warning("the feed is served at %s but show.feed_url says %s", feed_url, show.show.feed_url)
@@ -642,6 +620,77 @@ def _publish_locked(
         now=now,
         left_out=left_out,
     )
+
+
+#: How many times a publish rebuilds the feed when another publisher changed the bucket meanwhile.
+FEED_ROUNDS = 8
+
+
+def _write_feed(
+    show: ShowConfig,
+    store: Store,
+    up: _Uploader,
+    show_manifest: ShowManifest,
+    manifests: dict[str, Manifest],
+    results: Sequence[_EpisodeResult],
+    feed_key: str,
+    *,
+    now: dt.datetime,
+    withdraw: Collection[str],
+    dry_run: bool,
+) -> tuple[bytes, bool, tuple[LeftOut, ...]]:
+    """Rebuild the feed from every manifest in the bucket and write it; returns the feed, whether it changed and
+    what was left out.
+
+    Publishers on other machines share the bucket but not our lock, and S3-compatible servers do not all honour
+    conditional writes (``rclone serve s3`` ignores If-Match and If-None-Match: tests/test_hostile_net.py), so the
+    write is checked afterwards instead: the feed stands only when, read again after it was written, it is ours and
+    the episode folders in the bucket are the ones it was built from, and this run's files are all still there (a
+    prune elsewhere may have taken them before the manifest referred to them). Otherwise the missing files are
+    uploaded again and the feed rebuilt on the new state. Whoever writes last built from a listing made after every
+    earlier writer's manifest, so no episode is lost.
+    """
+    under = store.key("episodes") + "/"
+    for _round in range(FEED_ROUNDS):
+        everything, unreadable = _all_manifests(store, manifests)
+        # One bad manifest never blocks the others: it is left out of the feed, reported, and the rest go in.
+        live_feed = store.get_bytes(feed_key)
+        fit, unfit = screen(
+            list(everything.values()),
+            where=lambda i: store.describe_key(_manifest_key(store, i)),
+            live=live_enclosures(live_feed),
+            url=store.url,
+        )
+        left_out = tuple(sorted((*unreadable, *unfit), key=lambda x: x.episode_id))
+        keep = _kept_live(live_feed, fit, now, withdraw)
+        xml = build_feed(
+            show.show, fit, show_manifest=show_manifest, url=store.url, settings=show.feed, now=now, keep=keep
+        )
+        feed_changed = live_feed != xml
+        if feed_changed:
+            up.data(feed_key, xml, "application/rss+xml; charset=utf-8", show.feed.cache_control)
+        if dry_run:
+            break
+        built_from = set(everything) | {x.episode_id for x in unreadable}
+        gone = [(r, f) for r in results for f in r.files if store.head(f.key) is None]
+        if store.get_bytes(feed_key) == xml and set(store.list_folders(under)) <= built_from and not gone:
+            break
+        for _r, f in gone:
+            log.warning("%s vanished from the bucket after it was verified; uploading it again", f.key)
+        with fsutil.temporary_folder("publish") as scratch:
+            for r in {id(r): r for r, _ in gone}.values():
+                _publish_episode(r.release, show, store, up, show_manifest.podcast_guid, now=now, scratch=scratch)
+        log.info("the bucket changed while the feed was written (another publisher?): rebuilding it")
+        time.sleep(random.uniform(0.1, 1.0))  # two publishers retrying in step would collide again
+    else:
+        raise PublishError(
+            f"the feed kept changing under this publish ({FEED_ROUNDS} rounds)",
+            where=store.describe_key(feed_key),
+            hint="another publisher is writing the same bucket: re-run when it has finished",
+        )
+    for x in left_out:
+        log.warning("%s", x)
+    return xml, feed_changed, left_out
 
 
 def _kept_live(
