@@ -91,7 +91,9 @@ def fetch_raw(
         else:
             assert r.url is not None
             tmp = r.file.with_name(f".{r.file.name}.fetch")
-            fetch_media(r.url, tmp, length=r.size, progress=progress)  # resumable (Range), size checked
+            # Resumable (Range), size checked. The URL is the producer's own [[raw]] entry and its bytes are pinned by
+            # SHA-256 (_check), so a raw file on their NAS (a private address) is fetched too.
+            fetch_media(r.url, tmp, length=r.size, progress=progress, allow_private=True)
             try:
                 size, sha = tmp.stat().st_size, fsutil.sha256_file(tmp)
                 _check(r.file, r, size, sha, f"the download of {r.url}")
