@@ -301,6 +301,28 @@ def test_batch_uploads_no_chapter_image_that_is_outside_the_project_or_not_an_im
     assert not any("batch" in str(p) for p in uploaded), uploaded
 
 
+@pytest.mark.parametrize("field", ["artwork", "recordings"])
+def test_batch_uploads_no_cover_or_recording_that_a_local_run_would_refuse(
+    configs: Path, tmp_path: Path, field: str
+) -> None:
+    import tomli_w
+
+    from keylime_prod.config import load_episode, tomllib
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the bucket\n")
+    toml = configs / "episodes" / "ep-1.toml"
+    doc = tomllib.loads(toml.read_text("utf-8"))
+    doc[field] = str(secret) if field == "artwork" else [str(secret)]
+    toml.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    settings = load_settings(configs)
+    store = open_store(settings.show.storage)
+    with pytest.raises(KeylimeError, match="not readable audio" if field == "recordings" else "image|artwork"):
+        batch.plan_task(settings, load_episode(configs, "ep-1"), store, stages=None, now=_date(), threads=1)
+    uploaded = [p for p in Path(store.root).rglob("*") if p.is_file()]  # type: ignore[attr-defined]
+    assert not any(p.read_bytes() == secret.read_bytes() for p in uploaded), uploaded
+
+
 def test_batch_uploads_a_chapter_image_beside_the_configs(configs: Path, tmp_path: Path) -> None:
     make_image(configs / "episodes" / "one.png", size=(640, 640))
     _chapter_episode(configs, "one.png")
@@ -411,3 +433,25 @@ def test_two_publishers_on_one_bucket_never_lose_an_episode(
     assert sorted(e.id for e in feed.entries) == sorted(json.loads(m)["guid"] for m in manifests.values())
     assert raw.head_object(Bucket=BUCKET, Key=seen["gone"])["ContentLength"] > 0  # uploaded again
     assert "ep-7 (live)" in a.stdout
+
+
+def test_verify_of_a_trickling_feed_ends_with_one_problem_naming_the_host(host: FakeHost, quick_rate: None) -> None:
+    url = host.put("feed.xml", b"<rss>" + b" " * 100_000 + b"</rss>", "application/rss+xml")
+    host.fault("feed.xml", trickle=(1, 0.5))
+    t0 = time.monotonic()
+    v = release_check.check_live_feed(url, fetch=release_check.HttpFetcher(allow_private=True), audio=0)
+    assert time.monotonic() - t0 < 10
+    (problem,) = v.problems
+    assert (
+        not v.ok and f"cannot reach {url.split('/')[2]}" in problem.message and "under the minimum" in problem.message
+    )
+
+
+def test_allow_private_is_also_read_from_the_environment(host: FakeHost, configs: Path, tmp_path: Path) -> None:
+    url = host.put("feed.xml", b"<html>not a feed</html>", "text/html")
+    res = CliRunner().invoke(
+        app,
+        ["import", url, "--configs", str(configs), "--media", str(tmp_path / "m")],
+        env={"KEYLIME_ALLOW_PRIVATE": "1"},
+    )
+    assert "not a podcast feed" in res.output and host.requests == [("GET", "/feed.xml", None)]

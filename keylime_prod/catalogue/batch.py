@@ -287,24 +287,26 @@ def run_task(task: Task) -> EpisodeOutcome:
 # ------------------------------------------------------------------------------------------------------ driver
 
 
-def _local_inputs(settings: Settings, ep: EpisodeConfig) -> list[tuple[str, Path]]:
-    """(name as the task will look it up, local path) of every file the episode's stages read."""
+def _local_inputs(settings: Settings, ep: EpisodeConfig) -> list[tuple[str, Path, str]]:
+    """(name as the task will look it up, local path, what it is) of every file the episode's stages read: only
+    these go to the bucket."""
     show = settings.show
-    paths: list[tuple[str, Path]] = [(str(r), Path(r)) for r in (*ep.recordings, *(t.file for t in ep.tracks))]
-    for p in (ep.artwork, show.show.artwork, show.assets.intro, show.assets.disclaimer, show.assets.outro):
+    paths = [(str(r), Path(r), "audio") for r in (*ep.recordings, *(t.file for t in ep.tracks))]
+    for p in (show.assets.intro, show.assets.disclaimer, show.assets.outro):
         if p is not None:
-            paths.append((str(p), Path(p)))
+            paths.append((str(p), Path(p), "audio"))
+    for p in (ep.artwork, show.show.artwork):
+        if p is not None:
+            paths.append((str(p), Path(p), "cover"))
     for c in ep.chapters:
         if c.img and not c.img.startswith(("http://", "https://")):
-            paths.append((c.img, _chapter_image(settings.configs_dir, c.img)))
+            paths.append((c.img, _chapter_image(settings.configs_dir, c.img), "chapter image"))
     return paths
 
 
 def _chapter_image(configs_dir: Path, img: str) -> Path:
-    """A chapter's local image, checked as the tag stage checks it (an image Apple's rules accept), and only inside
-    the configs folder: the batch uploads it to the bucket, so no file elsewhere on this machine may ride along."""
-    from ..tags.artwork import check_artwork
-
+    """A chapter's local image, only inside the configs folder: the batch uploads it to the bucket, so no file
+    elsewhere on this machine may ride along."""
     path = (configs_dir / "episodes" / img).resolve()
     if not path.is_relative_to(configs_dir.resolve()):
         raise ArchiveError(
@@ -312,9 +314,19 @@ def _chapter_image(configs_dir: Path, img: str) -> Path:
             where=path,
             hint="keep chapter images beside the episode configs, or use an http(s) URL",
         )
-    if path.is_file():
-        check_artwork(path, cover=False)
     return path
+
+
+def _check_input(path: Path, kind: str) -> None:
+    """The check a local run makes of the same file before it reads it (the master stage probes audio, the tag
+    stage applies Apple's image rules), made before the file leaves this machine."""
+    from .. import ffmpeg
+    from ..tags import check_artwork
+
+    if kind == "audio":
+        ffmpeg.probe(path)
+    else:
+        check_artwork(path, cover=kind == "cover")
 
 
 def plan_task(
@@ -330,7 +342,11 @@ def plan_task(
     """The task for ``ep``: files on this machine go to the store (once: content-addressed, verified); an archive
     recording that is not here is fetched by the worker from its old URL."""
     inputs: dict[str, InputRef] = {}
-    for name, path in _local_inputs(settings, ep):
+    local = _local_inputs(settings, ep)
+    for _name, path, kind in local:  # every file checked before any leaves this machine
+        if path.is_file():
+            _check_input(path, kind)
+    for name, path, _kind in local:
         if name in inputs:
             continue
         if path.is_file():
