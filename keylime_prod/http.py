@@ -149,9 +149,43 @@ def checked_addresses(host: str, port: int, *, allow_private: bool) -> list[tupl
     return rows
 
 
+class _Watchdog:
+    """One thread for every exchange of the process: four times a second it asks each whether it broke its limits
+    (and ends those that did) and lets long ones log their progress. A thread per exchange would cost ``produce
+    verify``'s two thousand requests a thread start each."""
+
+    def __init__(self) -> None:
+        self._active: set[_Exchange] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, ex: _Exchange) -> None:
+        with self._lock:
+            self._active.add(ex)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="keylime-http-watchdog", daemon=True)
+                self._thread.start()
+
+    def remove(self, ex: _Exchange) -> None:
+        with self._lock:
+            self._active.discard(ex)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            with self._lock:
+                active = list(self._active)
+            now = time.monotonic()
+            for ex in active:
+                ex.tick(now)
+
+
+_watchdog = _Watchdog()
+
+
 class _Exchange:
-    """One request and its body, watched: the watchdog thread ends it when the deadline passes or the body comes
-    slower than the minimum rate, by shutting down the socket a read may be blocked on."""
+    """One request and its body, watched: the watchdog ends it when the deadline passes or the body comes slower
+    than the minimum rate, by shutting down the socket a read may be blocked on."""
 
     def __init__(self, url: str, limits: Limits) -> None:
         self.url, self.limits = url, limits
@@ -163,10 +197,8 @@ class _Exchange:
         self._sock: socket.socket | None = None
         self._window = (self.t0, 0)
         self._last_log = self.t0
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._watch, name="keylime-http-watchdog", daemon=True)
-        self._thread.start()
+        _watchdog.add(self)
 
     def use(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -201,13 +233,14 @@ class _Exchange:
                 self._window = (now, self.done)
         return None
 
-    def _watch(self) -> None:
-        while not self._stop.wait(0.25):
-            now = time.monotonic()
+    def tick(self, now: float) -> None:
+        """The watchdog's look at this exchange."""
+        if self.failure is None:
             verdict = self._verdict(now)
             if verdict is not None:
                 self.failure = verdict
                 self._kill()
+                _watchdog.remove(self)
                 return
             if self.body_started is not None and now - self._last_log >= PROGRESS_EVERY_S:
                 self._last_log = now
@@ -227,7 +260,7 @@ class _Exchange:
             raise HttpError(f"the body is longer than the {self.limits.max_bytes:,} bytes allowed", where=self.url)
 
     def close(self) -> None:
-        self._stop.set()
+        _watchdog.remove(self)
 
     def error(self, e: BaseException) -> HttpError:
         """The error for ``e`` raised while this exchange was watched: the watchdog's reason if it ended it."""
