@@ -1,6 +1,7 @@
 """Hostile networks (docs/reliability.md, "Network"): peers that trickle, bodies that never end or outgrow their
-stated length, URLs that are not http(s), hosts on private addresses, media that is not audio, and batch inputs
-that do not belong in the bucket. Every peer is the fake host on 127.0.0.1, misbehaving on purpose."""
+stated length, URLs that are not http(s), hosts on private addresses, media that is not audio, batch inputs that do
+not belong in the bucket, an S3 server behind a trickling proxy, and two publishers on one bucket. The HTTP peers
+are the fake host on 127.0.0.1, the S3 server is ``rclone serve s3``, each misbehaving on purpose."""
 
 from __future__ import annotations
 
@@ -455,3 +456,34 @@ def test_allow_private_is_also_read_from_the_environment(host: FakeHost, configs
         env={"KEYLIME_ALLOW_PRIVATE": "1"},
     )
     assert "not a podcast feed" in res.output and host.requests == [("GET", "/feed.xml", None)]
+
+
+@pytest.mark.s3
+def test_produce_publish_to_a_trickling_bucket_ends_with_one_line_naming_the_endpoint(
+    s3_server: RcloneS3, tmp_path: Path
+) -> None:
+    import tomli_w
+
+    from keylime_prod.config import tomllib
+
+    assert s3_server.port is not None
+    cfg, build = tf.tagged_build(tmp_path)
+    doc = tomllib.loads((cfg / "show.toml").read_text("utf-8"))
+    doc.setdefault("storage", {}).update(connect_timeout_s=1.0, read_timeout_s=2.0, max_attempts=1)
+    (cfg / "show.toml").write_text(tomli_w.dumps(doc), encoding="utf-8")
+    proxy = FaultProxy("127.0.0.1", s3_server.port, trickle=(1, 0.3))
+    try:
+        env = {**os.environ, "KEYLIME_S3_ENDPOINT_URL": proxy.endpoint_url, "KEYLIME_S3_BUCKET": BUCKET}
+        t0 = time.monotonic()
+        p = subprocess.run(
+            [sys.executable, "-m", "keylime_prod", "publish", tf.EPISODE_ID, "--configs", str(cfg),
+             "--build-dir", str(build)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        took = time.monotonic() - t0
+    finally:
+        proxy.close()
+    assert p.returncode == StorageError.exit_code, p.stderr
+    errors = [x for x in p.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and f"127.0.0.1:{proxy.port} did not finish within 3 s" in errors[0], p.stderr
+    assert took < 30, took
