@@ -351,6 +351,30 @@ class EditSettings(_Model):
         return self
 
 
+class SpeakerSettings(_Model):
+    """``[speakers]``: who speaks when in a recording of several people (docs/speakers.md). ``voices``: a host's name
+    and a sample of their speech (a few seconds to a minute, one voice alone); ``count``: how many people speak, or
+    ``"auto"`` to estimate it. Off unless ``diarize = true``; never for ``[[tracks]]`` (a track names its speaker)."""
+
+    diarize: bool = False
+    voices: dict[str, Path] = {}
+    count: int | Literal["auto"] = "auto"
+    # Windows of 1.6 s every this many seconds: 1.6 lays them end to end (cheapest), 0.8 (default) half-overlaps
+    # them, which halved the confusion on the real two-person call of tests/data/speakers (docs/speakers.md).
+    window_step_s: float = Field(default=0.8, ge=0.4, le=1.6)
+    # A voice is an enrolled host's when its centroid lies at least this close (cosine) to the host's sample.
+    match_similarity: float = Field(default=0.80, ge=0.0, le=1.0)
+    # Level each speaker's turns to the same loudness before the stretch-by-stretch leveler.
+    level_speakers: bool = True
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 8:
+            raise ValueError('count must be between 1 and 8, or "auto"')
+        return v
+
+
 class ShowConfig(_Model):
     """The whole ``show.toml``."""
 
@@ -362,6 +386,7 @@ class ShowConfig(_Model):
     storage: StorageSettings = StorageSettings()
     feed: FeedSettings = FeedSettings()
     edit: EditSettings = EditSettings()
+    speakers: SpeakerSettings = SpeakerSettings()
 
 
 # ------------------------------------------------------------------------------------------------------ episode
@@ -751,7 +776,9 @@ def load_show(path: Path) -> ShowConfig:
         outro=_resolve(base, cfg.assets.outro),
     )
     storage = cfg.storage.model_copy(update={"local_dir": _resolve(base.parent, cfg.storage.local_dir)})
-    return cfg.model_copy(update={"show": show, "assets": assets, "storage": storage})
+    voices = {name: _resolve(base, p) or p for name, p in cfg.speakers.voices.items()}
+    speakers = cfg.speakers.model_copy(update={"voices": voices})
+    return cfg.model_copy(update={"show": show, "assets": assets, "storage": storage, "speakers": speakers})
 
 
 def episode_path(configs_dir: Path, episode_id: str) -> Path:
@@ -766,7 +793,7 @@ def list_episodes(configs_dir: Path) -> list[str]:
     return sorted(
         p.stem
         for p in paths
-        if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith((CUTS_SUFFIX, CORRECTIONS_SUFFIX))
+        if EPISODE_ID_RE.fullmatch(p.stem) and not p.name.endswith((CUTS_SUFFIX, CORRECTIONS_SUFFIX, SPEAKERS_SUFFIX))
     )
 
 
@@ -786,6 +813,41 @@ def load_corrections(configs_dir: Path, episode_id: str) -> Corrections:
         return Corrections()
     try:
         return Corrections.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
+
+
+#: The producer's names for the voices found in a recording: ``configs/episodes/<id>.speakers.toml``.
+SPEAKERS_SUFFIX = ".speakers.toml"
+
+
+class SpeakerNames(_Model):
+    """``configs/episodes/<id>.speakers.toml``: ``[names]`` maps a voice's label in the transcript (``"Speaker 2"``)
+    or the name it was given to the person it is (docs/speakers.md). Applied without finding the voices again."""
+
+    names: dict[str, str] = {}
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        for label, name in v.items():
+            if not label.strip() or not name.strip():
+                raise ValueError(f"names: {label!r} = {name!r}: a label and a name, neither empty")
+        return v
+
+
+def speaker_names_path(configs_dir: Path, episode_id: str) -> Path:
+    """Where the producer's speaker names of ``episode_id`` live (the file may not exist)."""
+    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}{SPEAKERS_SUFFIX}"
+
+
+def load_speaker_names(configs_dir: Path, episode_id: str) -> SpeakerNames:
+    """Read and validate an episode's speaker names; no file means no names given."""
+    path = speaker_names_path(configs_dir, episode_id)
+    if not path.is_file():
+        return SpeakerNames()
+    try:
+        return SpeakerNames.model_validate(_read_toml(path))
     except ValidationError as e:
         raise _validation_error(path, e) from None
 

@@ -128,3 +128,9 @@ class EditError(KeylimeError):
     """Finding or deciding cuts failed (audio with no sound, an unreadable ``cuts.json``)."""
 
     exit_code = 13
+
+
+class SpeakersError(KeylimeError):
+    """Who speaks when (diarization), voices enrolled, or the producer's speaker names (keylime_prod/speakers)."""
+
+    exit_code = 14
