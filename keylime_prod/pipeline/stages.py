@@ -19,7 +19,14 @@ from typing import Any
 from .. import audio, chapters, fsutil, notes, publish, report, speakers, tags, transcript
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark, Chapters
-from ..config import Corrections, Settings, corrections_path, load_corrections, load_speaker_names
+from ..config import (
+    Corrections,
+    Settings,
+    corrections_path,
+    load_corrections,
+    load_speaker_names,
+    speaker_names_path,
+)
 from ..errors import PublishError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
@@ -368,6 +375,12 @@ def _transcribe_key(run: Run) -> str:
 
 
 def _transcribe_run(run: Run) -> Transcript:
+    if _turns(run).found and (unnamed := _naming(run).unnamed):
+        where = speaker_names_path(run.settings.configs_dir, run.episode.id)
+        log.warning(
+            "%s: %s not named: listen to their turns (build/%s/turns.json) and name them under [names] in %s",
+            run.episode.id, ", ".join(unnamed), run.episode.id, where,
+        )  # fmt: skip
     return transcript.render(
         run.need(transcript.Heard),
         run.layout.transcript_dir,
