@@ -226,3 +226,36 @@ def test_a_name_given_renders_again_without_diarizing_or_whisper(uneven: tuple[R
     assert read_state(res.build_dir / "state.json")["recognise"] == state["recognise"]
     assert "<v Jack Kennedy>" in (res.build_dir / "transcript.vtt").read_text()
     assert f"<v {GUEST}>" not in (res.build_dir / "transcript.vtt").read_text()
+
+
+def test_each_speaker_gets_one_gain_towards_the_same_loudness() -> None:
+    from keylime_prod.audio.loudness import integrated_from_energy
+    from keylime_prod.audio.speakers import level, per_recording
+    from keylime_prod.config import LevelerSettings
+
+    # 10 ms K-weighted energies: a host at -18 LUFS and a guest at -32, taking 4 s turns with 0.5 s pauses, the
+    # guest's turns short of the stretch leveler's 10 s window so only the speakers' own levels tell them apart.
+    rng = np.random.default_rng(1)
+    energy, mask, turns, t = [], [], [], 0.0
+    for i in range(10):
+        who, lufs = ("host", -18.0) if i % 2 == 0 else ("guest", -32.0)
+        e = 10 ** ((lufs + 0.691) / 10) * rng.uniform(0.5, 1.5, 400)
+        energy += [e, np.full(50, 1e-9)]
+        mask += [np.ones(400, bool), np.zeros(50, bool)]
+        turns.append((who, t, t + 4.0))
+        t += 4.5
+    k, m = np.concatenate(energy), np.concatenate(mask)
+    lev, figures = level(k, m, LevelerSettings(), turns)
+    assert lev.curve_db is not None
+    after = k * 10 ** (lev.curve_db / 10)
+    blocks = {w: np.zeros(len(k), bool) for w in ("host", "guest")}
+    for w, a, b in turns:
+        blocks[w][int(a * 100) : int(b * 100)] = True
+    loud = {w: integrated_from_energy(after[b]) for w, b in blocks.items()}
+    assert abs(loud["host"] - loud["guest"]) <= 1.0, loud
+    assert figures["guest"]["before_lufs"] == pytest.approx(-32.0, abs=0.5)
+    assert abs(figures["host"]["after_lufs"] - figures["guest"]["after_lufs"]) <= 1.0, figures
+    # Turns on the recordings laid end to end, as each recording's own.
+    assert per_recording([("a", 1.0, 2.0), ("b", 9.0, 11.0)], [10.0, 5.0]) == [
+        [("a", 1.0, 2.0), ("b", 9.0, 11.0)], [("b", -1.0, 1.0)],
+    ]  # fmt: skip
