@@ -13,7 +13,10 @@ host) and one "voice" for all the speech. Each method runs in a child process (i
      middle inside the true turn (0.25 s of slack at the edges, as tests/test_multitrack.py judges tracks);
    * ``conversation.flac``, the real two-person telephone call with overlap: DER (missed + false alarm + confusion,
      overlap counted, no collar) against the reference turns the file ships with.
-2. **Cost** (unless ``--no-cost``): ``--minutes`` of the two files looped, diarized (windows every 0.8 s, the default,
+2. **Levels** (unless ``--no-levels``): ``uneven_voices.flac`` (hosts at -17 and -21 LUFS, the guest at -33) mastered
+   with the show's defaults, once with the stretch leveler alone (the baseline) and once with each speaker levelled
+   first from the diarized turns; each speaker's loudness by ffmpeg's ebur128 on the MP3, over their true turns.
+3. **Cost** (unless ``--no-cost``): ``--minutes`` of the two files looped, diarized (windows every 0.8 s, the default,
    and every 1.6 s, the cheapest), against Whisper recognising the same audio (transcription is most of an episode's
    processing: docs/performance.md) in the same invocation; wall and CPU seconds, per audio hour, and peak RSS.
 
@@ -74,6 +77,8 @@ def child(mode: str, audio: Path, step: float, words_file: Path | None) -> dict[
     from keylime_prod.speakers.turns import der
     from keylime_prod.transcript import TimedWord, by_voice
 
+    if mode == "levels":
+        return _levels(step > 0)
     if mode == "whisper":
         t0 = time.perf_counter()
         w = _words(audio)
@@ -110,6 +115,46 @@ def child(mode: str, audio: Path, step: float, words_file: Path | None) -> dict[
     return out
 
 
+def _levels(by_speaker: bool) -> dict[str, object]:
+    import tempfile
+
+    from keylime_prod.audio import master
+    from keylime_prod.config import Assets, AudioSettings, SpeakerSettings, episode_from_data
+    from keylime_prod.speakers import diarize, names_of
+
+    audio = DATA / "uneven_voices.flac"
+    voices = ()
+    if by_speaker:
+        turns = diarize([audio], SpeakerSettings(diarize=True, voices={k: Path(v) for k, v in HOSTS.items()}))
+        voices = tuple((t.label, t.start, t.end) for t in turns.turns)
+        names = names_of(turns, [GUEST], {}).names
+    ep = episode_from_data(DATA / "bench.toml", "bench", {
+        "number": 1, "title": "t", "publish_date": "2020-01-01", "summary": "s", "recordings": [str(audio)],
+        "hosts": [{"name": n} for n in HOSTS], "guests": [{"name": GUEST}],
+    })  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        m = master(ep, AudioSettings(), Assets(), Path(tmp), speakers=voices)
+        rate = 44100
+        raw = ffmpeg.run(ffmpeg.decode_args(m.mp3, sample_rate=rate, channels=1), where=m.mp3).stdout
+        y = np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<f4")
+        loud: dict[str, float] = {}
+        for who in {str(t["speaker"]) for t in TRUTH["uneven_voices"]["turns"]}:
+            cut = np.concatenate([
+                y[int(m.body_to_episode(float(t["start"])) * rate) : int(m.body_to_episode(float(t["end"])) * rate)]
+                for t in TRUTH["uneven_voices"]["turns"] if t["speaker"] == who
+            ])  # fmt: skip
+            wav = Path(tmp) / "cut.wav"
+            ffmpeg.run(["-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-", "-y", str(wav)],
+                       input_bytes=cut.astype("<f4").tobytes())  # fmt: skip
+            loud[who] = round(ffmpeg.measure_ebur128(wav).integrated_lufs, 2)
+        doc = json.loads(m.report.read_text())
+        figures = doc["details"]["parts"][0]["leveler"].get("speakers", {})
+    out: dict[str, object] = {"mp3_lufs": loud, "spread_lu": round(max(loud.values()) - min(loud.values()), 2)}
+    if by_speaker:
+        out["master_json"] = {names[k]: (v["before_lufs"], v["after_lufs"]) for k, v in figures.items()}
+    return out
+
+
 def _looped(dest: Path, minutes: float) -> Path:
     if dest.exists():
         return dest
@@ -130,6 +175,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/keylime-bench-speakers"))
     p.add_argument("--no-cost", action="store_true")
+    p.add_argument("--no-levels", action="store_true")
     p.add_argument("--child", nargs=4, metavar=("MODE", "AUDIO", "STEP", "WORDS"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
@@ -150,6 +196,11 @@ def main() -> None:
                                   "diarize", 0.8), ("windows every 1.6 s", "diarize", 1.6)):  # fmt: skip
             r = _child([mode, audio, str(step), str(words_file)])
             print(f"  {name:13s} {label:30s} {json.dumps(r)}")
+    if not a.no_levels:
+        print("levels on the MP3 (ffmpeg ebur128 over each speaker's true turns; raw file: -17, -21, -33 LUFS)")
+        for label, flag in (("stretch leveler alone (baseline)", "0"), ("each speaker levelled first", "1")):
+            r = _child(["levels", str(DATA / "uneven_voices.flac"), flag, "-"])
+            print(f"  {label:34s} {json.dumps(r)}")
     if a.no_cost:
         return
     looped = _looped(a.workdir / f"looped-{a.minutes:g}min.flac", a.minutes)
