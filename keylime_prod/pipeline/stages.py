@@ -375,12 +375,20 @@ def _transcribe_key(run: Run) -> str:
 
 
 def _transcribe_run(run: Run) -> Transcript:
-    if _turns(run).found and (unnamed := _naming(run).unnamed):
-        where = speaker_names_path(run.settings.configs_dir, run.episode.id)
-        log.warning(
-            "%s: %s not named: listen to their turns (build/%s/turns.json) and name them under [names] in %s",
-            run.episode.id, ", ".join(unnamed), run.episode.id, where,
-        )  # fmt: skip
+    if _turns(run).found:
+        naming, where = _naming(run), speaker_names_path(run.settings.configs_dir, run.episode.id)
+        if naming.unnamed:
+            log.warning(
+                "%s: %s not named: listen to their turns (build/%s/turns.json) and name them under [names] in %s",
+                run.episode.id, ", ".join(naming.unnamed), run.episode.id, where,
+            )  # fmt: skip
+        # The feed's podcast:person tags come from the episode's hosts and guests, as for [[tracks]] speakers.
+        people = {p.name for p in (*run.episode.hosts, *run.episode.guests)}
+        if strangers := sorted({n for lab, n in naming.names.items() if naming.how[lab] == "producer"} - people):
+            log.warning(
+                "%s: %s named in %s but not a host or guest of the episode: add them to [[guests]] for the feed's "
+                "podcast:person", run.episode.id, ", ".join(strangers), where,
+            )  # fmt: skip
     return transcript.render(
         run.need(transcript.Heard),
         run.layout.transcript_dir,
