@@ -12,7 +12,9 @@ host) and one "voice" for all the speech. Each method runs in a child process (i
      guest: the share of Whisper's words (faster-whisper base int8, the default) under the right name, the word's
      middle inside the true turn (0.25 s of slack at the edges, as tests/test_multitrack.py judges tracks);
    * ``conversation.flac``, the real two-person telephone call with overlap: DER (missed + false alarm + confusion,
-     overlap counted, no collar) against the reference turns the file ships with.
+     overlap counted, no collar) against the reference turns the file ships with;
+   * ``tests/data/multitrack-hard`` mixed down to one file (each track at its start, summed: the two voices 13 LU
+     apart, each with the other's bleed): DER against its ``session.json`` turns.
 2. **Levels** (unless ``--no-levels``): ``uneven_voices.flac`` (hosts at -17 and -21 LUFS, the guest at -33) mastered
    with the show's defaults, once with the stretch leveler alone (the baseline) and once with each speaker levelled
    first from the diarized turns; each speaker's loudness by ffmpeg's ebur128 on the MP3, over their true turns.
@@ -44,6 +46,24 @@ DATA = REPO / "tests" / "data" / "speakers"
 TRUTH = json.loads((DATA / "speakers.json").read_text())
 HOSTS = {name: str(DATA / f) for name, f in TRUTH["enrolment"].items()}
 GUEST = TRUTH["people"]["jfk"]["name"]
+HARD_DIR = REPO / "tests" / "data" / "multitrack-hard"
+HARD = json.loads((HARD_DIR / "session.json").read_text())
+
+
+def _hard_mixdown(dest: Path) -> Path:
+    """The two tracks of ``tests/data/multitrack-hard`` summed on the host track's timeline (its truth's)."""
+    rate = int(HARD["rate"])
+    tracks = []
+    for t in HARD["tracks"]:
+        path = HARD_DIR / t["file"]
+        x = np.frombuffer(ffmpeg.run(ffmpeg.decode_args(path, sample_rate=rate, channels=1), where=path).stdout, "<f4")
+        tracks.append(np.r_[np.zeros(round(float(t["start_s"]) * rate), np.float32), x])
+    y = np.zeros(max(len(x) for x in tracks), np.float32)
+    for x in tracks:
+        y[: len(x)] += x
+    ffmpeg.run(["-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-", "-c:a", "flac", "-y", str(dest)],
+               input_bytes=y.tobytes())  # fmt: skip
+    return dest
 
 
 def _child(args: list[str]) -> dict[str, object]:
@@ -104,7 +124,10 @@ def child(mode: str, audio: Path, step: float, words_file: Path | None) -> dict[
             return {"seconds": round(time.perf_counter() - t0, 2), "voices": len(turns.voices)}
     out: dict[str, object] = {}
     key = audio.stem
-    if key == "conversation":
+    if key == "hard-mixdown":
+        ref = [(str(t["speaker"]), float(t["start"]), float(t["end"])) for t in HARD["turns"]]
+        out = {k: round(v, 3) for k, v in der(ref, hyp).items()} | {"voices": len({h[0] for h in hyp})}
+    elif key == "conversation":
         ref = [(str(t["speaker"]), float(t["start"]), float(t["end"])) for t in TRUTH[key]["turns"]]
         out = {k: round(v, 3) for k, v in der(ref, hyp).items()} | {"voices": len({h[0] for h in hyp})}
     elif words_file is not None:
@@ -190,10 +213,11 @@ def main() -> None:
     words_file = a.workdir / "three_voices.words.json"
     if not words_file.exists():
         words_file.write_text(json.dumps(_words(DATA / "three_voices.flac")))
-    for name in () if a.no_accuracy else ("three_voices", "conversation"):
+    mixdown = _hard_mixdown(a.workdir / "hard-mixdown.flac")
+    for name in () if a.no_accuracy else ("three_voices", "conversation", "hard-mixdown"):
         if name == "three_voices":
             print("accuracy on real voices")
-        audio = str(DATA / f"{name}.flac")
+        audio = str(mixdown if name == "hard-mixdown" else DATA / f"{name}.flac")
         for label, mode, step in (("baseline (one voice)", "baseline", 0.8), ("windows every 0.8 s (default)",
                                   "diarize", 0.8), ("windows every 1.6 s", "diarize", 1.6)):  # fmt: skip
             r = _child([mode, audio, str(step), str(words_file)])
