@@ -37,7 +37,7 @@ XML_FORBIDDEN = _CONTROL
 #: Commands of ``produce``: an episode of that name could not be built with ``produce ID`` (the command would run).
 COMMAND_NAMES = frozenset(
     {"run", "master", "chapters", "tag", "transcribe", "notes", "models", "publish", "report", "verify", "check",
-     "new", "upload-raw", "prune", "import", "batch", "version", "help"}
+     "new", "upload-raw", "prune", "import", "batch", "version", "help", "review"}
 )  # fmt: skip
 #: Publish dates outside this range are typos (year 1 reads as 2001 in feedparser; 9999 overflows time zones).
 DATE_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc))
@@ -375,6 +375,13 @@ class SpeakerSettings(_Model):
         return v
 
 
+class ReportSettings(_Model):
+    """``[report]``: the production report (docs/report.md). It shows the recogniser's least-sure words and the
+    master's internal figures, written for the producer: it is published with the episode only when ``publish``."""
+
+    publish: bool = False
+
+
 class ShowConfig(_Model):
     """The whole ``show.toml``."""
 
@@ -386,6 +393,7 @@ class ShowConfig(_Model):
     storage: StorageSettings = StorageSettings()
     feed: FeedSettings = FeedSettings()
     edit: EditSettings = EditSettings()
+    report: ReportSettings = ReportSettings()
     speakers: SpeakerSettings = SpeakerSettings()
 
 
@@ -680,6 +688,43 @@ def load_cut_decisions(path: Path) -> CutDecisions:
         raise _validation_error(path, e) from None
 
 
+class SpeakerNames(_Model):
+    """``configs/episodes/<id>.speakers.toml``: the person behind each speaker label the transcript shows
+    (docs/review.md, "The speakers file"). ``[names]`` maps a label (a recording's speaker, or a voice the
+    recogniser numbered, ``"Speaker 2"``) to a name; the transcript is rendered with the names, the recogniser never
+    runs again."""
+
+    names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("names")
+    @classmethod
+    def _non_empty(cls, v: dict[str, str]) -> dict[str, str]:
+        for label, name in v.items():
+            if not label.strip() or not name.strip():
+                raise ValueError(f"names: {label!r} = {name!r}: neither a label nor a name may be empty")
+        return v
+
+
+#: An episode's speaker names sit beside its config: ``configs/episodes/<id>.speakers.toml``.
+SPEAKERS_SUFFIX = ".speakers.toml"
+
+
+def speakers_path(configs_dir: Path, episode_id: str) -> Path:
+    """Where an episode's speaker names live: ``configs/episodes/<id>.speakers.toml`` (the file may not exist)."""
+    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}{SPEAKERS_SUFFIX}"
+
+
+def load_speaker_names(configs_dir: Path, episode_id: str) -> SpeakerNames:
+    """Read and validate an episode's speaker names; no file means no renames."""
+    path = speakers_path(configs_dir, episode_id)
+    if not path.is_file():
+        return SpeakerNames()
+    try:
+        return SpeakerNames.model_validate(_read_toml(path))
+    except ValidationError as e:
+        raise _validation_error(path, e) from None
+
+
 # ------------------------------------------------------------------------------------------------------ loading
 
 
@@ -787,8 +832,8 @@ def episode_path(configs_dir: Path, episode_id: str) -> Path:
 
 
 def list_episodes(configs_dir: Path) -> list[str]:
-    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, and transcript
-    corrections, ``<id>.corrections.toml``, are not episodes)."""
+    """Ids of every episode config, sorted (an episode's cut decisions, ``<id>.cuts.toml``, transcript
+    corrections, ``<id>.corrections.toml``, and speaker names, ``<id>.speakers.toml``, are not episodes)."""
     paths = (Path(configs_dir) / "episodes").glob("*.toml")
     return sorted(
         p.stem
@@ -813,41 +858,6 @@ def load_corrections(configs_dir: Path, episode_id: str) -> Corrections:
         return Corrections()
     try:
         return Corrections.model_validate(_read_toml(path))
-    except ValidationError as e:
-        raise _validation_error(path, e) from None
-
-
-#: The producer's names for the voices found in a recording: ``configs/episodes/<id>.speakers.toml``.
-SPEAKERS_SUFFIX = ".speakers.toml"
-
-
-class SpeakerNames(_Model):
-    """``configs/episodes/<id>.speakers.toml``: ``[names]`` maps a voice's label in the transcript (``"Speaker 2"``)
-    or the name it was given to the person it is (docs/speakers.md). Applied without finding the voices again."""
-
-    names: dict[str, str] = {}
-
-    @field_validator("names")
-    @classmethod
-    def _names(cls, v: dict[str, str]) -> dict[str, str]:
-        for label, name in v.items():
-            if not label.strip() or not name.strip():
-                raise ValueError(f"names: {label!r} = {name!r}: a label and a name, neither empty")
-        return v
-
-
-def speaker_names_path(configs_dir: Path, episode_id: str) -> Path:
-    """Where the producer's speaker names of ``episode_id`` live (the file may not exist)."""
-    return Path(configs_dir) / "episodes" / f"{check_episode_id(episode_id)}{SPEAKERS_SUFFIX}"
-
-
-def load_speaker_names(configs_dir: Path, episode_id: str) -> SpeakerNames:
-    """Read and validate an episode's speaker names; no file means no names given."""
-    path = speaker_names_path(configs_dir, episode_id)
-    if not path.is_file():
-        return SpeakerNames()
-    try:
-        return SpeakerNames.model_validate(_read_toml(path))
     except ValidationError as e:
         raise _validation_error(path, e) from None
 

@@ -130,7 +130,13 @@ class EditError(KeylimeError):
     exit_code = 13
 
 
+class ReviewError(KeylimeError):
+    """The review page could not start or could not write a decision (``produce review``, docs/review.md)."""
+
+    exit_code = 14
+
+
 class SpeakersError(KeylimeError):
     """Who speaks when (diarization), voices enrolled, or the producer's speaker names (keylime_prod/speakers)."""
 
-    exit_code = 14
+    exit_code = 15

@@ -14,7 +14,8 @@ file lives. A new output is one more property here::
     build/<id>/show-notes.{md,html}
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
     build/<id>/tagged.json          what the tag stage wrote (and the tagged file's own hash)
-    build/<id>/report.html          the production report (published with the episode), report.json its figures
+    build/<id>/cuts.json            cut candidates (keylime_prod/edit/)
+    build/<id>/report.html          the production report (published only if [report] publish), report.json its figures
     build/<id>/state.json           the pipeline's per-stage cache keys
 """
 
@@ -96,7 +97,12 @@ class BuildLayout:
     def tagged_json(self) -> Path:
         return self.root / "tagged.json"
 
-    # -- the production report (reads loudness_json and words_json)
+    # -- cut candidates (docs/editing.md; the report lists them)
+    @property
+    def cuts_json(self) -> Path:
+        return self.root / "cuts.json"
+
+    # -- the production report (reads loudness_json, words_json and cuts_json)
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"

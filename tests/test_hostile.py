@@ -185,7 +185,7 @@ def test_tex_in_chapter_titles_and_speaker_names_is_drawn_as_text(tmp_path: Path
         chapters=(ChapterMark("$\\frac{a}{", 0.0, 40.0), ChapterMark("cost: $5 and $6", 40.0, 100.0)),
     )
     page = rep.html.read_text("utf-8")
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 4  # two plots, each drawn for a wide screen and a phone
 
 
 # ------------------------------------------------------------------------------ 1: characters XML cannot carry

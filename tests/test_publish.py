@@ -439,7 +439,7 @@ def test_due_builds_publishes_then_has_nothing_to_do(
     out = json.loads(p.stdout)
     assert [d["episode"] for d in out["due"]] == ["ep-1"]  # ep-9 is dated 2099
     files = out["published"]["episodes"][0]["files"]
-    assert {f["role"] for f in files} == {"audio", "transcript", "chapters", "notes", "cover", "report"}
+    assert {f["role"] for f in files} == {"audio", "transcript", "chapters", "notes", "cover"}  # not the report
     assert {f["format"] for f in files if f["role"] == "transcript"} == {"txt", "srt", "vtt", "json", "html"}
     # The published MP3 is the tagged one, byte for byte.
     tagged = json.loads((build / "ep-1" / "tagged.json").read_text())

@@ -1,23 +1,31 @@
-"""The production report (issue 11): build/<id>/report.html from master.json, loudness.json and words.json.
+"""The production report: build/<id>/report.html from master.json, loudness.json, words.json and cuts.json.
 
-The page is read back with lxml's HTML parser and its plots with Pillow; the curves and words are fixtures in the
-formats the master and transcribe stages agreed to write (docs: PROTOCOL), at levels we know.
+The page is read back with lxml's HTML parser, its plots with Pillow and matplotlib's own geometry, its layout and
+player in headless Chromium (Playwright); the curves and words are fixtures in the formats the master and transcribe
+stages write, at levels we know, and the multitrack report is that of the committed demo session, mastered for real.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import io
+import itertools
 import json
+import re
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import lxml.html
 import pytest
 from PIL import Image
 from support.archive import feed_xml, make_old_episodes
+from support.configs import make_show, storage_settings
 from support.http import FakeHost
 from support.media import ebur128_curves
 from support.pages import HOSTILE, read_page, texts
@@ -25,14 +33,31 @@ from support.reporting import HOP
 from support.reporting import curves as _curves
 from support.reporting import master as _master
 from support.reporting import part as _part
+from support.s3 import BUCKET, RcloneS3, get_sha256, raw_client
 
-from keylime_prod import report
-from keylime_prod.audio.artefact import DenoiseSummary, LevelerSummary, Master
+from keylime_prod import publish, report, timecode
+from keylime_prod.audio import align
+from keylime_prod.audio.artefact import (
+    CodecCalibration,
+    DenoiseSummary,
+    LevelerSummary,
+    LimiterFigures,
+    Master,
+    MasteredDetails,
+    TimelineSegment,
+)
 from keylime_prod.catalogue.importer import import_feed
 from keylime_prod.chapters.artefact import ChapterMark
+from keylime_prod.config import CutDecisions, OwnCut, ReportSettings, load_episode, load_settings
+from keylime_prod.edit.artefact import Candidate, Cuts, read_cuts, write_cuts
 from keylime_prod.errors import AudioError, TranscriptError
 from keylime_prod.fsutil import sha256_file
+from keylime_prod.report import labels
 from keylime_prod.transcript.artefact import TimedWord
+
+REPO = Path(__file__).resolve().parents[1]
+#: The page's one script: a click on a time seeks the player.
+SEEK_SCRIPT = resources.files("keylime_prod.report").joinpath("templates/seek.js").read_text("utf-8").strip()
 
 
 def _words(tmp_path: Path) -> Path:
@@ -75,13 +100,21 @@ def test_report_page_is_self_contained_with_real_plots(tmp_path: Path) -> None:
     text = rep.html.read_text("utf-8")
     doc = lxml.html.fromstring(text)
     assert doc.findtext(".//title") == "Production report: Teams & 'trust' <live>"  # escaped, read back as written
-    sources = [el.get("src") or el.get("href") for el in doc.xpath("//*[@src or @href]")]
-    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)  # nothing fetched from outside
-    images = [Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))) for s in sources]
-    assert [im.format for im in images] == ["PNG", "PNG"]
-    assert all(im.width >= 800 and im.height >= 150 for im in images)
+    # Nothing is fetched from outside: the plots are in the page, the player and the time links play the MP3 beside it.
+    wide = [el.get("src") for el in doc.xpath("//picture//img")]
+    phone = [el.get("srcset") for el in doc.xpath("//picture//source")]
+    links = [el.get("src") or el.get("href") for el in doc.xpath("//*[@src or @href]") if el.tag != "img"]
+    assert links and all(x == "ep-9.mp3" or x.startswith("ep-9.mp3#t=") for x in links)
+    assert [el.get("src") for el in doc.xpath("//audio")] == ["ep-9.mp3"]
+    assert all(x.startswith("data:image/png;base64,") for x in wide + phone)
+    images = {x: Image.open(io.BytesIO(base64.b64decode(x.split(",", 1)[1]))) for x in wide + phone}
+    assert [im.format for im in images.values()] == ["PNG"] * 4
+    # Drawn for a wide screen and for a phone, where the page shows the plot at about its own size.
+    assert all(images[x].width >= 900 and images[x].height >= 150 for x in wide)
+    assert all(400 <= images[x].width <= 600 for x in phone)
+    assert [el.get("media") for el in doc.xpath("//picture//source")] == [f"(max-width: {report.PHONE_MAX_PX}px)"] * 2
     # The loudness plot is not blank: it holds many colours (curves, shading, target line).
-    assert len(images[0].convert("RGB").getcolors(1 << 20) or []) > 50
+    assert len(images[wide[0]].convert("RGB").getcolors(1 << 20) or []) > 50
 
 
 def test_report_figures_from_master_and_curves(tmp_path: Path) -> None:
@@ -108,11 +141,16 @@ def test_report_figures_from_master_and_curves(tmp_path: Path) -> None:
     }  # fmt: skip
     assert list(rep.processing) == ["limiter", "leveler", "denoise", "codec calibration"]
     summary = dict(rep.rows())
-    assert summary["reached by"].startswith("gain plus true-peak limiter")
+    assert summary["Level reached by"] == "gain plus true-peak limiter (+5.2 dB)"
     rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
     flat = {r[0]: r[1] for t in rows for r in t if len(r) == 2}
-    assert flat["integrated"] == "-21.3 -> -16.1 LUFS (target -16)"
-    assert flat["true peak"] == "-0.40 -> -1.30 dBTP (ceiling -1)"
+    assert flat["Loudness"] == "-16.1 LUFS (target -16 LUFS, within 1 LU); before mastering -21.3 LUFS"
+    assert flat["Peak"] == "-1.3 dBTP (ceiling -1 dBTP); before mastering -0.4 dBTP"
+    # The steps' figures by their plain names, with units.
+    assert flat["deepest gain reduction"] == "-1.4 dB" and flat["time the limiter was working"] == "0.1 s"
+    assert flat["loudness difference between turns, before"] == "2.1 LU"
+    assert flat["largest leveler change"] == "+6.5 dB" and flat["smallest leveler change"] == "0.0 dB"
+    assert flat["room noise under the speech, after"] == "33.5 dB"
     assert json.loads(json.dumps(rep.to_json()))["parts"][1]["after_lufs"] == -19.0
 
 
@@ -128,8 +166,8 @@ def test_transcript_review_lists_unsure_words_and_missing_terms(tmp_path: Path) 
     assert missing["Lingard"].start == 64.0 and "lingarm" in missing["Lingard"].note
     assert (missing["KeyLIME"].start, missing["KeyLIME"].clock) == (None, "--:--:--")  # nothing close to point at
     rows = _tables(lxml.html.fromstring(rep.html.read_text("utf-8")))
-    review = next(t for t in rows if t[0] == ["time", "word", "probability", "speaker"])
-    assert review[1] == ["00:01:10", "lunar", "0.12", "Jason"]
+    review = next(t for t in rows if t[0] == ["time", "word", "how sure", "speaker"])
+    assert review[1] == ["00:01:10", "lunar", "12 %", "Jason"]
 
 
 def test_hostile_text_in_every_field_is_shown_as_text(tmp_path: Path) -> None:
@@ -151,22 +189,22 @@ def test_hostile_text_in_every_field_is_shown_as_text(tmp_path: Path) -> None:
         words=words,
         glossary=(f"{HOSTILE} term",),
     )
-    doc = read_page(rep.html.read_text("utf-8"))
+    doc = read_page(rep.html.read_text("utf-8"), scripts=[SEEK_SCRIPT])
 
     assert texts(doc, "//title") == texts(doc, "//h1") == [f"Production report: {HOSTILE}"]
-    cells = texts(doc, "//td")
+    cells = texts(doc, "//td|//th")
     for want in (
-        f"recording {HOSTILE}.flac",  # the summary table
+        f"Recording {HOSTILE}.flac",  # the summary table
         f"{HOSTILE}.flac",  # the recordings table
-        f"speaker {HOSTILE} speaker",
+        f"Speaker {HOSTILE} speaker",
         f"{HOSTILE} speaker",  # the speakers table and the review list
         HOSTILE,  # the unsure word
         f"{HOSTILE} value",  # the denoiser's engine, a text figure
         f"{HOSTILE} term",
     ):
         assert want in cells, want
-    review = next(t for t in _tables(doc) if t[0] == ["time", "word", "probability", "speaker"])
-    assert review[1] == ["00:00:12", HOSTILE, "0.2", f"{HOSTILE} speaker"]
+    review = next(t for t in _tables(doc) if t[0] == ["time", "word", "how sure", "speaker"])
+    assert review[1] == ["00:00:12", HOSTILE, "20 %", f"{HOSTILE} speaker"]
 
 
 def test_report_without_curves_or_words_says_what_is_missing(tmp_path: Path) -> None:
@@ -234,15 +272,33 @@ def test_cli_report_stage_runs_caches_opens_and_is_published(
     res = CliRunner().invoke(app, [*args, "--open"])
     assert res.exit_code == 0, res.output
     reached = "gain plus true-peak limiter" if doc["method"] == "limiter" else "gain alone"
-    assert "integrated" in res.stdout and reached in res.stdout
+    assert "Loudness" in res.stdout and reached in res.stdout
     assert seen.read_text() == (build / "ep-1" / "report.html").resolve().as_uri()
-    # Published with the episode.
+    # Published with the episode only when the show asks ([report] publish = true); by default it stays here.
     settings = load_settings(cfg, build)
     local = settings.show.storage.model_copy(update={"local_dir": tmp_path / "public"})
     settings = settings.model_copy(update={"show": settings.show.model_copy(update={"storage": local})})
-    published = publish_episodes(settings, ["ep-1"], now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
-    (rep,) = [f for f in published.episodes[0].files if f.role == "report"]
-    assert rep.content_type == "text/html" and rep.sha256 == sha256_file(build / "ep-1" / "report.html")
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    published = publish_episodes(settings, ["ep-1"], now=now)
+    assert "report" not in {f.role for f in published.episodes[0].files}
+    assert not [p for p in (tmp_path / "public").rglob("*.html") if p.name.startswith("report")]
+    asks = settings.show.model_copy(update={"report": ReportSettings(publish=True)})
+    published = publish_episodes(settings.model_copy(update={"show": asks}), ["ep-1"], now=now)
+    files = published.episodes[0].files
+    (rep,) = [f for f in files if f.role == "report"]
+    (audio,) = [f for f in files if f.role == "audio"]
+    assert rep.content_type == "text/html"
+    # The published page's player and time links play the published MP3 (its key carries its hash); the build's page
+    # plays the master beside it.
+    page = lxml.html.fromstring((tmp_path / "public" / rep.key).read_text("utf-8"))
+    assert [el.get("src") for el in page.xpath("//audio")] == [audio.url]
+    hrefs = [a.get("href") for a in page.xpath("//a[@class='ts']")]
+    assert hrefs and all(h.startswith(f"{audio.url}#t=") for h in hrefs)
+    built = lxml.html.fromstring((build / "ep-1" / "report.html").read_text("utf-8"))
+    assert [el.get("src") for el in built.xpath("//audio")] == ["ep-1.mp3"]
+    # Rendered again on the next publish, byte for byte: the same object, nothing new to upload.
+    again = publish_episodes(settings.model_copy(update={"show": asks}), ["ep-1"], now=now)
+    assert [(f.key, f.sha256) for f in again.episodes[0].files if f.role == "report"] == [(rep.key, rep.sha256)]
 
 
 def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
@@ -271,7 +327,8 @@ def test_kept_archive_episode_gets_curves_and_says_it_was_kept(
     assert "re-master to get them" not in page and "Kept as published" in page
     assert doc["has_curves"] is True and page.count('src="data:image/png;base64,') == 2
     rows = dict(r for r in _tables(lxml.html.fromstring(page))[0] if len(r) == 2)
-    assert rows["reached by"].startswith("kept as published")
+    assert rows["Level reached by"] == "kept as published (not re-encoded)"
+    assert rows["Loudness"].endswith("within 1 LU)")  # one measurement: no "before mastering"
     # The agreed format; before and after are the same audio here, measured once.
     curves = json.loads((folder / "loudness.json").read_text())
     assert curves["hop_s"] == HOP and curves["before"] == curves["after"]
@@ -316,3 +373,331 @@ def test_the_review_list_asks_only_for_the_episodes_own_people_and_terms(tmp_pat
     for absent in ("Linda Snell", "Jonathan Sherbino", "KeyLIME", "Royal College", ep.title):
         assert absent not in terms
     assert ep.paper is not None and ep.paper.title not in terms
+
+
+# --------------------------------------------------------------------------------------- plain words, units, numbers
+
+
+def _body_text(page: str) -> str:
+    """What a reader sees: the page's text without its stylesheet and script."""
+    doc = lxml.html.document_fromstring(page)
+    for el in doc.xpath("//style|//script"):
+        el.drop_tree()
+    return " ".join(" ".join(doc.itertext()).split())
+
+
+def test_every_figure_the_master_records_has_a_plain_label() -> None:
+    for cls in (LimiterFigures, LevelerSummary, DenoiseSummary, CodecCalibration):
+        for f in dataclasses.fields(cls):
+            assert f.name in labels.FIGURES, f"{cls.__name__}.{f.name} has no label"
+    assert all(lab.text and "_" not in lab.text for lab in labels.FIGURES.values())
+
+
+def test_numbers_are_rounded_with_units_and_never_minus_zero() -> None:
+    assert labels.number(-0.004, 2, "LU", signed=True) == "0.00 LU"
+    assert labels.number(-0.04, 1, "dB") == "0.0 dB"
+    assert labels.number(6.46, 1, "dB", signed=True) == "+6.5 dB"
+    assert labels.number(None, 1, "LUFS", none="not measured") == "not measured"
+    assert labels.figure("gain_range_db", [-0.001, 1.06]) == ("leveler changes", "0.0 to +1.1 dB")
+    assert labels.figure("hum_hz", None) == ("mains hum", "none")
+    assert [labels.duration(x) for x in (14.6, 65, 3725)] == ["15 s", "1 min 05 s", "1 h 02 min"]
+
+
+def test_page_shows_no_internal_names_and_no_minus_zero(tmp_path: Path) -> None:
+    master = _master(tmp_path, leveler=LevelerSummary(12, 3, -0.001, 6.5, 2.1, 0.8))
+    assert isinstance(master.details, MasteredDetails)
+    details = dataclasses.replace(master.details, codec_calibration=CodecCalibration(-0.001, 0.27))
+    rep = _write(tmp_path, dataclasses.replace(master, details=details))
+    text = _body_text(rep.html.read_text("utf-8"))
+    assert not re.search(r"(?<![\w.])-0(?:\.0+)?(?![\d.])", text), re.findall(r".{30}-0[^\d.].{10}", text)
+    for key in (k for k in labels.FIGURES if "_" in k):  # a code name ("max_reduction_db"), not a word
+        assert key not in text, key
+    assert "MP3 encoding changed the loudness by 0.00 LU" in text
+    assert "smallest leveler change 0.0 dB" in text and "speech stretches measured 12" in text
+    # The CLI's summary gives the same rows in the same words.
+    assert not [v for _, v in rep.rows() if re.search(r"(?<![\w.])-0(?:\.0+)?(?![\d.])", v)]
+
+
+# ------------------------------------------------------------------------------------------------------- plots
+
+
+def _dense_chapters(n: int, every: float) -> tuple[ChapterMark, ...]:
+    return tuple(ChapterMark(f"Chapter {i}", 10.0 + i * every, 10.0 + (i + 1) * every) for i in range(n))
+
+
+@pytest.mark.parametrize("phone", [False, True])
+def test_legends_sit_outside_the_plots_and_chapter_numbers_never_overlap(tmp_path: Path, phone: bool) -> None:
+    """matplotlib's own layout says where each text landed: the legends are off the plotted area and inside the
+    picture, and twelve chapters four seconds apart get twelve numbers that touch neither each other nor the legend."""
+    import matplotlib
+
+    master = _master(tmp_path)
+    curves = report.load_curves(_curves(tmp_path))
+    assert curves is not None
+    chapters = _dense_chapters(12, 4.0)
+    with matplotlib.rc_context({**report._FONT, "text.parse_math": False}):
+        loud = report._loudness_figure(curves, master, chapters, -16.0, -1.0, phone=phone)
+        parts = (report.Level("lara.flac", -15.0, -24.0), report.Level("jason.m4a", -19.0, -17.0))
+        levels = report._levels_figure(parts, (), (report.Level("Lara", -15.0),), -16.0, phone=phone)
+    assert levels is not None
+    for fig in (loud, levels):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        (ax,) = fig.axes
+        (legend,) = fig.legends
+        box, plotted = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert not box.overlaps(plotted)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0 and box.y1 <= fig.bbox.height
+    numbers = [t for t in loud.axes[0].texts]
+    assert sorted(int(t.get_text()) for t in numbers) == list(range(1, 13))
+    boxes = [t.get_window_extent(fig.canvas.get_renderer()) for t in numbers]
+    assert not [(a, b) for a, b in itertools.combinations(boxes, 2) if a.overlaps(b)]
+    assert all(0 <= b.y1 <= loud.bbox.height for b in boxes)  # inside the picture, not cut off at its top
+
+
+# ---------------------------------------------------------------------------------------------- player and links
+
+
+def _cuts(tmp_path: Path) -> tuple[Path, CutDecisions]:
+    """cuts.json found on the first recording (times on its own timeline; the fixture master keeps it from 9 s on)."""
+    cands = (
+        Candidate("pause-0005000", "pause", 5.0, 7.5, "cut", 0.9, "so the", "paper says", ""),
+        Candidate("hesitation-0020000", "hesitation", 20.0, 20.4, "propose", 0.72, "we", "looked", "uh"),
+        Candidate("retake-0030000", "retake", 30.0, 31.2, "propose", 0.5, "and", "the results", "the the"),
+        Candidate("hesitation-0035000", "hesitation", 35.0, 35.3, "mute", 0.61, "I", "think", "um"),
+    )
+    path = write_cuts(tmp_path / "cuts.json", Cuts("lara.flac", 41.0, cands, 0.8, 0.7))
+    decisions = CutDecisions(accept=("hesitation-0020000",), reject=("retake-0030000",),
+                             cut=(OwnCut(start=38.0, end=39.0, note="cough"),))  # fmt: skip
+    return path, decisions
+
+
+def test_every_time_on_the_page_is_a_link_that_plays_the_episode_from_there(tmp_path: Path) -> None:
+    path, decisions = _cuts(tmp_path)
+    # The recordings laid end to end: the first kept from 0 s (at 9 s in the episode), the second from its 41st second.
+    pieces = (TimelineSegment("part-1", 9.0, 50.0, 0.0), TimelineSegment("part-2", 50.0, 80.0, 41.0))
+    rep = report.write_report(
+        dataclasses.replace(_master(tmp_path), pieces=pieces), tmp_path / "report.html", title="t", target_lufs=-16.0,
+        ceiling_dbtp=-1.0,
+        curves=report.load_curves(_curves(tmp_path)), words=report.load_words(_words(tmp_path)),
+        chapters=(ChapterMark("Welcome", 9.0, 40.0), ChapterMark("Findings", 40.0, 80.0)),
+        glossary=("Lingard", "KeyLIME"), cuts=read_cuts(path), cut_decisions=decisions, figures=tmp_path / "r.json",
+    )  # fmt: skip
+    doc = lxml.html.fromstring(rep.html.read_text("utf-8"))
+    links = doc.xpath("//a[@class='ts']")
+    assert len(links) == 4 + 2 + 3 + 1 + 5  # the parts and chapters, unsure words, a term, cuts
+    for a in links:
+        t = float(a.get("data-start"))
+        assert a.get("href") == f"ep-9.mp3#t={t:.1f}"  # a media fragment (temporal, in seconds): works without script
+        assert a.text_content() == timecode.hms(t)
+    # No clock time on the page that is not a link (lengths are written as lengths).
+    clocks = [el for el in doc.iter() if el.text and re.fullmatch(r"\d\d:\d\d:\d\d", el.text.strip())]
+    assert clocks and all(el.tag == "a" and el.get("class") == "ts" for el in clocks)
+    # The cut candidates, on the published timeline (9 s + their time in the recording), with what was decided.
+    table = next(t for t in _tables(doc) if t[0][:2] == ["time", "kind"])
+    assert [r[:3] + r[4:6] for r in table[1:]] == [
+        ["00:00:14", "pause", "2.5 s", "90 %", "cut automatically"],
+        ["00:00:29", "hesitation", "0.4 s", "72 %", "cut: accepted by the producer"],
+        ["00:00:39", "retake", "1.2 s", "50 %", "kept: rejected by the producer"],
+        ["00:00:44", "hesitation", "0.3 s", "61 %", "muted with room tone"],
+        ["00:00:47", "own cut", "1.0 s", "", "cut: the producer's own"],
+    ]
+    assert table[2][3] == "we uh looked"
+    assert dict(rep.rows())["Cut candidates"] == "5: 3 cut, 1 muted, 0 waiting for a decision"
+    assert report.Report.load(tmp_path / "r.json").cuts == rep.cuts
+
+
+# ------------------------------------------------------------------------------------------------ multitrack
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> report.Report:
+    """The committed multitrack demo (configs/raw/multitrack-demo: three tracks, one a speaker) mastered for real and
+    its report written by the pipeline."""
+    from keylime_prod.pipeline import run_episode
+
+    build = tmp_path_factory.mktemp("report-mt")
+    result = run_episode(load_settings(REPO / "configs", build_root=build), "multitrack-demo", upto="report")
+    rep: report.Report = result.artefacts["report"]
+    return rep
+
+
+def test_multitrack_report_lists_each_track_never_the_internal_mix(demo: report.Report) -> None:
+    master = Master.load(demo.html.parent / "master.json")
+    episode = load_episode(REPO / "configs", "multitrack-demo")
+    page = demo.html.read_text("utf-8")
+    assert "session-mix" not in page and demo.parts == ()
+    doc = lxml.html.fromstring(page)
+    (table,) = [t for t in _tables(doc) if t[0][0] == "" and len(t[0]) == len(episode.tracks) + 1]
+    rows = {r[0]: r[1:] for r in table}
+    # One column per track: its speaker, the file as the producer named it in the episode config.
+    assert table[0][1:] == [t.speaker for t in episode.tracks]
+    assert rows["file"] == [Path(t.file).name for t in episode.tracks]
+    for i, t in enumerate(master.tracks):
+        assert rows["starts, from the first track"][i] == labels.number(t.offset_s * 1000, 0, "ms", signed=True)
+        assert rows["speech before its gain"][i] == f"{t.speech_lufs:.1f} LUFS"
+        assert rows["other speakers' voices (bleed) turned down by"][i] == f"{t.bleed_reduction_db:.1f} dB"
+        found = rows["how the start was found"][i]
+        assert found.startswith("the reference") if i == 0 else f"sure: match {t.confidence:.0f}" in found
+    assert [o for o in rows["starts, from the first track"]] == ["0 ms", "+350 ms", "-220 ms"]  # the script's offsets
+    assert report.SURE_MATCH == align.MIN_CONFIDENCE
+    # Every figure a track records has a plain label.
+    assert {k for t in master.tracks for k in t.processing if k != "leveler"} <= set(labels.FIGURES)
+    # The mix's peak over 0 dBTP is explained as the tracks added together, not clipping.
+    assert master.input_loudness.true_peak_dbtp > 0
+    text = _body_text(page)
+    assert report.SUMMED_PEAK_NOTE in text and "not clipping" in dict(demo.rows())["Peak"]
+    # Steps done per track (leveler, noise reduction) are not reported again for the mix ("stretches 0").
+    assert set(demo.processing) == {"limiter", "codec calibration"} and "stretches" not in text
+
+
+def test_each_tracks_level_in_the_episode_is_what_ffmpeg_measures_over_its_speaker(demo: report.Report) -> None:
+    """The report's "speech in the episode" per track is the curve over the track's own turns; ffmpeg's ebur128
+    meter over the same turns of the published MP3 gives the same level."""
+    master = Master.load(demo.html.parent / "master.json")
+    ff_m, ff_s = ebur128_curves(master.mp3)
+    import numpy as np
+
+    theirs = report.Curves(HOP, np.array(ff_m), np.array(ff_s), np.array(ff_m), np.array(ff_s))
+    for t, shown in zip(master.tracks, demo.tracks, strict=True):
+        spans = sorted((master.body_to_episode(a), master.body_to_episode(b)) for a, b in t.regions)
+        want = report._span_loudness(theirs, spans)
+        assert want is not None and shown.after_lufs is not None
+        assert abs(shown.after_lufs - want) <= 0.5, (t.speaker, shown.after_lufs, want)
+        assert abs(shown.after_lufs - demo.target_lufs) <= 2.0  # levelled: each speaker near the target
+
+
+# --------------------------------------------------------------------------------------------- phone and desktop
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian's chromium package)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (the review extra)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def full_page(demo: report.Report, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's report with every section filled: the real master and curves, words, chapters and cuts."""
+    folder = tmp_path_factory.mktemp("report-page")
+    master = Master.load(demo.html.parent / "master.json")
+    shutil.copy(master.mp3, folder / master.mp3.name)
+    master = dataclasses.replace(master, mp3=folder / master.mp3.name)
+    path, decisions = _cuts(folder)
+    rep = report.write_report(
+        master, folder / "report.html", title="Multitrack demo: three rooms, one conversation", target_lufs=-16.0,
+        ceiling_dbtp=-1.0, curves=report.load_curves(demo.html.parent / "loudness.json"),
+        words=report.load_words(_words(folder)),
+        chapters=(ChapterMark("Welcome", 0.0, 20.0), ChapterMark("The paper", 20.0, 45.0),
+                  ChapterMark("What it means for teachers", 45.0, master.duration)),
+        glossary=("Lingard", "KeyLIME"), cuts=read_cuts(path), cut_decisions=decisions,
+    )  # fmt: skip
+    return rep.html
+
+
+def _a_later_time(page: Any) -> Any:
+    """The link of the first unsure word (70 s into the fixture's words: well away from where the player starts)."""
+    link = page.locator("a.ts[data-start]").filter(has_text="00:01:10").first
+    assert float(link.get_attribute("data-start") or "nan") == 70.0
+    return link
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_page_fits_a_phone_and_a_desktop_and_its_times_seek_the_player(
+    browser: object, full_page: Path, width: int
+) -> None:
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto(full_page.as_uri())
+    page.wait_for_load_state("load")
+    # Nothing wider than the screen: the page never scrolls sideways.
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert scroll <= inner, (scroll, inner)
+    # Plots scale to the column, and a phone gets the plot drawn for it (about its own size, text legible).
+    imgs = page.evaluate(
+        "[...document.images].map(i => [i.getBoundingClientRect().left, i.getBoundingClientRect().right,"
+        " i.naturalWidth, i.currentSrc.length > 0])"
+    )
+    assert len(imgs) == 2
+    for left, right, natural, loaded in imgs:
+        assert loaded and left >= 0 and right <= inner
+        assert natural == (
+            int(report.PHONE_SIZE[0] * 96) if width <= report.PHONE_MAX_PX else int(report.WIDE_SIZE[0] * 96)
+        )
+    # Tables stay in their own box, which scrolls when a table is wider (the tracks table, on a phone).
+    boxes = page.evaluate(
+        "[...document.querySelectorAll('.scroll')].map(d => [d.getBoundingClientRect().right, d.scrollWidth,"
+        " d.clientWidth, getComputedStyle(d).overflowX])"
+    )
+    assert boxes and all(right <= inner and overflow == "auto" for right, _, _, overflow in boxes)
+    if width == 375:
+        assert any(sw > cw for _, sw, cw, _ in boxes)  # at least one table scrolls inside its box
+    # Clicking a time seeks the player there (and stays on the page).
+    link = _a_later_time(page)
+    want = float(link.get_attribute("data-start") or "nan")
+    link.click()
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {want}) < 0.5", timeout=10000)
+    assert page.url == full_page.as_uri()
+    page.close()
+
+
+def test_a_time_link_plays_from_there_without_script(browser: object, full_page: Path) -> None:
+    """The link is a media fragment URL (W3C Media Fragments URI 1.0, #t=seconds): with script off, following it
+    opens the MP3 in the browser's own player at that time."""
+    from playwright.sync_api import Browser
+
+    assert isinstance(browser, Browser)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(full_page.as_uri())
+    link = _a_later_time(page)
+    want = float(link.get_attribute("data-start") or "nan")
+    link.click()
+    page.wait_for_url("**.mp3#t=*")
+    page.wait_for_function(f"(() => {{ const v = document.querySelector('video');"
+                           f" return v && Math.abs(v.currentTime - {want}) < 0.5; }})()", timeout=10000)  # fmt: skip
+    context.close()
+
+
+# ----------------------------------------------------------------------------------------------------- publishing
+
+
+def test_report_is_uploaded_only_when_the_show_asks(
+    s3_server: RcloneS3, make_release: Callable[..., publish.Release], tmp_path: Path
+) -> None:
+    """[report] publish (default false): the producer's report, with the recogniser's least-sure words and the master's
+    internal figures, is not in the bucket or the manifest unless the show says so."""
+    release = make_release()
+    rep = _write(tmp_path, _master(tmp_path))
+    release = dataclasses.replace(release, files=(*release.files, publish.EpisodeFile("report", rep.html, "html")))
+    raw = raw_client(s3_server.endpoint_url)
+
+    def keys() -> list[str]:
+        return [o["Key"] for o in raw.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+    show = make_show(storage_settings(s3_server.endpoint_url))
+    assert show.report.publish is False
+    done = publish.publish([release], show, now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
+    assert "report" not in {f.role for f in done.episodes[0].files}
+    assert not [k for k in keys() if "report" in k]
+    manifest = json.loads(raw.get_object(Bucket=BUCKET, Key="podcast/episodes/ep-1/manifest.json")["Body"].read())
+    assert "report" not in {f["role"] for f in manifest["files"]}
+
+    asks = show.model_copy(update={"report": ReportSettings(publish=True)})
+    done = publish.publish([release], asks, now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
+    (up,) = [f for f in done.episodes[0].files if f.role == "report"]
+    assert up.key in keys() and get_sha256(raw, up.key) == (rep.html.stat().st_size, sha256_file(rep.html))

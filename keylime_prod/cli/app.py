@@ -47,7 +47,7 @@ from .output import ProgressLines, console, count_display, progress_display, set
 
 #: Exit codes (documented in the README): 0 success; 1 any other error; 2 bad config or usage; 3 ffmpeg;
 #: 4 audio; 5 transcript or notes; 6 tags; 7 storage; 8 feed; 9 publishing; 10 archive; 11 report; 12 verify;
-#: 13 cut candidates; 130 interrupted. A KeylimeError carries its own (errors.py).
+#: 13 cut candidates; 14 review page; 130 interrupted. A KeylimeError carries its own (errors.py).
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130

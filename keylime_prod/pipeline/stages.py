@@ -23,10 +23,13 @@ from ..config import (
     Corrections,
     Settings,
     corrections_path,
+    cut_decisions_path,
     load_corrections,
+    load_cut_decisions,
     load_speaker_names,
-    speaker_names_path,
+    speakers_path,
 )
+from ..edit.artefact import read_cuts
 from ..errors import PublishError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
@@ -361,8 +364,23 @@ def _speaker_turns(run: Run) -> tuple[tuple[str, float, float], ...]:
     return tuple(out)
 
 
+def _speaker_names(run: Run) -> dict[str, str]:
+    # configs/episodes/<id>.speakers.toml (docs/review.md): the person behind each label the recogniser wrote.
+    return load_speaker_names(run.settings.configs_dir, run.episode.id).names
+
+
+def _named(run: Run, heard: transcript.Heard) -> transcript.Heard:
+    """``heard`` with each speaker label replaced by its name from the speakers file (heard.json keeps the labels)."""
+    names = _speaker_names(run)
+    if not names:
+        return heard
+    words = tuple(replace(w, speaker=names.get(w.speaker, w.speaker) if w.speaker else w.speaker) for w in heard.words)
+    return replace(heard, words=words)
+
+
 def _transcribe_key(run: Run) -> str:
     # The cheap step: the heard words, the producer's corrections and the page's header make every transcript file.
+    names = _speaker_names(run)
     turns = _speaker_turns(run)
     return digest(
         "transcribe/3",  # 3: rendered from heard.json with the corrections; cues without orphans
@@ -370,13 +388,15 @@ def _transcribe_key(run: Run) -> str:
         _corrections(run).model_dump(mode="json"),
         _transcript_page(run),
         _known_terms(run),
+        # Only when there are names or turns, so builds made before the speakers file existed stay cached.
+        *([names] if names else []),
         *([turns] if turns else []),
     )
 
 
 def _transcribe_run(run: Run) -> Transcript:
     if _turns(run).found:
-        naming, where = _naming(run), speaker_names_path(run.settings.configs_dir, run.episode.id)
+        naming, where = _naming(run), speakers_path(run.settings.configs_dir, run.episode.id)
         if naming.unnamed:
             log.warning(
                 "%s: %s not named: listen to their turns (build/%s/turns.json) and name them under [names] in %s",
@@ -390,7 +410,7 @@ def _transcribe_run(run: Run) -> Transcript:
                 "podcast:person", run.episode.id, ", ".join(strangers), where,
             )  # fmt: skip
     return transcript.render(
-        run.need(transcript.Heard),
+        _named(run, run.need(transcript.Heard)),
         run.layout.transcript_dir,
         stem=run.layout.transcript_stem,
         page=_transcript_page(run),
@@ -465,14 +485,20 @@ def _report_marks(run: Run) -> tuple[ChapterMark, ...]:
     return tuple(ch.marks) if ch is not None else ()
 
 
+def _report_cut_decisions(run: Run) -> Path:
+    return cut_decisions_path(run.settings.configs_dir, run.episode.id)
+
+
 def _report_key(run: Run) -> str:
     master = run.master()
     s = run.settings.show
     return digest(
-        "report/1",
+        "report/2",
         file_digest(master.report),
         file_digest(run.layout.loudness_json),
         file_digest(run.layout.words_json),
+        file_digest(run.layout.cuts_json),
+        file_digest(_report_cut_decisions(run)),
         [(m.title, m.start) for m in _report_marks(run)],
         _report_glossary(run),
         run.episode.title,
@@ -481,13 +507,16 @@ def _report_key(run: Run) -> str:
     )
 
 
-def _report_run(run: Run) -> report.Report:
+def _report_run(run: Run, out: Path | None = None, audio: str | None = "") -> report.Report:
+    # ``out``: a copy elsewhere (the published one, whose player plays the published MP3 at ``audio``), without
+    # report.json; by default the build's page, playing the master beside it.
     s = run.settings.show
     layout = run.layout
     return report.write_report(
         run.master(),
-        layout.report_html,
-        figures=layout.report_json,
+        out or layout.report_html,
+        figures=None if out else layout.report_json,
+        audio=audio,
         title=f"{run.episode.number}. {run.episode.title}",
         target_lufs=s.audio.target_lufs,
         ceiling_dbtp=s.audio.true_peak_db,
@@ -496,6 +525,8 @@ def _report_run(run: Run) -> report.Report:
         chapters=_report_marks(run),
         glossary=_report_glossary(run),
         recording_speakers=run.episode.speakers,
+        cuts=read_cuts(layout.cuts_json) if layout.cuts_json.is_file() else None,
+        cut_decisions=load_cut_decisions(_report_cut_decisions(run)),
     )
 
 
@@ -553,13 +584,20 @@ def release_of(run: Run) -> publish.Release:
             return _notes_run(run, BuildLayout(folder, ep.id), links)
 
     r = run.report()
+    render_report = None
     if r is not None:
         files.append(publish.EpisodeFile("report", r.html, "html"))  # the producer's report, beside the episode
+        report_name, mp3_name = r.html.name, master.mp3.name
+
+        def render_report(links: Mapping[str, str], folder: Path) -> Path:
+            # Published only with [report] publish = true: its player and time links play the published MP3.
+            return _report_run(run, folder / "report" / report_name, links.get(mp3_name)).html
+
     cover = ep.artwork or run.settings.show.show.artwork
     files.append(publish.EpisodeFile("cover", cover, cover.suffix.lstrip(".").lower()))
     return publish.Release(
         ep, tuple(files), master.duration, transcript_language=language, chapters=marks, render_notes=render,
-        render_page=render_page,
+        render_page=render_page, render_report=render_report,
     )  # fmt: skip
 
 

@@ -107,6 +107,9 @@ class Release:
     #: Writes the transcript web page into a folder with its player pointing at the published audio (file name ->
     #: URL) and returns its path; the notes link to that page, so it is rendered before them.
     render_page: Callable[[Mapping[str, str], Path], Path] | None = None
+    #: Writes the production report (when the show publishes it) with its player and time links on the published
+    #: audio (file name -> URL) and returns its path.
+    render_report: Callable[[Mapping[str, str], Path], Path] | None = None
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -410,10 +413,13 @@ def _publish_episode(
 
     # Keys carry content hashes, so the notes link to the published URLs of their sibling files (transcript.html,
     # ...): they are written again with those links, then hashed and uploaded after everything they may link to.
-    # The transcript page's player plays the published MP3 the same way, and is itself one of the notes' links.
+    # The transcript page's player plays the published MP3 the same way, and is itself one of the notes' links; so
+    # does a published report's player.
     sources = {i: f.path for i, f in enumerate(r.files)}
     page = next((i for i, f in enumerate(r.files) if f.role == "transcript" and f.format == "html"), None)
+    report = next((i for i, f in enumerate(r.files) if f.role == "report"), None)
     late = {i for i, f in enumerate(r.files) if f.role == "notes" or (i == page and r.render_page)}
+    late |= {report} if report is not None and r.render_report else set()
     digests = {i: store.digest(f.path) for i, f in enumerate(r.files) if i not in late}
 
     def url(i: int) -> str:
@@ -424,6 +430,9 @@ def _publish_episode(
         sources[page] = r.render_page(links, scratch)
         digests[page] = store.digest(sources[page])
         links[r.files[page].path.name] = url(page)
+    if report is not None and r.render_report:
+        sources[report] = r.render_report(links, scratch)
+        digests[report] = store.digest(sources[report])
     notes = r.render_notes(links, scratch) if r.render_notes else None
     linked = {"md": notes.markdown, "html": notes.html} if notes else {}
     for i, f in enumerate(r.files):
@@ -494,6 +503,10 @@ def publish(
     now = _now(now)
     for r in releases:
         _check_release(r)
+    # The producer's report lists the recogniser's least-sure words and the master's internal figures: it goes out
+    # with the episode only when the show asks ([report] publish = true, docs/report.md).
+    if not show.report.publish:
+        releases = [dataclasses.replace(r, files=tuple(f for f in r.files if f.role != "report")) for r in releases]
     # Cover art keys end in the extension its content has (Apple: .jpg or .png matching the image).
     releases = [
         dataclasses.replace(

@@ -1,21 +1,27 @@
 """The production report: ``build/<id>/report.html``, one self-contained page a producer reads before publishing.
 
-It answers "is this episode fit to publish?" from what the other stages recorded, never by measuring again:
+It answers "is this episode fit to publish?" from what the other stages recorded, never by measuring again, in the
+producer's words (every figure through :mod:`.labels`: a plain name, its unit, sensible rounding):
 
-- loudness over time (momentary and short-term, before and after mastering, the target, the segments and chapters)
-  from ``loudness.json``, the master stage's curves (format: ``{"hop_s", "before": {"momentary",
-  "short_term"}, "after": {...}}`` on the published timeline, ``null`` for -inf);
+- loudness over time (momentary and short-term, before and after mastering, the target, the intro, disclaimer and
+  outro, numbered chapters) from ``loudness.json``, the master stage's curves (format: ``{"hop_s", "before":
+  {"momentary", "short_term"}, "after": {...}}`` on the published timeline, ``null`` for -inf);
 - integrated loudness, LRA (EBU Tech 3342), true peak, which way the target was reached (gain alone or the limiter:
   ffmpeg's loudnorm hides such a switch, docs/platform.md asks us to say it), the limiter's and (when the master stage
   records one) the leveler's and denoiser's figures, from ``master.json``;
-- per-recording levels (``master.json``) and per-speaker levels (the curve, cut by who speaks when);
+- per-recording levels (``master.json``) and per-speaker levels (the curve, cut by who speaks when); for a multitrack
+  session, per track: the speaker, the file as the producer named it, its speech level, the offset found and how
+  sure, the crosstalk gate, the leveler and noise figures and the level its speech reached in the episode;
 - a noise-floor estimate: the median level of the body's pauses (momentary blocks 20 LU or more under its speech);
 - a transcript review list from ``words.json`` (``{"words": [{"start", "end", "word", "probability", "speaker"}]}``):
   the words the recogniser was least sure of, and the episode's own names and terms it never wrote (not even in a
-  close spelling: case, spaces, hyphens and a plural or possessive "s" aside), each with a timestamp to check.
+  close spelling: case, spaces, hyphens and a plural or possessive "s" aside), each with a timestamp to check;
+- the cut candidates of ``cuts.json`` (docs/editing.md) with what was decided for each.
 
+Every time on the page is a link that plays the episode's MP3 from there in the page's player, and a real media
+fragment URL (``<mp3>#t=<seconds>``, W3C Media Fragments URI 1.0, temporal dimension) that works without script.
 Plots are drawn with matplotlib's Agg canvas (no display, no pyplot global state) and embedded as PNG data URIs, so
-the page is one file that can be published with the episode. :func:`write_report` is the stage.
+the page is one file. :func:`write_report` is the stage.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,20 +42,27 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, fsutil, pages, timecode
-from ..audio.artefact import Details, LoudnessCurves, Master, MasteredDetails
+from ..audio.artefact import LoudnessCurves, Master, MasteredDetails, MixTrack
 from ..chapters.artefact import ChapterMark
+from ..config import CutDecisions
+from ..edit.artefact import Cuts
 from ..errors import ReportError
 from ..transcript.artefact import TimedWord, read_words
+from . import labels
+from .labels import number
 
 #: How many of the least-sure words the review list shows, and below which probability a word is worth a look.
 REVIEW_WORDS = 30
 REVIEW_BELOW = 0.6
 #: Plots never need more points than this across (a 60-minute curve at a 100 ms hop has 36 000).
 PLOT_COLUMNS = 1800
-REPORT_SCHEMA = "keylime-prod/report/1"
+REPORT_SCHEMA = "keylime-prod/report/2"
 #: BS.1770-4 gates for integrated loudness over the curve's blocks.
 ABSOLUTE_GATE = -70.0
 RELATIVE_GATE = -10.0
+#: The alignment match a track's offset must reach to be trusted (audio/align.py's MIN_CONFIDENCE: unrelated
+#: recordings give about 5, bleed at -20 dB gives tens).
+SURE_MATCH = 10.0
 
 
 #: How the master reached its level, by ``master.json``'s ``method``. ``kept``: an archive episode whose published MP3
@@ -62,6 +76,12 @@ _REACHED_BY = {
 KEPT_NOTE = (
     "Kept as published: this is the old feed's MP3 byte for byte ([archive] remaster = false), so there is no "
     "before and after, one curve. Set remaster = true in the episode config to master it."
+)
+#: Why a multitrack session's peak "before" can be over 0 dBTP without anything clipping.
+SUMMED_PEAK_NOTE = (
+    "The peak before mastering is that of the tracks added together, each already raised to the target (the mix "
+    "is kept in floating point, so a peak over 0 dBTP there is not clipping); the true-peak limiter then brought "
+    "the episode under the ceiling. Each track's own level is in the table below."
 )
 
 # ------------------------------------------------------------------------------------------------------ inputs
@@ -127,6 +147,37 @@ class Level:
 
 
 @dataclass(frozen=True)
+class TrackLevel:
+    """One track of a multitrack session as the producer should see it: whose it is, the file they gave, its speech
+    level before its gain, where it was found to start and how sure, the crosstalk gate's depth, the noise and
+    leveler figures, and the level its speech reached in the episode (the curve over its speaker's turns)."""
+
+    speaker: str
+    file: str
+    speech_lufs: float
+    gain_db: float
+    offset_ms: float
+    offset_source: str  # "reference" (the first track), "auto" (found), "config" (the episode's offset)
+    match: float  # the alignment match's strength (SURE_MATCH and over: trusted)
+    bleed_reduction_db: float
+    speech_seconds: float
+    after_lufs: float | None
+    processing: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def offset_found(self) -> str:
+        """How the offset was found, in words."""
+        if self.offset_source == "reference":
+            return "the reference: other tracks are placed against it"
+        if self.offset_source == "auto":
+            sure = "sure" if self.match >= SURE_MATCH else "unsure"
+            return f"found by matching the tracks ({sure}: match {number(self.match, 0)}, {SURE_MATCH:g} needed)"
+        if self.offset_source == "config":
+            return f"from the episode config (the tracks did not match well enough: {number(self.match, 1)})"
+        return self.offset_source
+
+
+@dataclass(frozen=True)
 class ReviewItem:
     """Something for the producer to check in the transcript at ``start`` seconds."""
 
@@ -139,6 +190,35 @@ class ReviewItem:
     def clock(self) -> str:
         """``start`` as HH:MM:SS."""
         return timecode.hms(self.start) if self.start is not None else "--:--:--"
+
+
+@dataclass(frozen=True)
+class CutItem:
+    """A cut candidate (``cuts.json``) or a producer's own cut, at ``start`` on the published timeline."""
+
+    id: str
+    kind: str
+    start: float
+    seconds: float
+    before: str
+    text: str
+    after: str
+    confidence: float | None
+    decided: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A place on the published timeline the page lists with a link: a part (intro, body...) or a chapter."""
+
+    what: str
+    start: float
+    end: float
+    chapter: bool = False
+
+
+#: What happens to a cut candidate the producer has not decided on, by its ``action`` (``[edit]``, docs/editing.md).
+_DECIDED = {"cut": "cut automatically", "mute": "muted with room tone", "propose": "waiting for a decision"}
 
 
 @dataclass(frozen=True)
@@ -166,14 +246,22 @@ class Report:
     has_curves: bool = False
     has_words: bool = False
     seconds: float = 0.0
+    tracks: tuple[TrackLevel, ...] = ()
+    cuts: tuple[CutItem, ...] | None = None  # None: no cuts.json in the build
 
     def problems(self) -> tuple[str, ...]:
         """What is out of range (Apple: -16 LUFS +-1 LU, true peak at or under the ceiling)."""
         out = []
         if abs(self.integrated_after - self.target_lufs) > 1.0:
-            out.append(f"integrated loudness {self.integrated_after:.1f} LUFS is not {self.target_lufs:g} +-1 LU")
+            out.append(
+                f"loudness {number(self.integrated_after, 1, 'LUFS')} is not within 1 LU of the "
+                f"{self.target_lufs:g} LUFS target"
+            )
         if self.true_peak_after > self.ceiling_dbtp + 0.05:
-            out.append(f"true peak {self.true_peak_after:.2f} dBTP is over the {self.ceiling_dbtp:g} dBTP ceiling")
+            out.append(
+                f"peak {number(self.true_peak_after, 2, 'dBTP', signed=True)} is over the "
+                f"{self.ceiling_dbtp:g} dBTP ceiling"
+            )
         return tuple(out)
 
     def summary(self) -> dict[str, Any]:
@@ -195,32 +283,55 @@ class Report:
             f"{len(self.missing_terms)} glossary term(s) to check)"
         )
 
-    def rows(self) -> list[tuple[str, str]]:
-        """Label/value rows: what ``produce report`` prints and the page's first table shows."""
+    def step_rows(self, step: str) -> list[tuple[str, str]]:
+        """One mastering step's figures (``processing[step]``) as plain label/value rows."""
+        return [labels.figure(k, v) for k, v in self.processing.get(step, {}).items()]
+
+    def rows(self, *, steps: bool = True) -> list[tuple[str, str]]:
+        """Label/value rows in plain words: what ``produce report`` prints and the page's summary shows (the page
+        gives the mastering steps, ``steps``, their own tables)."""
 
         def lufs(v: float | None) -> str:
-            return "n/a" if v is None else f"{v:.1f} LUFS"
+            return number(v, 1, "LUFS", none="not measured")
 
+        kept = self.method == "kept"
+        was = "" if kept else "; before mastering "
+        peak_before = number(self.true_peak_before, 1, "dBTP", signed=True)
+        if self.tracks and not kept:
+            peak_before += " (the tracks added together, not clipping: see Tracks)"
+        reached = _REACHED_BY.get(self.method, "gain alone")
         rows = [
-            ("integrated", f"{self.integrated_before:.1f} -> {self.integrated_after:.1f} LUFS "
-                           f"(target {self.target_lufs:g})"),
-            ("loudness range", f"{self.lra_before:.1f} -> {self.lra_after:.1f} LU"),
-            ("true peak", f"{self.true_peak_before:.2f} -> {self.true_peak_after:.2f} dBTP "
-                          f"(ceiling {self.ceiling_dbtp:g})"),
-            ("reached by", _REACHED_BY.get(self.method, "gain alone") + f", {self.gain_db:+.1f} dB"),
-            ("noise floor", lufs(self.noise_floor_lufs) + (" (room tone in the body's pauses)" if
-                                                            self.noise_floor_lufs is not None else " (no curve)")),
+            ("Loudness", f"{lufs(self.integrated_after)} (target {self.target_lufs:g} LUFS, within 1 LU)"
+                         + (was + lufs(self.integrated_before) if was else "")),
+            ("Loudness range", number(self.lra_after, 1, "LU") + (was + number(self.lra_before, 1, "LU") if was
+                                                                   else "")),
+            ("Peak", f"{number(self.true_peak_after, 1, 'dBTP', signed=True)} (ceiling {self.ceiling_dbtp:g} dBTP)"
+                     + (was + peak_before if was else "")),
+            ("Level reached by", reached if kept else f"{reached} ({number(self.gain_db, 1, 'dB', signed=True)})"),
+            ("Room noise", lufs(self.noise_floor_lufs) + " in the pauses of the conversation" if self.noise_floor_lufs
+             is not None else "not measured (no loudness curves)"),
         ]  # fmt: skip
-        for name, figures in self.processing.items():
-            rows.append((name, ", ".join(f"{k} {_fmt(v)}" for k, v in figures.items()) or "on"))
+        if steps:
+            for name in self.processing:
+                figures = "; ".join(f"{a} {b}".strip() for a, b in self.step_rows(name))
+                rows.append((labels.STEPS.get(name, name), figures or "on"))
         for p in self.parts:
-            rows.append((f"recording {p.name}", f"{lufs(p.before_lufs)} -> {lufs(p.after_lufs)}"))
+            rows.append((f"Recording {p.name}", f"{lufs(p.before_lufs)} before, {lufs(p.after_lufs)} in the episode"))
+        for t in self.tracks:
+            rows.append((f"Track {t.speaker} ({t.file})",
+                         f"speech {lufs(t.speech_lufs)} before, {lufs(t.after_lufs)} in the episode; starts "
+                         f"{number(t.offset_ms, 0, 'ms', signed=True)} from the first track"))  # fmt: skip
         for s in self.speakers:
-            rows.append((f"speaker {s.name}", f"{lufs(s.after_lufs)} over {s.seconds:.0f} s"))
-        rows.append(("review", f"{len(self.low_confidence)} uncertain word(s), "
-                               f"{len(self.missing_terms)} glossary term(s) never heard"
+            rows.append((f"Speaker {s.name}", f"{lufs(s.after_lufs)} over {labels.duration(s.seconds)} of speech"))
+        rows.append(("Transcript to check", f"{len(self.low_confidence)} unsure word(s), "
+                                            f"{len(self.missing_terms)} name(s) or term(s) never written"
                      if self.has_words else "no word list (transcribe the episode)"))  # fmt: skip
-        rows += [("PROBLEM", problem) for problem in self.problems()]
+        if self.cuts is not None:
+            counts = {d: sum(1 for c in self.cuts if c.decided.startswith(d)) for d in ("cut", "muted", "waiting")}
+            rows.append(("Cut candidates", f"{len(self.cuts)}: {counts['cut']} cut, {counts['muted']} muted, "
+                                           f"{counts['waiting']} waiting for a decision" if self.cuts
+                         else "none found"))  # fmt: skip
+        rows += [("Problem", problem) for problem in self.problems()]
         return rows
 
     def to_json(self) -> dict[str, Any]:
@@ -239,8 +350,10 @@ class Report:
             "noise_floor_lufs": self.noise_floor_lufs,
             "parts": [vars(p) for p in self.parts],
             "speakers": [vars(s) for s in self.speakers],
+            "tracks": [{**vars(t), "processing": dict(t.processing)} for t in self.tracks],
             "low_confidence": [vars(w) for w in self.low_confidence],
             "missing_terms": [vars(w) for w in self.missing_terms],
+            "cuts": None if self.cuts is None else [vars(c) for c in self.cuts],
             "processing": {k: dict(v) for k, v in self.processing.items()},
             "has_curves": self.has_curves,
             "has_words": self.has_words,
@@ -255,6 +368,8 @@ class Report:
         if d is None:
             raise ReportError("no report found", where=path, hint="run `produce report EPISODE`")
         try:
+            if d["schema"] != REPORT_SCHEMA:
+                raise KeyError(f"schema {d['schema']!r}")
             return cls(
                 episode_id=d["episode"],
                 html=Path(path).parent / d["html"],
@@ -271,8 +386,10 @@ class Report:
                 noise_floor_lufs=d["noise_floor_lufs"],
                 parts=tuple(Level(**x) for x in d["parts"]),
                 speakers=tuple(Level(**x) for x in d["speakers"]),
+                tracks=tuple(TrackLevel(**x) for x in d["tracks"]),
                 low_confidence=tuple(ReviewItem(**x) for x in d["low_confidence"]),
                 missing_terms=tuple(ReviewItem(**x) for x in d["missing_terms"]),
+                cuts=None if d["cuts"] is None else tuple(CutItem(**x) for x in d["cuts"]),
                 processing=d["processing"],
                 has_curves=d["has_curves"],
                 has_words=d["has_words"],
@@ -280,12 +397,6 @@ class Report:
             )
         except (KeyError, TypeError, IndexError) as e:
             raise ReportError(f"unreadable report figures: {e!r}", where=path, hint="delete it and re-run") from None
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.2f}".rstrip("0").rstrip(".")
-    return str(v)
 
 
 # ---------------------------------------------------------------------------------------------------- analysis
@@ -314,6 +425,8 @@ def _window(curves: Curves, values: np.ndarray, start: float, end: float) -> np.
 
 
 def _part_levels(master: Master, curves: Curves | None) -> tuple[Level, ...]:
+    if master.tracks:  # a multitrack session: its one "recording" is the internal mix, the tracks are listed instead
+        return ()
     parts = master.details.parts if isinstance(master.details, MasteredDetails) else ()
     out = []
     for i, piece in enumerate(master.pieces):
@@ -342,20 +455,10 @@ def _speaker_levels(
             spans.setdefault(who, []).append((piece.start, piece.end))
     else:
         return ()
-    hop = curves.hop_s
-    n = len(curves.after_momentary)
-    centres = np.arange(n) * hop + 0.2  # a momentary block is 400 ms long: its middle
     out = []
     for who, ss in spans.items():
-        mask = np.zeros(n, dtype=bool)
-        starts = np.array([a for a, _ in ss])
-        ends = np.array([b for _, b in ss])
-        # Blocks whose middle falls inside one of the spans (spans are sorted in time).
-        idx = np.searchsorted(starts, centres, side="right") - 1
-        ok = idx >= 0
-        mask[ok] = centres[ok] < ends[idx[ok]]
-        seconds = float(np.sum(ends - starts))
-        out.append(Level(who, gated_loudness(curves.after_momentary[mask]), seconds=round(seconds, 1)))
+        seconds = sum(b - s for s, b in ss)
+        out.append(Level(who, _span_loudness(curves, sorted(ss)), seconds=round(seconds, 1)))
     return tuple(out)
 
 
@@ -441,7 +544,152 @@ def _review(
     return low, tuple(missing)
 
 
+def _span_loudness(curves: Curves, spans: Sequence[tuple[float, float]]) -> float | None:
+    """The gated loudness after mastering of the momentary blocks whose middle falls inside one of ``spans``
+    (published times, sorted)."""
+    n = len(curves.after_momentary)
+    centres = np.arange(n) * curves.hop_s + 0.2  # a momentary block is 400 ms long: its middle
+    mask = np.zeros(n, dtype=bool)
+    starts = np.array([a for a, _ in spans])
+    ends = np.array([b for _, b in spans])
+    idx = np.searchsorted(starts, centres, side="right") - 1
+    ok = idx >= 0
+    mask[ok] = centres[ok] < ends[idx[ok]]
+    return gated_loudness(curves.after_momentary[mask])
+
+
+def _track_levels(master: Master, curves: Curves | None) -> tuple[TrackLevel, ...]:
+    """A multitrack session's tracks (``master.tracks``), each with the level its speaker's turns reached in the
+    episode: the curve over the track's own-speech regions (session time, mapped onto the published timeline)."""
+
+    def level(t: MixTrack) -> float | None:
+        if curves is None or not t.regions:
+            return None
+        spans = sorted((master.body_to_episode(a), master.body_to_episode(b)) for a, b in t.regions)
+        return _span_loudness(curves, spans)
+
+    def shown(t: MixTrack) -> dict[str, Any]:
+        # The noise measurements and the leveler's range and effect; its bookkeeping (stretch counts) is left out.
+        lev = t.processing.get("leveler", {})
+        keep = ("gain_range_db", "turn_spread_before_lu", "turn_spread_after_lu")
+        return {**{k: v for k, v in t.processing.items() if k != "leveler"}, **{k: lev[k] for k in keep if k in lev}}
+
+    out = []
+    for t in master.tracks:
+        out.append(
+            TrackLevel(
+                speaker=t.speaker, file=t.file, speech_lufs=t.speech_lufs, gain_db=t.gain_db,
+                offset_ms=round(t.offset_s * 1000.0, 1), offset_source=t.offset_source, match=t.confidence,
+                bleed_reduction_db=t.bleed_reduction_db, speech_seconds=t.own_speech_s, after_lufs=level(t),
+                processing=shown(t),
+            )
+        )  # fmt: skip
+    return tuple(out)
+
+
+def _cut_items(master: Master, cuts: Cuts, decisions: CutDecisions) -> tuple[CutItem, ...]:
+    """The candidates of ``cuts.json`` and the producer's own cuts (``<id>.cuts.toml``), each with what was decided
+    and its time on the published timeline. Candidates found on the master's MP3 are on that timeline already;
+    found on the recordings, they are mapped the way the master maps its recordings (``body_to_episode``)."""
+    on_master = Path(cuts.source).name == master.mp3.name
+    accept, reject = set(decisions.accept), set(decisions.reject)
+
+    def at(t: float) -> float:
+        return round(t if on_master else master.body_to_episode(t), 3)
+
+    out = []
+    for c in cuts.candidates:
+        if c.id in reject:
+            decided = "kept: rejected by the producer"
+        elif c.id in accept:
+            decided = "cut: accepted by the producer"
+        else:
+            decided = _DECIDED.get(c.action, "waiting for a decision")
+        out.append(CutItem(c.id, c.kind, at(c.start), round(c.end - c.start, 2), c.before, c.text, c.after,
+                           round(c.confidence, 2), decided))  # fmt: skip
+    for k, own in enumerate(decisions.cut):
+        out.append(CutItem(f"own-{k}", "own cut", at(own.start), round(own.end - own.start, 2), "", own.note, "", None,
+                           "cut: the producer's own"))  # fmt: skip
+    return tuple(sorted(out, key=lambda c: (c.start, c.id)))
+
+
+_PART_NAMES = {"intro": "Intro", "body": "Conversation", "disclaimer": "Disclaimer", "outro": "Outro"}
+
+
+def _timeline(master: Master, chapters: Sequence[ChapterMark]) -> list[Mark]:
+    """The parts of the episode and its numbered chapters, in time order (the loudness plot numbers them alike)."""
+    marks = [Mark(_PART_NAMES.get(s.name, s.name), s.start, s.end) for s in master.segments]
+    marks += [Mark(f"Chapter {i}: {c.title}", c.start, c.end, chapter=True) for i, c in enumerate(chapters, 1)]
+    return sorted(marks, key=lambda m: m.start)
+
+
 # ------------------------------------------------------------------------------------------------------- plots
+
+#: Colours: before (grey), after (blue), the target (red), chapters (purple), the music and the disclaimer (shades).
+_BEFORE, _AFTER, _TARGET, _CHAPTER = "#8c959f", "#1f6feb", "#d73a49", "#6f42c1"
+_SHADES = {"intro": "#fff1a8", "outro": "#fff1a8", "disclaimer": "#ffd6dc"}
+#: Text on the plots: sized to stay legible when a phone shows the 960-pixel image at a third of its width.
+_FONT: dict[Any, Any] = {
+    "font.size": 12, "axes.labelsize": 12, "xtick.labelsize": 11, "ytick.labelsize": 11, "legend.fontsize": 11,
+}  # fmt: skip
+#: Chapter numbers above the plot stack in at most this many rows; a number that still has no room is left off (the
+#: timeline table under the plot lists every chapter).
+CHAPTER_ROWS = 4
+#: Each plot is drawn twice (inches at 96 dpi): for a wide screen, and for a phone, where the page shows the narrow
+#: one at about its own size, so its text stays as large as the page's (a <picture> chooses, by the screen's width).
+WIDE_SIZE, PHONE_SIZE = (10.0, 4.8), (4.6, 4.6)
+PHONE_MAX_PX = 600
+
+
+def _clock(seconds: float) -> str:
+    """A time axis tick: m:ss, or h:mm:ss from an hour."""
+    s = max(round(seconds), 0)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=96, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _place_chapter_numbers(fig: Any, ax: Any, chapters: Sequence[ChapterMark]) -> list[Any]:
+    """Chapter numbers in a strip above the plot, each in the lowest row where it overlaps no other number (the
+    titles are in the timeline table: numbers stay short however close two chapters are)."""
+    if not chapters:
+        return []
+    trans = ax.get_xaxis_transform()  # x in seconds, y in axes fractions
+    fig.get_layout_engine().execute(fig)  # lay the figure out (no drawing), so where each number lands is known
+    renderer = fig.canvas.get_renderer()
+    placed: list[list[Any]] = [[] for _ in range(CHAPTER_ROWS)]
+    out = []
+    for i, c in enumerate(chapters, 1):
+        text = ax.text(c.start, 1.01, str(i), transform=trans, ha="center", va="bottom", color=_CHAPTER,
+                       fontsize=10, fontweight="bold", clip_on=False)  # fmt: skip
+        for row in range(CHAPTER_ROWS):
+            text.set_y(1.01 + 0.075 * row)
+            box = text.get_window_extent(renderer).expanded(1.25, 1.0)
+            if not any(box.overlaps(other) for other in placed[row]):
+                placed[row].append(box)
+                out.append(text)
+                break
+        else:
+            text.remove()
+    # Once more with the numbers' rows in the top margin, then kept: saving the picture does not lay it out again, so
+    # the numbers stay exactly where they were checked not to overlap.
+    fig.get_layout_engine().execute(fig)
+    fig.set_layout_engine("none")
+    return out
 
 
 def _envelope(t: np.ndarray, v: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -463,86 +711,106 @@ def _mean_columns(t: np.ndarray, v: np.ndarray, columns: int) -> tuple[np.ndarra
     m = n // step * step
     if m == 0 or step == 1:
         return t, v
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column of silence (-inf blocks only) is NaN, not a problem
         return t[:m:step], np.nanmean(v[:m].reshape(-1, step), axis=1)
 
 
-def _png(fig: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def _loudness_figure(
+    curves: Curves, master: Master, chapters: Sequence[ChapterMark], target: float, ceiling: float, *, phone: bool
+) -> Any:
+    from matplotlib.patches import Patch
 
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _loudness_plot(
-    curves: Curves, master: Master, chapters: Sequence[ChapterMark], target: float, ceiling: float
-) -> str:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 4.2))
+    fig = _figure(*(PHONE_SIZE if phone else WIDE_SIZE))
+    columns = PLOT_COLUMNS // 3 if phone else PLOT_COLUMNS
     ax = fig.add_subplot()
-    colours = {"before": "#9aa5b1", "after": "#1f6feb", "as published": "#1f6feb"}
     series = [
-        ("before", curves.before_momentary, curves.before_short_term),
-        ("after", curves.after_momentary, curves.after_short_term),
+        ("before", _BEFORE, curves.before_momentary, curves.before_short_term),
+        ("after", _AFTER, curves.after_momentary, curves.after_short_term),
     ]
     if master.method == "kept":  # one audio, measured once: "before" would hide under an identical "after"
-        series = [("as published", curves.after_momentary, curves.after_short_term)]
-    for when, mom, st in series:
-        t, lo, hi = _envelope(curves.times(mom), mom, PLOT_COLUMNS)
-        ax.fill_between(t, lo, hi, color=colours[when], alpha=0.25, linewidth=0, label=f"momentary, {when}")
-        ts, ms = _mean_columns(curves.times(st), st, PLOT_COLUMNS)
-        ax.plot(ts, ms, color=colours[when], linewidth=1.2, label=f"short-term, {when}")
-    ax.axhline(target, color="#d73a49", linewidth=1, linestyle="--", label=f"target {target:g} LUFS")
-    shades = {"intro": "#fff5b1", "disclaimer": "#ffdce0", "outro": "#fff5b1"}
+        series = [("as published", _AFTER, curves.after_momentary, curves.after_short_term)]
+    for when, colour, mom, st in series:
+        t, lo, hi = _envelope(curves.times(mom), mom, columns)
+        if len(t) == len(mom):  # one block a column: a band from a value to itself would not show, draw the line
+            ax.plot(t, mom, color=colour, alpha=0.35, linewidth=0.8, label=f"momentary, {when}")
+        else:
+            ax.fill_between(t, lo, hi, color=colour, alpha=0.25, linewidth=0, label=f"momentary, {when}")
+        ts, ms = _mean_columns(curves.times(st), st, columns)
+        ax.plot(ts, ms, color=colour, linewidth=1.4, label=f"3 s average, {when}")
+    ax.axhline(target, color=_TARGET, linewidth=1.2, linestyle="--", label=f"target {target:g} LUFS")
     for seg in master.segments:
-        if seg.name in shades:
-            ax.axvspan(seg.start, seg.end, color=shades[seg.name], alpha=0.6, linewidth=0)
-        ax.text(seg.start, 0.99, f" {seg.name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+        if seg.name in _SHADES:
+            ax.axvspan(seg.start, seg.end, color=_SHADES[seg.name], alpha=0.7, linewidth=0, zorder=0)
     for c in chapters:
-        ax.axvline(c.start, color="#6f42c1", linewidth=0.8, alpha=0.7)
-        ax.text(c.start, 0.02, f" {c.title[:28]}", transform=ax.get_xaxis_transform(), rotation=90, fontsize=7,
-                va="bottom", color="#6f42c1")  # fmt: skip
+        ax.axvline(c.start, color=_CHAPTER, linewidth=0.9, alpha=0.7)
     finite = [float(np.nanmin(x)) for x in (curves.after_short_term, curves.before_short_term) if np.isfinite(x).any()]
     ax.set_ylim(max(min(finite, default=-60.0) - 5, -70.0), max(target + 10, ceiling + 2))
     ax.set_xlim(0, master.duration)
-    ax.set_xlabel("time in the published file (s)")
-    ax.set_ylabel("LUFS")
+    # The curves and shading lie inside the axes: the layout need not measure their thousands of points.
+    for artist in (*ax.lines, *ax.collections, *ax.patches):
+        artist.set_in_layout(False)
+    _clock_axis(ax)
+    ax.set_xlabel("time in the episode")
+    ax.set_ylabel("loudness (LUFS)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7, ncol=3)
-    fig.tight_layout()
-    return _png(fig)
+    handles, names = ax.get_legend_handles_labels()
+    names_present = {s.name for s in master.segments}
+    for name, what in (("intro", "music"), ("disclaimer", "disclaimer")):
+        if name in names_present:
+            handles.append(Patch(color=_SHADES[name], alpha=0.7))
+            names.append(what)
+    if chapters:
+        handles.append(Patch(color=_CHAPTER))
+        names.append("chapters (numbered)")
+    # Below the plot, never over the curves (the figure's layout makes room for it).
+    fig.legend(handles, names, loc="outside lower center", ncol=2 if phone else 3, frameon=False)
+    _place_chapter_numbers(fig, ax, chapters)
+    return fig
 
 
-def _levels_plot(parts: Sequence[Level], speakers: Sequence[Level], target: float) -> str | None:
-    rows = [(f"rec. {p.name}", p.before_lufs, p.after_lufs) for p in parts]
-    rows += [(f"spk. {s.name}", None, s.after_lufs) for s in speakers]
+def _clock_axis(ax: Any) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    # Steps of 1, 2, 3, 5, 6 or 10 (times a power of ten): 30 s, 1, 5 or 10 minutes read as round clock times.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=7, steps=[1, 2, 3, 5, 6, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: _clock(x)))
+
+
+def _levels_figure(
+    parts: Sequence[Level], tracks: Sequence[TrackLevel], speakers: Sequence[Level], target: float, *, phone: bool
+) -> Any | None:
+    rows = [(f"recording {p.name}", p.before_lufs, p.after_lufs) for p in parts]
+    rows += [(f"track {t.speaker}", t.speech_lufs, t.after_lufs) for t in tracks]
+    rows += [(f"speaker {s.name}", None, s.after_lufs) for s in speakers]
     if not rows:
         return None
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(11, 0.45 * len(rows) + 1.2))
+    fig = _figure(PHONE_SIZE[0] if phone else WIDE_SIZE[0], 0.5 * len(rows) + (2.3 if phone else 1.9))
     ax = fig.add_subplot()
-    y = np.arange(len(rows))
+    y = np.arange(len(rows))[::-1]  # the first row on top, as in the tables
     before = [r[1] if r[1] is not None else math.nan for r in rows]
     after = [r[2] if r[2] is not None else math.nan for r in rows]
-    ax.scatter(before, y, color="#9aa5b1", label="before (input)", zorder=3)
-    ax.scatter(after, y, color="#1f6feb", label="after (in the master)", zorder=3)
-    ax.axvline(target, color="#d73a49", linestyle="--", linewidth=1, label=f"target {target:g}")
-    ax.set_yticks(y, [r[0][:40] for r in rows], fontsize=8)
-    ax.set_xlabel("LUFS")
+    ax.scatter(before, y, color=_BEFORE, s=50, label="before mastering", zorder=3)
+    ax.scatter(after, y, color=_AFTER, s=50, label="in the episode", zorder=3)
+    ax.axvline(target, color=_TARGET, linestyle="--", linewidth=1.2, label=f"target {target:g} LUFS")
+    longest = 24 if phone else 32
+    ax.set_yticks(y, [r[0] if len(r[0]) <= longest else r[0][: longest - 1] + "…" for r in rows])
+    finite = [v for v in (*before, *after, target) if math.isfinite(v)]
+    ax.set_xlim(min(finite) - 3, max(finite) + 3)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("loudness of the speech (LUFS)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    return _png(fig)
+    fig.legend(loc="outside lower center", ncol=2 if phone else 3, frameon=False)
+    return fig
 
 
 # -------------------------------------------------------------------------------------------------------- page
 
 
-def _page(report: Report, title: str, loud_png: str | None, level_png: str | None) -> str:
+def _page(
+    report: Report, title: str, audio: str | None, timeline: Sequence[Mark], loud_png: Mapping[str, str],
+    level_png: Mapping[str, str],
+) -> str:  # fmt: skip
     # Autoescaped (templates/report.html.j2): titles, speaker names, words and glossary terms reach the page escaped.
     return pages.render(
         __name__,
@@ -550,32 +818,37 @@ def _page(report: Report, title: str, loud_png: str | None, level_png: str | Non
         ReportError,
         report=report,
         title=title,
+        audio=audio,
+        timeline=timeline,
         loud_png=loud_png,
         level_png=level_png,
+        phone_max=PHONE_MAX_PX,
         version=__version__,
         kept_note=KEPT_NOTE,
-        review_below=f"{REVIEW_BELOW:g}",
-        fmt=_fmt,
-        parts=[(p.name, p.before_lufs, p.gain_db, p.after_lufs, p.seconds) for p in report.parts],
-        speakers=[(s.name, s.after_lufs, s.seconds) for s in report.speakers],
-        unsure=[(w.clock, w.text, w.probability, w.note) for w in report.low_confidence],
-        missing=[(w.clock, w.text, w.note) for w in report.missing_terms],
+        summed_peak_note=SUMMED_PEAK_NOTE,
+        review_below=f"{REVIEW_BELOW * 100:.0f} %",
+        steps=[(labels.STEPS.get(k, k), report.step_rows(k)) for k in report.processing],
+        number=number,
+        figure=labels.figure,
+        hms=timecode.hms,
+        duration=labels.duration,
     )
 
 
 # ------------------------------------------------------------------------------------------------------- stage
 
 
-def _processing(details: Details) -> dict[str, dict[str, Any]]:
+def _processing(master: Master) -> dict[str, dict[str, Any]]:
     """The limiter's, leveler's, denoiser's and codec calibration's figures of a rendered master, by name, each
-    without the figures it has none of (``None``)."""
+    without the figures it has none of (``None``). A multitrack session levels and denoises each track before the
+    mix (its tracks' figures), so the mix's own leveler and denoiser, which were off, are left out."""
+    details = master.details
     if not isinstance(details, MasteredDetails):
         return {}
     out: dict[str, dict[str, Any]] = {}
-    figures = (
-        ("limiter", asdict(details.limiter)), ("leveler", asdict(details.leveler)),
-        ("denoise", asdict(details.denoise)), ("codec calibration", asdict(details.codec_calibration)),
-    )  # fmt: skip
+    figures = [("limiter", asdict(details.limiter)), ("codec calibration", asdict(details.codec_calibration))]
+    if not master.tracks:
+        figures[1:1] = [("leveler", asdict(details.leveler)), ("denoise", asdict(details.denoise))]
     for name, v in figures:
         flat = {k: x for k, x in v.items() if x is not None}
         if flat:
@@ -596,13 +869,18 @@ def write_report(
     chapters: Sequence[ChapterMark] = (),
     glossary: Sequence[str] = (),
     recording_speakers: Sequence[str] = (),
+    cuts: Cuts | None = None,
+    cut_decisions: CutDecisions | None = None,
+    audio: str | None = "",
 ) -> Report:
     """Write the production report of ``master`` to ``out`` (atomically) and return its figures (also written to
     ``figures``, ``report.json``, when given).
 
     ``curves`` and ``words`` are :func:`load_curves` / :func:`load_words` of the build's ``loudness.json`` and
     ``words.json`` (either may be ``None``: the page says what is missing). ``recording_speakers`` names who speaks
-    in each recording, used for per-speaker levels when the words carry no speakers.
+    in each recording, used for per-speaker levels when the words carry no speakers. ``cuts`` is the build's
+    ``cuts.json`` and ``cut_decisions`` the producer's ``<id>.cuts.toml``. ``audio`` is the player's source: by
+    default (``""``) the master's MP3 beside the page, ``None`` for no player.
     """
     t0 = time.perf_counter()
     if curves is not None and not any(
@@ -610,6 +888,7 @@ def write_report(
     ):  # an empty curve would draw an empty, misleading plot
         curves = None
     parts = _part_levels(master, curves)
+    tracks = _track_levels(master, curves)
     speakers = _speaker_levels(master, curves, words, recording_speakers)
     low, missing = _review(words, glossary) if words is not None else ((), ())
     rep = Report(
@@ -628,20 +907,34 @@ def write_report(
         noise_floor_lufs=_noise_floor(master, curves),
         parts=parts,
         speakers=speakers,
+        tracks=tracks,
         low_confidence=low,
         missing_terms=missing,
-        processing=_processing(master.details),
+        cuts=None if cuts is None else _cut_items(master, cuts, cut_decisions or CutDecisions()),
+        processing=_processing(master),
         has_curves=curves is not None,
         has_words=words is not None,
     )
     import matplotlib
 
     # Titles and names are data: matplotlib would read "$...$" in them as TeX (mathtext) and fail on what does not
-    # parse, so every text of both plots (chapter titles, part and speaker names, ticks, legend) is drawn as it is.
-    with matplotlib.rc_context({"text.parse_math": False}):
-        loud_png = _loudness_plot(curves, master, chapters, target_lufs, ceiling_dbtp) if curves is not None else None
-        level_png = _levels_plot(parts, speakers, target_lufs)
-    fsutil.write_text(Path(out), _page(rep, title, loud_png, level_png))
+    # parse, so every text of both plots (part and speaker names, ticks, legend) is drawn as it is.
+    loud_png: dict[str, str] = {}
+    level_png: dict[str, str] = {}
+    with matplotlib.rc_context({**_FONT, "text.parse_math": False}):
+        for size, phone in (("wide", False), ("phone", True)):
+            if curves is not None:
+                loud_png[size] = _png(
+                    _loudness_figure(curves, master, chapters, target_lufs, ceiling_dbtp, phone=phone)
+                )
+            levels = _levels_figure(parts, tracks, speakers, target_lufs, phone=phone)
+            if levels is not None:
+                level_png[size] = _png(levels)
+    if audio == "":
+        beside = master.mp3.parent.resolve() == Path(out).parent.resolve()
+        audio = master.mp3.name if beside else master.mp3.resolve().as_uri()
+    page = _page(rep, title, audio, _timeline(master, chapters), loud_png, level_png)
+    fsutil.write_text(Path(out), page)
     rep = Report(**{**vars(rep), "seconds": time.perf_counter() - t0})
     if figures is not None:
         fsutil.write_json(figures, rep.to_json())

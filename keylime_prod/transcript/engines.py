@@ -16,8 +16,9 @@ of speech). Whisper's own previous-text prompts carry timestamp tokens; a prompt
 per term (``<|0.00|> Varpio.<|0.36|><|0.36|> Klasen.<|0.70|>`` ...) keeps the segmentation and dropped nothing,
 while still fixing the spelling of the names. Batched windows are decoded without timestamps, and for them the
 glossary is one line of plain text instead (a timestamped prompt there made windows loop and write hint terms over
-speech). A batched window that loops or holds hint terms the model doubted is decoded again without the hints
-(:func:`trouble`). See docs/transcripts.md, "Vocabulary (glossary)".
+speech), and only where words like a term were heard; from that decoding only the terms' spellings are taken
+(:func:`spell_with_hints`), so hints cannot add, drop or change other words. See docs/transcripts.md, "Vocabulary
+(glossary)".
 """
 
 from __future__ import annotations
@@ -153,35 +154,80 @@ def doubtful_hints(words: Sequence[Word], terms: Sequence[str]) -> list[str]:
 #: A hint term in place of words at least this alike (difflib ratio of the letters) is a spelling fix ("Klasen" for
 #: "class", 0.73); in place of words unlike it, it was written over speech ("medical education" for "making a famine").
 SPELLING_MIN_LIKENESS = 0.5
-#: A decoding with the hints that has this many words fewer than the one without them swallowed speech.
-SWALLOWED_WORDS = 3
 
 
-def hints_wrote_over(hinted: str, plain: str, terms: Sequence[str]) -> str:
-    """Whether the decoding with the hints (``hinted``) wrote a hint term where the one without them (``plain``)
-    heard something else, or dropped speech: ``""`` if the hinted text only spells what was said, else why.
+#: Words at least this alike a hint term (difflib ratio of the letters, spaces dropped) may be that term misheard:
+#: "class" for "Klasen" 0.73, "Linkard" for "Lingard" 0.86, "key lime" for "KeyLIME" 1.0; "are" for "Lara" is 0.57,
+#: so the bar for looking again is higher than :data:`SPELLING_MIN_LIKENESS`, which judges a spelling once found.
+HEARD_LIKE_MIN_LIKENESS = 0.7
 
-    A term where the plain decoding has nothing (an insertion), or has words that do not sound like it, came from the
-    prompt; a term in place of words like it ("Klasen and Lingard" for "class and Linkard") is the spelling fix the
-    hints are for.
-    """
-    a, b = _plain(hinted), _plain(plain)
-    if len(b) - len(a) >= SWALLOWED_WORDS:
-        return f"{len(b) - len(a)} words fewer than without hints"
-    spans = []
+
+def _letters(tokens: Sequence[str]) -> str:
+    return "".join(tokens)
+
+
+def heard_like(words: Sequence[Word], terms: Sequence[str]) -> list[str]:
+    """The hint ``terms`` something like which was heard in ``words`` but not the term itself, as
+    ``"'class'~'Klasen'"``: only where a term may have been misheard can the hints spell it better."""
+    tokens = [x for w in words for x in _plain(w.text)]
+    out = []
     for term in terms:
         t = _plain(term)
-        spans += [(i, i + len(t), term) for i in range(len(a) - len(t) + 1) if t and a[i : i + len(t)] == t]
-    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
-    for i0, i1, term in spans:
-        for op, a0, a1, b0, b1 in ops:
-            if op == "equal" or a1 <= i0 or a0 >= i1:
-                continue
-            said = " ".join(b[b0:b1])
-            alike = difflib.SequenceMatcher(a=" ".join(a[a0:a1]), b=said, autojunk=False).ratio()
-            if op == "delete" or alike < SPELLING_MIN_LIKENESS:
-                return f"'{term}' written over '{said}'" if said else f"'{term}' where nothing was heard"
-    return ""
+        if not t or not tokens:
+            continue
+        want = _letters(t)
+        # Words heard as the term itself need no fix, and an n-gram around them is not a mishearing of it.
+        exact = {
+            k for i in range(len(tokens) - len(t) + 1) if tokens[i : i + len(t)] == t for k in range(i, i + len(t))
+        }
+        best = (0.0, "")
+        for n in sorted({max(1, len(t) - 1), len(t), len(t) + 1}):
+            for i in range(len(tokens) - n + 1):
+                got = tokens[i : i + n]
+                if exact.intersection(range(i, i + n)):
+                    continue
+                ratio = difflib.SequenceMatcher(a=want, b=_letters(got), autojunk=False).ratio()
+                if ratio > best[0]:
+                    best = (ratio, " ".join(got))
+        if best[0] >= HEARD_LIKE_MIN_LIKENESS:
+            out.append(f"'{best[1]}'~'{term}'")
+    return out
+
+
+def spell_with_hints(
+    plain: Sequence[Word], hinted: Sequence[Word], terms: Sequence[str]
+) -> tuple[list[Word], list[str]]:
+    """The words decoded without hints (``plain``) with only the hint-term spellings of the decoding with hints
+    (``hinted``) put in: a term that replaces words like it ("Klasen" for "class") is taken, with its timing; every
+    other difference (a word changed elsewhere, a term where nothing was heard, words dropped) is left as
+    ``plain`` has it. So a glossary can fix spellings but cannot move, add or drop any other word, which is what
+    "hints never make a transcript worse" needs (docs/transcripts.md). Returns the words and the fixes made, as
+    ``"'Klasen' for 'class'"``."""
+    keys_a = [" ".join(_plain(w.text)) for w in hinted]
+    keys_b = [" ".join(_plain(w.text)) for w in plain]
+    tokens_a = [(x, k) for k, key in enumerate(keys_a) for x in key.split()]
+    in_term = [False] * len(hinted)
+    for term in terms:
+        t = _plain(term)
+        for i in range(len(tokens_a) - len(t) + 1):
+            if t and [x for x, _ in tokens_a[i : i + len(t)]] == t:
+                for _x, k in tokens_a[i : i + len(t)]:
+                    in_term[k] = True
+    out: list[Word] = []
+    fixes = []
+    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(a=keys_a, b=keys_b, autojunk=False).get_opcodes():
+        said, spelled = " ".join(keys_b[b0:b1]).strip(), " ".join(keys_a[a0:a1]).strip()
+        if (
+            op == "replace"
+            and said
+            and all(in_term[a0:a1])
+            and difflib.SequenceMatcher(a=spelled, b=said, autojunk=False).ratio() >= SPELLING_MIN_LIKENESS
+        ):
+            out += hinted[a0:a1]
+            fixes.append(f"'{''.join(w.text for w in hinted[a0:a1]).strip()}' for '{said}'")
+        else:
+            out += plain[b0:b1]
+    return out, fixes
 
 
 def trouble(text: str, words: Sequence[Word], terms: Sequence[str]) -> str:
@@ -495,39 +541,39 @@ class FasterWhisperEngine:
                     return f"temperature {hottest:.1f}", _pieces(segments)
 
                 def checked(clips: list[dict[str, float]]) -> list[Piece]:
-                    """Decode ``clips`` with the hints; decode a window again where :func:`trouble` finds it
-                    untrustworthy: without the hints, and if it still repeats, with temperature fallback."""
-                    found = _by_clip(clips, decode_all(clips))
-                    bad = [(i, why) for i, got in enumerate(found) if (why := _trouble(got, glossary))]
-                    if not bad:
-                        return [piece for got in found for piece in got]
+                    """Decode ``clips`` without the hints; decode again with them only the windows where words
+                    like a hint term were heard, and take from that decoding only the term spellings
+                    (:func:`spell_with_hints`). A window that loops gets Whisper's temperature fallback."""
                     self.model.glossary = []
                     try:
-                        plain = _by_clip([clips[i] for i, _ in bad], decode_all([clips[i] for i, _ in bad]))
-                        for (i, why), again in zip(bad, plain, strict=True):
-                            kept, choice = "without hints", again
-                            if not repeats(_text(found[i])):
-                                # Only doubtful hints: keep them where they spell what the plain decoding heard.
-                                over = hints_wrote_over(_text(found[i]), _text(again), glossary)
-                                if over:
-                                    why += f" ({over})"
-                                else:
-                                    kept, choice = "first decoding", found[i]
-                            elif repetition(_text(again).split()):
-                                # Still a phrase in a loop without the hints: Whisper's own fallback. A high
-                                # compression ratio alone, once the hints are gone, is speech that repeats itself
-                                # (a looped test file, a chorus, a read-back): the plain decoding is kept, since
-                                # sampling would only garble words the audio really says twice.
-                                kept, choice = _least_looping(
-                                    [fallback(clips[i]), ("first decoding", found[i]), ("without hints", again)]
-                                )
-                            log.info("window %.1f-%.1f s decoded again (%s): kept %s",
-                                     clips[i]["start"], clips[i]["end"], why, kept)  # fmt: skip
-                            found[i] = choice
-                            if redone is not None:
-                                redone.append(Redo(clips[i]["start"], clips[i]["end"], why, kept))
+                        found = _by_clip(clips, decode_all(clips))
                     finally:
                         self.model.glossary = hints
+                    for i, got in enumerate(found):
+                        loop = repetition(_text(got).split())
+                        if loop:
+                            # A phrase in a loop with no hints at all: Whisper's own fallback. A high compression
+                            # ratio alone is speech that repeats itself (a looped test file, a chorus, a read-back),
+                            # so the decoding is kept, since sampling would only garble words said twice.
+                            kept, found[i] = _least_looping([fallback(clips[i]), ("first decoding", got)])
+                            log.info("window %.1f-%.1f s decoded again (repeats %s): kept %s",
+                                     clips[i]["start"], clips[i]["end"], loop, kept)  # fmt: skip
+                            if redone is not None:
+                                redone.append(Redo(clips[i]["start"], clips[i]["end"], f"repeats {loop}", kept))
+                    near = [(i, heard) for i, got in enumerate(found) if (heard := heard_like(_words(got), glossary))]
+                    if near:
+                        hinted = _by_clip([clips[i] for i, _ in near], decode_all([clips[i] for i, _ in near]))
+                        for (i, heard), told in zip(near, hinted, strict=True):
+                            why = "heard like hint terms: " + ", ".join(heard)
+                            if repeats(_text(told)) or not _words(told):
+                                kept = f"without hints (with them: {_trouble(told, glossary) or 'no words'})"
+                            else:
+                                found[i], fixes = _spelled(found[i], told, glossary)
+                                kept = ("spellings from hints: " + ", ".join(fixes)) if fixes else "without hints"
+                            log.info("window %.1f-%.1f s decoded again (%s): kept %s",
+                                     clips[i]["start"], clips[i]["end"], why, kept)  # fmt: skip
+                            if redone is not None:
+                                redone.append(Redo(clips[i]["start"], clips[i]["end"], why, kept))
                     return [piece for got in found for piece in got]
 
                 clips = [{"start": a, "end": b} for a, b in windows(len(audio) / SAMPLE_RATE, breaks)]
@@ -575,6 +621,30 @@ def _by_clip(clips: Sequence[dict[str, float]], pieces: Sequence[Piece]) -> list
 
 def _text(pieces: Sequence[Piece]) -> str:
     return " ".join(p.text.strip() for p in pieces)
+
+
+def _words(pieces: Sequence[Piece]) -> list[Word]:
+    return [w for p in pieces for w in p.words]
+
+
+def _spelled(plain: list[Piece], hinted: list[Piece], terms: Sequence[str]) -> tuple[list[Piece], list[str]]:
+    """``plain`` with the term spellings of ``hinted`` (:func:`spell_with_hints`), in ``plain``'s pieces: a fixed
+    word goes into the piece its first replaced word was in."""
+    words, fixes = spell_with_hints(_words(plain), _words(hinted), terms)
+    if not fixes:
+        return plain, []
+    by_piece: list[list[Word]] = [[] for _ in plain]
+    k = 0
+    for w in words:
+        while k + 1 < len(plain) and w.start >= plain[k + 1].start:
+            k += 1
+        by_piece[k].append(w)
+    out = [
+        dataclasses.replace(p, text="".join(w.text for w in ws), words=tuple(ws))
+        for p, ws in zip(plain, by_piece, strict=True)
+        if ws
+    ]
+    return out, fixes
 
 
 def _trouble(pieces: Sequence[Piece], terms: Sequence[str]) -> str:

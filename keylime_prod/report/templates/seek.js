@@ -1,0 +1,1 @@
+const player=document.getElementById('player');document.addEventListener('click',e=>{const a=e.target.closest('a[data-start]');if(!a||!player)return;e.preventDefault();player.currentTime=+a.dataset.start;player.play().catch(()=>{});});
