@@ -101,7 +101,7 @@ def test_three_voices_found_and_the_hosts_known_by_voice() -> None:
 @pytest.mark.whisper
 @pytest.mark.torch
 def test_three_voices_at_equal_level_words_named() -> None:
-    """The issue's measure: three real voices at equal level, two hosts enrolled, >= 90 % of Whisper's words
+    """The goal (docs/speakers.md): three real voices at equal level, two hosts enrolled, >= 90 % of Whisper's words
     under the right name (measured 136 of 137 by bench/speakers.py)."""
     from keylime_prod.config import WhisperSettings
     from keylime_prod.speakers import diarize
