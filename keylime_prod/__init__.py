@@ -32,6 +32,7 @@ from .errors import (
     NotesError,
     PublishError,
     ReportError,
+    SpeakersError,
     StorageError,
     TagError,
     TranscriptError,
@@ -46,10 +47,11 @@ _LAZY = {
     "run_episode": "pipeline", "publish_episodes": "pipeline.release", "publish_due": "pipeline.release",
     # stage functions
     "master": "audio", "transcribe": "transcript", "build_chapters": "chapters", "write_notes": "notes",
-    "write_tags": "tags",
+    "write_tags": "tags", "diarize": "speakers",
     # artefacts
     "Master": "audio.artefact", "Transcript": "transcript.artefact", "Chapters": "chapters.artefact",
     "ChapterMark": "chapters.artefact", "Notes": "notes.artefact", "Tagged": "tags.artefact", "Published": "publish",
+    "Turns": "speakers.artefact",
 }  # fmt: skip
 
 
@@ -72,6 +74,7 @@ __all__ = [
     "NotesError",
     "PublishError",
     "ReportError",
+    "SpeakersError",
     "StorageError",
     "TagError",
     "TranscriptError",

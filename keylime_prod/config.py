@@ -351,6 +351,30 @@ class EditSettings(_Model):
         return self
 
 
+class SpeakerSettings(_Model):
+    """``[speakers]``: who speaks when in a recording of several people (docs/speakers.md). ``voices``: a host's name
+    and a sample of their speech (a few seconds to a minute, one voice alone); ``count``: how many people speak, or
+    ``"auto"`` to estimate it. Off unless ``diarize = true``; never for ``[[tracks]]`` (a track names its speaker)."""
+
+    diarize: bool = False
+    voices: dict[str, Path] = {}
+    count: int | Literal["auto"] = "auto"
+    # Windows of 1.6 s every this many seconds: 1.6 lays them end to end (cheapest), 0.8 (default) half-overlaps
+    # them, which halved the confusion on the real two-person call of tests/data/speakers (docs/speakers.md).
+    window_step_s: float = Field(default=0.8, ge=0.4, le=1.6)
+    # A voice is an enrolled host's when its centroid lies at least this close (cosine) to the host's sample.
+    match_similarity: float = Field(default=0.80, ge=0.0, le=1.0)
+    # Level each speaker's turns to the same loudness before the stretch-by-stretch leveler.
+    level_speakers: bool = True
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 8:
+            raise ValueError('count must be between 1 and 8, or "auto"')
+        return v
+
+
 class ReportSettings(_Model):
     """``[report]``: the production report (docs/report.md). It shows the recogniser's least-sure words and the
     master's internal figures, written for the producer: it is published with the episode only when ``publish``."""
@@ -370,6 +394,7 @@ class ShowConfig(_Model):
     feed: FeedSettings = FeedSettings()
     edit: EditSettings = EditSettings()
     report: ReportSettings = ReportSettings()
+    speakers: SpeakerSettings = SpeakerSettings()
 
 
 # ------------------------------------------------------------------------------------------------------ episode
@@ -796,7 +821,9 @@ def load_show(path: Path) -> ShowConfig:
         outro=_resolve(base, cfg.assets.outro),
     )
     storage = cfg.storage.model_copy(update={"local_dir": _resolve(base.parent, cfg.storage.local_dir)})
-    return cfg.model_copy(update={"show": show, "assets": assets, "storage": storage})
+    voices = {name: _resolve(base, p) or p for name, p in cfg.speakers.voices.items()}
+    speakers = cfg.speakers.model_copy(update={"voices": voices})
+    return cfg.model_copy(update={"show": show, "assets": assets, "storage": storage, "speakers": speakers})
 
 
 def episode_path(configs_dir: Path, episode_id: str) -> Path:

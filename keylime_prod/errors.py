@@ -134,3 +134,9 @@ class ReviewError(KeylimeError):
     """The review page could not start or could not write a decision (``produce review``, docs/review.md)."""
 
     exit_code = 14
+
+
+class SpeakersError(KeylimeError):
+    """Who speaks when (diarization), voices enrolled, or the producer's speaker names (keylime_prod/speakers)."""
+
+    exit_code = 15

@@ -51,6 +51,11 @@ class BuildLayout:
         """Momentary/short-term loudness before and after, on the published timeline (the report's curves)."""
         return self.root / "loudness.json"
 
+    # -- speakers (speakers.diarize: who speaks when in the raw recordings)
+    @property
+    def turns_json(self) -> Path:
+        return self.root / "turns.json"
+
     # -- transcript (transcript.transcribe writes ``<transcript_dir>/<transcript_stem>.<fmt>``)
     transcript_stem = "transcript"
 

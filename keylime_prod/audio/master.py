@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -53,6 +53,8 @@ from .inputs import DC_HIGHPASS_HZ, DC_LIMIT, Asset, Part, check_file, load_asse
 from .loudness import SUB_MS, Meter, curves_of, integrated_from_energy, lin_to_db, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
 from .render import RenderStats, render
+from .speakers import level as level_speakers
+from .speakers import per_recording
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,12 @@ def master(
     build_dir: Path,
     *,
     progress: ProgressFn | None = None,
+    speakers: Sequence[tuple[str, float, float]] = (),
 ) -> Master:
     """Master one episode into ``build_dir/<id>.mp3`` and ``build_dir/master.json``.
+
+    ``speakers``: who speaks when (``(label, start_s, end_s)`` on the recordings laid end to end, the speakers
+    stage's turns): the leveler then brings each speaker to the same loudness first (:mod:`.speakers`).
 
     Raises :class:`AudioError` for unusable inputs (missing, empty, corrupt, truncated, unsupported, silent) and
     writes nothing under the final names in that case: both outputs appear atomically at the very end.
@@ -110,7 +116,7 @@ def master(
     tmp = tempfile.TemporaryDirectory(dir=build_dir, prefix=".master-")
     work = Path(tmp.name)
     try:
-        return _master(episode, s, probes, named, build_dir, work, clock, report, progress)
+        return _master(episode, s, probes, named, build_dir, work, clock, report, progress, speakers)
     finally:
         tmp.cleanup()
 
@@ -125,10 +131,12 @@ def _master(
     clock: _Clock,
     report: Callable[[int], None],
     progress: ProgressFn,
+    speakers: Sequence[tuple[str, float, float]] = (),
 ) -> Master:
     sr, ch = s.sample_rate, s.channels
+    turns = per_recording(speakers, [pr.duration or 0.0 for pr in probes])
     prepared = [
-        prepare_recording(Path(rec), info, s, i, report, work)
+        prepare_recording(Path(rec), info, s, i, report, work, turns[i])
         for i, (rec, info) in enumerate(zip(episode.recordings, probes, strict=True))
     ]
     raw_parts = [r[0] for r in prepared]
@@ -237,7 +245,13 @@ def _master(
 
 
 def prepare_recording(
-    path: Path, info: ffmpeg.Probe, s: AudioSettings, index: int, report: Callable[[int], None], work: Path
+    path: Path,
+    info: ffmpeg.Probe,
+    s: AudioSettings,
+    index: int,
+    report: Callable[[int], None],
+    work: Path,
+    turns: Sequence[tuple[str, float, float]] = (),
 ) -> tuple[Part, Part, dict[str, Any]]:
     """Pass 1 over one recording plus the speech processing: VAD and hum analysis (a thread, while pass 1 meters
     the file), noise floor, noise reduction where needed, and the leveler's gain curve.
@@ -295,7 +309,8 @@ def prepare_recording(
             hum_line_db_after=speech.analyse(dest, what, vad=False).hum_line_db,
         )  # fmt: skip
         log.info("%s: %s; %s reduced the noise floor by %s dB", what, why, engine, den["attenuation_db"])
-    lev = speech.gain_curve(part.k_energy, mask, s.leveler)
+    # With who speaks when known, each speaker to the same loudness first (docs/speakers.md).
+    lev, per_speaker = level_speakers(part.k_energy, mask, s.leveler, turns, shift_s=part.keep_start / s.sample_rate)
     leveler: dict[str, Any] = {
         "note": lev.note,
         "stretches": lev.stretches,
@@ -304,6 +319,7 @@ def prepare_recording(
         "reference_lufs": lev.reference_lufs,
         "turn_spread_before_lu": lev.spread_before_lu,
         "turn_spread_after_lu": lev.spread_after_lu,
+        **({"speakers": per_speaker} if per_speaker else {}),
     }
     if lev.curve_db is not None:
         # Pauses keep the level the file gain alone gives them: the part gain will rise by (before - after) of

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import audio, chapters, fsutil, notes, publish, report, tags, transcript
+from .. import audio, chapters, fsutil, notes, publish, report, speakers, tags, transcript
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark, Chapters
 from ..config import (
@@ -27,11 +27,13 @@ from ..config import (
     load_corrections,
     load_cut_decisions,
     load_speaker_names,
+    speakers_path,
 )
 from ..edit.artefact import read_cuts
 from ..errors import PublishError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
+from ..speakers.artefact import Turns
 from ..tags import chapter_check
 from ..tags.artefact import Tagged
 from ..transcript import weights
@@ -86,6 +88,42 @@ def file_digest(path: Path | None) -> str | None:
 # ------------------------------------------------------------------------------------------------ stage adapters
 
 
+def _diarized(run: Run) -> bool:
+    # Who speaks when is found in a recording of several people: not in [[tracks]] (each track names its speaker),
+    # not in a kept archive master, and only where the show asks for it.
+    return run.settings.show.speakers.diarize and not run.episode.tracks and not _kept(run)
+
+
+def _speakers_key(run: Run) -> str:
+    s = run.settings.show.speakers
+    if not _diarized(run):
+        return digest("speakers-off/1")
+    return digest(
+        "speakers/1",
+        [file_digest(p) for p in run.episode.recordings],
+        s.model_dump(mode="json", exclude={"voices"}),
+        {name: file_digest(p) for name, p in sorted(s.voices.items())},
+    )
+
+
+def _speakers_run(run: Run) -> Turns:
+    if not _diarized(run):
+        return Turns()
+    return speakers.diarize(
+        run.episode.recordings, run.settings.show.speakers, run.layout.turns_json, progress=run.progress
+    )
+
+
+def _speakers_load(run: Run) -> Turns | None:
+    if not _diarized(run):
+        return Turns()
+    return speakers.read_turns(run.layout.turns_json) if run.layout.turns_json.is_file() else None
+
+
+def _turns(run: Run) -> Turns:
+    return run.get(Turns) or Turns()
+
+
 def _master_key(run: Run) -> str:
     s = run.settings.show
     if _kept(run):
@@ -93,8 +131,10 @@ def _master_key(run: Run) -> str:
         return digest(
             "master-kept/2", [file_digest(p) for p in run.episode.recordings], s.audio.target_lufs, s.audio.true_peak_db
         )
+    turns = _turns(run) if run.settings.show.speakers.level_speakers else Turns()
     return digest(
         "master/1",
+        *([[(t.label, t.start, t.end) for t in turns.turns]] if turns.found else []),
         [file_digest(p) for p in run.episode.recordings],
         [(file_digest(t.file), t.speaker, t.offset) for t in run.episode.tracks],
         {k: file_digest(v) for k, v in s.assets.model_dump().items()},
@@ -111,8 +151,11 @@ def _master_run(run: Run) -> Master:
     s = run.settings.show
     if _kept(run):
         return audio.keep_master(run.episode, s.audio, run.layout.root, progress=run.progress)
-    stage = audio.master_tracks if run.episode.tracks else audio.master
-    return stage(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress)
+    if run.episode.tracks:
+        return audio.master_tracks(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress)
+    turns = _turns(run) if s.speakers.level_speakers else Turns()
+    voices = tuple((t.label, t.start, t.end) for t in turns.turns)
+    return audio.master(run.episode, s.audio, s.assets, run.layout.root, progress=run.progress, speakers=voices)
 
 
 def _master_load(run: Run) -> Master | None:
@@ -300,6 +343,27 @@ def _corrections(run: Run) -> Corrections:
     return load_corrections(run.settings.configs_dir, run.episode.id)
 
 
+def _naming(run: Run) -> speakers.Naming:
+    # Who each voice found is: enrolled hosts by voice, the guests when as many voices are left, the producer's
+    # [names] in <id>.speakers.toml last. Cheap: a new name never finds the voices or runs Whisper again.
+    names = load_speaker_names(run.settings.configs_dir, run.episode.id).names
+    return speakers.names_of(_turns(run), [g.name for g in run.episode.guests], names)
+
+
+def _speaker_turns(run: Run) -> tuple[tuple[str, float, float], ...]:
+    """The voices' turns, named, on the published timeline (empty when the recording was not diarized)."""
+    turns = _turns(run)
+    if not turns.found:
+        return ()
+    master, names = run.master(), _naming(run).names
+    out = []
+    for t in turns.turns:
+        a, b = master.body_to_episode(t.start), master.body_to_episode(t.end)
+        if b > a:
+            out.append((names.get(t.label, t.label), round(a, 3), round(b, 3)))
+    return tuple(out)
+
+
 def _speaker_names(run: Run) -> dict[str, str]:
     # configs/episodes/<id>.speakers.toml (docs/review.md): the person behind each label the recogniser wrote.
     return load_speaker_names(run.settings.configs_dir, run.episode.id).names
@@ -317,18 +381,34 @@ def _named(run: Run, heard: transcript.Heard) -> transcript.Heard:
 def _transcribe_key(run: Run) -> str:
     # The cheap step: the heard words, the producer's corrections and the page's header make every transcript file.
     names = _speaker_names(run)
+    turns = _speaker_turns(run)
     return digest(
         "transcribe/3",  # 3: rendered from heard.json with the corrections; cues without orphans
         file_digest(run.layout.heard_json),
         _corrections(run).model_dump(mode="json"),
         _transcript_page(run),
         _known_terms(run),
-        # Only when there are names, so builds made before the speakers file existed stay cached.
+        # Only when there are names or turns, so builds made before the speakers file existed stay cached.
         *([names] if names else []),
+        *([turns] if turns else []),
     )
 
 
 def _transcribe_run(run: Run) -> Transcript:
+    if _turns(run).found:
+        naming, where = _naming(run), speakers_path(run.settings.configs_dir, run.episode.id)
+        if naming.unnamed:
+            log.warning(
+                "%s: %s not named: listen to their turns (build/%s/turns.json) and name them under [names] in %s",
+                run.episode.id, ", ".join(naming.unnamed), run.episode.id, where,
+            )  # fmt: skip
+        # The feed's podcast:person tags come from the episode's hosts and guests, as for [[tracks]] speakers.
+        people = {p.name for p in (*run.episode.hosts, *run.episode.guests)}
+        if strangers := sorted({n for lab, n in naming.names.items() if naming.how[lab] == "producer"} - people):
+            log.warning(
+                "%s: %s named in %s but not a host or guest of the episode: add them to [[guests]] for the feed's "
+                "podcast:person", run.episode.id, ", ".join(strangers), where,
+            )  # fmt: skip
     return transcript.render(
         _named(run, run.need(transcript.Heard)),
         run.layout.transcript_dir,
@@ -338,6 +418,7 @@ def _transcribe_run(run: Run) -> Transcript:
         corrections=_corrections(run),
         corrections_file=corrections_path(run.settings.configs_dir, run.episode.id),
         glossary=_known_terms(run),
+        speaker_turns=_speaker_turns(run),
     )
 
 
@@ -527,10 +608,19 @@ def _publish_run(run: Run) -> publish.Published:
 
 #: The order of the whole pipeline: publishing is last, so the feed changes only after everything else.
 STAGES: tuple[Stage[object], ...] = (
-    Stage("master", Master, _master_run, _master_key, _master_load),
+    # Who speaks when in the raw recording (turns.json), before mastering: the leveler evens out the speakers.
+    Stage("speakers", Turns, _speakers_run, _speakers_key, _speakers_load),
+    Stage("master", Master, _master_run, _master_key, _master_load, needs=("speakers",)),
     # Whisper (heard.json), then the cheap step that applies the producer's corrections and renders every format.
     Stage("recognise", transcript.Heard, _recognise_run, _recognise_key, _recognise_load, needs=("master",)),
-    Stage("transcribe", Transcript, _transcribe_run, _transcribe_key, _transcribe_load, needs=("master", "recognise")),
+    Stage(
+        "transcribe",
+        Transcript,
+        _transcribe_run,
+        _transcribe_key,
+        _transcribe_load,
+        needs=("speakers", "master", "recognise"),
+    ),
     Stage("chapters", Chapters, _chapters_run, _chapters_key, _chapters_load, needs=("master",)),
     Stage("notes", Notes, _notes_run, _notes_key, _notes_load, needs=("transcribe", "chapters")),
     # The transcript (USLT) is used when it exists; tagging alone never starts a transcription.

@@ -23,6 +23,7 @@ pipeline's ``words.json``); and ``<stem>.report.json``, which records how the tr
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import time
@@ -60,7 +61,7 @@ from .corrections import apply_corrections, glossary_offers
 from .page import Page, render_html
 
 __all__ = [
-    "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Heard", "Page", "TimedWord",
+    "DISCLAIMER_SPEAKER", "FORMATS", "MAX_LINES", "MAX_LINE_CHARS", "Cue", "Heard", "Page", "TimedWord", "by_voice",
     "cues_from_words", "episode_hints", "paragraphs", "read_words", "recognise", "render", "render_html",
     "render_json", "render_srt", "render_txt", "render_vtt", "report_path", "to_cues", "transcribe", "words_path",
     "write_words",
@@ -282,19 +283,21 @@ def render(
     corrections: Corrections | None = None,
     corrections_file: Path | None = None,
     glossary: Sequence[str] = (),
+    speaker_turns: Sequence[tuple[str, float, float]] = (),
 ) -> Transcript:
     """Apply the producer's ``corrections`` to the ``heard`` words and write every transcript file from them:
     ``<out_dir>/<stem>.{txt,srt,vtt,json,html}``, the words (``words_file``, default :func:`words_path`) and
     ``<stem>.report.json``. Cheap (no model): run again for every correction and every change of ``page``.
 
     ``corrections_file`` is named in a correction's error; corrected names and terms not in ``glossary`` become the
-    transcript's ``glossary_offers``.
+    transcript's ``glossary_offers``. ``speaker_turns`` (``(name, start, end)`` on the published timeline: who speaks
+    when in a mixed recording) names each spoken word by the turn it falls in (:func:`by_voice`).
     """
     out_dir = Path(out_dir)
     outputs = {fmt: out_dir / f"{stem}.{fmt}" for fmt in FORMATS}
     words_out = Path(words_file) if words_file is not None else words_path(out_dir, stem)
     fixed = apply_corrections(heard.words, corrections or Corrections(), corrections_file)
-    words = list(fixed.words)
+    words = by_voice(fixed.words, speaker_turns)
     segments = cues_from_words(_in_turns(words))
     transcript = Transcript(
         segments=tuple(segments),
@@ -415,6 +418,35 @@ def _track_regions(master: Master, tracks: Sequence[Path]) -> list[_Region]:
         shift = body.start - body.source_start + info.start_s
         out += [_Region("body", a - info.start_s, b - info.start_s, info.speaker, path=Path(path), shift=shift)
                 for a, b in merged]  # fmt: skip
+    return out
+
+
+#: A word in no speaker's turn takes the nearest turn's speaker if it is at most this far away (VAD edges differ).
+NEAR_TURN_S = 1.0
+
+
+def by_voice(words: Sequence[TimedWord], turns: Sequence[tuple[str, float, float]]) -> list[TimedWord]:
+    """``words`` with each spoken word's speaker taken from ``turns`` ``(name, start, end)``: the turn it overlaps
+    most, else the nearest within :data:`NEAR_TURN_S`; the disclaimer's words and words far from every turn keep
+    theirs. Where two turns overlap (two people at once) the word goes to the one covering more of it."""
+    if not turns:
+        return list(words)
+    ordered = sorted(turns, key=lambda t: t[1])
+    starts = [t[1] for t in ordered]
+    longest = max(b - a for _, a, b in ordered)
+    out = []
+    for w in words:
+        if w.speaker == DISCLAIMER_SPEAKER:
+            out.append(w)
+            continue
+        hi = bisect.bisect_right(starts, w.end)
+        lo = bisect.bisect_left(starts, w.start - longest - NEAR_TURN_S)
+        best, score = None, -NEAR_TURN_S
+        for name, a, b in ordered[lo : hi + 1]:
+            s = min(b, w.end) - max(a, w.start)  # overlap (positive) or minus the gap
+            if s > score:
+                best, score = name, s
+        out.append(replace(w, speaker=best) if best is not None else w)
     return out
 
 
