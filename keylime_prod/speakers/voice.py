@@ -49,7 +49,7 @@ def weights_path() -> Path:
             return path
     raise SpeakersError(
         f"the speaker encoder's weights ({PACKAGE}/{WEIGHTS}) are not installed",
-        hint=f"install the package that ships them: pip install --no-deps {PACKAGE}==0.1.4 "
+        hint="install the package that ships them: pip install --no-deps --require-hashes -r requirements/speakers.txt "
         "(or turn diarization off: [speakers] diarize = false in show.toml)",
     )
 
