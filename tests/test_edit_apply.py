@@ -99,9 +99,11 @@ def test_pauses_over_two_seconds_are_shortened(build: dict[str, Any]) -> None:
     master: Master = build["first"].get(Master)
     edited: Edited = build["second"].get(Edited)
     body = master.body
-    # Judged by ffmpeg's silencedetect 40 dB under the speech: the uncut master has them (the inserted 3 s pause),
-    # the cut one has none inside the body.
-    quiet = master.output_loudness.integrated_lufs - 40
+    # Judged by ffmpeg's silencedetect, "silence" being as quiet as the pause put into the material (its loudest
+    # sample, 3 dB up): the uncut master has it, the cut one has no such stretch of 2 s inside the body.
+    pause = next(e for e in EVENTS if e["kind"] == "pause")
+    a, b = master.body_to_episode(pause["start"] + 0.3), master.body_to_episode(pause["end"] - 0.3)
+    quiet = 20 * np.log10(np.max(np.abs(decode(master.mp3)[int(a * RATE) : int(b * RATE)]))) + 3
     long_before = [s for s in silences(master.mp3, quiet, 2.0) if body.start < s[0] and s[1] < body.end]
     assert long_before, "the material has no pause over 2 s to shorten"
     cut_body = edited.master.body
@@ -144,9 +146,10 @@ def test_words_captions_and_a_phrase_stay_on_time(build: dict[str, Any]) -> None
             deltas.append(min(abs(x.start - w.start) for x in same))
     assert len(deltas) >= 20
     assert float(np.median(deltas)) < 0.1 and float(np.percentile(deltas, 90)) < 0.25, sorted(deltas)
-    # The retake's second attempt ("Pity the world, or else") is heard once, where words.json says.
+    # The retake's first attempt ("Pity the world, pity the world, or else") is gone from what is heard.
     text = " ".join(w.word for w in again).lower()
-    assert text.count("pity the world") == 1, text
+    before = " ".join(w.word for w in build["before"]["words"])
+    assert text.count("the world") == before.lower().count("the world") - 1, text
     vtt = (layout.root / "transcript.vtt").read_text("utf-8")
     first_cue = re.search(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) -->", vtt)
     assert first_cue is not None
@@ -154,7 +157,6 @@ def test_words_captions_and_a_phrase_stay_on_time(build: dict[str, Any]) -> None
     assert abs(h * 3600 + mi * 60 + s + ms / 1000 - words[0].start) < 0.05
     # Whisper's text of the cut file is no further from the reading than the uncut file's (jiwer).
     reference = (DATA / "sonnet1_librivox.txt").read_text("utf-8")
-    before = " ".join(w.word for w in build["before"]["words"])
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
                           jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])  # fmt: skip
     wer_before = jiwer.wer(reference, before, reference_transform=norm, hypothesis_transform=norm)
@@ -170,8 +172,8 @@ def test_chapters_are_moved_through_the_cuts(build: dict[str, Any]) -> None:
     mark = next(c for c in doc["chapters"] if c["title"] == "After the pause")
     expected = edited.map.time(master.body_to_episode(CHAPTER_AT))
     assert abs(mark["startTime"] - expected) < 0.002
-    before = next(c for c in build["before"]["chapters"]["chapters"] if c["title"] == "After the pause")
-    assert mark["startTime"] < before["startTime"] - 2.0  # the pause before it was shortened
+    # The pause and the hesitation before it were taken out.
+    assert mark["startTime"] < master.body_to_episode(CHAPTER_AT) - 3.0
     chap = next(f for f in ID3(layout.tagged_mp3).getall("CHAP") if f.sub_frames["TIT2"].text[0] == "After the pause")
     assert abs(chap.start_time / 1000 - mark["startTime"]) < 0.002
     # What is heard at the chapter in the published file is what was said at its raw time.
@@ -224,7 +226,7 @@ def test_mute_keeps_the_timeline_and_fills_with_room_tone(build: dict[str, Any],
     fill = new[int(a * RATE) : int(b * RATE)]
     level = 20 * np.log10(np.sqrt(np.mean(fill**2)) / np.sqrt(np.mean(orig**2)))
     assert abs(level) < 4, level  # room tone at the room's own level
-    assert np.min(np.abs(np.diff(np.flatnonzero(fill == 0)), initial=2)) >= 1 and np.count_nonzero(fill == 0) < 20
+    assert np.count_nonzero(fill == 0) < 20 and not np.any((fill[1:] == 0) & (fill[:-1] == 0))  # no digital silence
     rest = np.r_[old[: int(a * RATE) - 800], old[int(b * RATE) + 800 :]]
     rest_new = np.r_[new[: int(a * RATE) - 800], new[int(b * RATE) + 800 :]][: len(rest)]
     assert float(np.corrcoef(rest, rest_new)[0, 1]) > 0.95  # everything else untouched (MP3 re-encoded once)
@@ -232,8 +234,8 @@ def test_mute_keeps_the_timeline_and_fills_with_room_tone(build: dict[str, Any],
 
 def test_produce_cuts_lists_the_candidates(build: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(build["tmp"])
-    res = CliRunner().invoke(app, ["--config-dir", str(build["cfg"]), "--build-dir", str(build["tmp"] / "build"),
-                                   "cuts", "ep-1", "--json"])  # fmt: skip
+    args = ["cuts", "ep-1", "--configs", str(build["cfg"]), "--build-dir", str(build["tmp"] / "build"), "--json"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output)
     ids = {c["id"]: c for c in doc["candidates"]}

@@ -60,6 +60,10 @@ HES_SILENCE_S = 0.08  # on each side
 #: Pieces of one hesitation: each at most this long, apart by silences at most this long (a held "uh" whose voicing
 #: falters, or "uh" run into the first sound of the word it waits for, "a f-").
 HES_PIECE_S, HES_JOIN_GAP_S = 0.3, 0.25
+#: "One held pitch" (what makes real words over a sound no proof against it): a spread under this for one sound, and
+#: under the second, stricter, for pieces. A word of two voiced syllables split by a stop is two pieces too; its
+#: syllables glide (the master's "making": 0.84 st), a held "uh" does not (its pieces: 0.22-0.32 st).
+HELD_SPREAD_ST, HELD_PIECES_SPREAD_ST = 1.0, 0.5
 HES_PIECE_STEP_ST = 2.5  # semitones between the pieces' pitches (the sonnet's "uh" steps 1.8 from "a" to "f-a")
 LOW_PROBABILITY = 0.6
 #: A retake's ends are moved from Whisper's word starts to the sound's own onset found within this, less the lead.
@@ -213,7 +217,8 @@ def _hesitation(
         return 0.7, "nothing written", share, spread
     if all(w.probability < LOW_PROBABILITY for w in over):
         return 0.8, "written with low probability", share, spread
-    if len(over) <= 2 and (end - start) >= 0.45 and share >= 0.9 and spread < 1.0:
+    held = HELD_SPREAD_ST if len(notes) == 1 else HELD_PIECES_SPREAD_ST
+    if len(over) <= 2 and (end - start) >= 0.45 and share >= 0.9 and spread < held:
         # A long sound on its own, voiced throughout on one pitch: Whisper names such a held vowel with real
         # words, even confidently ("Demor", "do more" over an "uh" made from "a m-"); no word is one held note.
         return 0.55, "words over one held pitch", share, spread
