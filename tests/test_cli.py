@@ -39,7 +39,7 @@ def test_help_lists_commands_in_flow_order_and_hides_the_default() -> None:
     assert "Usage: produce [OPTIONS] EPISODE | COMMAND [ARGS]..." in res.stdout
     listed = re.findall(r"^│ (\w[\w-]*)  ", res.stdout, flags=re.M)
     assert listed == [
-        "master", "transcribe", "chapters", "notes", "tag", "report", "publish", "verify", "prune", "new",
+        "master", "transcribe", "chapters", "notes", "tag", "report", "cuts", "publish", "verify", "prune", "new",
         "upload-raw", "check", "import", "batch", "models",
     ]  # fmt: skip
 
