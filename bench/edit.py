@@ -70,6 +70,7 @@ def wer(reference: str, words: list[str]) -> float:
 
 def one(path: Path, doc: dict, whisper: WhisperSettings, tmp: Path) -> dict:
     cfg = tmp / "configs"
+    tmp.mkdir(parents=True, exist_ok=True)
     intro = media.tone(tmp / "intro.mp3", 330, 3.0, -24.0)
     show = configs.show_config(assets={"intro": intro}, audio={"denoise": {"mode": "off"}}, whisper=whisper)
     configs.write_show(cfg, show)

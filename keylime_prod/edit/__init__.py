@@ -57,6 +57,7 @@ HES_LENGTH_S = (0.2, 1.0)
 HES_VOICED_SHARE = 0.75
 HES_PITCH_SPREAD_ST = 1.5  # semitones, standard deviation over the voiced frames
 HES_SILENCE_S = 0.08  # on each side
+BLIP_FRAMES = 3
 #: Pieces of one hesitation: each at most this long, apart by silences at most this long (a held "uh" whose voicing
 #: falters, or "uh" run into the first sound of the word it waits for, "a f-").
 HES_PIECE_S, HES_JOIN_GAP_S = 0.3, 0.25
@@ -217,6 +218,12 @@ def _hesitation(
         return 0.7, "nothing written", share, spread
     if all(w.probability < LOW_PROBABILITY for w in over):
         return 0.8, "written with low probability", share, spread
+    # Pieces of one pitch, where Whisper doubts what it wrote: each word's probability weighted by how much of the
+    # sound it covers (a confident word that only grazes it, Whisper's edges being loose, counts for little). Not for
+    # one sound: a real word after an "uh" is often written wrong and unsure too (the sonnet's "-sire": "faffir").
+    cover = [min(w.end, end) - max(w.start, start) for w in over]
+    if len(notes) > 1 and np.average([w.probability for w in over], weights=cover) < LOW_PROBABILITY:
+        return 0.7, "written mostly with low probability", share, spread
     held = HELD_SPREAD_ST if len(notes) == 1 else HELD_PIECES_SPREAD_ST
     if len(over) <= 2 and (end - start) >= 0.45 and share >= 0.9 and spread < held:
         # A long sound on its own, voiced throughout on one pitch: Whisper names such a held vowel with real
@@ -227,6 +234,13 @@ def _hesitation(
 
 def _hesitations(fr: _Frames, words: Sequence[Word], settings: EditSettings, action: Action) -> list[Candidate]:
     fillers = {f.lower() for f in settings.fillers}
+    # A blip under 30 ms in a silence (a click, the edge of a breath) does not break it: the master's leveler lifts
+    # such things over the threshold, where the raw recording leaves them under it.
+    sounding = fr.sounding.copy()
+    for a, b, v in _runs(sounding):
+        if v and b - a < BLIP_FRAMES:
+            sounding[a:b] = False
+    fr = replace(fr, sounding=sounding)
     runs = _runs(fr.sounding)
     gap, join = int(HES_SILENCE_S * RATE / HOP), int(HES_JOIN_GAP_S * RATE / HOP)
     longest, piece = int(HES_LENGTH_S[1] * RATE / HOP), int(HES_PIECE_S * RATE / HOP)
