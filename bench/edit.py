@@ -43,7 +43,10 @@ from keylime_prod.pipeline import run_episode  # noqa: E402
 from keylime_prod.transcript.artefact import read_words  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
-REFERENCE = {"sense_librivox.flac": DATA / "sense_librivox.txt", "sonnet1_librivox.flac": DATA / "sonnet1_librivox.txt"}
+REFERENCE = {
+    "sense_librivox.flac": DATA / "sense_librivox.txt",
+    "sonnet1_librivox.flac": DATA / "sonnet1_librivox.txt",
+}
 RATE = 16000
 KIND = {"pause": "pause", "hesitation": "hesitation", "retake": "retake", "false_start": "retake"}
 NORM = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
