@@ -128,7 +128,12 @@ def _frames(x: np.ndarray) -> _Frames:
     # Pitch by autocorrelation (through the FFT), only where something sounds.
     f0 = np.full(n, np.nan)
     voiced = np.zeros(n, bool)
-    rows = np.flatnonzero(sounding)
+    # Only where a hesitation can be: sounds no longer than the longest one (the pitch is its only use, and most of
+    # read speech runs on for longer between silences; the FFTs are the bulk of the detection's time).
+    short = np.zeros(n, bool)
+    for a, b, v in _runs(sounding):
+        short[a:b] = v and b - a <= round(HES_LENGTH_S[1] * RATE / HOP)
+    rows = np.flatnonzero(short)
     if len(rows):
         spec = np.fft.rfft(fr[rows], 2 * WIN)
         ac = np.fft.irfft(np.abs(spec) ** 2)[:, :WIN]
