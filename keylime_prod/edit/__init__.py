@@ -135,8 +135,11 @@ def _frames(x: np.ndarray) -> _Frames:
         short[a:b] = v and b - a <= round(HES_LENGTH_S[1] * RATE / HOP)
     rows = np.flatnonzero(short)
     if len(rows):
-        spec = np.fft.rfft(fr[rows], 2 * WIN)
-        ac = np.fft.irfft(np.abs(spec) ** 2)[:, :WIN]
+        # In blocks of rows: the whole spectrum at once is hundreds of megabytes for an hour.
+        ac = np.concatenate([
+            np.fft.irfft(np.abs(np.fft.rfft(fr[rows[k : k + 512]], 2 * WIN)) ** 2)[:, :WIN]
+            for k in range(0, len(rows), 512)
+        ])  # fmt: skip
         ac = ac / np.maximum(ac[:, :1], 1e-12)
         lo, hi = int(RATE / F0_RANGE[1]), int(RATE / F0_RANGE[0])
         lag = lo + np.argmax(ac[:, lo:hi], axis=1)
