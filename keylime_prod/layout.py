@@ -11,7 +11,7 @@ file lives. A new output is one more property here::
     build/<id>/heard.json           every word as the recogniser heard it, and how (the recognise stage's artefact)
     build/<id>/words.json           every word after the producer's corrections: start, end, probability, speaker
     build/<id>/cuts.json            cut candidates on the master (the edit stage), edit.json what it applied
-    build/<id>/edited/<id>.mp3      the master with the cuts applied, edited/master.json its timeline
+    build/<id>/edited/<id>.mp3      the master with the cuts applied, edited/{master,loudness}.json its timeline
     build/<id>/chapters.json        Podcasting 2.0 chapters
     build/<id>/show-notes.{md,html}
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
@@ -88,6 +88,11 @@ class BuildLayout:
     @property
     def edited_master_json(self) -> Path:
         return self.root / "edited" / "master.json"
+
+    @property
+    def edited_loudness_json(self) -> Path:
+        """The report's loudness curves on the cut master's timeline."""
+        return self.root / "edited" / "loudness.json"
 
     # -- chapters, notes, tags
     @property

@@ -18,7 +18,7 @@ from support import configs, media
 from typer.testing import CliRunner
 
 from keylime_prod import ffmpeg, transcript
-from keylime_prod.audio.artefact import Master
+from keylime_prod.audio.artefact import LoudnessCurves, Master
 from keylime_prod.cli import app
 from keylime_prod.config import Chapter, WhisperSettings, load_settings
 from keylime_prod.edit import apply_cuts, read_cuts
@@ -93,6 +93,11 @@ def test_accepting_a_cut_edits_again_without_running_whisper(build: dict[str, An
     first, second = build["before"]["edited"], build["second"].get(Edited)
     assert second.map.removed > first.map.removed + 1.0  # the hesitations and the retake went too
     assert {a.kind for a in second.applied} == {"pause", "hesitation", "retake"}
+    # The report's loudness curves are moved too: as many hops fewer as the cuts took out.
+    layout = build["layout"]
+    before, after = LoudnessCurves.load(layout.loudness_json), LoudnessCurves.load(layout.edited_loudness_json)
+    dropped = len(before.after.momentary) - len(after.after.momentary)
+    assert abs(dropped * before.hop_s - second.map.removed) <= 2 * before.hop_s
 
 
 def test_pauses_over_two_seconds_are_shortened(build: dict[str, Any]) -> None:

@@ -439,8 +439,9 @@ def edit_master(
     decided = decide(cuts, decisions, decisions_file)
     t1 = time.perf_counter()
     cut_master, cut_map, applied = apply_cuts(
-        master, (*decided.cuts, *decided.muted), layout.edited_mp3, layout.edited_master_json
-    )
+        master, (*decided.cuts, *decided.muted), layout.edited_mp3, layout.edited_master_json,
+        curves=(layout.loudness_json, layout.edited_loudness_json),
+    )  # fmt: skip
     edited = Edited(
         master=cut_master,
         map=cut_map,

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from .. import ffmpeg, fsutil
-from ..audio.artefact import Loudness, Master, TimelineSegment
+from ..audio.artefact import CurvePair, Loudness, LoudnessCurves, Master, TimelineSegment
 from ..errors import EditError
 from . import splice
 from .artefact import Applied, Candidate, CutMap
@@ -100,11 +100,16 @@ def _encode(y: np.ndarray, master: Master, dest: Path) -> None:
 
 
 def apply_cuts(
-    master: Master, chosen: Sequence[Candidate], mp3: Path, report: Path
+    master: Master,
+    chosen: Sequence[Candidate],
+    mp3: Path,
+    report: Path,
+    curves: tuple[Path, Path] | None = None,
 ) -> tuple[Master, CutMap, tuple[Applied, ...]]:
     """Cut (or, for ``mute`` candidates, cover with room tone) ``chosen`` in the master's body and write the result
-    to ``mp3`` with its ``master.json`` at ``report``. Returns the cut master, the map of its timeline and where
-    each splice fell. Nothing to apply: the master itself, unchanged."""
+    to ``mp3`` with its ``master.json`` at ``report`` (and the report's loudness curves ``curves[0]`` on the cut
+    timeline to ``curves[1]``). Returns the cut master, the map of its timeline and where each splice fell. Nothing
+    to apply: the master itself, unchanged."""
     if not chosen:
         return master, CutMap(), ()
     x = _decode(master)
@@ -145,4 +150,20 @@ def apply_cuts(
         output_loudness=loud,
     )
     edited.write()
+    if curves is not None and curves[0].is_file():
+        cut_curves(LoudnessCurves.load(curves[0]), cut_map).write(curves[1])
     return edited, cut_map, tuple(applied)
+
+
+def cut_curves(curves: LoudnessCurves, cut_map: CutMap) -> LoudnessCurves:
+    """The report's loudness curves on the cut timeline: the hops whose middle was cut are left out (their windows
+    reach a little across each join, as the file's own do)."""
+    hop = curves.hop_s
+
+    def kept(values: tuple[float | None, ...]) -> tuple[float | None, ...]:
+        return tuple(v for i, v in enumerate(values) if not any(a <= (i + 0.5) * hop < b for a, b in cut_map.cuts))
+
+    def kept_pair(pair: CurvePair) -> CurvePair:
+        return CurvePair(momentary=kept(pair.momentary), short_term=kept(pair.short_term))
+
+    return LoudnessCurves(hop_s=hop, before=kept_pair(curves.before), after=kept_pair(curves.after))

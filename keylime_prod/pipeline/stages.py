@@ -441,13 +441,19 @@ def _report_marks(run: Run) -> tuple[ChapterMark, ...]:
     return tuple(ch.marks) if ch is not None else ()
 
 
+def _curves_file(run: Run) -> Path:
+    # The report's curves on the cut master's timeline when something was cut.
+    cut = _cut_master(run).report != run.master().report and run.layout.edited_loudness_json.is_file()
+    return run.layout.edited_loudness_json if cut else run.layout.loudness_json
+
+
 def _report_key(run: Run) -> str:
     master = _cut_master(run)
     s = run.settings.show
     return digest(
         "report/1",
         file_digest(master.report),
-        file_digest(run.layout.loudness_json),
+        file_digest(_curves_file(run)),
         file_digest(run.layout.words_json),
         [(m.title, m.start) for m in _report_marks(run)],
         _report_glossary(run),
@@ -467,7 +473,7 @@ def _report_run(run: Run) -> report.Report:
         title=f"{run.episode.number}. {run.episode.title}",
         target_lufs=s.audio.target_lufs,
         ceiling_dbtp=s.audio.true_peak_db,
-        curves=report.load_curves(layout.loudness_json),
+        curves=report.load_curves(_curves_file(run)),
         words=report.load_words(layout.words_json),
         chapters=_report_marks(run),
         glossary=_report_glossary(run),
