@@ -246,3 +246,35 @@ def test_produce_cuts_lists_the_candidates(build: dict[str, Any], monkeypatch: p
     ids = {c["id"]: c for c in doc["candidates"]}
     assert set(ids) == {c.id for c in build["cuts"].candidates}
     assert all(c["decision"] in ("accepted", "cut") for c in ids.values() if c["kind"] != "pause"), ids
+
+
+def test_a_multitrack_master_is_cut_at_one_session_time_for_every_track(tmp_path: Path) -> None:
+    """The demo session (three tracks, offsets -220/0/+350 ms, scripts/make_multitrack_media.py): a cut in the mix at
+    a session time moves what every track says after it by the same amount, to where the cut map says."""
+    repo = Path(__file__).resolve().parent.parent
+    demo = repo / "configs" / "raw" / "multitrack-demo"
+    truth = json.loads((demo / "session.json").read_text("utf-8"))
+    master = run_episode(load_settings(repo / "configs", tmp_path / "build"), "multitrack-demo", upto="master").get(
+        Master
+    )
+    assert master is not None and len(master.tracks) == 3
+    origin = min(t["start_s"] for t in truth["tracks"])  # the mix's session timeline starts with the earliest track
+
+    def published(t: float) -> float:  # a time in the truth's frame (the first track's) -> the master
+        return master.body_to_episode(t - origin)
+
+    gap = (truth["turns"][0]["end"] + 0.1, truth["turns"][1]["start"] - 0.1)  # between the first two turns
+    own = Candidate("own-0", "pause", published(gap[0]), published(gap[1]), "cut", 1.0, "", "")
+    out, m, _ = apply_cuts(master, [own], tmp_path / "cut.mp3", tmp_path / "master.json")
+    assert 0.2 < m.removed < 0.5
+    mix = decode(out.mp3)
+    tracks = {t["speaker"]: (decode(demo / t["file"]), t["start_s"]) for t in truth["tracks"]}
+    for turn in truth["turns"][:4]:
+        x, start = tracks[turn["speaker"]]
+        t = (turn["start"] + turn["end"]) / 2  # the middle of the turn, in the truth's frame
+        needle = x[int((t - start) * RATE) : int((t - start + 0.6) * RATE)]
+        expected = m.time(published(t))
+        at = found_at(needle, mix, expected)
+        assert abs(at - expected) < 0.01, (turn["speaker"], at, expected)
+    # The turns after the cut are earlier by what it took out; the first one, before it, is where it was.
+    assert m.time(published(truth["turns"][0]["start"] + 1)) == published(truth["turns"][0]["start"] + 1)
