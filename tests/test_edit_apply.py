@@ -93,8 +93,19 @@ def test_accepting_a_cut_edits_again_without_running_whisper(build: dict[str, An
     first, second = build["before"]["edited"], build["second"].get(Edited)
     assert second.map.removed > first.map.removed + 1.0  # the hesitations and the retake went too
     assert {a.kind for a in second.applied} == {"pause", "hesitation", "retake"}
-    # The report's loudness curves are moved too: as many hops fewer as the cuts took out.
+    # What Whisper wrote over an applied hesitation or first attempt ("deserve a", "of fat", "Pity the world,") is
+    # gone from words.json: no word of that text where the cut map puts the join.
     layout = build["layout"]
+    heard = transcript.Heard.load(layout.heard_json).words
+    kept = read_words(layout.words_json)
+    for x in (x for x in second.applied if x.kind != "pause"):
+        gone = [w for w in heard if x.at_start <= (w.start + w.end) / 2 < x.at_end]
+        assert gone, x
+        join = second.map.time(x.at_start)
+        for w in gone:
+            assert not any(k.word == w.word and abs(k.start - join) < 0.05 for k in kept), (x, w)
+    assert len(kept) == len(heard) - sum(1 for w in heard if not second.map.keeps(w.start, w.end))
+    # The report's loudness curves are moved too: as many hops fewer as the cuts took out.
     before, after = LoudnessCurves.load(layout.loudness_json), LoudnessCurves.load(layout.edited_loudness_json)
     dropped = len(before.after.momentary) - len(after.after.momentary)
     assert abs(dropped * before.hop_s - second.map.removed) <= 2 * before.hop_s
