@@ -37,7 +37,7 @@ XML_FORBIDDEN = _CONTROL
 #: Commands of ``produce``: an episode of that name could not be built with ``produce ID`` (the command would run).
 COMMAND_NAMES = frozenset(
     {"run", "master", "chapters", "tag", "transcribe", "notes", "models", "publish", "report", "verify", "check",
-     "new", "upload-raw", "prune", "import", "batch", "version", "help", "review"}
+     "new", "upload-raw", "prune", "import", "batch", "version", "help", "review", "cuts"}
 )  # fmt: skip
 #: Publish dates outside this range are typos (year 1 reads as 2001 in feedparser; 9999 overflows time zones).
 DATE_RANGE = (dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc))

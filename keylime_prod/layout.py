@@ -10,6 +10,8 @@ file lives. A new output is one more property here::
     build/<id>/transcript.*         txt, srt, vtt, json, html and transcript.report.json
     build/<id>/heard.json           every word as the recogniser heard it, and how (the recognise stage's artefact)
     build/<id>/words.json           every word after the producer's corrections: start, end, probability, speaker
+    build/<id>/cuts.json            cut candidates on the master (the edit stage), edit.json what it applied
+    build/<id>/edited/<id>.mp3      the master with the cuts applied, edited/{master,loudness}.json its timeline
     build/<id>/chapters.json        Podcasting 2.0 chapters
     build/<id>/show-notes.{md,html}
     build/<id>/tagged/<id>.mp3      the master with ID3 tags, cover and chapters: what is published
@@ -75,6 +77,29 @@ class BuildLayout:
     def words_json(self) -> Path:
         return self.root / "words.json"
 
+    # -- the edit (edit.edit_master: candidates, and the master with the decided cuts applied)
+    @property
+    def cuts_json(self) -> Path:
+        return self.root / "cuts.json"
+
+    @property
+    def edit_json(self) -> Path:
+        return self.root / "edit.json"
+
+    @property
+    def edited_mp3(self) -> Path:
+        # The master's own file name in its own folder, as the tagged copy: the published key keeps its name.
+        return self.root / "edited" / f"{self.episode_id}.mp3"
+
+    @property
+    def edited_master_json(self) -> Path:
+        return self.root / "edited" / "master.json"
+
+    @property
+    def edited_loudness_json(self) -> Path:
+        """The report's loudness curves on the cut master's timeline."""
+        return self.root / "edited" / "loudness.json"
+
     # -- chapters, notes, tags
     @property
     def chapters_json(self) -> Path:
@@ -96,11 +121,6 @@ class BuildLayout:
     @property
     def tagged_json(self) -> Path:
         return self.root / "tagged.json"
-
-    # -- cut candidates (docs/editing.md; the report lists them)
-    @property
-    def cuts_json(self) -> Path:
-        return self.root / "cuts.json"
 
     # -- the production report (reads loudness_json, words_json and cuts_json)
     @property

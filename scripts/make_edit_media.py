@@ -20,7 +20,7 @@ added. Output: ``tests/data/edit_sense.flac``, ``tests/data/edit_sonnet.flac`` (
 ``tests/data/edit_media.json`` (the manifest: per file, each event's kind and its span on the file's timeline, the
 span a producer would cut). Deterministic for the same inputs and ffmpeg (``-bitexact``)::
 
-    python scripts/make_edit_media.py [--out DIR]
+    python scripts/make_edit_media.py [--out DIR] [--set held-out]
 """
 
 from __future__ import annotations
@@ -168,12 +168,46 @@ FILES = {
 }
 
 
+#: A second set to judge the thresholds on (they were set on ``FILES``): the same readers, other hesitation sounds
+#: (an "um" from the sense reader's "an", an "er" from the sonnet reader's "or") at other places, another retake,
+#: false start and pauses. Made on demand (``--set held-out``), not committed: ``bench/edit.py --set DIR`` reads it.
+HELD_OUT = {
+    "held_sense.flac": (
+        "sense_librivox.flac",
+        (17.17, 17.42),
+        (8.92, 9.08),  # "an" in "not an ill-disposed"
+        [
+            (1.66, "hesitation", None),  # John Dashwood, um, had
+            (5.10, "hesitation", None),  # might be, um, prudently
+            (11.60, "retake", 12.28),  # Unless to be, unless to be rather
+            (16.35, "pause", 3.0),  # ill-disposed. ... Had
+            (19.72, "hesitation", None),  # woman, um, he might
+            (24.05, "false_start", 24.45),  # He mi- He might even
+        ],
+    ),
+    "held_sonnet.flac": (
+        "sonnet1_librivox.flac",
+        (14.50, 15.20),
+        (46.06, 46.21),  # "or" in "or else" (by its voicing: Whisper puts the word at 46.16-46.36, into "else")
+        [
+            (9.20, "hesitation", None),  # die. Er, but as
+            (15.28, "retake", 16.01),  # But thou, but thou, contracted
+            (19.05, "hesitation", None),  # eyes, er, feet
+            (31.30, "hesitation", None),  # cruel. Er, thou that
+            (37.05, "pause", 2.5),  # spring, ... within
+        ],
+    ),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DATA)
+    ap.add_argument("--set", choices=("committed", "held-out"), default="committed")
     args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     manifest = {}
-    for name, (src, room, uh, plan) in FILES.items():
+    for name, (src, room, uh, plan) in (FILES if args.set == "committed" else HELD_OUT).items():
         x, events = build(DATA / src, room, uh, plan)
         write(args.out / name, x)
         manifest[name] = {"source": src, "seconds": round(len(x) / RATE, 3), "events": events}

@@ -39,8 +39,8 @@ def test_help_lists_commands_in_flow_order_and_hides_the_default() -> None:
     assert "Usage: produce [OPTIONS] EPISODE | COMMAND [ARGS]..." in res.stdout
     listed = re.findall(r"^│ (\w[\w-]*)  ", res.stdout, flags=re.M)
     assert listed == [
-        "master", "transcribe", "chapters", "notes", "tag", "report", "review", "publish", "verify", "prune", "new",
-        "upload-raw", "check", "import", "batch", "models",
+        "master", "transcribe", "chapters", "notes", "tag", "report", "cuts", "review", "publish", "verify", "prune",
+        "new", "upload-raw", "check", "import", "batch", "models",
     ]  # fmt: skip
 
 

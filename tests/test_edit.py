@@ -62,8 +62,12 @@ def test_hesitations_found_and_no_real_word_proposed(found: dict) -> None:
         for n, e in inserted
         if any(overlaps((c.start, c.end), (e["start"], e["end"])) for c in found[n].of("hesitation"))
     ]
-    # Measured: 4 of 6 (docs/editing.md); the two the sonnet's "uh" gives that are missed are split by silences.
-    assert len(hits) >= 4, hits
+    # Measured: 6 of 6 (docs/editing.md), the sonnet's "uh" joined from the pieces its silences split it into.
+    assert len(hits) >= 5, hits  # the goal: at least 80 %
+    for name, cuts in found.items():
+        for c in cuts.of("hesitation"):  # the whole hesitation, not one of its pieces: no stub of it is left
+            e = next(e for e in MANIFEST[name]["events"] if overlaps((c.start, c.end), (e["start"], e["end"])))
+            assert c.start <= e["start"] + 0.05 and c.end >= e["end"] - 0.05, (c, e)
     for name, cuts in found.items():
         spans = [(e["start"], e["end"]) for e in MANIFEST[name]["events"]]
         for c in cuts.of("hesitation"):

@@ -268,6 +268,7 @@ def test_produce_tag_and_chapters_check(tmp_path: Path, pristine_mp3: Path) -> N
     assert [(s["name"], s["cached"]) for s in summary["stages"]] == [
         ("speakers", False),  # off for this show: nothing to find, recorded as done
         ("master", True),
+        ("edit", False),  # no words heard: nothing to find or cut
         ("chapters", False),
         ("tag", False),
     ]

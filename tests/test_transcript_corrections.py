@@ -230,7 +230,7 @@ def test_a_new_title_is_rendered_without_running_whisper(configs: Path, tmp_path
     )
     second = run_episode(load_settings(configs, tmp_path / "build"), "ep-1", upto="transcribe")
     assert [(s.name, s.cached) for s in second.stages] == [
-        ("speakers", True), ("master", True), ("recognise", True), ("transcribe", False),
+        ("speakers", True), ("master", True), ("recognise", True), ("edit", True), ("transcribe", False),
     ]  # fmt: skip
     assert (build / "heard.json").stat().st_mtime_ns == heard_mtime
     page = (build / "transcript.html").read_text("utf-8")

@@ -30,6 +30,8 @@ def run_stages(cli: Cli, episode: str, upto: str | None, overrides: dict[str, An
     art = result.artefacts
     if art.get("master") is not None:
         cli.say(art["master"].describe())
+    if art.get("edit") is not None and art["edit"].candidates:
+        cli.say(art["edit"].describe())
     if art.get("tag") is not None:
         cli.say(f"{result.episode_id}: {art['tag'].describe()}")
     if art.get("report") is not None:

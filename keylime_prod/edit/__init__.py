@@ -1,9 +1,11 @@
-"""Cut candidates: long pauses, hesitations, retakes and false starts in a recording (or the master's body), found
-from its audio and Whisper's words (``words.json``), and the producer's decisions on them (docs/editing.md).
+"""The edit stage: long pauses, hesitations, retakes and false starts in the master's body, found from its audio and
+Whisper's words, joined with the producer's decisions, and applied (docs/editing.md).
 
-``find_cuts(words, audio, settings)`` returns a :class:`Cuts`; nothing is cut here. Each candidate's ``action`` comes
-from ``[edit]``: ``cut`` (applied without asking), ``mute`` or ``propose`` (listed for the producer, who accepts or
-rejects it by id in ``configs/episodes/<id>.cuts.toml``; :func:`decide` joins the two).
+``find_cuts(words, audio, settings)`` returns a :class:`Cuts`. Each candidate's ``action`` comes from ``[edit]``:
+``cut`` (applied without asking), ``mute`` (covered with room tone, the timeline kept) or ``propose`` (listed for the
+producer, who accepts or rejects it by id in ``configs/episodes/<id>.cuts.toml``; :func:`decide` joins the two).
+:func:`edit_master` is the stage's one function: it finds, decides and applies (:mod:`.apply`), and returns an
+:class:`Edited` whose :class:`CutMap` moves every other timeline.
 """
 
 from __future__ import annotations
@@ -11,18 +13,33 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from .. import ffmpeg
+from ..audio.artefact import Master
 from ..config import CutDecisions, EditSettings
 from ..errors import ConfigError, EditError
-from .artefact import Action, Candidate, Cuts, Kind, candidate_id, read_cuts, write_cuts
+from ..layout import BuildLayout
+from .apply import apply_cuts
+from .artefact import Action, Candidate, CutMap, Cuts, Edited, Kind, candidate_id, read_cuts, write_cuts
 
-__all__ = ["Candidate", "Cuts", "Word", "decide", "find_cuts", "read_cuts", "write_cuts"]
+__all__ = [
+    "Candidate",
+    "CutMap",
+    "Cuts",
+    "Edited",
+    "Word",
+    "apply_cuts",
+    "decide",
+    "edit_master",
+    "find_cuts",
+    "read_cuts",
+    "write_cuts",
+]
 
 RATE = 16000
 HOP = 160  # 10 ms frames
@@ -40,7 +57,18 @@ HES_LENGTH_S = (0.2, 1.0)
 HES_VOICED_SHARE = 0.75
 HES_PITCH_SPREAD_ST = 1.5  # semitones, standard deviation over the voiced frames
 HES_SILENCE_S = 0.08  # on each side
+BLIP_FRAMES = 3
+#: Pieces of one hesitation: each at most this long, apart by silences at most this long (a held "uh" whose voicing
+#: falters, or "uh" run into the first sound of the word it waits for, "a f-").
+HES_PIECE_S, HES_JOIN_GAP_S = 0.3, 0.25
+#: "One held pitch" (what makes real words over a sound no proof against it): a spread under this for one sound, and
+#: under the second, stricter, for pieces. A word of two voiced syllables split by a stop is two pieces too; its
+#: syllables glide (the master's "making": 0.84 st), a held "uh" does not (its pieces: 0.22-0.32 st).
+HELD_SPREAD_ST, HELD_PIECES_SPREAD_ST = 1.0, 0.5
+HES_PIECE_STEP_ST = 2.5  # semitones between the pieces' pitches (the sonnet's "uh" steps 1.8 from "a" to "f-a")
 LOW_PROBABILITY = 0.6
+#: A retake's ends are moved from Whisper's word starts to the sound's own onset found within this, less the lead.
+ONSET_SEARCH_S, ONSET_LEAD_S = 0.5, 0.03
 CONTEXT_WORDS = 4
 
 
@@ -55,6 +83,19 @@ class Word(Protocol):
     def word(self) -> str: ...
     @property
     def probability(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class _Shifted:
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+def _shift(c: Candidate, offset: float) -> Candidate:
+    start = round(c.start + offset, 3)
+    return replace(c, id=candidate_id(c.kind, start), start=start, end=round(c.end + offset, 3))
 
 
 @dataclass(frozen=True)
@@ -87,10 +128,18 @@ def _frames(x: np.ndarray) -> _Frames:
     # Pitch by autocorrelation (through the FFT), only where something sounds.
     f0 = np.full(n, np.nan)
     voiced = np.zeros(n, bool)
-    rows = np.flatnonzero(sounding)
+    # Only where a hesitation can be: sounds no longer than the longest one (the pitch is its only use, and most of
+    # read speech runs on for longer between silences; the FFTs are the bulk of the detection's time).
+    short = np.zeros(n, bool)
+    for a, b, v in _runs(sounding):
+        short[a:b] = v and b - a <= round(HES_LENGTH_S[1] * RATE / HOP)
+    rows = np.flatnonzero(short)
     if len(rows):
-        spec = np.fft.rfft(fr[rows], 2 * WIN)
-        ac = np.fft.irfft(np.abs(spec) ** 2)[:, :WIN]
+        # In blocks of rows: the whole spectrum at once is hundreds of megabytes for an hour.
+        ac = np.concatenate([
+            np.fft.irfft(np.abs(np.fft.rfft(fr[rows[k : k + 512]], 2 * WIN)) ** 2)[:, :WIN]
+            for k in range(0, len(rows), 512)
+        ])  # fmt: skip
         ac = ac / np.maximum(ac[:, :1], 1e-12)
         lo, hi = int(RATE / F0_RANGE[1]), int(RATE / F0_RANGE[0])
         lag = lo + np.argmax(ac[:, lo:hi], axis=1)
@@ -150,41 +199,88 @@ def _pauses(
     return out, rhythm, keep
 
 
+def _hesitation(
+    fr: _Frames, words: Sequence[Word], fillers: set[str], a: int, b: int
+) -> tuple[float, str, float, float] | None:
+    """Whether frames ``a:b`` (one sound, or pieces of one with short silences between) hold a hesitation: its
+    confidence, why, its voiced share and pitch spread; ``None`` if not."""
+    start, end = a * HOP / RATE, b * HOP / RATE
+    if not HES_LENGTH_S[0] <= end - start <= HES_LENGTH_S[1]:
+        return None
+    sounding = fr.sounding[a:b]
+    voiced = fr.voiced[a:b][sounding]
+    if not len(voiced) or voiced.mean() < HES_VOICED_SHARE:
+        return None
+    # One pitch: each piece held (its spread), and pieces near each other's pitch (an "uh" resumed, not a new word).
+    notes = [12 * np.log2(fr.f0[a + x : a + y][fr.voiced[a + x : a + y]]) for x, y, on in _runs(sounding) if on]
+    notes = [n for n in notes if len(n)]
+    spread = float(np.average([np.std(n) for n in notes], weights=[len(n) for n in notes]))
+    medians = [float(np.median(n)) for n in notes]
+    if spread > HES_PITCH_SPREAD_ST or max(medians) - min(medians) > HES_PIECE_STEP_ST:
+        return None
+    over = [w for w in words if w.start < end and w.end > start]
+    share = float(voiced.mean())
+    if any(_norm(w.word) in fillers for w in over):
+        return 0.95, "a filler word", share, spread
+    if not over:
+        return 0.7, "nothing written", share, spread
+    if all(w.probability < LOW_PROBABILITY for w in over):
+        return 0.8, "written with low probability", share, spread
+    # Pieces of one pitch, where Whisper doubts what it wrote: each word's probability weighted by how much of the
+    # sound it covers (a confident word that only grazes it, Whisper's edges being loose, counts for little). Not for
+    # one sound: a real word after an "uh" is often written wrong and unsure too (the sonnet's "-sire": "faffir").
+    cover = [min(w.end, end) - max(w.start, start) for w in over]
+    if len(notes) > 1 and np.average([w.probability for w in over], weights=cover) < LOW_PROBABILITY:
+        return 0.7, "written mostly with low probability", share, spread
+    held = HELD_SPREAD_ST if len(notes) == 1 else HELD_PIECES_SPREAD_ST
+    if len(over) <= 2 and (end - start) >= 0.45 and share >= 0.9 and spread < held:
+        # A long sound on its own, voiced throughout on one pitch: Whisper names such a held vowel with real
+        # words, even confidently ("Demor", "do more" over an "uh" made from "a m-"); no word is one held note.
+        return 0.55, "words over one held pitch", share, spread
+    return None
+
+
 def _hesitations(fr: _Frames, words: Sequence[Word], settings: EditSettings, action: Action) -> list[Candidate]:
     fillers = {f.lower() for f in settings.fillers}
-    found: dict[float, Candidate] = {}
+    # A blip under 30 ms in a silence (a click, the edge of a breath) does not break it: the master's leveler lifts
+    # such things over the threshold, where the raw recording leaves them under it.
+    sounding = fr.sounding.copy()
+    for a, b, v in _runs(sounding):
+        if v and b - a < BLIP_FRAMES:
+            sounding[a:b] = False
+    fr = replace(fr, sounding=sounding)
     runs = _runs(fr.sounding)
-    gap = int(HES_SILENCE_S * RATE / HOP)
-    for k, (a, b, v) in enumerate(runs):
-        if not v or not 0 < k < len(runs) - 1:
+    gap, join = int(HES_SILENCE_S * RATE / HOP), int(HES_JOIN_GAP_S * RATE / HOP)
+    longest, piece = int(HES_LENGTH_S[1] * RATE / HOP), int(HES_PIECE_S * RATE / HOP)
+    hits: list[tuple[int, int, tuple[float, str, float, float], int]] = []
+    for k, (a, _, v) in enumerate(runs):
+        if not v or not 0 < k < len(runs) - 1 or runs[k - 1][1] - runs[k - 1][0] < gap:
             continue
-        if runs[k - 1][1] - runs[k - 1][0] < gap or runs[k + 1][1] - runs[k + 1][0] < gap:
+        # The sound alone, then joined with the next ones across short silences: an "uh" whose voicing falters
+        # falls apart at the silence threshold into pieces too short to judge alone.
+        last = k
+        while last < len(runs) - 1 and runs[last][1] - a <= longest:
+            pieces = last > k
+            if runs[last + 1][1] - runs[last + 1][0] >= gap and (
+                not pieces or all(runs[i][1] - runs[i][0] <= piece for i in range(k, last + 1, 2))
+            ):
+                verdict = _hesitation(fr, words, fillers, a, runs[last][1])
+                if verdict is not None:
+                    hits.append((a, runs[last][1], verdict, (last - k) // 2 + 1))
+            if last + 2 >= len(runs) or runs[last + 1][1] - runs[last + 1][0] > join:
+                break
+            last += 2
+    # The longest of overlapping finds: the whole hesitation, not one of its pieces.
+    found: dict[float, Candidate] = {}
+    taken: list[tuple[int, int]] = []
+    for a, b, (conf, why, share, spread), n in sorted(hits, key=lambda h: h[0] - h[1]):
+        if any(a < y and x < b for x, y in taken):
             continue
+        taken.append((a, b))
         start, end = a * HOP / RATE, b * HOP / RATE
-        if not HES_LENGTH_S[0] <= end - start <= HES_LENGTH_S[1]:
-            continue
-        voiced = fr.voiced[a:b]
-        if voiced.mean() < HES_VOICED_SHARE:
-            continue
-        semis = 12 * np.log2(fr.f0[a:b][voiced])
-        spread = float(np.std(semis))
-        if spread > HES_PITCH_SPREAD_ST:
-            continue
-        over = [w for w in words if w.start < end and w.end > start]
-        if any(_norm(w.word) in fillers for w in over):
-            conf, why = 0.95, "a filler word"
-        elif not over:
-            conf, why = 0.7, "nothing written"
-        elif all(w.probability < LOW_PROBABILITY for w in over):
-            conf, why = 0.8, "written with low probability"
-        elif len(over) <= 2 and (end - start) >= 0.45 and voiced.mean() >= 0.9 and spread < 1.0:
-            # A long sound on its own, voiced throughout on one pitch: Whisper names such a held vowel with real
-            # words, even confidently ("Demor", "do more" over an "uh" made from "a m-"); no word is one held note.
-            conf, why = 0.55, "words over one held pitch"
-        else:
-            continue
         before, after, text = _around(words, start, end)
-        reason = f"{why}; {end - start:.2f} s voiced {voiced.mean():.0%}, pitch spread {spread:.2f} st"
+        joined = f" in {n} pieces" if n > 1 else ""
+        reason = f"{why}; {end - start:.2f} s{joined} voiced {share:.0%}, pitch spread {spread:.2f} st"
         found[start] = Candidate(candidate_id("hesitation", start), "hesitation", round(start, 3), round(end, 3),
                                  action, conf, before, after, text, reason)  # fmt: skip
     # A filler word Whisper wrote where the sound is not on its own (run into the next word) is still a filler.
@@ -198,7 +294,17 @@ def _hesitations(fr: _Frames, words: Sequence[Word], settings: EditSettings, act
     return [found[t] for t in sorted(found)]
 
 
-def _retakes(words: Sequence[Word], settings: EditSettings, action: Action) -> list[Candidate]:
+def _onset(fr: _Frames, t: float) -> float:
+    """Just before the sound that begins nearest ``t`` (within ``ONSET_SEARCH_S``): the start of a sound of at least
+    30 ms after at least 50 ms of silence, less ``ONSET_LEAD_S``; ``t`` itself when no sound begins near it."""
+    runs = _runs(fr.sounding)
+    onsets = [a * HOP / RATE for k, (a, b, v) in enumerate(runs)
+              if v and k > 0 and b - a >= 3 and runs[k - 1][1] - runs[k - 1][0] >= 5]  # fmt: skip
+    near = [o for o in onsets if abs(o - t) <= ONSET_SEARCH_S]
+    return max(0.0, min(near, key=lambda o: abs(o - t)) - ONSET_LEAD_S) if near else t
+
+
+def _retakes(fr: _Frames, words: Sequence[Word], settings: EditSettings, action: Action) -> list[Candidate]:
     """A run of words said again within ``retake_window_s``: ``i..`` and ``j..`` begin with the same ``m`` words and
     the first attempt has at most two words more (broken off: "He might ev- He might even"). The first attempt, up to
     where the second begins, is the candidate."""
@@ -223,7 +329,11 @@ def _retakes(words: Sequence[Word], settings: EditSettings, action: Action) -> l
             continue
         j, m, tail = best
         conf = 0.9 if m >= 2 and tail == 0 else 0.75 if m >= 2 else 0.5
-        start, end = words[i].start, words[j].start
+        # Whisper's word starts are off by up to a few tenths of a second; the cut runs from just before the first
+        # attempt's first sound to just before the second's, so the pause before the first attempt stays.
+        start, end = _onset(fr, words[i].start), _onset(fr, words[j].start)
+        if end <= start:
+            continue
         first = " ".join(w.word.strip() for w in words[i:j])
         before = " ".join(w.word.strip() for w in words[max(0, i - CONTEXT_WORDS) : i])
         after = " ".join(w.word.strip() for w in words[j : j + CONTEXT_WORDS + m])
@@ -234,20 +344,31 @@ def _retakes(words: Sequence[Word], settings: EditSettings, action: Action) -> l
     return out
 
 
-def find_cuts(words: Sequence[Word], audio: Path, settings: EditSettings) -> Cuts:
-    """Cut candidates in ``audio`` (a recording, or the master's body), whose words are ``words`` (Whisper's, on the
-    same timeline): pauses longer than ``settings.max_pause_s`` inside speech, hesitations and retakes."""
+def find_cuts(
+    words: Sequence[Word], audio: Path, settings: EditSettings, *, span: tuple[float, float] | None = None
+) -> Cuts:
+    """Cut candidates in ``audio`` (a recording, or the master), whose words are ``words`` (Whisper's, on the same
+    timeline): pauses longer than ``settings.max_pause_s`` inside speech, hesitations and retakes. With ``span``,
+    only that stretch is searched (the master's body: the intro's music is not speech); times stay the file's."""
     t0 = time.perf_counter()
     audio = Path(audio)
     x = _decode(audio)
+    offset = 0.0
+    if span is not None:
+        a, b = (max(0, round(t * RATE)) for t in span)
+        x, offset = x[a:b], a / RATE
+        words = [_Shifted(w.start - offset, w.end - offset, w.word, w.probability) for w in words
+                 if w.end > span[0] and w.start < span[1]]  # fmt: skip
     fr = _frames(x)
     words = sorted(words, key=lambda w: w.start)
     pauses, rhythm, keep = _pauses(fr, words, settings, settings.pauses)
     candidates = pauses + _hesitations(fr, words, settings, settings.hesitations)
-    candidates += _retakes(words, settings, settings.retakes)
+    candidates += _retakes(fr, words, settings, settings.retakes)
+    if offset:
+        candidates = [_shift(c, offset) for c in candidates]
     return Cuts(
         source=str(audio),
-        seconds=round(len(x) / RATE, 3),
+        seconds=round(len(x) / RATE + offset, 3),
         candidates=tuple(sorted(candidates, key=lambda c: (c.start, c.kind))),
         pause_rhythm_s=round(rhythm, 3),
         kept_pause_s=round(keep, 3),
@@ -292,3 +413,43 @@ def decide(cuts: Cuts, decisions: CutDecisions, where: Path | str) -> Decided:
         kind: Kind = "pause"  # a producer's own cut is cut like a pause: between words, over room tone
         chosen.append(Candidate(f"own-{k}", kind, own.start, own.end, "cut", 1.0, "", "", "", own.note or "own cut"))
     return Decided(tuple(sorted(chosen, key=lambda c: c.start)), tuple(muted), tuple(pending))
+
+
+def edit_master(
+    master: Master,
+    words: Sequence[Word] | None,
+    settings: EditSettings,
+    decisions: CutDecisions,
+    layout: BuildLayout,
+    *,
+    decisions_file: Path | str,
+) -> Edited:
+    """The edit stage: find the cut candidates in the master's body from Whisper's ``words`` (on the master's
+    timeline; ``None``: not transcribed, so nothing is found or cut), write ``cuts.json``, join the producer's
+    ``decisions`` (read from ``decisions_file``) and apply what they and ``settings`` say to the master audio. The
+    result carries the cut master (the master itself when nothing is cut) and the map every other timeline goes
+    through; ``edit.json`` records it."""
+    t0 = time.perf_counter()
+    if words is None:
+        cuts = Cuts(str(master.mp3), master.duration, (), 0.0, 0.0, settings.model_dump(mode="json"))
+    else:
+        body = master.body
+        cuts = find_cuts(words, master.mp3, settings, span=(body.start, body.end))
+    write_cuts(layout.cuts_json, cuts)
+    decided = decide(cuts, decisions, decisions_file)
+    t1 = time.perf_counter()
+    cut_master, cut_map, applied = apply_cuts(
+        master, (*decided.cuts, *decided.muted), layout.edited_mp3, layout.edited_master_json,
+        curves=(layout.loudness_json, layout.edited_loudness_json),
+    )  # fmt: skip
+    edited = Edited(
+        master=cut_master,
+        map=cut_map,
+        applied=applied,
+        candidates=len(cuts.candidates),
+        open=tuple(c.id for c in decided.open),
+        detect_seconds=round(t1 - t0, 3),
+        apply_seconds=round(time.perf_counter() - t1, 3),
+    )
+    edited.write(layout.edit_json)
+    return edited

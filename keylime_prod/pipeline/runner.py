@@ -23,6 +23,7 @@ from .. import fsutil
 from ..audio.artefact import Master
 from ..chapters.artefact import Chapters
 from ..config import EpisodeConfig, Settings, load_episode
+from ..edit.artefact import Edited
 from ..errors import KeylimeError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
@@ -166,7 +167,7 @@ class RunResult:
         for stage, art in self.artefacts.items():
             if isinstance(art, Published):
                 out[self.JSON_KEYS.get(stage, stage)] = art.to_json()
-            elif isinstance(art, (Master, Heard, Transcript, Chapters, Notes, Tagged, Report)):
+            elif isinstance(art, (Master, Heard, Edited, Transcript, Chapters, Notes, Tagged, Report)):
                 out[self.JSON_KEYS.get(stage, stage)] = art.summary()
         return out
 

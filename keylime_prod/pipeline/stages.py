@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import audio, chapters, fsutil, notes, publish, report, speakers, tags, transcript
+from .. import audio, chapters, edit, fsutil, notes, publish, report, speakers, tags, transcript
 from ..audio.artefact import Master
 from ..chapters.artefact import ChapterMark, Chapters
 from ..config import (
@@ -29,7 +29,7 @@ from ..config import (
     load_speaker_names,
     speakers_path,
 )
-from ..edit.artefact import read_cuts
+from ..edit.artefact import CutMap, Edited, read_cuts
 from ..errors import PublishError
 from ..layout import BuildLayout
 from ..notes.artefact import Notes
@@ -194,7 +194,7 @@ def _chapter_image_digests(run: Run) -> list[str | None]:
 
 
 def _chapters_key(run: Run) -> str:
-    master = run.master()
+    master = _cut_master(run)
     return digest(
         "chapters/1",
         master.to_json(),
@@ -209,13 +209,13 @@ def _chapters_key(run: Run) -> str:
 
 def _chapters_run(run: Run) -> Chapters:
     s = run.settings.show
-    return chapters.build_chapters(run.episode, run.master(), s.tags, run.layout, images_dir=_episodes_dir(run))
+    return chapters.build_chapters(run.episode, _cut_master(run), s.tags, run.layout, images_dir=_episodes_dir(run))
 
 
 def _chapters_load(run: Run) -> Chapters | None:
     # chapters.json does not carry local chapter images (they are embedded in ID3 only), so the marks are rebuilt
     # from master.json and the config; the tag stage's check then proves they still agree with the file.
-    master = run.get(Master)
+    master = _cut_master(run) if run.get(Master) is not None else None
     if master is None or not run.layout.chapters_json.is_file():
         return None
     s = run.settings.show
@@ -229,7 +229,7 @@ def _transcript_text(run: Run) -> str | None:
 
 
 def _tag_key(run: Run) -> str:
-    master = run.master()
+    master = _cut_master(run)
     marks = run.need(Chapters)
     s = run.settings.show
     return digest(
@@ -258,7 +258,7 @@ def _tag_run(run: Run) -> Tagged:
         chapter_check.check_chapters(tmp, json_path)
 
     return tags.write_tags(
-        run.master(), run.episode, s.show, s.tags, run.layout, chapters=marks,
+        _cut_master(run), run.episode, s.show, s.tags, run.layout, chapters=marks,
         transcript=_transcript_text(run), check_file=chapters_match, show_guid=s.feed.podcast_guid,
     )  # fmt: skip
 
@@ -290,7 +290,7 @@ def _glossary(run: Run) -> list[str]:
 def _transcript_page(run: Run) -> transcript.Page:
     # The web page's header and player: locally the MP3 beside it (the publish stage maps names to URLs).
     ep, show = run.episode, run.settings.show.show
-    master = run.master()
+    master = _cut_master(run)
     return transcript.Page(
         title=ep.title, show=show.title, number=ep.number, date=ep.publish_date.date(),
         link=ep.link or show.website, audio=master.mp3.name,
@@ -339,6 +339,67 @@ def _recognise_load(run: Run) -> transcript.Heard | None:
     return transcript.Heard.load(run.layout.heard_json) if run.layout.heard_json.is_file() else None
 
 
+def _decisions_file(run: Run) -> Path:
+    return cut_decisions_path(run.settings.configs_dir, run.episode.id)
+
+
+def _edit_key(run: Run) -> str:
+    # The master, the words Whisper heard on it, [edit] and the producer's decisions file: accepting a cut edits the
+    # master again (and everything after it) without running Whisper again.
+    master = run.master()
+    return digest(
+        "edit/1",
+        master.audio_sha256,
+        [(seg.name, seg.start, seg.end) for seg in master.segments],
+        None if _kept(run) else file_digest(run.layout.heard_json),
+        run.settings.show.edit.model_dump(mode="json"),
+        file_digest(_decisions_file(run)),
+    )
+
+
+def _edit_run(run: Run) -> Edited:
+    # An archive episode's kept MP3 is published as it was: nothing is cut in it. Without a transcript there are no
+    # words to find cuts by (tagging alone never starts a transcription), so nothing is cut either.
+    heard = None if _kept(run) else run.get(transcript.Heard)
+    path = _decisions_file(run)
+    return edit.edit_master(
+        run.master(), heard.words if heard is not None else None, run.settings.show.edit, load_cut_decisions(path),
+        run.layout, decisions_file=path,
+    )  # fmt: skip
+
+
+def _edit_load(run: Run) -> Edited | None:
+    if not run.layout.edit_json.is_file():
+        return None
+    e = Edited.load(run.layout.edit_json)
+    return e if _unchanged(e.master.mp3, e.master.audio_sha256) else None
+
+
+def _cut_master(run: Run) -> Master:
+    """The master as published: with the edit's cuts applied (the master itself before the edit stage has run)."""
+    e = run.get(Edited)
+    return e.master if e is not None else run.master()
+
+
+def _cut_map(run: Run) -> CutMap:
+    e = run.get(Edited)
+    return e.map if e is not None else CutMap()
+
+
+def _cut_heard(run: Run) -> transcript.Heard:
+    """What Whisper heard on the master, moved onto the cut master's timeline through the one cut map: words in a
+    cut or muted stretch are gone (a hesitation written as "uh" leaves the text with its sound)."""
+    heard, m = run.need(transcript.Heard), _cut_map(run)
+    if not m.cuts and not m.muted:
+        return heard
+    words = tuple(
+        replace(w, start=round(m.time(w.start), 3), end=round(m.time(w.end), 3))
+        for w in heard.words
+        if m.keeps(w.start, w.end)
+    )
+    return replace(heard, words=words)
+
+
 def _corrections(run: Run) -> Corrections:
     return load_corrections(run.settings.configs_dir, run.episode.id)
 
@@ -351,14 +412,15 @@ def _naming(run: Run) -> speakers.Naming:
 
 
 def _speaker_turns(run: Run) -> tuple[tuple[str, float, float], ...]:
-    """The voices' turns, named, on the published timeline (empty when the recording was not diarized)."""
+    """The voices' turns, named, on the published timeline (the cut master's, through the edit's cut map, as the
+    words are; empty when the recording was not diarized)."""
     turns = _turns(run)
     if not turns.found:
         return ()
-    master, names = run.master(), _naming(run).names
+    master, names, m = run.master(), _naming(run).names, _cut_map(run)
     out = []
     for t in turns.turns:
-        a, b = master.body_to_episode(t.start), master.body_to_episode(t.end)
+        a, b = m.time(master.body_to_episode(t.start)), m.time(master.body_to_episode(t.end))
         if b > a:
             out.append((names.get(t.label, t.label), round(a, 3), round(b, 3)))
     return tuple(out)
@@ -385,6 +447,7 @@ def _transcribe_key(run: Run) -> str:
     return digest(
         "transcribe/3",  # 3: rendered from heard.json with the corrections; cues without orphans
         file_digest(run.layout.heard_json),
+        [_cut_map(run).cuts, _cut_map(run).muted],
         _corrections(run).model_dump(mode="json"),
         _transcript_page(run),
         _known_terms(run),
@@ -410,7 +473,7 @@ def _transcribe_run(run: Run) -> Transcript:
                 "podcast:person", run.episode.id, ", ".join(strangers), where,
             )  # fmt: skip
     return transcript.render(
-        _named(run, run.need(transcript.Heard)),
+        _named(run, _cut_heard(run)),
         run.layout.transcript_dir,
         stem=run.layout.transcript_stem,
         page=_transcript_page(run),
@@ -489,13 +552,19 @@ def _report_cut_decisions(run: Run) -> Path:
     return cut_decisions_path(run.settings.configs_dir, run.episode.id)
 
 
+def _curves_file(run: Run) -> Path:
+    # The report's curves on the cut master's timeline when something was cut.
+    cut = _cut_master(run).report != run.master().report and run.layout.edited_loudness_json.is_file()
+    return run.layout.edited_loudness_json if cut else run.layout.loudness_json
+
+
 def _report_key(run: Run) -> str:
-    master = run.master()
+    master = _cut_master(run)
     s = run.settings.show
     return digest(
         "report/2",
         file_digest(master.report),
-        file_digest(run.layout.loudness_json),
+        file_digest(_curves_file(run)),
         file_digest(run.layout.words_json),
         file_digest(run.layout.cuts_json),
         file_digest(_report_cut_decisions(run)),
@@ -513,20 +582,21 @@ def _report_run(run: Run, out: Path | None = None, audio: str | None = "") -> re
     s = run.settings.show
     layout = run.layout
     return report.write_report(
-        run.master(),
+        _cut_master(run),
         out or layout.report_html,
         figures=None if out else layout.report_json,
         audio=audio,
         title=f"{run.episode.number}. {run.episode.title}",
         target_lufs=s.audio.target_lufs,
         ceiling_dbtp=s.audio.true_peak_db,
-        curves=report.load_curves(layout.loudness_json),
+        curves=report.load_curves(_curves_file(run)),
         words=report.load_words(layout.words_json),
         chapters=_report_marks(run),
         glossary=_report_glossary(run),
         recording_speakers=run.episode.speakers,
         cuts=read_cuts(layout.cuts_json) if layout.cuts_json.is_file() else None,
         cut_decisions=load_cut_decisions(_report_cut_decisions(run)),
+        cut_time=_cut_map(run).time if run.get(Edited) is not None else None,
     )
 
 
@@ -544,7 +614,7 @@ def release_of(run: Run) -> publish.Release:
     A missing optional artefact is published without (and logged), a missing master is an error.
     """
     ep = run.episode
-    master = run.get(Master)
+    master = _cut_master(run) if run.get(Master) is not None else None
     if master is None or not master.mp3.is_file():
         raise PublishError(
             f"{ep.id} has not been built", where=run.layout.root, hint=f"run `produce {ep.id}` to build it first"
@@ -606,6 +676,8 @@ def _publish_run(run: Run) -> publish.Published:
     return publish.publish([release_of(run)], run.settings.show, progress=run.progress)
 
 
+_TRANSCRIBE_NEEDS = ("speakers", "master", "recognise", "edit")
+
 #: The order of the whole pipeline: publishing is last, so the feed changes only after everything else.
 STAGES: tuple[Stage[object], ...] = (
     # Who speaks when in the raw recording (turns.json), before mastering: the leveler evens out the speakers.
@@ -613,21 +685,17 @@ STAGES: tuple[Stage[object], ...] = (
     Stage("master", Master, _master_run, _master_key, _master_load, needs=("speakers",)),
     # Whisper (heard.json), then the cheap step that applies the producer's corrections and renders every format.
     Stage("recognise", transcript.Heard, _recognise_run, _recognise_key, _recognise_load, needs=("master",)),
-    Stage(
-        "transcribe",
-        Transcript,
-        _transcribe_run,
-        _transcribe_key,
-        _transcribe_load,
-        needs=("speakers", "master", "recognise"),
-    ),
-    Stage("chapters", Chapters, _chapters_run, _chapters_key, _chapters_load, needs=("master",)),
+    # Cuts found on the master's words and applied to its audio; every later stage reads the cut master and moves
+    # its times through the edit's cut map (docs/editing.md).
+    Stage("edit", Edited, _edit_run, _edit_key, _edit_load, needs=("master",)),
+    Stage("transcribe", Transcript, _transcribe_run, _transcribe_key, _transcribe_load, needs=_TRANSCRIBE_NEEDS),
+    Stage("chapters", Chapters, _chapters_run, _chapters_key, _chapters_load, needs=("master", "edit")),
     Stage("notes", Notes, _notes_run, _notes_key, _notes_load, needs=("transcribe", "chapters")),
     # The transcript (USLT) is used when it exists; tagging alone never starts a transcription.
-    Stage("tag", Tagged, _tag_run, _tag_key, _tag_load, needs=("master", "chapters")),
+    Stage("tag", Tagged, _tag_run, _tag_key, _tag_load, needs=("master", "edit", "chapters")),
     # Every run ends the build with the production report (cached while its inputs are unchanged). It reads the
     # chapters and words.json when they exist, but never makes a transcript just for itself.
-    Stage("report", report.Report, _report_run, _report_key, _report_load, needs=("master",)),
+    Stage("report", report.Report, _report_run, _report_key, _report_load, needs=("master", "edit")),
     Stage("publish", publish.Published, _publish_run, needs=("tag", "notes", "report")),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}

@@ -34,7 +34,7 @@ import math
 import re
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -587,14 +587,19 @@ def _track_levels(master: Master, curves: Curves | None) -> tuple[TrackLevel, ..
     return tuple(out)
 
 
-def _cut_items(master: Master, cuts: Cuts, decisions: CutDecisions) -> tuple[CutItem, ...]:
+def _cut_items(
+    master: Master, cuts: Cuts, decisions: CutDecisions, cut_time: Callable[[float], float] | None = None
+) -> tuple[CutItem, ...]:
     """The candidates of ``cuts.json`` and the producer's own cuts (``<id>.cuts.toml``), each with what was decided
-    and its time on the published timeline. Candidates found on the master's MP3 are on that timeline already;
-    found on the recordings, they are mapped the way the master maps its recordings (``body_to_episode``)."""
-    on_master = Path(cuts.source).name == master.mp3.name
+    and its time on the published timeline. Candidates found on the master's MP3 are on the master's timeline, and
+    ``cut_time`` moves them onto the published one when cuts were applied; found on the recordings, they are mapped
+    the way the master maps its recordings (``body_to_episode``)."""
+    on_master = cut_time is not None or Path(cuts.source).name == master.mp3.name
     accept, reject = set(decisions.accept), set(decisions.reject)
 
     def at(t: float) -> float:
+        if cut_time is not None:
+            return round(cut_time(t), 3)
         return round(t if on_master else master.body_to_episode(t), 3)
 
     out = []
@@ -871,6 +876,7 @@ def write_report(
     recording_speakers: Sequence[str] = (),
     cuts: Cuts | None = None,
     cut_decisions: CutDecisions | None = None,
+    cut_time: Callable[[float], float] | None = None,
     audio: str | None = "",
 ) -> Report:
     """Write the production report of ``master`` to ``out`` (atomically) and return its figures (also written to
@@ -879,7 +885,9 @@ def write_report(
     ``curves`` and ``words`` are :func:`load_curves` / :func:`load_words` of the build's ``loudness.json`` and
     ``words.json`` (either may be ``None``: the page says what is missing). ``recording_speakers`` names who speaks
     in each recording, used for per-speaker levels when the words carry no speakers. ``cuts`` is the build's
-    ``cuts.json`` and ``cut_decisions`` the producer's ``<id>.cuts.toml``. ``audio`` is the player's source: by
+    ``cuts.json`` and ``cut_decisions`` the producer's ``<id>.cuts.toml``; ``cut_time`` moves a time of the master
+    onto ``master``'s timeline when ``master`` is the master with cuts applied (the edit's cut map). ``audio`` is
+    the player's source: by
     default (``""``) the master's MP3 beside the page, ``None`` for no player.
     """
     t0 = time.perf_counter()
@@ -910,7 +918,7 @@ def write_report(
         tracks=tracks,
         low_confidence=low,
         missing_terms=missing,
-        cuts=None if cuts is None else _cut_items(master, cuts, cut_decisions or CutDecisions()),
+        cuts=None if cuts is None else _cut_items(master, cuts, cut_decisions or CutDecisions(), cut_time),
         processing=_processing(master),
         has_curves=curves is not None,
         has_words=words is not None,

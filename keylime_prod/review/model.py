@@ -1,10 +1,10 @@
 """What the review page shows, read from the build folder and the episode's edit files (never measured again,
 except the waveform's peaks, which no stage records).
 
-Everything is on the published timeline (the master MP3 the page plays): words from ``words.json``, the loudness
-curves from ``loudness.json``, the chapters mapped from the config (raw recordings' timeline) with
-:meth:`Master.body_to_episode`, the cut candidates from ``cuts.json`` (mapped the same way when they were found on
-the raw recordings rather than on the master).
+Everything is on the published timeline (the master MP3 the page plays, with the edit's cuts applied when there
+are any): words from ``words.json``, the loudness curves from ``loudness.json`` (``edited/loudness.json`` after
+cuts), the chapters mapped from the config (raw recordings' timeline) with :meth:`Master.body_to_episode`, the cut
+candidates from ``cuts.json`` (on the master's timeline, moved through the edit's cut map).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..config import (
     load_speaker_names,
     speakers_path,
 )
-from ..edit.artefact import Cuts, read_cuts
+from ..edit.artefact import CutMap, Cuts, Edited, read_cuts
 from ..errors import ReviewError
 from ..layout import BuildLayout
 from ..transcript import episode_hints
@@ -189,9 +189,20 @@ def _paragraphs(words: Sequence[PageWord]) -> tuple[Paragraph, ...]:
     return tuple(out)
 
 
-def _cuts_on_timeline(cuts: Cuts, master: Master) -> list[tuple[float, float]]:
-    # Candidates found on the master are already on the published timeline; found on the raw recordings (laid end
-    # to end), they are mapped like the config's chapters.
+def published(layout: BuildLayout) -> tuple[Master, CutMap | None]:
+    """The master as it will be published: with the edit's cuts applied when the edit stage ran (``edit.json``),
+    and the cut map from the master's timeline onto it; else the master itself and ``None``."""
+    if layout.edit_json.is_file():
+        e = Edited.load(layout.edit_json)
+        return e.master, e.map
+    return Master.load(layout.master_json), None
+
+
+def _cuts_on_timeline(cuts: Cuts, master: Master, moved: CutMap | None) -> list[tuple[float, float]]:
+    # Candidates found on the master are on its timeline: moved through the cut map onto the published one when cuts
+    # were applied; found on the raw recordings (laid end to end), they are mapped like the config's chapters.
+    if moved is not None:
+        return [(moved.time(c.start), moved.time(c.end)) for c in cuts.candidates]
     if Path(cuts.source).name == master.mp3.name:
         return [(c.start, c.end) for c in cuts.candidates]
     return [(master.body_to_episode(c.start), master.body_to_episode(c.end)) for c in cuts.candidates]
@@ -232,7 +243,7 @@ def build_page(settings: Settings, episode_id: str) -> ReviewPage:
     for need in (layout.master_json, layout.words_json, layout.heard_json):
         if not need.is_file():
             raise ReviewError("the episode has not been built", where=need, hint=f"run `produce review {episode_id}`")
-    master = Master.load(layout.master_json)
+    master, moved = published(layout)
     words = read_words(layout.words_json)
     heard = Heard.load(layout.heard_json)
     names = load_speaker_names(configs, episode_id).names
@@ -254,7 +265,7 @@ def build_page(settings: Settings, episode_id: str) -> ReviewPage:
         cand = read_cuts(layout.cuts_json)
         decisions = load_cut_decisions(cut_decisions_path(configs, episode_id))
         accepted, rejected = set(decisions.accept), set(decisions.reject)
-        for c, (s, e) in zip(cand.candidates, _cuts_on_timeline(cand, master), strict=True):
+        for c, (s, e) in zip(cand.candidates, _cuts_on_timeline(cand, master, moved), strict=True):
             choice = "cut" if c.id in accepted else "keep" if c.id in rejected else "open"
             cuts.append(PageCut(c.id, c.kind, round(s, 3), round(e, 3), c.action, choice, c.confidence, c.before,
                                 c.after, c.text, c.reason))  # fmt: skip
@@ -267,7 +278,10 @@ def build_page(settings: Settings, episode_id: str) -> ReviewPage:
             t = body.start  # as the chapters stage places a first chapter near the body's start
         chapters.append(PageChapter(i, ch.title, round(t, 3), ch.start))
 
-    curves, target_y = _curves(layout.loudness_json, settings.show.audio.target_lufs)
+    cut_curves = moved is not None and layout.edited_loudness_json.is_file()
+    curves, target_y = _curves(
+        layout.edited_loudness_json if cut_curves else layout.loudness_json, settings.show.audio.target_lufs
+    )
     return ReviewPage(
         episode_id=episode_id, title=episode.title, number=episode.number, duration=master.duration,
         audio=master.mp3, audio_sha256=master.audio_sha256, paragraphs=_paragraphs(page_words), words=page_words,

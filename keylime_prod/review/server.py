@@ -29,7 +29,7 @@ from ..errors import KeylimeError, ReviewError
 from ..transcript.artefact import Heard, read_words
 from ..transcript.corrections import apply_corrections
 from . import decisions
-from .model import ReviewPage, build_page, parse_time, waveform_peaks
+from .model import ReviewPage, build_page, parse_time, published, waveform_peaks
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class Review:
         return build_page(self.settings, self.episode_id)
 
     def master(self) -> Master:
-        """master.json alone (the audio's path, hash and length): the player's many Range requests read no more."""
-        return Master.load(self.settings.layout(self.episode_id).master_json)
+        """The published master's file alone (master.json, or edit.json when cuts were applied: the audio's path, hash
+        and length): the player's many Range requests read no more."""
+        return published(self.settings.layout(self.episode_id))[0]
 
     def peaks(self) -> tuple[list[float], float]:
         master = self.master()
