@@ -177,6 +177,6 @@ def test_a_moved_project_keeps_its_build_up_to_date(tmp_path: Path, built: tuple
     )
     assert again.exit_code == 0, again.output
     stages = {s["name"]: s["cached"] for s in json.loads(again.stdout)["stages"]}
-    assert stages == {"master": True, "edit": True, "chapters": True, "tag": True}
+    assert stages == {"speakers": True, "master": True, "edit": True, "chapters": True, "tag": True}
     state = (moved / "build" / tf.EPISODE_ID / "state.json").read_text("utf-8")
     assert str(tmp_path) not in state

@@ -214,7 +214,7 @@ def test_tag_after_a_title_edit_rebuilds_what_it_needs(tagged_build) -> None:  #
     again = _cli("tag", tf.EPISODE_ID, "--configs", str(cfg), "--build-dir", str(build), "--json")
     assert again.exit_code == 0, again.output
     stages = {s["name"]: s["cached"] for s in json.loads(again.stdout)["stages"]}
-    assert stages == {"master": True, "edit": True, "chapters": False, "tag": False}
+    assert stages == {"speakers": True, "master": True, "edit": True, "chapters": False, "tag": False}
 
 
 def test_a_master_mp3_truncated_by_hand_is_not_taken_as_cached(tagged_build) -> None:  # type: ignore[no-untyped-def]
@@ -225,7 +225,7 @@ def test_a_master_mp3_truncated_by_hand_is_not_taken_as_cached(tagged_build) -> 
     # The master is made again (the fixture's raw recording does not exist, so that run stops on it).
     with pytest.raises(AudioError):
         run_episode(load_settings(cfg, build), tf.EPISODE_ID, upto="tag", on_stage=lambda n, w: seen.append((n, w)))
-    assert seen == [("master", "start")]
+    assert seen == [("speakers", "cached"), ("master", "start")]
 
 
 def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(tagged_build) -> None:  # type: ignore[no-untyped-def]
