@@ -277,7 +277,7 @@ def test_produce_tag_and_chapters_check(tmp_path: Path, pristine_mp3: Path) -> N
     again = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json").stdout)
     assert [s["cached"] for s in again["stages"]] == [True, True, True, True, True]
     v4 = json.loads(_cli("tag", tf.EPISODE_ID, *common, "--json", "--id3-version", "4").stdout)
-    assert [s["cached"] for s in v4["stages"]] == [True, True, True, False] and v4["tag"]["id3_version"] == 4
+    assert [s["cached"] for s in v4["stages"]] == [True, True, True, True, False] and v4["tag"]["id3_version"] == 4
     assert ID3(build / tf.EPISODE_ID / "tagged" / "ep-7.mp3", translate=False).version == (2, 4, 0)
 
     ok = _cli("chapters", tf.EPISODE_ID, *common, "--check")
