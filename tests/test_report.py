@@ -701,3 +701,24 @@ def test_report_is_uploaded_only_when_the_show_asks(
     done = publish.publish([release], asks, now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))
     (up,) = [f for f in done.episodes[0].files if f.role == "report"]
     assert up.key in keys() and get_sha256(raw, up.key) == (rep.html.stat().st_size, sha256_file(rep.html))
+
+
+def test_a_voice_nobody_named_is_asked_for_by_name(tmp_path: Path) -> None:
+    """Words the speakers stage could not name ("Speaker 2": no enrolled sample, more voices than guests) are listed
+    for the producer to name, with where to write the name; named speakers are not."""
+    master = _master(tmp_path)
+    words = json.loads(_words(tmp_path).read_text("utf-8"))["words"]
+    for w in words[3:]:
+        w["speaker"] = "Speaker 2"
+    path = tmp_path / "words.json"
+    path.write_text(json.dumps({"words": words}))
+    rep = report.write_report(
+        master, tmp_path / "report.html", title="t", target_lufs=-16.0, ceiling_dbtp=-1.0,
+        curves=report.load_curves(_curves(tmp_path)), words=report.load_words(path),
+    )  # fmt: skip
+    rows = dict(rep.rows())
+    assert "Speaker 2" in rows and "Speaker Speaker 2" not in rows and "Speaker Lara" in rows
+    ask = rows["Voices to name"]
+    assert ask.startswith("Speaker 2: ") and f"configs/episodes/{master.episode_id}.speakers.toml" in ask
+    page = rep.html.read_text("utf-8")
+    assert "Voices to name" in page and f"{master.episode_id}.speakers.toml" in page

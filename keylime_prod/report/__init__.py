@@ -192,6 +192,10 @@ class ReviewItem:
         return timecode.hms(self.start) if self.start is not None else "--:--:--"
 
 
+#: The label the speakers stage gives a voice it could not name ("Speaker 2"): the producer names it.
+UNNAMED_VOICE = re.compile(r"Speaker \d+")
+
+
 @dataclass(frozen=True)
 class CutItem:
     """A cut candidate (``cuts.json``) or a producer's own cut, at ``start`` on the published timeline."""
@@ -322,7 +326,14 @@ class Report:
                          f"speech {lufs(t.speech_lufs)} before, {lufs(t.after_lufs)} in the episode; starts "
                          f"{number(t.offset_ms, 0, 'ms', signed=True)} from the first track"))  # fmt: skip
         for s in self.speakers:
-            rows.append((f"Speaker {s.name}", f"{lufs(s.after_lufs)} over {labels.duration(s.seconds)} of speech"))
+            label = s.name if UNNAMED_VOICE.fullmatch(s.name) else f"Speaker {s.name}"
+            rows.append((label, f"{lufs(s.after_lufs)} over {labels.duration(s.seconds)} of speech"))
+        unnamed = [s.name for s in self.speakers if UNNAMED_VOICE.fullmatch(s.name)]
+        if unnamed:
+            # Voices the diarization found that neither an enrolled sample nor the guest list named (docs/speakers.md).
+            rows.append(("Voices to name", f"{', '.join(unnamed)}: listen to their turns, then name them under "
+                                           f"[names] in configs/episodes/{self.episode_id}.speakers.toml "
+                                           f"(or on the page of produce review {self.episode_id})"))  # fmt: skip
         rows.append(("Transcript to check", f"{len(self.low_confidence)} unsure word(s), "
                                             f"{len(self.missing_terms)} name(s) or term(s) never written"
                      if self.has_words else "no word list (transcribe the episode)"))  # fmt: skip
