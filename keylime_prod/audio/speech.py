@@ -47,6 +47,14 @@ DEADBAND_LU = 1.0  # stretches this close to the reference are left alone: even 
 GLIDE_MS = 200  # how fast the gain may move inside speech (a moving average of this length)
 MIN_PAUSE_FOR_FLOOR_S = 1.0  # less pause than this: the noise floor cannot be measured
 DENOISE_BELOW_DB = 35.0  # pause noise closer than this to the speech loudness: reduce it (goal: >= 32 dB)
+# Between FULL_DENOISE_BELOW_DB and DENOISE_BELOW_DB (a mildly noisy home recording) the noise under the words is
+# masked by them and only the pauses let it be heard: `auto` lowers the pauses (PAUSE_TARGET_DB under the speech, on
+# the leveler's curve, no extra pass) instead of running DeepFilterNet3 over the hour (~0.23x real time on two cores,
+# docs/audio.md "Where noise reduction pays"). Under FULL_DENOISE_BELOW_DB the noise is heard under the words too.
+FULL_DENOISE_BELOW_DB = 25.0
+PAUSE_TARGET_DB = 38.0  # where the pause gate puts the pauses: 3 dB clear of DENOISE_BELOW_DB, 6 dB of the bar
+PAUSE_GATE = "pause-gate"  # the engine name of the middle band (master.json)
+NOTCH = "notch"  # high-pass and hum notches only: a clean recording with a mains hum line
 HUM_LINE_DB = 10.0  # a 50/60 Hz line this far over its neighbours is mains hum
 HUM_HARMONICS = 5
 HIGHPASS_HZ = 80  # under the lowest voice fundamental; removes rumble and most of the hum's energy
@@ -231,6 +239,14 @@ def needs_denoise(settings: DenoiseSettings, floor: Floor, analysis: Analysis) -
     noisy = floor.under_speech_db < DENOISE_BELOW_DB
     if not noisy and analysis.hum_hz is None:
         return None, f"clean: noise {floor.under_speech_db:.1f} dB under speech, no hum"
+    hum = f"{analysis.hum_hz:g} Hz hum {analysis.hum_line_db:.0f} dB over its neighbours" if analysis.hum_hz else ""
+    if settings.mode == "auto" and floor.under_speech_db >= FULL_DENOISE_BELOW_DB:
+        # The cheap bands: the notches alone for a hum over clean noise, the pause gate (after the notches, if
+        # there is a hum too) for mild noise.
+        if not noisy:
+            return NOTCH, hum
+        mild = f"mild noise: {floor.under_speech_db:.1f} dB under speech"
+        return PAUSE_GATE, ", ".join(x for x in (mild, hum) if x)
     engine = "deepfilternet" if settings.mode == "auto" else settings.mode
     if not engine_available(engine):
         if settings.mode != "auto":
@@ -269,7 +285,9 @@ def denoise(
 ) -> Path:
     """Write a noise-reduced copy of ``path`` to ``dest`` (FLAC, 24-bit, 48 kHz, ``channels``)."""
     filters = prefilters(hum_hz)
-    if engine == "afftdn":
+    if engine == NOTCH:
+        pass  # the pre-filters are the whole treatment
+    elif engine == "afftdn":
         # afftdn: nr is the reduction in dB, nf the noise floor it starts from; tn tracks a changing floor.
         nf = min(-20.0, max(-80.0, floor_lufs if floor_lufs is not None else -50.0))
         filters.append(f"afftdn=nr={min(97.0, max(0.01, strength_db)):.1f}:nf={nf:.1f}:tn=1")
@@ -427,6 +445,17 @@ def gain_curve(k_energy: np.ndarray, mask: np.ndarray, settings: LevelerSettings
         spread_before_lu=before,
         spread_after_lu=after,
     )
+
+
+def pause_gate(mask: np.ndarray, depth_db: float) -> np.ndarray:
+    """Gain (dB, per 10 ms sub-block) that lowers the pauses of ``mask`` by ``depth_db``: 0 dB over speech and
+    its onset/decay padding, gliding (GLIDE_MS) to -``depth_db`` after the pause begins and back before the speech
+    returns, so no word's first or last sound is touched (the glide happens inside the pause)."""
+    half = GLIDE_MS // SUB_MS // 2
+    # Widen the speech by half a glide on each side: the smoothed gate then reaches speech at exactly 0 dB.
+    speech = np.convolve(mask.astype(np.int8), np.ones(2 * half + 1, np.int8), mode="same") > 0 if half else mask
+    gate = np.where(speech, 0.0, -float(depth_db))
+    return np.minimum(_moving_average(gate, GLIDE_MS // SUB_MS), 0.0)
 
 
 def cap_pauses(curve_db: np.ndarray, mask: np.ndarray, cap_db: float) -> np.ndarray:
