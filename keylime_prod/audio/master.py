@@ -254,23 +254,27 @@ def prepare_recording(
         raw = measure_part(path, info, s, index, report)
         an = fut.result() if fut is not None else None
     dc = {"offset_dbfs": _r(lin_to_db(raw.dc_offset)) if raw.dc_offset > 0 else None, "removed": False}
-    base = raw
-    if raw.dc_offset > DC_LIMIT:
-        base = without_dc(raw, s, index, work)
-        dc["removed"] = True
-        an = speech.analyse(base.render_path, what) if wanted else None
+    has_dc = raw.dc_offset > DC_LIMIT
+    dc["removed"] = has_dc
     if an is None:
-        return raw, base, {"leveler": {"note": "off"}, "denoise": {"decision": "off"}, "dc": dc}
+        return raw, without_dc(raw, s, index, work) if has_dc else raw, {
+            "leveler": {"note": "off"}, "denoise": {"decision": "off"}, "dc": dc,
+        }  # fmt: skip
     sub = s.sample_rate * SUB_MS // 1000
 
     def kept_mask(p: Part) -> np.ndarray:
         s0 = p.keep_start // sub
         return an.mask(s0 + len(p.k_energy))[s0:]
 
+    # The decision is made on the raw recording: a DC offset changes neither the VAD's speech nor the hum line,
+    # and the K-weighting's high-pass takes it out of the noise floor. A recording that then goes through a file
+    # pass (notches or noise reduction) loses its DC in that pass's 80 Hz high-pass: no DC copy of its own.
+    floor = speech.noise_floor(raw.k_energy, kept_mask(raw))
+    engine, why = speech.needs_denoise(s.denoise, floor, an)
+    file_pass = engine not in (None, speech.PAUSE_GATE) or (engine == speech.PAUSE_GATE and an.hum_hz is not None)
+    base = without_dc(raw, s, index, work) if has_dc and not file_pass else raw
     part = base
     mask = kept_mask(part)
-    floor = speech.noise_floor(part.k_energy, mask)
-    engine, why = speech.needs_denoise(s.denoise, floor, an)
     den: dict[str, Any] = {
         "decision": why,
         "engine": engine,
@@ -292,8 +296,14 @@ def prepare_recording(
         dest = work / f"denoised-{index + 1}.flac"
         # On the mono mix: DeepFilterNet is a mono model, and a second channel of the same voice would double its
         # cost (the slowest step of a noisy recording) for nothing a listener of speech hears.
-        speech.denoise(base.render_path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what)
-        cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
+        speech.denoise(
+            base.render_path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what,
+            seconds=an.seconds,
+        )  # fmt: skip
+        # The hum left (a 16 kHz decode of the copy) on the other core while pass 1 measures the copy.
+        with ThreadPoolExecutor(1) as pool:
+            hum_after = pool.submit(lambda: speech.analyse(dest, what, vad=False).hum_line_db)
+            cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
         part = replace(cleaned, path=path, source=dest)
         mask = kept_mask(part)
         after = speech.noise_floor(part.k_energy, mask)
@@ -303,7 +313,7 @@ def prepare_recording(
             noise_under_speech_db_after=_r(after.under_speech_db),
             attenuation_db=_r(None if after.noise_lufs is None or floor.noise_lufs is None
                                else floor.noise_lufs - after.noise_lufs),
-            hum_line_db_after=speech.analyse(dest, what, vad=False).hum_line_db,
+            hum_line_db_after=hum_after.result(),
         )  # fmt: skip
         log.info("%s: %s; %s reduced the noise floor by %s dB", what, why, engine, den["attenuation_db"])
     gate = None

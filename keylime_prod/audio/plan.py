@@ -214,7 +214,8 @@ def calibrate(
                 [(parts[k].render_path, a, frames) for k, a, _ in windows], sample_rate=sr, channels=ch
             ),
             where=part.render_path,
-            timeout=ffmpeg.limits.EXCERPT_TIMEOUT_S,
+            # A decoder and a seek per window: bounded like a pass over that much audio, not like one excerpt.
+            timeout=ffmpeg.limits.full_pass_timeout(len(windows) * frames / sr),
         ).stdout
         got = np.frombuffer(raw[: len(raw) // (4 * ch) * 4 * ch], dtype="<f4").reshape(-1, ch)
         for i, (k, wa, _) in enumerate(windows):

@@ -282,12 +282,23 @@ def denoise(
     dest: Path,
     what: str,
     progress: Callable[[int], None] | None = None,
+    *,
+    seconds: float | None = None,
 ) -> Path:
-    """Write a noise-reduced copy of ``path`` to ``dest`` (FLAC, 24-bit, 48 kHz, ``channels``)."""
+    """Write a noise-reduced copy of ``path`` (``seconds`` long, for the time limit) to ``dest`` (FLAC, 24-bit,
+    48 kHz, ``channels``)."""
     filters = prefilters(hum_hz)
     if engine == NOTCH:
-        pass  # the pre-filters are the whole treatment
-    elif engine == "afftdn":
+        # The filters are the whole treatment: one ffmpeg process decodes, filters and encodes, no PCM through us.
+        chain = ",".join([*filters, f"aresample={DENOISE_RATE}:resampler=soxr"])
+        ffmpeg.run(
+            ["-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-af", chain, "-ac", str(channels),
+             "-ar", str(DENOISE_RATE), "-c:a", "flac", "-sample_fmt", "s32", "-y", str(dest)],
+            where=path,
+            timeout=ffmpeg.limits.full_pass_timeout(seconds),
+        )  # fmt: skip
+        return dest
+    if engine == "afftdn":
         # afftdn: nr is the reduction in dB, nf the noise floor it starts from; tn tracks a changing floor.
         nf = min(-20.0, max(-80.0, floor_lufs if floor_lufs is not None else -50.0))
         filters.append(f"afftdn=nr={min(97.0, max(0.01, strength_db)):.1f}:nf={nf:.1f}:tn=1")
