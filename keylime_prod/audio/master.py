@@ -6,7 +6,8 @@
    where speech starts and ends, from 10 ms sums only.
 2. **Plan the gain** (:mod:`.plan`): each part to the target on its own, beds relative to speech, the *file* on
    target.
-3. **Calibrate the codec** (:func:`.plan.calibrate`) on a 20 s excerpt and pre-compensate.
+3. **Calibrate the codec** (:func:`.plan.calibrate`) on a 20 s excerpt and the windows of the highest peaks, and
+   pre-compensate (the loudness it takes, the true peak it adds).
 4. **Render** (pass 2, streaming into LAME; :mod:`.render`).
 5. **Verify** the decoded MP3 with the meter (:mod:`.measure`): integrated loudness within ``tolerance_lu`` of the
    target and true peak under the ceiling, or correct and render again (at most twice). ``master.json`` (built by

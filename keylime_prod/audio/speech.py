@@ -7,9 +7,10 @@ Order, for each raw recording:
    (the ONNX model that ships inside faster-whisper's wheel) and a Welch spectrum for mains hum.
 2. :func:`noise_floor` measures the K-weighted level of the VAD's pauses against the speech's loudness, on the
    10 ms energies pass 1 already kept (no second decode).
-3. :func:`denoise` (only when the floor or the hum calls for it, see :func:`needs_denoise`): an 80 Hz high-pass,
-   notches at the detected mains frequency and its harmonics, then the noise-reduction engine, into a temporary
-   file that pass 1 measures again and pass 2 renders from.
+3. :func:`needs_denoise` picks the treatment by the floor and the hum (docs/audio.md, step 3): none, the notches
+   alone, the pause gate (:func:`pause_gate`, on the gain curve: no pass of its own) for mild noise, or
+   :func:`denoise`: an 80 Hz high-pass, notches at the detected mains frequency and its harmonics, then the
+   noise-reduction engine, into a temporary file that pass 1 measures again and pass 2 renders from.
 4. :func:`gain_curve`: loudness per stretch of speech (K-weighted, BS.1770) and a smooth, bounded gain
    curve on the 10 ms grid that brings every stretch to the same loudness. Gains glide across pauses, and a pause
    never gets more gain than the file gain alone would give it (the room tone is not pumped up).
