@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 MAX_RENDERS = 3
 RERENDER_TP_MARGIN_DB = 0.3
+CODEC_TP_SAFETY_DB = 0.3
 
 
 class _Clock:
@@ -165,7 +166,10 @@ def _master(
     ceiling = s.true_peak_db - MIN_CODEC_MARGIN_DB
     d_lu, d_tp = calibrate(parts, [g + shift for g in part_gains], loudest, s, ceiling, work)
     clock.lap("calibrate")
-    ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + 0.15)
+    # The calibration's windows sample the highest peaks, but the render holds hundreds at the ceiling and the
+    # codec's largest overshoot over all of them is what counts: on the 10-minute bench episode (bench/episode.py)
+    # the windows measured +0.16 dB and the render's worst was +0.37 dB (docs/audio.md, "One render").
+    ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + CODEC_TP_SAFETY_DB)
     shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
 
     final = BuildLayout(build_dir, episode.id).master_mp3
