@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from keylime_prod import ffmpeg  # noqa: E402
+from keylime_prod.audio.artefact import MasteredDetails  # noqa: E402
 from keylime_prod.config import load_settings  # noqa: E402
 
 JFK = REPO / "tests" / "data" / "jfk.wav"
@@ -116,6 +117,28 @@ print(json.dumps({"self_kib": 0, "children_kib": resource.getrusage(resource.RUS
 """
 
 
+def corpus(work: Path) -> None:
+    """Master every recording in tests/data with the default settings; print how many renders each took, what the
+    plan predicted against what the verifier measured, and the denoise decision (docs/audio.md, "One render")."""
+    from keylime_prod import audio
+    from keylime_prod.config import Assets, AudioSettings, EpisodeConfig
+
+    data = REPO / "tests" / "data"
+    names = sorted(p for p in data.rglob("*") if p.suffix in (".wav", ".flac"))
+    second = 0
+    for path in names:
+        ep = EpisodeConfig(id="corpus", number=1, title="corpus", publish_date="2026-01-01",
+                           hosts=[{"name": "Host"}], summary="corpus", recordings=[path])  # fmt: skip
+        m = audio.master(ep, AudioSettings(), Assets(), work / "corpus" / path.stem)
+        assert isinstance(m.details, MasteredDetails)
+        second += m.details.renders > 1
+        history = "; ".join(f"{r.planned_lufs:+.2f}->{r.lufs:+.2f} LUFS {r.true_peak_dbtp:+.2f} dBTP"
+                            for r in m.details.render_history)  # fmt: skip
+        print(f"{path.relative_to(data)}: {m.details.renders} render(s) [{history}] "
+              f"denoise: {m.details.parts[0].denoise.get('engine')}")  # fmt: skip
+    print(f"{second} of {len(names)} recordings needed a second render")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -128,9 +151,13 @@ def main() -> None:
     ap.add_argument("--source", choices=["jfk", "demo"], default="jfk", help=source_help)
     ap.add_argument("--noisy", action="store_true", help="pink noise ~12 dB under the speech + 60 Hz hum")
     ap.add_argument("--plain", action="store_true", help="leveler and denoiser off (the mastering of issue 2)")
+    ap.add_argument("--corpus", action="store_true", help="only: master every recording in tests/data, count renders")
     args = ap.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
+    if args.corpus:
+        corpus(work)
+        return
     kind = ("-transients" if args.transients else "") + ("-noisy" if args.noisy else "")
     kind += "-demo" if args.source == "demo" else ""
     src = work / f"speech-{args.minutes:g}min-48k-24bit-stereo{kind}.wav"

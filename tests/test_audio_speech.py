@@ -278,6 +278,86 @@ def test_clean_recording_is_not_denoised(tmp_path: Path) -> None:
     assert den["hum_hz"] is None and den["noise_under_speech_db_before"] >= 35.0
 
 
+# ------------------------------------------------------------------------------- denoise where it pays (bands)
+
+#: The two longest pauses of the LibriVox sonnet's first 25 s (raw seconds; ffmpeg ``silencedetect=n=-35dB:d=0.4``
+#: on tests/data/sonnet1_librivox.flac: 0.86-2.67 s and 14.39-15.23 s), each taken 0.1 s inside its ends.
+SONNET_PAUSES = [(0.96, 2.57), (14.49, 15.13)]
+
+
+def real_noisy(dest: Path, amplitude: float, seconds: float = 25.0) -> Path:
+    """The first ``seconds`` of the LibriVox sonnet (real read speech, with its own 60 Hz line) as a home recording
+    arrives: 48 kHz 24-bit stereo (the right channel 2 dB down), over pink room noise of ``amplitude``."""
+    chain = (
+        f"[0:a]atrim=0:{seconds},aresample=48000,pan=stereo|c0=c0|c1=0.79*c0[s];"
+        f"anoisesrc=color=pink:amplitude={amplitude}:seed=3:r=48000:d={seconds},pan=stereo|c0=c0|c1=c0[n];"
+        "[s][n]amix=inputs=2:duration=first:normalize=0[o]"
+    )
+    run_ffmpeg(["-i", str(DATA / "sonnet1_librivox.flac"), "-filter_complex", chain, "-map", "[o]",
+                "-sample_fmt", "s32", "-c:a", "flac", str(dest)])  # fmt: skip
+    return dest
+
+
+def test_mild_noise_gets_the_pause_gate_not_deepfilternet(tmp_path: Path) -> None:
+    """Noise 25-35 dB under the speech: the pauses are lowered on the gain curve (no pass of its own), the hum
+    notched, the words left as they were; by ffmpeg on the published MP3."""
+    src = real_noisy(tmp_path / "mild.flac", 0.003)
+    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    den = m.details.parts[0].denoise
+    assert den["engine"] == "pause-gate" and den["decision"].startswith("mild noise"), den
+    assert 25.0 <= den["noise_under_speech_db_before"] < 35.0 and den["noise_under_speech_db_after"] >= 35.0
+    assert m.details.renders == 1
+    off = audio.master(episode(src), AudioSettings(denoise=DenoiseSettings(mode="off")), Assets(), tmp_path / "o")
+    whole, whole_off = ebur128(m.mp3), ebur128(off.mp3)
+    for a, b in SONNET_PAUSES:
+        gated = whole.integrated_lufs - rms_dbfs(m.mp3, *episode_span(m, a, b, 0.0))
+        plain = whole_off.integrated_lufs - rms_dbfs(off.mp3, *episode_span(off, a, b, 0.0))
+        assert gated >= 32.0 and gated >= plain + 5.0, (a, gated, plain)
+    # The words between the two pauses: the same loudness with and without the gate (within 0.3 LU).
+    speech = (3.0, 14.0)
+    assert abs(turn_lufs(m.mp3, *episode_span(m, *speech)) - turn_lufs(off.mp3, *episode_span(off, *speech))) <= 0.3
+    # The reader's own 60 Hz line is notched.
+    assert hum_line_db(decoded_16k(src)) > 10.0 and hum_line_db(decoded_16k(m.mp3)) < 6.0
+
+
+class _CountedDFN:
+    """DeepFilterNet3 with a count of the frames it was given."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.frames = inner, 0
+
+    def process_chunk(self, x: np.ndarray) -> object:
+        self.frames += len(x)
+        return self.inner.process_chunk(x)  # type: ignore[attr-defined]
+
+    def finalize(self) -> object:
+        return self.inner.finalize()  # type: ignore[attr-defined]
+
+
+def test_really_noisy_speech_runs_deepfilternet_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Noise under 25 dB below the speech: DeepFilterNet3, one model over each frame once (the measuring pass and
+    the render read the one denoised copy); the pause noise by ffmpeg on the MP3."""
+    from keylime_prod.audio import speech
+
+    made: list[_CountedDFN] = []
+    real = speech._deepfilter
+
+    def counted(strength_db: float) -> _CountedDFN:
+        made.append(_CountedDFN(real(strength_db)))
+        return made[-1]
+
+    monkeypatch.setattr(speech, "_deepfilter", counted)
+    src = real_noisy(tmp_path / "noisy.flac", 0.05)
+    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    den = m.details.parts[0].denoise
+    assert den["engine"] == "deepfilternet" and den["noise_under_speech_db_before"] < 25.0, den
+    assert len(made) == 1 and abs(made[0].frames - 25.0 * 48000) <= 48000 * 0.1, [d.frames for d in made]
+    whole = ebur128(m.mp3)
+    for a, b in SONNET_PAUSES:
+        assert whole.integrated_lufs - rms_dbfs(m.mp3, *episode_span(m, a, b, 0.0)) >= 32.0
+    assert m.details.renders == 1
+
+
 # --------------------------------------------------------------------------------------------------- bad input
 
 
@@ -373,3 +453,19 @@ def test_afftdn_engine_on_request(tmp_path: Path) -> None:
     assert den["noise_under_speech_db_after"] > den["noise_under_speech_db_before"] + 5
     got = ebur128(m.mp3)
     assert abs(got.integrated_lufs + 16.0) <= 0.5 and got.true_peak_dbtp is not None and got.true_peak_dbtp <= -1.0
+
+
+# ------------------------------------------------------------------------------------------------------ renders
+
+#: Every recording in tests/data (docs/audio.md, "One render").
+CORPUS = sorted(p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.suffix in (".wav", ".flac"))
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_every_corpus_recording_masters_in_one_render(tmp_path: Path, name: str) -> None:
+    """The plan predicts the limiter's and the codec's true peak well enough that the first render is on target:
+    within the 0.2 LU window and under -1 dBTP by ffmpeg's meter, not only ours."""
+    m = audio.master(episode(DATA / name), AudioSettings(), Assets(), tmp_path / "b")
+    assert m.details.renders == 1, m.details.render_history
+    got = ebur128(m.mp3)
+    assert abs(got.integrated_lufs + 16.0) <= 0.25 and got.true_peak_dbtp is not None and got.true_peak_dbtp <= -1.0

@@ -7,9 +7,10 @@ Order, for each raw recording:
    (the ONNX model that ships inside faster-whisper's wheel) and a Welch spectrum for mains hum.
 2. :func:`noise_floor` measures the K-weighted level of the VAD's pauses against the speech's loudness, on the
    10 ms energies pass 1 already kept (no second decode).
-3. :func:`denoise` (only when the floor or the hum calls for it, see :func:`needs_denoise`): an 80 Hz high-pass,
-   notches at the detected mains frequency and its harmonics, then the noise-reduction engine, into a temporary
-   file that pass 1 measures again and pass 2 renders from.
+3. :func:`needs_denoise` picks the treatment by the floor and the hum (docs/audio.md, step 3): none, the notches
+   alone, the pause gate (:func:`pause_gate`, on the gain curve: no pass of its own) for mild noise, or
+   :func:`denoise`: an 80 Hz high-pass, notches at the detected mains frequency and its harmonics, then the
+   noise-reduction engine, into a temporary file that pass 1 measures again and pass 2 renders from.
 4. :func:`gain_curve`: loudness per stretch of speech (K-weighted, BS.1770) and a smooth, bounded gain
    curve on the 10 ms grid that brings every stretch to the same loudness. Gains glide across pauses, and a pause
    never gets more gain than the file gain alone would give it (the room tone is not pumped up).
@@ -47,6 +48,14 @@ DEADBAND_LU = 1.0  # stretches this close to the reference are left alone: even 
 GLIDE_MS = 200  # how fast the gain may move inside speech (a moving average of this length)
 MIN_PAUSE_FOR_FLOOR_S = 1.0  # less pause than this: the noise floor cannot be measured
 DENOISE_BELOW_DB = 35.0  # pause noise closer than this to the speech loudness: reduce it (goal: >= 32 dB)
+# Between FULL_DENOISE_BELOW_DB and DENOISE_BELOW_DB (a mildly noisy home recording) the noise under the words is
+# masked by them and only the pauses let it be heard: `auto` lowers the pauses (PAUSE_TARGET_DB under the speech, on
+# the leveler's curve, no extra pass) instead of running DeepFilterNet3 over the hour (~0.23x real time on two cores,
+# docs/audio.md "Where noise reduction pays"). Under FULL_DENOISE_BELOW_DB the noise is heard under the words too.
+FULL_DENOISE_BELOW_DB = 25.0
+PAUSE_TARGET_DB = 38.0  # where the pause gate puts the pauses: 3 dB clear of DENOISE_BELOW_DB, 6 dB of the bar
+PAUSE_GATE = "pause-gate"  # the engine name of the middle band (master.json)
+NOTCH = "notch"  # high-pass and hum notches only: a clean recording with a mains hum line
 HUM_LINE_DB = 10.0  # a 50/60 Hz line this far over its neighbours is mains hum
 HUM_HARMONICS = 5
 HIGHPASS_HZ = 80  # under the lowest voice fundamental; removes rumble and most of the hum's energy
@@ -231,6 +240,14 @@ def needs_denoise(settings: DenoiseSettings, floor: Floor, analysis: Analysis) -
     noisy = floor.under_speech_db < DENOISE_BELOW_DB
     if not noisy and analysis.hum_hz is None:
         return None, f"clean: noise {floor.under_speech_db:.1f} dB under speech, no hum"
+    hum = f"{analysis.hum_hz:g} Hz hum {analysis.hum_line_db:.0f} dB over its neighbours" if analysis.hum_hz else ""
+    if settings.mode == "auto" and floor.under_speech_db >= FULL_DENOISE_BELOW_DB:
+        # The cheap bands: the notches alone for a hum over clean noise, the pause gate (after the notches, if
+        # there is a hum too) for mild noise.
+        if not noisy:
+            return NOTCH, hum
+        mild = f"mild noise: {floor.under_speech_db:.1f} dB under speech"
+        return PAUSE_GATE, ", ".join(x for x in (mild, hum) if x)
     engine = "deepfilternet" if settings.mode == "auto" else settings.mode
     if not engine_available(engine):
         if settings.mode != "auto":
@@ -266,9 +283,22 @@ def denoise(
     dest: Path,
     what: str,
     progress: Callable[[int], None] | None = None,
+    *,
+    seconds: float | None = None,
 ) -> Path:
-    """Write a noise-reduced copy of ``path`` to ``dest`` (FLAC, 24-bit, 48 kHz, ``channels``)."""
+    """Write a noise-reduced copy of ``path`` (``seconds`` long, for the time limit) to ``dest`` (FLAC, 24-bit,
+    48 kHz, ``channels``)."""
     filters = prefilters(hum_hz)
+    if engine == NOTCH:
+        # The filters are the whole treatment: one ffmpeg process decodes, filters and encodes, no PCM through us.
+        chain = ",".join([*filters, f"aresample={DENOISE_RATE}:resampler=soxr"])
+        ffmpeg.run(
+            ["-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-af", chain, "-ac", str(channels),
+             "-ar", str(DENOISE_RATE), "-c:a", "flac", "-sample_fmt", "s32", "-y", str(dest)],
+            where=path,
+            timeout=ffmpeg.limits.full_pass_timeout(seconds),
+        )  # fmt: skip
+        return dest
     if engine == "afftdn":
         # afftdn: nr is the reduction in dB, nf the noise floor it starts from; tn tracks a changing floor.
         nf = min(-20.0, max(-80.0, floor_lufs if floor_lufs is not None else -50.0))
@@ -427,6 +457,17 @@ def gain_curve(k_energy: np.ndarray, mask: np.ndarray, settings: LevelerSettings
         spread_before_lu=before,
         spread_after_lu=after,
     )
+
+
+def pause_gate(mask: np.ndarray, depth_db: float) -> np.ndarray:
+    """Gain (dB, per 10 ms sub-block) that lowers the pauses of ``mask`` by ``depth_db``: 0 dB over speech and
+    its onset/decay padding, gliding (GLIDE_MS) to -``depth_db`` after the pause begins and back before the speech
+    returns, so no word's first or last sound is touched (the glide happens inside the pause)."""
+    half = GLIDE_MS // SUB_MS // 2
+    # Widen the speech by half a glide on each side: the smoothed gate then reaches speech at exactly 0 dB.
+    speech = np.convolve(mask.astype(np.int8), np.ones(2 * half + 1, np.int8), mode="same") > 0 if half else mask
+    gate = np.where(speech, 0.0, -float(depth_db))
+    return np.minimum(_moving_average(gate, GLIDE_MS // SUB_MS), 0.0)
 
 
 def cap_pauses(curve_db: np.ndarray, mask: np.ndarray, cap_db: float) -> np.ndarray:

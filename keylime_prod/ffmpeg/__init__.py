@@ -20,7 +20,7 @@ named apart from the functions, so ``ffmpeg.run`` and ``ffmpeg.probe`` are alway
 from __future__ import annotations
 
 from . import limits
-from .args import PCM_FORMATS, decode_args, ebur128_args, encode_mp3_args
+from .args import PCM_FORMATS, decode_args, decode_excerpts_args, ebur128_args, encode_mp3_args
 from .limits import full_pass_timeout
 from .parsers import (
     EbuR128,
@@ -45,6 +45,7 @@ __all__ = [
     "binary",
     "command",
     "decode_args",
+    "decode_excerpts_args",
     "ebur128_args",
     "encode_mp3_args",
     "finish",

@@ -58,6 +58,27 @@ def decode_args(
     return args
 
 
+def decode_excerpts_args(
+    excerpts: Sequence[tuple[Path | str, int, int]], *, sample_rate: int, channels: int
+) -> list[str]:
+    """Arguments that decode several excerpts ``(src, first frame, frames)`` (frames at ``sample_rate``) in one
+    process, each by seeking straight to it, to raw float32 PCM on stdout, one after the other, each exactly
+    ``frames`` long (padded with silence or cut: resampling may end a few frames off)."""
+    args: list[str] = ["-v", "error"]
+    graph = []
+    layout = {1: "mono", 2: "stereo"}.get(channels)
+    for i, (src, first, frames) in enumerate(excerpts):
+        args += ["-ss", f"{first / sample_rate:.6f}", "-t", f"{frames / sample_rate:.6f}", "-i", str(src)]
+        graph.append(
+            f"[{i}:a:0]aresample={sample_rate}:resampler=soxr" + (f":ochl={layout}" if layout else "")
+            + f",aformat=sample_fmts=flt:channel_layouts={layout or 'stereo'},apad=whole_len={frames},"
+            f"atrim=end_sample={frames}[e{i}]"
+        )  # fmt: skip
+    graph.append("".join(f"[e{i}]" for i in range(len(excerpts))) + f"concat=n={len(excerpts)}:v=0:a=1[out]")
+    args += ["-filter_complex", ";".join(graph), "-map", "[out]", "-ac", str(channels), "-ar", str(sample_rate)]
+    return [*args, "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+
+
 def encode_mp3_args(
     dest: Path | str, *, sample_rate: int, channels: int, bitrate_kbps: int, in_fmt: str = "s16le"
 ) -> list[str]:
