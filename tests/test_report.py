@@ -718,6 +718,10 @@ def test_a_voice_nobody_named_is_asked_for_by_name(tmp_path: Path) -> None:
     )  # fmt: skip
     rows = dict(rep.rows())
     assert "Speaker 2" in rows and "Speaker Speaker 2" not in rows and "Speaker Lara" in rows
+    # Each speaker's level before mastering (the input curve over their words) beside the level after.
+    lara = next(x for x in rep.speakers if x.name == "Lara")
+    assert lara.before_lufs is not None and lara.after_lufs is not None
+    assert rows["Speaker Lara"].startswith(f"{lara.before_lufs:.1f} LUFS before, {lara.after_lufs:.1f} LUFS in")
     ask = rows["Voices to name"]
     assert ask.startswith("Speaker 2: ") and f"configs/episodes/{master.episode_id}.speakers.toml" in ask
     page = rep.html.read_text("utf-8")

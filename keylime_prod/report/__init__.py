@@ -327,7 +327,9 @@ class Report:
                          f"{number(t.offset_ms, 0, 'ms', signed=True)} from the first track"))  # fmt: skip
         for s in self.speakers:
             label = s.name if UNNAMED_VOICE.fullmatch(s.name) else f"Speaker {s.name}"
-            rows.append((label, f"{lufs(s.after_lufs)} over {labels.duration(s.seconds)} of speech"))
+            before = "" if s.before_lufs is None else f"{lufs(s.before_lufs)} before, "
+            rows.append((label, f"{before}{lufs(s.after_lufs)} in the episode over {labels.duration(s.seconds)} of "
+                                "speech"))  # fmt: skip
         unnamed = [s.name for s in self.speakers if UNNAMED_VOICE.fullmatch(s.name)]
         if unnamed:
             # Voices the diarization found that neither an enrolled sample nor the guest list named (docs/speakers.md).
@@ -452,8 +454,8 @@ def _part_levels(master: Master, curves: Curves | None) -> tuple[Level, ...]:
 def _speaker_levels(
     master: Master, curves: Curves | None, words: Sequence[TimedWord] | None, recording_speakers: Sequence[str]
 ) -> tuple[Level, ...]:
-    """Each speaker's loudness after mastering: the blocks inside their words (``words.json`` speakers), else the
-    blocks of the recordings they spoke (the episode's ``speakers``, one per recording)."""
+    """Each speaker's loudness before and after mastering: the blocks inside their words (``words.json`` speakers),
+    else the blocks of the recordings they spoke (the episode's ``speakers``, one per recording)."""
     if curves is None:
         return ()
     spans: dict[str, list[tuple[float, float]]] = {}
@@ -469,7 +471,8 @@ def _speaker_levels(
     out = []
     for who, ss in spans.items():
         seconds = sum(b - s for s, b in ss)
-        out.append(Level(who, _span_loudness(curves, sorted(ss)), seconds=round(seconds, 1)))
+        before = _span_loudness(curves, sorted(ss), curves.before_momentary) if len(curves.before_momentary) else None
+        out.append(Level(who, _span_loudness(curves, sorted(ss)), before, seconds=round(seconds, 1)))
     return tuple(out)
 
 
@@ -555,10 +558,13 @@ def _review(
     return low, tuple(missing)
 
 
-def _span_loudness(curves: Curves, spans: Sequence[tuple[float, float]]) -> float | None:
-    """The gated loudness after mastering of the momentary blocks whose middle falls inside one of ``spans``
-    (published times, sorted)."""
-    n = len(curves.after_momentary)
+def _span_loudness(
+    curves: Curves, spans: Sequence[tuple[float, float]], values: np.ndarray | None = None
+) -> float | None:
+    """The gated loudness of the momentary blocks whose middle falls inside one of ``spans`` (published times,
+    sorted): after mastering, or of ``values`` (``curves.before_momentary``: the input on the same timeline)."""
+    values = curves.after_momentary if values is None else values
+    n = len(values)
     centres = np.arange(n) * curves.hop_s + 0.2  # a momentary block is 400 ms long: its middle
     mask = np.zeros(n, dtype=bool)
     starts = np.array([a for a, _ in spans])
@@ -566,7 +572,7 @@ def _span_loudness(curves: Curves, spans: Sequence[tuple[float, float]]) -> floa
     idx = np.searchsorted(starts, centres, side="right") - 1
     ok = idx >= 0
     mask[ok] = centres[ok] < ends[idx[ok]]
-    return gated_loudness(curves.after_momentary[mask])
+    return gated_loudness(values[mask])
 
 
 def _track_levels(master: Master, curves: Curves | None) -> tuple[TrackLevel, ...]:
