@@ -205,6 +205,15 @@ S3PrefixOpt = Annotated[
 PublicUrlOpt = Annotated[
     str | None, typer.Option("--public-base-url", envvar=_ENV["public_base_url"], help="Public URL of the prefix.")
 ]
+#: Fetching from this machine or its network is refused by default (docs/security.md, "What the network may do").
+AllowPrivateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-private",
+        envvar="KEYLIME_ALLOW_PRIVATE",
+        help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
+    ),
+]
 
 
 class _State:

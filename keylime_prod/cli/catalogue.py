@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import ArchiveError, ConfigError
-from .app import Cli, EpisodeArg, Reply, command
+from .app import AllowPrivateOpt, Cli, EpisodeArg, Reply, command
 
 
 @command("new", takes=("configs",))
@@ -80,14 +80,7 @@ def import_cmd(
     remaster: Annotated[
         bool, typer.Option("--remaster", help="New configs say remaster = true (default: keep the old MP3).")
     ] = False,
-    allow_private: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private",
-            envvar="KEYLIME_ALLOW_PRIVATE",
-            help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
-        ),
-    ] = False,
+    allow_private: AllowPrivateOpt = False,
 ) -> Reply:
     """Import an existing show's feed: a config per item (its guid kept forever) and its media, resumably."""
     from ..catalogue.importer import import_feed
@@ -123,14 +116,7 @@ def batch_cmd(
         int | None, typer.Option("--workers", min=1, help="LocalCluster processes (default: one per core).")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="Cores (Whisper threads) per task.")] = 1,
-    allow_private: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private",
-            envvar="KEYLIME_ALLOW_PRIVATE",
-            help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
-        ),
-    ] = False,
+    allow_private: AllowPrivateOpt = False,
 ) -> Reply:
     """Run the pipeline for many episodes as Dask tasks, publish each, then rebuild the feed once."""
     from ..catalogue.batch import BatchStatus, run_batch, select_episodes

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import ConfigError
-from .app import READS, Cli, Reply, command
+from .app import READS, AllowPrivateOpt, Cli, Reply, command
 
 
 def print_published(cli: Cli, res: Any) -> None:
@@ -111,14 +111,7 @@ def verify_cmd(
     audio: Annotated[
         str, typer.Option("--audio", help="How many MP3s to download and measure, newest first: a number or 'all'.")
     ] = "1",
-    allow_private: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private",
-            envvar="KEYLIME_ALLOW_PRIVATE",
-            help="Also fetch from loopback, link-local and private addresses (a host on this machine or network).",
-        ),
-    ] = False,
+    allow_private: AllowPrivateOpt = False,
 ) -> Reply:
     """Check the live feed as a podcast app would: tags, byte ranges, media types, artwork, guids, loudness, ID3.
 
