@@ -122,8 +122,14 @@ class Encoder:
     """The GE2E encoder with the shipped weights, on the CPU (loaded once per process: :func:`encoder`)."""
 
     def __init__(self, path: Path) -> None:
-        import torch
-        from torch import nn
+        try:
+            import torch
+            from torch import nn
+        except ImportError as e:  # the runtime lock (requirements/publish.txt) has no torch: diarization is opt-in
+            raise SpeakersError(
+                "the speaker encoder needs torch, which is not installed",
+                hint="pip install torch==2.13.0 (a CPU build; or turn diarization off: [speakers] diarize = false)",
+            ) from e
 
         self._torch = torch
         self.lstm = nn.LSTM(N_MELS, 256, 3, batch_first=True)
