@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from support import configs, media
+from support.http import get_with_host
 
 from keylime_prod import timecode
 from keylime_prod.audio.artefact import Master
@@ -125,13 +126,7 @@ def page(browser: Any, server: ReviewServer) -> Iterator[Any]:
 
 
 def _get(server: ReviewServer, path: str, host: str | None = None, **headers: str) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection(*server.address, timeout=10)
-    conn.putrequest("GET", path, skip_host=True)
-    conn.putheader("Host", host or f"127.0.0.1:{server.port}")
-    for k, v in headers.items():
-        conn.putheader(k.replace("_", "-"), v)
-    conn.endheaders()
-    return conn.getresponse()
+    return get_with_host(server.address, path, host, **headers)
 
 
 def _status(page: Any, text: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from support import configs, media
+from support.http import get_with_host
 
 from keylime_prod import ffmpeg
 from keylime_prod.config import load_settings
@@ -47,13 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewServer]:
 
 
 def _get(server: ReviewServer, path: str, host: str | None = None, **headers: str) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection(*server.address, timeout=10)
-    conn.putrequest("GET", path, skip_host=True)
-    conn.putheader("Host", host or f"127.0.0.1:{server.port}")
-    for k, v in headers.items():
-        conn.putheader(k.replace("_", "-"), v)
-    conn.endheaders()
-    return conn.getresponse()
+    return get_with_host(server.address, path, host, **headers)
 
 
 def test_only_the_token_and_loopback_are_served(server: ReviewServer) -> None:

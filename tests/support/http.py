@@ -14,6 +14,7 @@ in ``requests`` as ``(method, path, range header)``.
 
 from __future__ import annotations
 
+import http.client
 import re
 import threading
 import time
@@ -287,3 +288,17 @@ class FakeHost:
         h.send_header("Content-Length", "0")
         h.send_header("Access-Control-Allow-Origin", "*")
         h.end_headers()
+
+
+def get_with_host(
+    address: tuple[str, int], path: str, host: str | None = None, **headers: str
+) -> http.client.HTTPResponse:
+    """A plain GET to ``address`` with the ``Host`` header the test chooses (default: the address itself), for
+    servers that must refuse a foreign Host; ``headers`` with ``_`` for ``-`` (``Sec_Fetch_Site``)."""
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    conn.putrequest("GET", path, skip_host=True)
+    conn.putheader("Host", host or f"{address[0]}:{address[1]}")
+    for k, v in headers.items():
+        conn.putheader(k.replace("_", "-"), v)
+    conn.endheaders()
+    return conn.getresponse()
