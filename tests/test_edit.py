@@ -97,3 +97,37 @@ def test_decisions_file_names_file_and_field(found: dict, tmp_path: Path) -> Non
     f.write_text("[[cut]]\nstart = 3\nend = 2\n", "utf-8")
     with pytest.raises(ConfigError, match=r"ep.cuts.toml: field cut\[0\]: Value error|ep.cuts.toml: field cut\[0\]"):
         load_cut_decisions(f)
+
+
+def test_cut_pieces_join_to_the_cut_signal_in_mono_and_stereo() -> None:
+    """The pieces the edit streams into the encoder are, end to end, the signal with the spans taken out and a
+    crossfade at each join: as long as the input less the spans, the same outside the joins."""
+    import numpy as np
+
+    from keylime_prod.edit import splice
+
+    rate = 16000
+    rng = np.random.default_rng(3)
+    mono = rng.standard_normal(rate * 3).astype(np.float32)
+    spans = [(4000, 9000), (20000, 26000), (40000, 41000)]
+    for x in (mono, np.stack([mono, mono * 0.5], axis=1)):
+        y = np.concatenate(list(splice.cut_pieces(x, spans, rate)))
+        assert len(y) == len(x) - sum(b - a for a, b in spans)
+        h = int(splice.CROSSFADE_S * rate / 2)
+        assert np.array_equal(y[: 4000 - h], x[: 4000 - h])
+        assert np.array_equal(y[-(len(x) - 41000 - h) :], x[41000 + h :])
+        assert np.array_equal(splice.cut(x, spans, rate), y)
+
+
+def test_curves_on_the_cut_timeline_leave_out_the_hops_whose_middle_was_cut() -> None:
+    from keylime_prod.audio.artefact import CurvePair, LoudnessCurves
+    from keylime_prod.edit.apply import cut_curves
+    from keylime_prod.edit.artefact import CutMap
+
+    values = tuple(float(i) for i in range(20))
+    curves = LoudnessCurves(hop_s=0.5, before=CurvePair(values, values), after=CurvePair(values, values))
+    # Hop i's middle is 0.5 i + 0.25: hops 2-3 (1.25, 1.75) fall in 1.0-2.0; hop 10 (5.25) in 5.2-5.3.
+    out = cut_curves(curves, CutMap(cuts=((1.0, 2.0), (5.2, 5.3))))
+    kept = tuple(v for v in values if v not in (2.0, 3.0, 10.0))
+    assert out.before.momentary == kept and out.after.short_term == kept
+    assert cut_curves(curves, CutMap()).before.momentary == values

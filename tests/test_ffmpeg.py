@@ -196,3 +196,36 @@ def test_read_stream_ffmpeg_dying_mid_stream_is_an_error(tmp_path) -> None:
     assert got, "ffmpeg wrote audio before the damage"
     assert len(errs) == 1 and isinstance(errs[0], FFmpegError), errs
     assert str(src) in str(errs[0])
+
+
+def test_following_ebur128_scan_while_the_file_is_written_matches_a_scan_after(tmp_path) -> None:
+    """The scan that follows an MP3 while LAME writes it (the edit's cut master) reads the same file as a scan of
+    the finished one: the same integrated loudness, range and true peak."""
+    import subprocess
+
+    dest = tmp_path / "speechlike.mp3"
+    src = ["-v", "error", "-f", "lavfi", "-i", "sine=f=220:r=44100:d=40,volume='0.2+0.15*sin(2*PI*t/3)':eval=frame"]
+    pcm = ffmpeg.run([*src, "-ac", "2", "-f", "f32le", "-"]).stdout
+    scan = ffmpeg.FollowingEbuR128(dest)
+    enc = ffmpeg.popen(
+        ffmpeg.encode_mp3_args(dest, sample_rate=44100, channels=2, bitrate_kbps=128, in_fmt="f32le"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert enc.stdin is not None
+    for k in range(0, len(pcm), 1 << 16):  # in pieces, so the scan starts on a file still growing
+        enc.stdin.write(pcm[k : k + (1 << 16)])
+    ffmpeg.finish(enc, where=dest)
+    followed = scan.finish(60)
+    after = ffmpeg.measure_ebur128(dest)
+    assert followed.integrated_lufs == pytest.approx(after.integrated_lufs, abs=0.05)
+    assert followed.lra_lu == pytest.approx(after.lra_lu, abs=0.1)
+    assert after.true_peak_dbtp is not None and followed.true_peak_dbtp is not None
+    assert followed.true_peak_dbtp == pytest.approx(after.true_peak_dbtp, abs=0.05)
+
+
+def test_following_ebur128_scan_of_a_file_never_written_fails_in_one_line(tmp_path) -> None:
+    scan = ffmpeg.FollowingEbuR128(tmp_path / "never.mp3")
+    with pytest.raises(FFmpegError) as ei:
+        scan.finish(30)
+    assert "never.mp3" in str(ei.value) and "\n" not in str(ei.value)

@@ -81,28 +81,7 @@ class FollowingMeter:
 
     def _feed(self) -> None:
         assert self.dec.stdin is not None
-        try:
-            while not self.path.exists():
-                if self._done.is_set():
-                    return
-                time.sleep(0.02)
-            with open(self.path, "rb") as f:
-                while True:
-                    buf = f.read(1 << 16)
-                    if buf:
-                        self.dec.stdin.write(buf)
-                    elif self._done.is_set():
-                        rest = f.read()
-                        if not rest:
-                            break
-                        self.dec.stdin.write(rest)
-                    else:
-                        time.sleep(0.02)
-        except (BrokenPipeError, OSError):
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                self.dec.stdin.close()
+        ffmpeg.tail_file(self.path, self.dec.stdin, self._done)
 
     def _read(self) -> None:
         assert self.dec.stdout is not None

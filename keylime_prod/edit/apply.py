@@ -8,7 +8,8 @@ The master is cut at its own times. For a multitrack episode those are session t
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Literal
@@ -79,24 +80,66 @@ def retime_pieces(pieces: Sequence[TimelineSegment], cut_map: CutMap) -> tuple[T
     return tuple(out)
 
 
-def _decode(master: Master) -> np.ndarray:
-    args = ffmpeg.decode_args(master.mp3, sample_rate=master.sample_rate, channels=master.channels)
-    out = ffmpeg.run(args, where=master.mp3, timeout=ffmpeg.full_pass_timeout_of(master.mp3))
-    x = np.frombuffer(out.stdout, np.float32).reshape(-1, master.channels)
-    if not len(x):
+#: The master is read and written in blocks of this many bytes (a pipe write of the whole hour at once goes through
+#: ``subprocess`` in 4 KiB pieces: an hour's encode then spent more time in system calls than in LAME).
+BLOCK_BYTES = 1 << 22
+
+
+def decode_master(master: Master) -> np.ndarray:
+    """The master's samples, ``(frames, channels)`` float32, read in blocks into one array."""
+    ch = master.channels
+    args = ffmpeg.decode_args(master.mp3, sample_rate=master.sample_rate, channels=ch)
+    x = np.empty((round(master.duration * master.sample_rate) + master.sample_rate, ch), np.float32)
+    flat = x.reshape(-1).view(np.uint8)
+    n = 0
+    for buf in ffmpeg.read_stream(args, chunk_bytes=BLOCK_BYTES, where=master.mp3):
+        if n + len(buf) > len(flat):  # longer than master.json says: grow (never expected; never wrong)
+            x = np.concatenate([x, np.empty((len(x) // 2 + len(buf) // (4 * ch) + 1, ch), np.float32)])
+            flat = x.reshape(-1).view(np.uint8)
+        flat[n : n + len(buf)] = np.frombuffer(buf, np.uint8)
+        n += len(buf)
+    if not n:
         raise EditError("no audio in the master", where=master.mp3, hint="run `produce master EPISODE` again")
-    return x
+    return x[: n // (4 * ch)]
 
 
-def _encode(y: np.ndarray, master: Master, dest: Path) -> None:
+def _encode(
+    pieces: Iterable[np.ndarray], master: Master, dest: Path, seconds: float
+) -> tuple[ffmpeg.EbuR128, float, int]:
+    """Encode ``pieces`` (float32 blocks in order, at most ``seconds`` long) with the master's settings to ``dest``
+    (atomically), measured by ffmpeg's EBU R128 scan while LAME writes it; returns the scan, the largest sample and
+    the frames written."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.part")
+    part.unlink(missing_ok=True)
     args = ffmpeg.encode_mp3_args(
         part, sample_rate=master.sample_rate, channels=master.channels, bitrate_kbps=master.bitrate_kbps, in_fmt="f32le"
     )
     # ``-f mp3`` is in the arguments, so the temporary name needs no .mp3 ending.
-    ffmpeg.run(args, input_bytes=np.ascontiguousarray(y, np.float32).tobytes(), where=dest)
+    proc = ffmpeg.popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    scan = ffmpeg.FollowingEbuR128(part)
+    peak, frames = 0.0, 0
+    try:
+        assert proc.stdin is not None
+        for piece in pieces:
+            if not len(piece):
+                continue
+            peak = max(peak, float(np.max(np.abs(piece))))
+            frames += len(piece)
+            data = np.ascontiguousarray(piece, np.float32).data.cast("B")
+            for k in range(0, len(data), BLOCK_BYTES):
+                with proc.waiting():
+                    proc.stdin.write(data[k : k + BLOCK_BYTES])
+        ffmpeg.finish(proc, where=dest)
+        measured = scan.finish(ffmpeg.full_pass_timeout(seconds))
+    except BaseException:
+        scan.abort()
+        proc.kill()
+        proc.wait()
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, dest)
+    return measured, peak, frames
 
 
 def apply_cuts(
@@ -105,14 +148,16 @@ def apply_cuts(
     mp3: Path,
     report: Path,
     curves: tuple[Path, Path] | None = None,
+    audio: np.ndarray | None = None,
 ) -> tuple[Master, CutMap, tuple[Applied, ...]]:
     """Cut (or, for ``mute`` candidates, cover with room tone) ``chosen`` in the master's body and write the result
     to ``mp3`` with its ``master.json`` at ``report`` (and the report's loudness curves ``curves[0]`` on the cut
-    timeline to ``curves[1]``). Returns the cut master, the map of its timeline and where each splice fell. Nothing
-    to apply: the master itself, unchanged."""
+    timeline to ``curves[1]``); ``audio``: the master's samples if already decoded (:func:`decode_master`). Returns
+    the cut master, the map of its timeline and where each splice fell. Nothing to apply: the master itself,
+    unchanged."""
     if not chosen:
         return master, CutMap(), ()
-    x = _decode(master)
+    x = decode_master(master) if audio is None else audio
     rate = master.sample_rate
     body = master.body
     applied = _spans(x, chosen, rate, (body.start, body.end))
@@ -124,12 +169,10 @@ def apply_cuts(
     if muted:
         tone = splice.room_tone(x, rate, within=(round(body.start * rate), round(body.end * rate)))
         y = splice.mute(y, [(round(a * rate), round(b * rate)) for a, b in muted], tone, rate)
-    y = splice.cut(y, [(round(a * rate), round(b * rate)) for a, b in cuts], rate)
-    cut_map = CutMap(cuts=tuple((round(round(a * rate) / rate, 6), round(round(b * rate) / rate, 6)) for a, b in cuts),
-                     muted=muted)  # fmt: skip
-    _encode(y, master, mp3)
-    measured = ffmpeg.measure_ebur128(mp3)
-    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    spans = [(round(a * rate), round(b * rate)) for a, b in cuts]
+    cut_map = CutMap(cuts=tuple((round(a / rate, 6), round(b / rate, 6)) for a, b in spans), muted=muted)
+    measured, peak, frames = _encode(splice.cut_pieces(y, spans, rate), master, mp3, len(y) / rate)
+    del x, y
     loud = Loudness(
         integrated_lufs=measured.integrated_lufs,
         lra_lu=measured.lra_lu,
@@ -143,7 +186,7 @@ def apply_cuts(
         master,
         mp3=mp3,
         report=report,
-        duration=round(len(y) / rate, 6),
+        duration=round(frames / rate, 6),
         audio_sha256=fsutil.sha256_file(mp3),
         segments=segments,
         pieces=retime_pieces(master.pieces or (master.body,), cut_map),
@@ -161,7 +204,13 @@ def cut_curves(curves: LoudnessCurves, cut_map: CutMap) -> LoudnessCurves:
     hop = curves.hop_s
 
     def kept(values: tuple[float | None, ...]) -> tuple[float | None, ...]:
-        return tuple(v for i, v in enumerate(values) if not any(a <= (i + 0.5) * hop < b for a, b in cut_map.cuts))
+        mids = (np.arange(len(values)) + 0.5) * hop
+        starts = np.array([a for a, _ in cut_map.cuts])
+        ends = np.array([b for _, b in cut_map.cuts])
+        # The last cut starting at or before each hop's middle: the hop is gone if its middle is before that end.
+        k = np.searchsorted(starts, mids, side="right") - 1
+        gone = (k >= 0) & (mids < ends[np.maximum(k, 0)]) if len(starts) else np.zeros(len(values), bool)
+        return tuple(v for v, g in zip(values, gone, strict=True) if not g)
 
     def kept_pair(pair: CurvePair) -> CurvePair:
         return CurvePair(momentary=kept(pair.momentary), short_term=kept(pair.short_term))

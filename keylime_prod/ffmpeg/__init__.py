@@ -32,13 +32,14 @@ from .parsers import (
     parse_probe,
     parse_version,
 )
-from .probing import full_pass_timeout_of, measure_ebur128, probe, read_ffmetadata
+from .probing import FollowingEbuR128, full_pass_timeout_of, measure_ebur128, probe, read_ffmetadata
 from .runner import binary, command, run, version
-from .stream import StderrTail, Stream, finish, popen, read_stream, reap
+from .stream import StderrTail, Stream, finish, popen, read_stream, reap, tail_file
 
 __all__ = [
     "PCM_FORMATS",
     "EbuR128",
+    "FollowingEbuR128",
     "Probe",
     "StderrTail",
     "Stream",
@@ -65,5 +66,6 @@ __all__ = [
     "read_stream",
     "reap",
     "run",
+    "tail_file",
     "version",
 ]

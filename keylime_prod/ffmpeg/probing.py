@@ -4,6 +4,8 @@ limit from :mod:`.limits`."""
 
 from __future__ import annotations
 
+import subprocess
+import threading
 from pathlib import Path
 
 from ..errors import FFmpegError
@@ -11,6 +13,8 @@ from . import limits
 from .args import ebur128_args
 from .parsers import EbuR128, Probe, last_error_line, parse_duration, parse_ebur128, parse_ffmetadata, parse_probe
 from .runner import run
+from .stream import finish as finish_stream
+from .stream import popen, tail_file
 
 
 def _probe_text(path: Path | str) -> str:
@@ -50,6 +54,36 @@ def measure_ebur128(src: Path | str) -> EbuR128:
     bounded by :func:`full_pass_timeout_of` the file."""
     proc = run(ebur128_args(src), where=src, timeout=full_pass_timeout_of(src))
     return parse_ebur128(proc.stderr.decode("utf-8", "replace"))
+
+
+class FollowingEbuR128:
+    """ffmpeg's EBU R128 scan of an MP3 *while it is being written* (:func:`stream.tail_file` feeds the growing file
+    to the scanner): on two cores the measurement costs little wall time beyond the encode, where a scan after it
+    decodes the whole file again. Start it before the encoder; call :meth:`finish` once the encoder has exited."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._done = threading.Event()
+        args = ebur128_args("pipe:0")
+        at = args.index("-i")
+        args[at:at] = ["-f", "mp3"]  # a pipe has no name to guess the format from
+        self.proc = popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert self.proc.stdin is not None
+        self._feeder = threading.Thread(target=tail_file, args=(path, self.proc.stdin, self._done), daemon=True)
+        self._feeder.start()
+
+    def finish(self, timeout: float) -> EbuR128:
+        """The scan of the whole file, waiting at most ``timeout`` seconds for the rest of it."""
+        self._done.set()
+        self._feeder.join(timeout)
+        text = finish_stream(self.proc, where=self.path, timeout=timeout)
+        return parse_ebur128(text)
+
+    def abort(self) -> None:
+        """Stop the scan (the encode failed)."""
+        self._done.set()
+        self.proc.kill()
+        self.proc.wait()
 
 
 def read_ffmetadata(src: Path | str) -> tuple[dict[str, str], list[dict[str, str]]]:

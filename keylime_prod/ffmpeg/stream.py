@@ -159,6 +159,36 @@ def reap(proc: subprocess.Popen[bytes], tail: StderrTail, timeout: float | None)
     return rc
 
 
+def tail_file(path: Path, sink: IO[bytes], done: threading.Event, *, chunk_bytes: int = 1 << 16) -> None:
+    """Copy the file ``path`` into ``sink`` while another process still writes it, until ``done`` is set and nothing
+    more comes; then close ``sink``. A file that never appears ends with ``done``. A consumer that went away (broken
+    pipe) ends the copy quietly: its own exit status tells why. Used to measure an MP3 while LAME writes it."""
+    try:
+        while not path.exists():
+            if done.is_set():
+                return
+            time.sleep(0.02)
+        with open(path, "rb") as f:
+            while True:
+                buf = f.read(chunk_bytes)
+                if buf:
+                    sink.write(buf)
+                elif done.is_set():
+                    rest = f.read()
+                    if not rest:
+                        break
+                    sink.write(rest)
+                else:
+                    time.sleep(0.02)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            sink.close()
+        except OSError:
+            pass
+
+
 def read_stream(
     args: Sequence[str],
     *,
