@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "keylime_prod"
-STAGES = ("speakers", "audio", "transcript", "chapters", "notes", "tags", "report", "publish")
+STAGES = ("speakers", "audio", "transcript", "edit", "chapters", "notes", "tags", "report", "publish")
 
 
 @dataclass(frozen=True)
