@@ -11,7 +11,8 @@ level); the detection's and the whole build's seconds and their ratio; peak RSS 
     python bench/edit.py [--set DIR] [--model tiny.en] [--threads 1]
 
 ``--set`` is a folder with ``edit_media.json`` and its files (default ``tests/data``; ``scripts/make_edit_media.py
---set held-out --out DIR`` makes a second set from other words and places).
+--set held-out --out DIR`` makes a second set from other words and places, ``--set held-out-2`` a third, kept for
+judging the finished detector once).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ added. Output: ``tests/data/edit_sense.flac``, ``tests/data/edit_sonnet.flac`` (
 ``tests/data/edit_media.json`` (the manifest: per file, each event's kind and its span on the file's timeline, the
 span a producer would cut). Deterministic for the same inputs and ffmpeg (``-bitexact``)::
 
-    python scripts/make_edit_media.py [--out DIR] [--set held-out]
+    python scripts/make_edit_media.py [--out DIR] [--set held-out | held-out-2]
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def write(path: Path, x: np.ndarray) -> None:
 
 
 def slowed(x: np.ndarray, tempo: float) -> np.ndarray:
-    """``x`` played at ``tempo`` of its speed, pitch kept (ffmpeg ``atempo``, a WSOLA time stretch)."""
-    args = ["-v", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", "-", "-af", f"atempo={tempo}"]
+    """``x`` played at ``tempo`` of its speed, pitch kept (ffmpeg ``atempo``, a WSOLA time stretch). Under 0.5 (the
+    filter's floor) two ``atempo`` filters in a row, each at the square root."""
+    chain = f"atempo={tempo}" if tempo >= 0.5 else f"atempo={tempo**0.5:.6f},atempo={tempo**0.5:.6f}"
+    args = ["-v", "error", "-f", "f32le", "-ar", str(RATE), "-ac", "1", "-i", "-", "-af", chain]
     args += ["-f", "f32le", "-"]
     out = ffmpeg.run(args, input_bytes=x.astype(np.float32).tobytes())
     return np.frombuffer(out.stdout, np.float32).copy()
@@ -98,12 +100,13 @@ def build(src: Path, room_span: tuple[float, float], uh_span: tuple[float, float
     """Lay ``src`` out with the planned insertions; return the samples and the events on the new timeline.
 
     ``plan``: ``(time_in_source, kind, what)`` in order; ``kind`` is ``pause`` (``what`` = seconds), ``hesitation``
-    (``what`` unused) or ``retake`` / ``false_start`` (``what`` = end of the first attempt in the source, which is
-    played from ``time_in_source`` and followed by 0.25 s of room tone before the sentence starts again).
+    (``what`` = the tempo the sound is slowed to, ``None``: 0.6) or ``retake`` / ``false_start`` (``what`` = end of
+    the first attempt in the source, which is played from ``time_in_source`` and followed by 0.25 s of room tone
+    before the sentence starts again).
     """
     x = read(src)
     room = x[int(room_span[0] * RATE) : int(room_span[1] * RATE)]
-    uh = faded(slowed(x[splice_point(x, uh_span[0]) : splice_point(x, uh_span[1])], 0.6))
+    sound = x[splice_point(x, uh_span[0]) : splice_point(x, uh_span[1])]
     pieces: list[np.ndarray] = []
     events = []
     pos = 0
@@ -124,9 +127,10 @@ def build(src: Path, room_span: tuple[float, float], uh_span: tuple[float, float
         elif kind == "hesitation":
             put(tone(room, 0.12))
             h0 = length / RATE
-            h1 = put(uh)
+            tempo = what or 0.6
+            h1 = put(faded(slowed(sound, tempo)))
             end = put(tone(room, 0.12))
-            events.append({"kind": kind, "start": round(h0, 3), "end": round(h1, 3), "source": f"{uh_span} x0.6"})
+            events.append({"kind": kind, "start": round(h0, 3), "end": round(h1, 3), "source": f"{uh_span} x{tempo}"})
             pos = at
             continue
         else:
@@ -200,14 +204,46 @@ HELD_OUT = {
 }
 
 
+#: A third set, to judge the finished detector on once (not looked at while tuning it): hesitations from yet other
+#: sounds of the same readers (an "um" from the sense reader's "in", an "uh" from the sonnet reader's "the"), each
+#: slowed by its own tempo to 0.3-0.6 s as real fillers are, at places neither other set uses. ``--set held-out-2``.
+HELD_OUT_2 = {
+    "held2_sense.flac": (
+        "sense_librivox.flac",
+        (17.17, 17.42),
+        (5.48, 5.66),  # "in" in "prudently in his" (Whisper tiny.en's span)
+        [
+            (2.76, "hesitation", 0.55),  # leisure, um, to consider
+            (10.80, "pause", 2.0),  # young man. ... Unless
+            (14.80, "hesitation", 0.4),  # selfish, um, is to be
+            (17.56, "retake", 18.18),  # Had he married, had he married
+            (21.08, "hesitation", 0.32),  # made, um, still more
+        ],
+    ),
+    "held2_sonnet.flac": (
+        "sonnet1_librivox.flac",
+        (14.50, 15.20),
+        (9.66, 9.90),  # "the" in "as the riper" (Whisper tiny.en's span)
+        [
+            (12.15, "hesitation", 0.7),  # decease, uh, his tender
+            (27.84, "hesitation", 0.5),  # foe, uh, to thy sweet
+            (34.40, "retake", 35.35),  # And only herald, and only herald to
+            (42.22, "hesitation", 0.42),  # mak'st, uh, waste
+            (48.58, "pause", 2.5),  # be, ... to eat
+        ],
+    ),
+}
+SETS = {"committed": FILES, "held-out": HELD_OUT, "held-out-2": HELD_OUT_2}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DATA)
-    ap.add_argument("--set", choices=("committed", "held-out"), default="committed")
+    ap.add_argument("--set", choices=tuple(SETS), default="committed")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = {}
-    for name, (src, room, uh, plan) in (FILES if args.set == "committed" else HELD_OUT).items():
+    for name, (src, room, uh, plan) in SETS[args.set].items():
         x, events = build(DATA / src, room, uh, plan)
         write(args.out / name, x)
         manifest[name] = {"source": src, "seconds": round(len(x) / RATE, 3), "events": events}

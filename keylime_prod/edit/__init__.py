@@ -55,18 +55,35 @@ VOICED_CORR = 0.6  # normalised autocorrelation at the period: over this a frame
 #: pitch. A word has consonants (unvoiced frames, pitch jumps); a filled pause is a held vowel or nasal with a flat
 #: or slowly falling pitch (Shriberg 1999, "Phonetic consequences of speech disfluency"; Clark & Fox Tree 2002).
 HES_LENGTH_S = (0.2, 1.0)
-HES_VOICED_SHARE = 0.75
 HES_PITCH_SPREAD_ST = 1.5  # semitones, standard deviation over the voiced frames
 HES_SILENCE_S = 0.08  # on each side
 BLIP_FRAMES = 3
 #: Pieces of one hesitation: each at most this long, apart by silences at most this long (a held "uh" whose voicing
 #: falters, or "uh" run into the first sound of the word it waits for, "a f-").
 HES_PIECE_S, HES_JOIN_GAP_S = 0.3, 0.25
-#: "One held pitch" (what makes real words over a sound no proof against it): a spread under this for one sound, and
-#: under the second, stricter, for pieces. A word of two voiced syllables split by a stop is two pieces too; its
-#: syllables glide (the master's "making": 0.84 st), a held "uh" does not (its pieces: 0.22-0.32 st).
-HELD_SPREAD_ST, HELD_PIECES_SPREAD_ST = 1.0, 0.5
 HES_PIECE_STEP_ST = 2.5  # semitones between the pieces' pitches (the sonnet's "uh" steps 1.8 from "a" to "f-a")
+#: What makes a sound a held filler and not a word, whatever Whisper wrote over it (it names a held "uh" "do more",
+#: an "um" "and", an "er" "or", confidently). Measured per sound on the master (docs/editing.md, "Measured"):
+#:
+#: * the voiced share of its core (frames within ``CORE_DB`` of its loudest) at least ``CORE_VOICED``;
+#: * and either a **flat pitch**: it strays at most ``FLAT_WOBBLE_ST`` from a straight glide (the inserted fillers
+#:   0.12-0.15 st, every real word on its own between silences 0.22 st or more), its spectrum steady over at least
+#:   ``FLAT_STEADY`` of its steps (a nasal's one move from the vowel allowed: the "um"s 0.84-0.85);
+#: * or a **prolonged steady sound**: at least ``PROLONGED_S`` long (real fillers last 0.2-0.8 s, Shriberg 1999;
+#:   a one-syllable word read on its own rarely that long) with its spectrum steady over at least
+#:   ``PROLONGED_STEADY`` of its steps (the "uh"s 0.92-1.0, the real words of that length 0.86 at most), its pitch
+#:   within ``PROLONGED_WOBBLE_ST`` of a glide.
+#:
+#: Short real words on their own are what these keep out: before them, any sound Whisper wrote nothing or only
+#: low-probability words over was proposed, and "deceased," and "thy lights" were (docs/editing.md).
+CORE_DB, CORE_VOICED = 12.0, 0.7
+SHORT_WORD_LETTERS = 3  # "a", "an", "and", "or", "the", "uh", "um": what Whisper writes over a filler
+FLAT_WOBBLE_ST, FLAT_STEADY = 0.2, 0.8
+PROLONGED_S, PROLONGED_STEADY, PROLONGED_WOBBLE_ST = 0.45, 0.9, 1.0
+#: A 10 ms step is steady when the spectrum's shape moves by under this (root mean square over the bands, dB);
+#: the shape is taken in ``BANDS`` mel-spaced bands over the vowels' and nasals' formants.
+STEADY_DB = 3.0
+BANDS, BAND_RANGE = 16, (100.0, 4000.0)
 LOW_PROBABILITY = 0.6
 #: A retake's ends are moved from Whisper's word starts to the sound's own onset found within this, less the lead.
 ONSET_SEARCH_S, ONSET_LEAD_S = 0.5, 0.03
@@ -105,6 +122,9 @@ class _Frames:
     sounding: np.ndarray  # bool per frame
     voiced: np.ndarray  # bool per frame
     f0: np.ndarray  # Hz per frame, NaN where unvoiced
+    #: The shape of each frame's spectrum: level in BANDS mel-spaced bands, in dB less the frame's mean over them (the
+    #: loudness taken out, so only a change of sound shows), NaN where not computed (the frames of long sounds).
+    shape: np.ndarray
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -143,22 +163,44 @@ def _frames(x: np.ndarray) -> _Frames:
     for a, b, v in _runs(sounding):
         short[a:b] = v and b - a <= round(HES_LENGTH_S[1] * RATE / HOP)
     rows = np.flatnonzero(short)
+    shape = np.full((n, BANDS), np.nan, np.float32)
     if len(rows):
-        # In blocks of rows: the whole spectrum at once is hundreds of megabytes for an hour.
-        ac = np.concatenate([
-            np.fft.irfft(np.abs(np.fft.rfft(_windowed(padded, rows[k : k + 512]), 2 * WIN)) ** 2)[:, :WIN]
-            for k in range(0, len(rows), 512)
-        ])  # fmt: skip
+        # In blocks of rows: the whole spectrum at once is hundreds of megabytes for an hour. One power spectrum per
+        # frame gives both the autocorrelation (its inverse transform) and the band levels.
+        acs, shapes = [], []
+        edges = _band_edges(2 * WIN)
+        for k in range(0, len(rows), 512):
+            power = np.abs(np.fft.rfft(_windowed(padded, rows[k : k + 512]), 2 * WIN)) ** 2
+            acs.append(np.fft.irfft(power)[:, :WIN])
+            level = 10 * np.log10(np.add.reduceat(power, edges, axis=1)[:, :BANDS] + 1e-12)
+            shapes.append(level - level.mean(axis=1, keepdims=True))
+        ac = np.concatenate(acs)
+        shape[rows] = np.concatenate(shapes)
         ac = ac / np.maximum(ac[:, :1], 1e-12)
         lo, hi = int(RATE / F0_RANGE[1]), int(RATE / F0_RANGE[0])
         lag = lo + np.argmax(ac[:, lo:hi], axis=1)
-        peak = ac[np.arange(len(rows)), lag]
+        at = np.arange(len(rows))
+        peak = ac[at, lag]
+        # The peak between lags, from the parabola through it and its neighbours: a whole-sample lag is a step of
+        # 0.1-0.3 semitone at speaking pitch, as much as the whole spread of a held vowel.
+        left, right = ac[at, lag - 1], ac[at, np.minimum(lag + 1, WIN - 1)]
+        bend = left - 2 * peak + right
+        frac = np.where(bend < 0, 0.5 * (left - right) / np.where(bend < 0, bend, -1.0), 0.0)
+        period = lag + np.clip(frac, -0.5, 0.5)
         # The windowed autocorrelation falls with the lag; undo that so low voices are not judged unvoiced.
         peak = peak / np.maximum(1 - lag / WIN, 1e-3)
         ok = peak > VOICED_CORR
         voiced[rows[ok]] = True
-        f0[rows[ok]] = RATE / lag[ok]
-    return _Frames(db, sounding, voiced, f0)
+        f0[rows[ok]] = RATE / period[ok]
+    return _Frames(db, sounding, voiced, f0, shape)
+
+
+def _band_edges(nfft: int) -> np.ndarray:
+    """The FFT bins where each of the ``BANDS`` mel-spaced bands between ``BAND_RANGE`` begins (and the last ends)."""
+    lo, hi = (2595 * np.log10(1 + f / 700) for f in BAND_RANGE)
+    mel = np.linspace(lo, hi, BANDS + 1)
+    hz = 700 * (10 ** (mel / 2595) - 1)
+    return np.round(hz * nfft / RATE).astype(int)
 
 
 def _runs(m: np.ndarray) -> list[tuple[int, int, bool]]:
@@ -208,6 +250,42 @@ def _pauses(
     return out, rhythm, keep
 
 
+def _core_voiced(fr: _Frames, a: int, b: int) -> float:
+    """The voiced share of the sound's core: its frames within ``CORE_DB`` of its loudest. A held vowel's fading
+    edges (and the fades of an edit) are too weak for the pitch; a word's consonants are inside its core."""
+    sounding = fr.sounding[a:b]
+    db = fr.db[a:b][sounding]
+    core = db > db.max() - CORE_DB
+    return float(fr.voiced[a:b][sounding][core].mean())
+
+
+def _pitch_wobble(fr: _Frames, a: int, b: int) -> float:
+    """How far the pitch strays from a straight glide, in semitones (standard deviation of each piece's voiced
+    frames about its own least-squares line). A filler is held on one note or glides slowly down (Shriberg 1999);
+    a word's pitch rises and falls with its syllables and jumps at its consonants."""
+    rest = []
+    for x, y, on in _runs(fr.sounding[a:b]):
+        notes = 12 * np.log2(fr.f0[a + x : a + y][fr.voiced[a + x : a + y]])
+        if on and len(notes) >= 3:
+            t = np.arange(len(notes))
+            rest.append(notes - np.polyval(np.polyfit(t, notes, 1), t))
+    return float(np.std(np.concatenate(rest))) if rest else float("inf")
+
+
+def _steadiness(fr: _Frames, a: int, b: int) -> float:
+    """The share of the sound's 10 ms steps (within one piece) over which the shape of its spectrum changes by under
+    ``STEADY_DB`` (root mean square over the bands): a held vowel or nasal keeps its formants, a word moves from
+    sound to sound (Clark & Fox Tree 2002: fillers are prolonged, steady syllables)."""
+    steps = []
+    for x, y, on in _runs(fr.sounding[a:b]):
+        if on and y - x >= 2:
+            d = np.diff(fr.shape[a + x : a + y], axis=0)
+            steps.append(np.sqrt(np.mean(d**2, axis=1)))
+    moves = np.concatenate(steps) if steps else np.zeros(0)
+    moves = moves[np.isfinite(moves)]
+    return float(np.mean(moves < STEADY_DB)) if len(moves) else 0.0
+
+
 def _hesitation(
     fr: _Frames, words: Sequence[Word], fillers: set[str], a: int, b: int
 ) -> tuple[float, str, float, float] | None:
@@ -218,7 +296,7 @@ def _hesitation(
         return None
     sounding = fr.sounding[a:b]
     voiced = fr.voiced[a:b][sounding]
-    if not len(voiced) or voiced.mean() < HES_VOICED_SHARE:
+    if not len(voiced) or _core_voiced(fr, a, b) < CORE_VOICED:
         return None
     # One pitch: each piece held (its spread), and pieces near each other's pitch (an "uh" resumed, not a new word).
     notes = [12 * np.log2(fr.f0[a + x : a + y][fr.voiced[a + x : a + y]]) for x, y, on in _runs(sounding) if on]
@@ -227,26 +305,30 @@ def _hesitation(
     medians = [float(np.median(n)) for n in notes]
     if spread > HES_PITCH_SPREAD_ST or max(medians) - min(medians) > HES_PIECE_STEP_ST:
         return None
-    over = [w for w in words if w.start < end and w.end > start]
     share = float(voiced.mean())
+    over = [w for w in words if w.start < end and w.end > start]
     if any(_norm(w.word) in fillers for w in over):
         return 0.95, "a filler word", share, spread
+    # Whisper's words are no proof either way (it writes nothing over some real words, and real words over held
+    # fillers): the sound's own shape decides, the words only the confidence.
+    wobble, steady = _pitch_wobble(fr, a, b), _steadiness(fr, a, b)
+    if wobble <= FLAT_WOBBLE_ST and steady >= FLAT_STEADY:
+        shape = f"flat pitch (off a glide by {wobble:.2f} st), steady {steady:.0%}"
+    elif end - start >= PROLONGED_S and steady >= PROLONGED_STEADY and wobble <= PROLONGED_WOBBLE_ST:
+        shape = f"prolonged and steady {steady:.0%}"
+    else:
+        return None
     if not over:
-        return 0.7, "nothing written", share, spread
+        return 0.8, f"{shape}, nothing written", share, spread
     if all(w.probability < LOW_PROBABILITY for w in over):
-        return 0.8, "written with low probability", share, spread
-    # Pieces of one pitch, where Whisper doubts what it wrote: each word's probability weighted by how much of the
-    # sound it covers (a confident word that only grazes it, Whisper's edges being loose, counts for little). Not for
-    # one sound: a real word after an "uh" is often written wrong and unsure too (the sonnet's "-sire": "faffir").
-    cover = [min(w.end, end) - max(w.start, start) for w in over]
-    if len(notes) > 1 and np.average([w.probability for w in over], weights=cover) < LOW_PROBABILITY:
-        return 0.7, "written mostly with low probability", share, spread
-    held = HELD_SPREAD_ST if len(notes) == 1 else HELD_PIECES_SPREAD_ST
-    if len(over) <= 2 and (end - start) >= 0.45 and share >= 0.9 and spread < held:
-        # A long sound on its own, voiced throughout on one pitch: Whisper names such a held vowel with real
-        # words, even confidently ("Demor", "do more" over an "uh" made from "a m-"); no word is one held note.
-        return 0.55, "words over one held pitch", share, spread
-    return None
+        return 0.75, f"{shape}, written with low probability", share, spread
+    # Confident words over a flat sound: Whisper names a filler with the short function word nearest its sound
+    # ("and" for "um", "or" for "er"; a neighbour's word may graze it too, its edges being loose); with only longer
+    # words there it is a real word read on one note (the sonnet's "-sire" of "desire", 0.44 s, 0.15 st off a
+    # glide, written "faffir increase,").
+    if shape.startswith("flat") and not any(len(_norm(w.word)) <= SHORT_WORD_LETTERS for w in over):
+        return None
+    return 0.6, f"{shape}, words over it", share, spread
 
 
 def _hesitations(fr: _Frames, words: Sequence[Word], settings: EditSettings, action: Action) -> list[Candidate]:
