@@ -25,7 +25,8 @@ Prints a Markdown table (the one in docs/audio.md).
 28 dB under the speech (``MILD_NOISE_AMPLITUDE``, as ``bench/episode.py --noisy``). The pauses are the ones ffmpeg's
 ``silencedetect`` finds in the clean reading; WER against the sonnet's text. Besides the engines above it measures
 the **pause gate** (what ``auto`` does in this band: the pauses of Silero VAD's mask lowered to 38 dB under the
-speech, the words untouched). Engines whose package is not installed are left out.
+speech, the words untouched). Besides DeepFilterNet3 it runs a lighter setting of it (``DFN_LIGHT``). Engines
+whose package is not installed are left out.
 """
 
 from __future__ import annotations
