@@ -77,9 +77,14 @@ def ffmpeg_filter(x: np.ndarray, chain: str, rate: int = RATE) -> np.ndarray:
     return np.frombuffer(ffmpeg.run(args, input_bytes=x.astype("<f4").tobytes()).stdout, dtype="<f4").copy()
 
 
-def prefilter_chain(hum_hz: float = HUM_HZ, harmonics: int = 5) -> str:
-    notches = ",".join(f"bandreject=f={hum_hz * k:g}:width_type=q:w=8" for k in range(1, harmonics + 1))
-    return f"highpass=f=80:poles=2,{notches}"
+def prefilter_chain(x: np.ndarray) -> str:
+    """The product's own pre-filter for ``x`` (keylime_prod.audio.speech.prefilters): the 80 Hz high-pass and a
+    notch at each mains harmonic whose line the analysis finds standing out."""
+    from keylime_prod.audio import speech
+
+    with tempfile.TemporaryDirectory() as tmp:
+        an = speech.analyse(write(Path(tmp) / "x.wav", x), "bench", vad=False)
+    return ",".join(speech.prefilters(an.hum_hz, 1, an.hum_harmonics))
 
 
 def engine_afftdn(x: np.ndarray, floor_db: float) -> np.ndarray:
@@ -254,7 +259,7 @@ def figure(dest: Path) -> None:
     import matplotlib.pyplot as plt
 
     noisy = decode(NOISY)
-    out = engine_deepfilternet(ffmpeg_filter(noisy, prefilter_chain()), -60.0)
+    out = engine_deepfilternet(ffmpeg_filter(noisy, prefilter_chain(noisy)), -60.0)
     fig, axes = plt.subplots(2, 1, figsize=(7, 4.2), sharex=True, dpi=80)
     for ax, x, title in ((axes[0], noisy, "noisy input (pink noise 12 dB SNR + 60 Hz hum)"),
                          (axes[1], out, "after high-pass, hum notches and DeepFilterNet3 (30 dB)")):  # fmt: skip
@@ -301,14 +306,16 @@ def main() -> None:
         else:
             clean, noisy, text, pauses, engines = decode(CLEAN), decode(NOISY), TEXT, PAUSES, dict(ENGINES)
 
-        clean_pre = ffmpeg_filter(clean, prefilter_chain())
+        chain = prefilter_chain(noisy)  # decided on the input, as the master does; the reference goes through it too
+        print(f"pre-filter: {chain}", file=sys.stderr)
+        clean_pre = ffmpeg_filter(clean, chain)
 
         def judge(name: str, y: np.ndarray) -> dict[str, float]:
             return measure(write(work / f"{name}.wav", y), y, clean, wer_model, text, pauses, clean_pre)
 
         rows.append(("clean reference", 0.0, judge("clean", clean)))
         rows.append(("noisy input", 0.0, judge("noisy", noisy)))
-        pre = ffmpeg_filter(noisy, prefilter_chain())
+        pre = ffmpeg_filter(noisy, chain)
         pn = np.concatenate([pre[int(a * RATE) : int(b * RATE)] for a, b in pauses])
         floor_db = float(10 * np.log10(np.mean(pn.astype(np.float64) ** 2)))  # what afftdn starts from
         rows.append(("high-pass + hum notches only", 0.0, judge("pre", pre)))

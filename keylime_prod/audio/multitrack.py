@@ -442,13 +442,17 @@ def _clean(
         "noise_under_speech_db": None if floor.under_speech_db is None else round(floor.under_speech_db, 2),
         "hum_hz": an.hum_hz,
         "hum_line_db": an.hum_line_db,
+        "hum_notches": speech.notch_text(an),
         "denoise": why,
         "engine": engine,
     }
     if engine is not None:
         dest = work / f"track-{i}-denoised.flac"
         what = _field(i, "file")
-        speech.denoise(Path(track.file), engine, an.hum_hz, settings.denoise.strength, 1, floor.noise_lufs, dest, what)
+        speech.denoise(
+            Path(track.file), engine, an.hum_hz, settings.denoise.strength, 1, floor.noise_lufs, dest, what,
+            harmonics=an.hum_harmonics,
+        )  # fmt: skip
         audio_in[i] = dest
         log.info("%s: %s; reduced with %s", what, why, engine)
     return out

@@ -46,6 +46,7 @@ FIGURES: dict[str, Label] = {
     "noise_under_speech_db_after": Label("room noise under the speech, after", "dB"),
     "hum_line_db_before": Label("mains hum over the sound around it, before", "dB", none="no hum"),
     "hum_line_db_after": Label("mains hum over the sound around it, after", "dB", none="no hum"),
+    "hum_notches": Label("mains hum notched at", none="no notch"),
     "dc_offsets_removed": Label("DC offsets removed", decimals=0),
     # The MP3 encoder's effect, measured once and allowed for.
     "loudness_lu": Label("MP3 encoding changed the loudness by", "LU", 2, signed=True),
