@@ -141,7 +141,7 @@ def test_a_held_vowel_is_flat_and_steady_and_a_moving_one_is_not() -> None:
     import numpy as np
     from scipy.signal import lfilter
 
-    from keylime_prod.edit import RATE, _frames, _pitch_wobble, _runs, _steadiness
+    from keylime_prod.edit import RATE, _frames, _notes, _pitch_wobble, _runs, _steadiness
 
     def voice(f0: np.ndarray, formant: np.ndarray) -> np.ndarray:
         phase = np.cumsum(f0 / RATE)
@@ -162,7 +162,7 @@ def test_a_held_vowel_is_flat_and_steady_and_a_moving_one_is_not() -> None:
     for x, flat in ((held, True), (word, False)):
         fr = _frames(np.concatenate([silence, x, silence]))
         a, b, _ = next(r for r in _runs(fr.sounding) if r[2])
-        wobble, steady = _pitch_wobble(fr, a, b), _steadiness(fr, a, b)
+        wobble, steady = _pitch_wobble(_notes(fr, a, b)), _steadiness(fr, a, b)
         if flat:
             assert wobble < 0.1 and steady > 0.9, (wobble, steady)
         else:

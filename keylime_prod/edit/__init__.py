@@ -259,16 +259,21 @@ def _core_voiced(fr: _Frames, a: int, b: int) -> float:
     return float(fr.voiced[a:b][sounding][core].mean())
 
 
-def _pitch_wobble(fr: _Frames, a: int, b: int) -> float:
+def _notes(fr: _Frames, a: int, b: int) -> list[np.ndarray]:
+    """The pitch (semitones) of the voiced frames of each sounding piece of frames ``a:b`` that has any."""
+    notes = [12 * np.log2(fr.f0[a + x : a + y][fr.voiced[a + x : a + y]]) for x, y, on in _runs(fr.sounding[a:b]) if on]
+    return [n for n in notes if len(n)]
+
+
+def _pitch_wobble(notes: Sequence[np.ndarray]) -> float:
     """How far the pitch strays from a straight glide, in semitones (standard deviation of each piece's voiced
-    frames about its own least-squares line). A filler is held on one note or glides slowly down (Shriberg 1999);
-    a word's pitch rises and falls with its syllables and jumps at its consonants."""
+    frames, ``notes``, about its own least-squares line). A filler is held on one note or glides slowly down
+    (Shriberg 1999); a word's pitch rises and falls with its syllables and jumps at its consonants."""
     rest = []
-    for x, y, on in _runs(fr.sounding[a:b]):
-        notes = 12 * np.log2(fr.f0[a + x : a + y][fr.voiced[a + x : a + y]])
-        if on and len(notes) >= 3:
-            t = np.arange(len(notes))
-            rest.append(notes - np.polyval(np.polyfit(t, notes, 1), t))
+    for n in notes:
+        if len(n) >= 3:
+            t = np.arange(len(n))
+            rest.append(n - np.polyval(np.polyfit(t, n, 1), t))
     return float(np.std(np.concatenate(rest))) if rest else float("inf")
 
 
@@ -299,8 +304,7 @@ def _hesitation(
     if not len(voiced) or _core_voiced(fr, a, b) < CORE_VOICED:
         return None
     # One pitch: each piece held (its spread), and pieces near each other's pitch (an "uh" resumed, not a new word).
-    notes = [12 * np.log2(fr.f0[a + x : a + y][fr.voiced[a + x : a + y]]) for x, y, on in _runs(sounding) if on]
-    notes = [n for n in notes if len(n)]
+    notes = _notes(fr, a, b)
     spread = float(np.average([np.std(n) for n in notes], weights=[len(n) for n in notes]))
     medians = [float(np.median(n)) for n in notes]
     if spread > HES_PITCH_SPREAD_ST or max(medians) - min(medians) > HES_PIECE_STEP_ST:
@@ -311,8 +315,9 @@ def _hesitation(
         return 0.95, "a filler word", share, spread
     # Whisper's words are no proof either way (it writes nothing over some real words, and real words over held
     # fillers): the sound's own shape decides, the words only the confidence.
-    wobble, steady = _pitch_wobble(fr, a, b), _steadiness(fr, a, b)
-    if wobble <= FLAT_WOBBLE_ST and steady >= FLAT_STEADY:
+    wobble, steady = _pitch_wobble(notes), _steadiness(fr, a, b)
+    flat = wobble <= FLAT_WOBBLE_ST and steady >= FLAT_STEADY
+    if flat:
         shape = f"flat pitch (off a glide by {wobble:.2f} st), steady {steady:.0%}"
     elif end - start >= PROLONGED_S and steady >= PROLONGED_STEADY and wobble <= PROLONGED_WOBBLE_ST:
         shape = f"prolonged and steady {steady:.0%}"
@@ -326,7 +331,7 @@ def _hesitation(
     # ("and" for "um", "or" for "er"; a neighbour's word may graze it too, its edges being loose); with only longer
     # words there it is a real word read on one note (the sonnet's "-sire" of "desire", 0.44 s, 0.15 st off a
     # glide, written "faffir increase,").
-    if shape.startswith("flat") and not any(len(_norm(w.word)) <= SHORT_WORD_LETTERS for w in over):
+    if flat and not any(len(_norm(w.word)) <= SHORT_WORD_LETTERS for w in over):
         return None
     return 0.6, f"{shape}, words over it", share, spread
 
