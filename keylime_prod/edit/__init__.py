@@ -165,33 +165,32 @@ def _frames(x: np.ndarray) -> _Frames:
     rows = np.flatnonzero(short)
     shape = np.full((n, BANDS), np.nan, np.float32)
     if len(rows):
-        # In blocks of rows: the whole spectrum at once is hundreds of megabytes for an hour. One power spectrum per
-        # frame gives both the autocorrelation (its inverse transform) and the band levels.
-        acs, shapes = [], []
+        # In blocks of rows, each block's pitch found before the next: the autocorrelations of an hour's short
+        # sounds side by side are hundreds of megabytes. One power spectrum per frame gives both the
+        # autocorrelation (its inverse transform) and the band levels.
         edges = _band_edges(2 * WIN)
-        for k in range(0, len(rows), 512):
-            power = np.abs(np.fft.rfft(_windowed(padded, rows[k : k + 512]), 2 * WIN)) ** 2
-            acs.append(np.fft.irfft(power)[:, :WIN])
-            level = 10 * np.log10(np.add.reduceat(power, edges, axis=1)[:, :BANDS] + 1e-12)
-            shapes.append(level - level.mean(axis=1, keepdims=True))
-        ac = np.concatenate(acs)
-        shape[rows] = np.concatenate(shapes)
-        ac = ac / np.maximum(ac[:, :1], 1e-12)
         lo, hi = int(RATE / F0_RANGE[1]), int(RATE / F0_RANGE[0])
-        lag = lo + np.argmax(ac[:, lo:hi], axis=1)
-        at = np.arange(len(rows))
-        peak = ac[at, lag]
-        # The peak between lags, from the parabola through it and its neighbours: a whole-sample lag is a step of
-        # 0.1-0.3 semitone at speaking pitch, as much as the whole spread of a held vowel.
-        left, right = ac[at, lag - 1], ac[at, np.minimum(lag + 1, WIN - 1)]
-        bend = left - 2 * peak + right
-        frac = np.where(bend < 0, 0.5 * (left - right) / np.where(bend < 0, bend, -1.0), 0.0)
-        period = lag + np.clip(frac, -0.5, 0.5)
-        # The windowed autocorrelation falls with the lag; undo that so low voices are not judged unvoiced.
-        peak = peak / np.maximum(1 - lag / WIN, 1e-3)
-        ok = peak > VOICED_CORR
-        voiced[rows[ok]] = True
-        f0[rows[ok]] = RATE / period[ok]
+        for k in range(0, len(rows), 512):
+            block = rows[k : k + 512]
+            power = np.abs(np.fft.rfft(_windowed(padded, block), 2 * WIN)) ** 2
+            level = 10 * np.log10(np.add.reduceat(power, edges, axis=1)[:, :BANDS] + 1e-12)
+            shape[block] = level - level.mean(axis=1, keepdims=True)
+            ac = np.fft.irfft(power)[:, :WIN]
+            ac = ac / np.maximum(ac[:, :1], 1e-12)
+            lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+            at = np.arange(len(block))
+            peak = ac[at, lag]
+            # The peak between lags, from the parabola through it and its neighbours: a whole-sample lag is a step
+            # of 0.1-0.3 semitone at speaking pitch, as much as the whole spread of a held vowel.
+            left, right = ac[at, lag - 1], ac[at, np.minimum(lag + 1, WIN - 1)]
+            bend = left - 2 * peak + right
+            frac = np.where(bend < 0, 0.5 * (left - right) / np.where(bend < 0, bend, -1.0), 0.0)
+            period = lag + np.clip(frac, -0.5, 0.5)
+            # The windowed autocorrelation falls with the lag; undo that so low voices are not judged unvoiced.
+            peak = peak / np.maximum(1 - lag / WIN, 1e-3)
+            ok = peak > VOICED_CORR
+            voiced[block[ok]] = True
+            f0[block[ok]] = RATE / period[ok]
     return _Frames(db, sounding, voiced, f0, shape)
 
 
