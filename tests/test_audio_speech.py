@@ -320,6 +320,34 @@ def test_mild_noise_gets_the_pause_gate_not_deepfilternet(tmp_path: Path) -> Non
     assert hum_line_db(decoded_16k(src)) > 10.0 and hum_line_db(decoded_16k(m.mp3)) < 6.0
 
 
+def test_notched_copy_is_measured_while_it_is_written(tmp_path: Path) -> None:
+    """The notches' one pass writes the copy the render reads and measures the same stream: the same loudness,
+    peaks and 10 ms energies as measuring the finished copy again, and the same hum left as the 16 kHz analysis
+    of the copy."""
+    from dataclasses import replace
+
+    from keylime_prod.audio import speech
+    from keylime_prod.audio.inputs import measure_part
+
+    src = DATA / "sonnet1_librivox.flac"
+    s = AudioSettings()
+    an = speech.analyse(src, "sonnet")
+    assert an.hum_hz == 60.0 and an.hum_harmonics, an
+    left = speech.HumSpectrum(ffmpeg.probe(src).sample_rate)
+    dest = tmp_path / "notched.flac"
+    during = measure_part(
+        src, replace(ffmpeg.probe(src), channels=1), s, 0, lambda n: None,
+        filters=speech.prefilters(an.hum_hz, 1, an.hum_harmonics), keep=dest, tap=lambda x: left.add(x[:, 0]),
+    )  # fmt: skip
+    after = measure_part(dest, ffmpeg.probe(dest), s, 0, lambda n: None)
+    assert ffmpeg.probe(dest).channels == 1
+    assert abs(during.loudness - after.loudness) < 1e-3 and abs(during.true_peak - after.true_peak) < 1e-4
+    assert (during.keep_start, during.keep_end, during.frames) == (after.keep_start, after.keep_end, after.frames)
+    np.testing.assert_allclose(during.k_energy, after.k_energy, rtol=1e-4, atol=1e-12)
+    assert abs(left.lines()[1] - speech.analyse(dest, "copy", vad=False).hum_line_db) <= 0.2
+    assert left.lines()[1] < 6.0 < an.hum_line_db  # and the line is gone
+
+
 class _CountedDFN:
     """DeepFilterNet3 with a count of the frames it was given."""
 

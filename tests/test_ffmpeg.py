@@ -1,7 +1,11 @@
-"""The ffmpeg wrapper: command builders and output parsers are pure and tested on literal strings."""
+"""The ffmpeg wrapper: command builders and output parsers are pure and tested on literal strings; what the
+bundled binary does with an argument list is tested by running it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from keylime_prod import ffmpeg
@@ -114,6 +118,19 @@ def test_decode_args_are_an_argv_list() -> None:
     assert "aresample=44100:resampler=soxr" in args[args.index("-af") + 1]
     with pytest.raises(ValueError):
         ffmpeg.decode_args("x", sample_rate=1, channels=1, fmt="u8")
+
+
+def test_decode_args_keep_writes_the_same_stream_to_a_flac(tmp_path: Path, jfk: Path) -> None:
+    """With ``keep``, one filter graph feeds the FLAC copy and stdout: the two hold the same samples."""
+    dest = tmp_path / "copy.flac"
+    args = ffmpeg.decode_args(jfk, sample_rate=16000, channels=1, filters=["highpass=f=80"], keep=dest)
+    assert "asplit=2[keep][out]" in args[args.index("-filter_complex") + 1] and "-af" not in args
+    piped = np.frombuffer(ffmpeg.run(args).stdout, "<f4")
+    kept = np.frombuffer(ffmpeg.run(ffmpeg.decode_args(dest, sample_rate=16000, channels=1)).stdout, "<f4")
+    assert len(piped) == len(kept) > 16000
+    assert float(np.max(np.abs(piped - kept))) < 1e-6  # the FLAC holds 24 bits of the float stream
+    with pytest.raises(ValueError):
+        ffmpeg.decode_args("x", sample_rate=1, channels=1, fmt="s16le", keep=dest)
 
 
 def test_encode_args_cbr_lame_without_tags() -> None:

@@ -178,9 +178,11 @@ def decode(
     fmt: str = "f32le",
     gain_db: float | None = None,
     filters: Sequence[str] = (),
+    keep: Path | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield ``(frames, ch)`` blocks of ``path`` (float32, or int16 with ``fmt="s16le"``: then ffmpeg applies
-    ``gain_db`` and TPDF-dithers to 16-bit itself); corrupt data is an :class:`AudioError`."""
+    ``gain_db`` and TPDF-dithers to 16-bit itself); corrupt data is an :class:`AudioError`. With ``keep``, ffmpeg
+    also writes the filtered stream there (FLAC), complete once the last block is yielded."""
     errors: list[str] = []
     dtype = np.dtype(ffmpeg.PCM_FORMATS[fmt])
     frame_bytes = dtype.itemsize * ch
@@ -194,6 +196,7 @@ def decode(
         fmt=fmt,
         filters=[*filters, *([f"volume={gain_db:.6f}dB:precision=double"] if gain_db is not None else [])],
         dither="triangular" if fmt == "s16le" else None,
+        keep=keep,
     )
     try:
         for buf in ffmpeg.read_stream(args, chunk_bytes=chunk, where=path, errors=errors):
@@ -223,9 +226,19 @@ def decode(
 
 
 def measure_part(
-    path: Path, info: ffmpeg.Probe, settings: AudioSettings, index: int, report: Callable[[int], None]
+    path: Path,
+    info: ffmpeg.Probe,
+    settings: AudioSettings,
+    index: int,
+    report: Callable[[int], None],
+    *,
+    filters: Sequence[str] = (),
+    keep: Path | None = None,
+    tap: Callable[[np.ndarray], None] | None = None,
 ) -> Part:
-    """Pass 1 over one raw recording (``info``: its probe, from the up-front check)."""
+    """Pass 1 over one raw recording (``info``: its probe, from the up-front check). With ``filters``, over what
+    they make of it (``info.channels`` then says how many channels they leave); with ``keep``, that is also
+    written there as it is measured. ``tap`` sees every decoded block too."""
     what = f"recording {index + 1}"
     sr, ch = settings.sample_rate, settings.channels
     # Measure at the file's own rate: resampling an hour of audio only to measure it would cost as much as the
@@ -236,8 +249,10 @@ def measure_part(
     ch_in = min(info.channels, ch)
     meter = Meter(rate_in, ch_in)
     dc_sum, sq_sum = np.zeros(ch_in), np.zeros(ch_in)
-    for x in decode(path, rate_in, ch_in, what, lambda n: report(n * sr // rate_in)):
+    for x in decode(path, rate_in, ch_in, what, lambda n: report(n * sr // rate_in), filters=filters, keep=keep):
         meter.add(x)
+        if tap is not None:
+            tap(x)
         dc_sum += x.sum(axis=0, dtype=np.float64)
         sq_sum += np.einsum("ij,ij->j", x, x, dtype=np.float64)
     if meter.frames == 0:
@@ -276,8 +291,8 @@ def measure_part(
             where=path,
             hint="check the recording, or lower audio.silence_threshold_db",
         )
-    keep = settings.keep_silence_ms // SUB_MS
-    s0, s1 = max(0, bounds[0] - keep), min(len(meter.power), bounds[1] + keep)
+    pad = settings.keep_silence_ms // SUB_MS
+    s0, s1 = max(0, bounds[0] - pad), min(len(meter.power), bounds[1] + pad)
     ke = meter.k_energy[s0:s1]
     lufs = integrated_from_energy(ke)
     if not math.isfinite(lufs):

@@ -318,14 +318,27 @@ def prepare_recording(
         dest = work / f"denoised-{index + 1}.flac"
         # On the mono mix: DeepFilterNet is a mono model, and a second channel of the same voice would double its
         # cost (the slowest step of a noisy recording) for nothing a listener of speech hears.
-        speech.denoise(
-            base.render_path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what,
-            seconds=an.seconds, harmonics=an.hum_harmonics,
-        )  # fmt: skip
-        # The hum left (a 16 kHz decode of the copy) on the other core while pass 1 measures the copy.
-        with ThreadPoolExecutor(1) as pool:
-            hum_after = pool.submit(lambda: speech.analyse(dest, what, vad=False).hum_line_db)
-            cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
+        if engine == speech.NOTCH:
+            # The filters are the whole treatment: one ffmpeg process decodes and filters the recording and writes
+            # the copy pass 2 renders from, while pass 1 measures that same stream and its hum line (writing the
+            # copy and then decoding it twice more, to measure it and to find the hum left, took 36 of the clean
+            # hour's 67 s of measuring: docs/performance.md, "The limit").
+            left = speech.HumSpectrum(info.sample_rate if info.sample_rate % 100 == 0 else s.sample_rate)
+            cleaned = measure_part(
+                base.render_path, replace(info, channels=1), s, index, lambda n: None,
+                filters=speech.prefilters(an.hum_hz, 1, an.hum_harmonics), keep=dest, tap=lambda x: left.add(x[:, 0]),
+            )  # fmt: skip
+            hum_left = left.lines()[1]
+        else:
+            speech.denoise(
+                base.render_path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what,
+                seconds=an.seconds, harmonics=an.hum_harmonics,
+            )  # fmt: skip
+            # The hum left (a 16 kHz decode of the copy) on the other core while pass 1 measures the copy.
+            with ThreadPoolExecutor(1) as pool:
+                hum_after = pool.submit(lambda: speech.analyse(dest, what, vad=False).hum_line_db)
+                cleaned = measure_part(dest, ffmpeg.probe(dest), s, index, lambda n: None)
+            hum_left = hum_after.result()
         part = replace(cleaned, path=path, source=dest)
         mask = kept_mask(part)
         after = speech.noise_floor(part.k_energy, mask)
@@ -335,7 +348,7 @@ def prepare_recording(
             noise_under_speech_db_after=_r(after.under_speech_db),
             attenuation_db=_r(None if after.noise_lufs is None or floor.noise_lufs is None
                                else floor.noise_lufs - after.noise_lufs),
-            hum_line_db_after=hum_after.result(),
+            hum_line_db_after=hum_left,
         )  # fmt: skip
         log.info("%s: %s; %s reduced the noise floor by %s dB", what, why, engine, den["attenuation_db"])
     gate = None

@@ -10,7 +10,8 @@ Order, for each raw recording:
 3. :func:`needs_denoise` picks the treatment by the floor and the hum (docs/audio.md, step 3): none, the notches
    alone, the pause gate (:func:`pause_gate`, on the gain curve: no pass of its own) for mild noise, or
    :func:`denoise`: an 80 Hz high-pass, notches at the detected mains frequency and its harmonics, then the
-   noise-reduction engine, into a temporary file that pass 1 measures again and pass 2 renders from.
+   noise-reduction engine, into a temporary file that pass 1 measures again and pass 2 renders from (the notches
+   alone: measured in the same pass that writes the file, :func:`.inputs.measure_part` with ``keep``).
 4. :func:`gain_curve`: loudness per stretch of speech (K-weighted, BS.1770) and a smooth, bounded gain
    curve on the 10 ms grid that brings every stretch to the same loudness. Gains glide across pauses, and a pause
    never gets more gain than the file gain alone would give it (the room tone is not pumped up).
@@ -155,19 +156,53 @@ def hum_harmonics(freqs: np.ndarray, power: np.ndarray, hum_hz: float | None) ->
     return tuple(k for k in range(1, HUM_HARMONICS + 1) if line_height(freqs, power, hum_hz * k) >= HUM_HARMONIC_DB)
 
 
+class HumSpectrum:
+    """The averaged power spectrum (Welch, 1 s Hann segments: 1 Hz bins, which separate the 50/60 Hz lines from their
+    neighbours) of a mono stream fed block by block, at any rate. One segment in every four seconds is plenty for a
+    line that lasts the whole recording."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._window = signal.get_window("hann", rate).astype(np.float32)
+        self._spec = np.zeros(rate // 2 + 1)
+        self._segs = 0
+        self._buf = np.zeros(0, np.float32)
+        self._skip = 0  # samples to pass over before the next segment begins
+
+    def add(self, x: np.ndarray) -> None:
+        while len(x):
+            if self._skip:
+                k = min(self._skip, len(x))
+                x, self._skip = x[k:], self._skip - k
+                continue
+            need = self.rate - len(self._buf)
+            self._buf, x = np.concatenate([self._buf, x[:need]]), x[need:]
+            if len(self._buf) == self.rate:
+                self._spec += np.abs(np.fft.rfft(self._buf * self._window)) ** 2
+                self._segs += 1
+                self._buf, self._skip = np.zeros(0, np.float32), 3 * self.rate
+
+    def lines(self) -> tuple[float | None, float, tuple[int, ...]]:
+        """The mains frequency (or None), its line's height over its neighbours (dB, to 0.1) and the harmonics
+        worth a notch: :func:`hum_line` and :func:`hum_harmonics` on the spectrum so far."""
+        if not self._segs:
+            return None, 0.0, ()
+        freqs = np.fft.rfftfreq(self.rate, 1 / self.rate)
+        power = self._spec / self._segs
+        hum_hz, height = hum_line(freqs, power)
+        return hum_hz, round(height, 1), hum_harmonics(freqs, power, hum_hz)
+
+
 def analyse(path: Path, what: str, *, vad: bool = True) -> Analysis:
-    """Decode ``path`` to 16 kHz mono; run Silero VAD over it and average its power spectrum (Welch, 1 Hz bins)."""
+    """Decode ``path`` to 16 kHz mono; run Silero VAD over it and average its power spectrum (:class:`HumSpectrum`)."""
     model = _vad_model() if vad else None
     probs: list[np.ndarray] = []
-    nper = VAD_RATE  # 1 s segments: 1 Hz resolution separates 50/60 Hz lines from their neighbours
-    spec = np.zeros(nper // 2 + 1)
-    segs = 0
+    spectrum = HumSpectrum(VAD_RATE)
     buf = np.zeros(0, np.float32)
     total = 0
     block = VAD_WINDOW * VAD_STRIDE * 1875  # 120 s per model call (the model batches windows)
 
     def run(x: np.ndarray) -> None:
-        nonlocal spec, segs
         hop = VAD_WINDOW * VAD_STRIDE
         if model is not None and len(x) >= hop:
             # Every VAD_STRIDE-th window only: the model scores each window on its own within a call (a batch), and
@@ -175,10 +210,7 @@ def analyse(path: Path, what: str, *, vad: bool = True) -> Analysis:
             n = len(x) // hop * hop
             picked = x[:n].reshape(-1, hop)[:, :VAD_WINDOW].reshape(-1)
             probs.append(np.asarray(model(np.ascontiguousarray(picked)), np.float32).reshape(-1))
-        # Every fourth second is plenty for a line that lasts the whole recording.
-        for i in range(0, len(x) - nper + 1, 4 * nper):
-            spec += np.abs(np.fft.rfft(x[i : i + nper] * _HANN)) ** 2
-            segs += 1
+        spectrum.add(x)
 
     for x in decode(path, VAD_RATE, 1, what):
         buf = np.concatenate([buf, x[:, 0]])
@@ -188,19 +220,14 @@ def analyse(path: Path, what: str, *, vad: bool = True) -> Analysis:
             buf = buf[block:]
     if len(buf):
         run(np.concatenate([buf, np.zeros(-len(buf) % (VAD_WINDOW * VAD_STRIDE), np.float32)]))
-    freqs = np.fft.rfftfreq(nper, 1 / VAD_RATE)
-    power = spec / max(segs, 1)
-    hum_hz, height = hum_line(freqs, power) if segs else (None, 0.0)
+    hum_hz, height, harmonics = spectrum.lines()
     return Analysis(
         speech_prob=np.concatenate(probs) if probs else np.zeros(0, np.float32),
         seconds=total / VAD_RATE,
         hum_hz=hum_hz,
-        hum_line_db=round(height, 1),
-        hum_harmonics=hum_harmonics(freqs, power, hum_hz) if segs else (),
+        hum_line_db=height,
+        hum_harmonics=harmonics,
     )
-
-
-_HANN = signal.get_window("hann", VAD_RATE).astype(np.float32)
 
 
 @dataclass(frozen=True)

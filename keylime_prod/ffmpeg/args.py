@@ -20,21 +20,25 @@ def decode_args(
     start: float | None = None,
     duration: float | None = None,
     dither: str | None = None,
+    keep: Path | str | None = None,
 ) -> list[str]:
     """Arguments that decode ``src`` to raw interleaved PCM on stdout at ``sample_rate``/``channels``.
 
     ``filters`` run before resampling (e.g. ``volume=...``); the soxr resampler keeps quality at ratios like
     96k -> 44.1k. ``fmt`` is one of :data:`PCM_FORMATS`; with ``fmt="s16le"``, ``dither`` names swresample's
-    dither method (e.g. ``triangular``) for the conversion to 16-bit.
+    dither method (e.g. ``triangular``) for the conversion to 16-bit. With ``keep``, the same filtered stream is
+    also written there as FLAC (32-bit container), so whoever reads stdout measures the very copy being written.
     """
     if fmt not in PCM_FORMATS:
         raise ValueError(f"unsupported PCM format {fmt}")
+    if keep is not None and fmt != "f32le":
+        raise ValueError("a kept copy is written from the float stream only")
     args: list[str] = ["-v", "error"]
     if start is not None:
         args += ["-ss", f"{start:.6f}"]
     if duration is not None:
         args += ["-t", f"{duration:.6f}"]
-    args += ["-i", str(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    args += ["-i", str(src)]
     # soxr at its default 20-bit precision: ~120 dB of stopband, more than 16-bit output can show.
     # Resample and remix in float, always: swresample normalises an integer-output downmix differently (3 dB
     # apart from the float path for stereo to mono), so the 16-bit conversion, with its dither, is a separate step.
@@ -42,9 +46,13 @@ def decode_args(
     chain = [*filters, f"aresample={sample_rate}:resampler=soxr" + (f":ochl={layout}" if layout else "")]
     if dither and fmt == "s16le":
         chain += ["aformat=sample_fmts=flt", f"aresample=osf=s16:dither_method={dither}"]
+    if keep is None:
+        args += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-af", ",".join(chain)]
+    else:
+        # One decode and one filter pass feed both outputs (asplit): the copy and the stream cannot differ.
+        args += ["-filter_complex", f"[0:a:0]{','.join(chain)},asplit=2[keep][out]"]
+        args += ["-map", "[keep]", "-c:a", "flac", "-sample_fmt", "s32", "-y", str(keep), "-map", "[out]"]
     args += [
-        "-af",
-        ",".join(chain),
         "-ac",
         str(channels),
         "-ar",
