@@ -23,6 +23,7 @@ from keylime_prod.config import Assets, AudioSettings, DenoiseSettings, EpisodeC
 from keylime_prod.transcript import weights
 
 DATA = Path(__file__).parent / "data"
+DEMO_RAW = Path(__file__).parents[1] / "configs" / "raw" / "episode-258"
 TURNS = json.loads((DATA / "two_voices.json").read_text())["turns"]
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 JFK_PAUSES = [(2.2, 3.1), (4.4, 5.25)]  # jfk.wav's two long pauses (raw seconds)
@@ -383,6 +384,64 @@ def test_really_noisy_speech_runs_deepfilternet_once(tmp_path: Path, monkeypatch
     whole = ebur128(m.mp3)
     for a, b in SONNET_PAUSES:
         assert whole.integrated_lufs - rms_dbfs(m.mp3, *episode_span(m, a, b, 0.0)) >= 32.0
+    assert m.details.renders == 1
+
+
+def noisy_from(dest: Path, noise_from: float) -> Path:
+    """The demo's first recording (93.6 s) in 8 s pieces with 1.5 s of quiet room tone (-66 dBFS) after each, as a
+    48 kHz recording, with a fan's noise (low-passed white, -30 dBFS RMS) from ``noise_from`` seconds on."""
+    from scipy import signal
+
+    from keylime_prod.audio.inputs import decode
+
+    rate = 48000
+    x = np.concatenate([b[:, 0] for b in decode(DEMO_RAW / "part-1-lara.flac", rate, 1, "lara")])
+    rng = np.random.default_rng(5)
+    parts = []
+    for k in range(0, len(x), 8 * rate):
+        parts += [x[k : k + 8 * rate], (rng.standard_normal(int(1.5 * rate)) * 10 ** (-66 / 20)).astype(np.float32)]
+    y = np.concatenate(parts)
+    b, a = signal.butter(1, 1000 / (rate / 2))
+    fan = signal.lfilter(b, a, rng.standard_normal(len(y)))
+    i = int(noise_from * rate)
+    y[i:] += (fan / np.sqrt(np.mean(fan**2)) * 0.03).astype(np.float32)[i:]
+    ffmpeg.run(["-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-", "-c:a", "flac",
+                "-sample_fmt", "s32", "-y", str(dest)], input_bytes=y.astype("<f4").tobytes())  # fmt: skip
+    return dest
+
+
+def test_deepfilternet_runs_only_over_the_noisy_stretch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recording clean for 70 s, then with a fan running: judged clean as a whole (its pauses are mostly quiet),
+    DeepFilterNet3 runs over the noisy stretch only (one model, about two thirds of the frames): the fan is taken
+    out of the pauses after 70 s, the pauses before 45 s are left as they were (by ffmpeg on the MP3s, against the
+    same master with denoise off)."""
+    from keylime_prod.audio import speech
+
+    made: list[_CountedDFN] = []
+    real = speech._deepfilter
+
+    def counted(strength_db: float) -> _CountedDFN:
+        made.append(_CountedDFN(real(strength_db)))
+        return made[-1]
+
+    monkeypatch.setattr(speech, "_deepfilter", counted)
+    src = noisy_from(tmp_path / "fan.flac", 70.0)
+    total = ffmpeg.probe(src).duration or 0.0
+    m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
+    den = m.details.parts[0].denoise
+    assert den["engine"] == "deepfilternet" and den["noise_under_speech_db_before"] >= 35.0, den
+    assert len(den["dfn_stretches_s"]) == 1 and 40.0 <= den["dfn_stretches_s"][0][0] <= 70.0, den
+    assert len(made) == 1 and made[0].frames <= 0.65 * total * 48000, (made[0].frames / 48000, total)
+    off = audio.master(episode(src), AudioSettings(denoise=DenoiseSettings(mode="off")), Assets(), tmp_path / "o")
+    level, level_off = ebur128(m.mp3).integrated_lufs, ebur128(off.mp3).integrated_lufs
+    pauses = [(k * 9.5 + 8.1, k * 9.5 + 9.4) for k in range(12) if k * 9.5 + 9.5 < total]
+    for a, b in pauses:
+        under = level - rms_dbfs(m.mp3, *episode_span(m, a, b))
+        under_off = level_off - rms_dbfs(off.mp3, *episode_span(off, a, b))
+        if a > 70.0:
+            assert under >= 32.0 and under >= under_off + 10.0, (a, under, under_off)
+        elif b < 45.0:
+            assert abs(under - under_off) <= 1.0, (a, under, under_off)
     assert m.details.renders == 1
 
 

