@@ -292,30 +292,14 @@ def prepare_recording(
     # pass (notches or noise reduction) loses its DC in that pass's 80 Hz high-pass: no DC copy of its own.
     floor = speech.noise_floor(raw.k_energy, kept_mask(raw))
     engine, why = speech.needs_denoise(s.denoise, floor, an)
-    # DeepFilterNet3 only where the noise is: over a noisy recording's noisy stretches, or over the really noisy
-    # stretches of a recording whose pauses are mostly quieter (docs/audio.md, "Noisy stretches").
-    stretches: list[tuple[int, int | None]] | None = None
-    if engine == "deepfilternet":
-        stretches = dfn_stretches(raw, kept_mask(raw), s.sample_rate, speech.DENOISE_BELOW_DB)
-    elif (
-        s.denoise.mode in ("auto", "deepfilternet")
-        and floor.under_speech_db is not None
-        and speech.engine_available("deepfilternet")
-    ):
-        # ``auto`` keeps DeepFilterNet3 for really noisy stretches; asked for by name, it runs wherever there is noise.
-        below = speech.FULL_DENOISE_BELOW_DB if s.denoise.mode == "auto" else speech.DENOISE_BELOW_DB
-        stretches = dfn_stretches(raw, kept_mask(raw), s.sample_rate, below, unmeasured=False)
-        if stretches == []:
-            stretches = None
-        else:
-            where = "all of it" if stretches is None else ", ".join(
-                f"{(a / speech.DENOISE_RATE):.0f}-{'end' if b is None else f'{b / speech.DENOISE_RATE:.0f}'} s"
-                for a, b in stretches)  # fmt: skip
-            why = f"{why}; stretches under {below:g} dB: DeepFilterNet3 over {where}"
-            if engine is None or engine == speech.NOTCH:
-                engine = "deepfilternet"  # with the gate, the gate's branch below hands over to it
-            stretches = stretches if stretches is not None else [(0, None)]
-    dfn_over = stretches
+    dfn_over = speech.dfn_stretches(
+        s.denoise, engine, floor, raw.k_energy, kept_mask(raw),
+        offset_s=raw.keep_start / s.sample_rate, length_s=raw.frames / s.sample_rate,
+    )  # fmt: skip
+    if dfn_over is not None and dfn_over.note:
+        why = f"{why}; {dfn_over.note}"
+        if engine is None or engine == speech.NOTCH:
+            engine = "deepfilternet"  # with the gate, the gate's branch below hands over to it
     file_pass = engine not in (None, speech.PAUSE_GATE) or (engine == speech.PAUSE_GATE and an.hum_hz is not None)
     file_pass = file_pass or dfn_over is not None
     base = without_dc(raw, s, index, work) if has_dc and not file_pass else raw
@@ -357,15 +341,13 @@ def prepare_recording(
             )  # fmt: skip
             hum_left = left.lines()[1]
         else:
-            if engine == "deepfilternet":
-                every = raw.frames * speech.DENOISE_RATE // s.sample_rate
-                over = dfn_over or [(0, None)]
-                den["dfn_stretches_s"] = [[round(a / speech.DENOISE_RATE, 2), round((every if b is None else b)
-                                           / speech.DENOISE_RATE, 2)] for a, b in over]  # fmt: skip
+            if dfn_over is not None:
+                den["dfn_stretches_s"] = dfn_over.seconds(raw.frames / s.sample_rate)
                 den["dfn_seconds"] = round(sum(b - a for a, b in den["dfn_stretches_s"]), 2)
             speech.denoise(
                 base.render_path, engine, an.hum_hz, s.denoise.strength, 1, floor.noise_lufs, dest, what,
-                seconds=an.seconds, harmonics=an.hum_harmonics, stretches=dfn_over,
+                seconds=an.seconds, harmonics=an.hum_harmonics,
+                stretches=dfn_over.samples if dfn_over is not None else None,
             )  # fmt: skip
             # The hum left (a 16 kHz decode of the copy) on the other core while pass 1 measures the copy.
             with ThreadPoolExecutor(1) as pool:
@@ -438,22 +420,6 @@ def prepare_recording(
         part = replace(part, curve_db=curve, k_energy=ke, peaks=plain.peaks * 10 ** (curve / 20),
                        loudness=integrated_from_energy(ke))  # fmt: skip
     return raw, part, {"leveler": leveler, "denoise": den, "dc": dc}
-
-
-def dfn_stretches(
-    raw: Part, mask: np.ndarray, sr: int, below_db: float, *, unmeasured: bool = True
-) -> list[tuple[int, int | None]] | None:
-    """The stretches of a recording whose noise sits less than ``below_db`` under the speech
-    (:func:`.speech.noisy_stretches`), as samples at DeepFilterNet3's 48 kHz (``None``: to the end); ``None`` when
-    that is all of it. Clean stretches of a noisy recording (the air conditioning off for a while) are not worth the
-    model's time (~0.1-0.2x real time on two cores)."""
-    found = speech.noisy_stretches(raw.k_energy, mask, below_db, unmeasured=unmeasured)
-    if found is None:
-        return None
-    off, end = raw.keep_start / sr, raw.frames / sr
-    rate = speech.DENOISE_RATE
-    return [(max(0, round((off + a) * rate)), None if off + b >= end - 0.001 else round((off + b) * rate))
-            for a, b in found]  # fmt: skip
 
 
 def without_dc(raw: Part, s: AudioSettings, index: int, work: Path) -> Part:

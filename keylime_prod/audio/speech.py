@@ -475,6 +475,61 @@ def noisy_stretches(
     return out
 
 
+@dataclass(frozen=True)
+class DfnStretches:
+    """Where DeepFilterNet3 runs in one recording: ``samples`` at :data:`DENOISE_RATE` (``None`` for an open end;
+    ``None`` altogether: the whole recording) and ``note``, what the decision adds to master.json's reason."""
+
+    samples: list[tuple[int, int | None]] | None
+    note: str = ""
+
+    def seconds(self, length_s: float) -> list[list[float]]:
+        """The stretches in seconds, an open end at ``length_s`` (master.json's ``dfn_stretches_s``)."""
+        over = self.samples or [(0, None)]
+        return [[round(a / DENOISE_RATE, 2), round(length_s if b is None else b / DENOISE_RATE, 2)] for a, b in over]
+
+
+def dfn_stretches(
+    settings: DenoiseSettings,
+    engine: str | None,
+    floor: Floor,
+    k_energy: np.ndarray,
+    mask: np.ndarray,
+    *,
+    offset_s: float,
+    length_s: float,
+) -> DfnStretches | None:
+    """Where DeepFilterNet3 runs in a recording (``k_energy``/``mask``: its 10 ms energies and speech from
+    ``offset_s`` on, ``length_s`` long in all), given what :func:`needs_denoise` chose; ``None``: nowhere. Over a
+    noisy recording's noisy stretches, or, with ``auto`` (or the model asked for by name), over the really noisy
+    stretches of one judged clean or mildly noisy as a whole (docs/audio.md, "Noisy stretches")."""
+    if engine == "deepfilternet":
+        found = noisy_stretches(k_energy, mask, DENOISE_BELOW_DB)
+        note = ""
+    elif settings.mode in ("auto", "deepfilternet") and floor.under_speech_db is not None:
+        if not engine_available("deepfilternet"):
+            return None
+        # ``auto`` keeps the model for really noisy stretches; asked for by name, it runs wherever there is noise.
+        below = FULL_DENOISE_BELOW_DB if settings.mode == "auto" else DENOISE_BELOW_DB
+        found = noisy_stretches(k_energy, mask, below, unmeasured=False)
+        if found == []:
+            return None
+        where = (
+            "all of it" if found is None else ", ".join(f"{offset_s + a:.0f}-{offset_s + b:.0f} s" for a, b in found)
+        )
+        note = f"stretches under {below:g} dB: DeepFilterNet3 over {where}"
+        found = found if found is not None else [(0.0, length_s)]
+    else:
+        return None
+    if found is None:
+        return DfnStretches(None, note)
+    return DfnStretches(
+        [(max(0, round((offset_s + a) * DENOISE_RATE)),
+          None if offset_s + b >= length_s - 0.001 else round((offset_s + b) * DENOISE_RATE)) for a, b in found],
+        note,
+    )  # fmt: skip
+
+
 class _Stretches:
     """DeepFilterNet3 over some stretches of a stream, the stream as it is elsewhere, sample for sample: a fresh model
     per stretch, fed :data:`DFN_PREROLL_S` early and until its output reaches the stretch's end (its look-ahead
