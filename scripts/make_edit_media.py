@@ -236,7 +236,7 @@ HELD_OUT_2 = {
 
 #: A fourth set, made before the Whisper re-check of suspect sounds was written and run once at its end: hesitations
 #: from yet other words of the same readers (an "um" from the sense reader's "and", an "um" from the sonnet
-#: reader's "in"), slowed by their own tempos to 0.3-0.6 s, at places no other set uses. ``--set held-out-3``.
+#: reader's "in"), slowed by their own tempos to 0.4-0.7 s, at places no other set uses. ``--set held-out-3``.
 HELD_OUT_3 = {
     "held3_sense.flac": (
         "sense_librivox.flac",
