@@ -11,8 +11,8 @@ level); the detection's and the whole build's seconds and their ratio; peak RSS 
     python bench/edit.py [--set DIR] [--model tiny.en] [--threads 1]
 
 ``--set`` is a folder with ``edit_media.json`` and its files (default ``tests/data``; ``scripts/make_edit_media.py
---set held-out --out DIR`` makes a second set from other words and places, ``--set held-out-2`` a third, kept for
-judging the finished detector once).
+--set held-out --out DIR`` makes a second set from other words and places, ``--set held-out-2`` a third and
+``--set held-out-3`` a fourth, each kept for judging a finished change once).
 """
 
 from __future__ import annotations
@@ -140,6 +140,9 @@ def main() -> None:
     ap.add_argument("--model", default="tiny.en")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    # The episode config is written in a temporary folder and names the files by path: a relative --set would be
+    # read from there ("recording 1 not found").
+    args.set = args.set.resolve()
     whisper = WhisperSettings(model=args.model, compute_type="float32" if "tiny" in args.model else "int8",
                               threads=args.threads)  # fmt: skip
     manifest = json.loads((args.set / "edit_media.json").read_text("utf-8"))

@@ -20,7 +20,7 @@ added. Output: ``tests/data/edit_sense.flac``, ``tests/data/edit_sonnet.flac`` (
 ``tests/data/edit_media.json`` (the manifest: per file, each event's kind and its span on the file's timeline, the
 span a producer would cut). Deterministic for the same inputs and ffmpeg (``-bitexact``)::
 
-    python scripts/make_edit_media.py [--out DIR] [--set held-out | held-out-2]
+    python scripts/make_edit_media.py [--out DIR] [--set held-out | held-out-2 | held-out-3]
 """
 
 from __future__ import annotations
@@ -233,7 +233,37 @@ HELD_OUT_2 = {
         ],
     ),
 }
-SETS = {"committed": FILES, "held-out": HELD_OUT, "held-out-2": HELD_OUT_2}
+
+#: A fourth set, made before the Whisper re-check of suspect sounds was written and run once at its end: hesitations
+#: from yet other words of the same readers (an "um" from the sense reader's "and", an "um" from the sonnet
+#: reader's "in"), slowed by their own tempos to 0.4-0.7 s, at places no other set uses. ``--set held-out-3``.
+HELD_OUT_3 = {
+    "held3_sense.flac": (
+        "sense_librivox.flac",
+        (17.17, 17.42),
+        (13.52, 13.82),  # "and" in "cold-hearted and rather" (Whisper tiny.en's span)
+        [
+            (4.42, "hesitation", 0.8),  # how much, um, there might
+            (7.30, "pause", 2.5),  # them. ... He was not
+            (9.82, "hesitation", 0.6),  # ill-disposed, um, young man
+            (13.85, "retake", 14.80),  # rather selfish, rather selfish is
+            (20.72, "hesitation", 0.5),  # been, um, made
+        ],
+    ),
+    "held3_sonnet.flac": (
+        "sonnet1_librivox.flac",
+        (14.50, 15.20),
+        (42.88, 43.12),  # "in" in "waste in niggarding" (Whisper tiny.en's span)
+        [
+            (5.80, "hesitation", 0.7),  # increase, um, that thereby
+            (25.60, "hesitation", 0.5),  # lies, um, thy self
+            (30.85, "pause", 2.5),  # cruel. ... Thou that
+            (37.08, "retake", 37.86),  # within thine, within thine own
+            (40.40, "hesitation", 0.42),  # content, um, and tender
+        ],
+    ),
+}
+SETS = {"committed": FILES, "held-out": HELD_OUT, "held-out-2": HELD_OUT_2, "held-out-3": HELD_OUT_3}
 
 
 def main() -> None:
