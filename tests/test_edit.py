@@ -167,3 +167,32 @@ def test_a_held_vowel_is_flat_and_steady_and_a_moving_one_is_not() -> None:
             assert wobble < 0.1 and steady > 0.9, (wobble, steady)
         else:
             assert wobble > 0.5 and steady < 0.9, (wobble, steady)
+
+
+def _said(text: str, start: float = 1.0, step: float = 0.3) -> list[TimedWord]:
+    """Words read one every ``step`` seconds (no audio: the onsets stay where Whisper put them)."""
+    return [TimedWord(start=start + k * step, end=start + k * step + 0.25, word=f" {w}", probability=0.9)
+            for k, w in enumerate(text.split())]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "confidence"),
+    [
+        ("cold-hearted and rather selfish, their selfish is to be", "rather selfish,", 0.6),  # "rather" as "their"
+        ("to the gaudy spring, within thine, in thine own bud", "within thine,", 0.6),  # "within" heard as "in"
+        ("Had he married, had he married a more amiable woman", "Had he married,", 0.9),  # word for word
+        ("views of the hosts and guests and do not reflect", None, None),  # alike words before a short one
+        ("arrive in time, on time for once", None, None),  # "in"/"on": not one word heard twice
+        ("that problem, this problem is harder", None, None),  # "that"/"this": half their letters only
+    ],
+)
+def test_retake_whose_first_word_whisper_heard_two_ways(text: str, first: str | None, confidence: float) -> None:
+    import numpy as np
+
+    from keylime_prod.edit import _Frames, _retakes
+
+    n = 1000
+    silent = _Frames(np.full(n, -120.0), np.zeros(n, bool), np.zeros(n, bool), np.full(n, np.nan),
+                     np.full((n, 16), np.nan, np.float32))  # fmt: skip
+    got = _retakes(silent, _said(text), EditSettings(), "propose")
+    assert [(c.text, c.confidence) for c in got] == ([(first, confidence)] if first else [])

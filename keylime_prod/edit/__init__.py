@@ -10,6 +10,7 @@ producer, who accepts or rejects it by id in ``configs/episodes/<id>.cuts.toml``
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Sequence
@@ -214,6 +215,18 @@ def _norm(w: str) -> str:
     return re.sub(r"[^\w']", "", w.lower())
 
 
+def _alike(a: str, b: str) -> bool:
+    """Whether two different words Whisper wrote could be one word heard twice: one ends or begins the other (at
+    least two letters: "within"/"in"), or, both of three letters or more, they share more than half their letters in
+    order ("rather"/"their": difflib's ratio 0.55; "that"/"this", "in"/"on": no)."""
+    if a == b or min(len(a), len(b)) < 2:
+        return False
+    short, long_ = sorted((a, b), key=len)
+    if long_.endswith(short) or long_.startswith(short):
+        return True
+    return len(short) >= 3 and difflib.SequenceMatcher(None, a, b).ratio() > 0.5
+
+
 def _around(words: Sequence[Word], start: float, end: float) -> tuple[str, str, str]:
     before = [w.word.strip() for w in words if w.end <= start + 0.05][-CONTEXT_WORDS:]
     after = [w.word.strip() for w in words if w.start >= end - 0.05][:CONTEXT_WORDS]
@@ -389,13 +402,14 @@ def _hesitations(fr: _Frames, words: Sequence[Word], settings: EditSettings, act
     return [found[t] for t in sorted(found)]
 
 
-def _onset(fr: _Frames, t: float) -> float:
-    """Just before the sound that begins nearest ``t`` (within ``ONSET_SEARCH_S``): the start of a sound of at least
-    30 ms after at least 50 ms of silence, less ``ONSET_LEAD_S``; ``t`` itself when no sound begins near it."""
+def _onset(fr: _Frames, t: float, after: float = 0.0) -> float:
+    """Just before the sound that begins nearest ``t`` (within ``ONSET_SEARCH_S``, not before ``after``): the start
+    of a sound of at least 30 ms after at least 50 ms of silence, less ``ONSET_LEAD_S``; ``t`` itself when no sound
+    begins near it."""
     runs = _runs(fr.sounding)
     onsets = [a * HOP / RATE for k, (a, b, v) in enumerate(runs)
               if v and k > 0 and b - a >= 3 and runs[k - 1][1] - runs[k - 1][0] >= 5]  # fmt: skip
-    near = [o for o in onsets if abs(o - t) <= ONSET_SEARCH_S]
+    near = [o for o in onsets if abs(o - t) <= ONSET_SEARCH_S and o >= after]
     return max(0.0, min(near, key=lambda o: abs(o - t)) - ONSET_LEAD_S) if near else t
 
 
@@ -413,20 +427,34 @@ def _retakes(fr: _Frames, words: Sequence[Word], settings: EditSettings, action:
         for j in range(i + 1, min(len(words), i + 9)):
             if words[j].start - words[i].start > settings.retake_window_s:
                 break
-            m = 0
+            # The first words may differ where Whisper heard the same word twice in two ways ("rather selfish,
+            # their selfish"; "within thine, in thine own"): then at least the next word must be the same.
+            exact = norm[i] == norm[j]
+            if not exact and not _alike(norm[i], norm[j]):
+                continue
+            m = 1
             while j + m < len(words) and i + m < j and norm[i + m] == norm[j + m]:
                 m += 1
             tail = j - i - m  # words of the first attempt after the shared ones
-            if (m >= 2 and tail <= 2) or (m == 1 and tail == 0):
-                best = (j, m, tail)
+            # Two alike words followed by a short one ("hosts and guests and") are not a retake: what follows the
+            # differing first word must hold a word of some length.
+            carried = exact or any(len(norm[j + k]) >= 4 for k in range(1, m))
+            if carried and ((m >= 2 and tail <= 2) or (exact and m == 1 and tail == 0)):
+                best = (j, m, tail, exact)
                 break
         if best is None:
             continue
-        j, m, tail = best
-        conf = 0.9 if m >= 2 and tail == 0 else 0.75 if m >= 2 else 0.5
+        j, m, tail, exact = best
+        conf = (0.9 if tail == 0 else 0.75) if m >= 2 and exact else 0.6 if m >= 2 else 0.5
+
         # Whisper's word starts are off by up to a few tenths of a second; the cut runs from just before the first
         # attempt's first sound to just before the second's, so the pause before the first attempt stays.
-        start, end = _onset(fr, words[i].start), _onset(fr, words[j].start)
+        # Not back into the word before: a sound that begins before its middle is that word's ("and rather
+        # selfish": "rather" runs on from "and", whose onset was the nearest, and the cut took "and" too).
+        def mid(k: int) -> float:
+            return (words[k - 1].start + words[k - 1].end) / 2 if k > 0 else 0.0
+
+        start, end = _onset(fr, words[i].start, mid(i)), _onset(fr, words[j].start, mid(j))
         if end <= start:
             continue
         first = " ".join(w.word.strip() for w in words[i:j])
