@@ -363,19 +363,25 @@ class _CountedDFN:
         return self.inner.finalize()  # type: ignore[attr-defined]
 
 
-def test_really_noisy_speech_runs_deepfilternet_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Noise under 25 dB below the speech: DeepFilterNet3, one model over each frame once (the measuring pass and
-    the render read the one denoised copy); the pause noise by ffmpeg on the MP3."""
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[_CountedDFN]:
+    """Every DeepFilterNet3 model the code under test makes, counting the frames it is given."""
     from keylime_prod.audio import speech
 
-    made: list[_CountedDFN] = []
+    models: list[_CountedDFN] = []
     real = speech._deepfilter
 
     def counted(strength_db: float) -> _CountedDFN:
-        made.append(_CountedDFN(real(strength_db)))
-        return made[-1]
+        models.append(_CountedDFN(real(strength_db)))
+        return models[-1]
 
     monkeypatch.setattr(speech, "_deepfilter", counted)
+    return models
+
+
+def test_really_noisy_speech_runs_deepfilternet_once(tmp_path: Path, made: list[_CountedDFN]) -> None:
+    """Noise under 25 dB below the speech: DeepFilterNet3, one model over each frame once (the measuring pass and
+    the render read the one denoised copy); the pause noise by ffmpeg on the MP3."""
     src = real_noisy(tmp_path / "noisy.flac", 0.05)
     m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
     den = m.details.parts[0].denoise
@@ -440,21 +446,11 @@ def test_stretches_of_deepfilternet_are_exact_where_they_must_be() -> None:
         )
 
 
-def test_deepfilternet_runs_only_over_the_noisy_stretch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deepfilternet_runs_only_over_the_noisy_stretch(tmp_path: Path, made: list[_CountedDFN]) -> None:
     """A recording clean for 70 s, then with a fan running: judged clean as a whole (its pauses are mostly quiet),
     DeepFilterNet3 runs over the noisy stretch only (one model, about two thirds of the frames): the fan is taken
     out of the pauses after 70 s, the pauses before 45 s are left as they were (by ffmpeg on the MP3s, against the
     same master with denoise off)."""
-    from keylime_prod.audio import speech
-
-    made: list[_CountedDFN] = []
-    real = speech._deepfilter
-
-    def counted(strength_db: float) -> _CountedDFN:
-        made.append(_CountedDFN(real(strength_db)))
-        return made[-1]
-
-    monkeypatch.setattr(speech, "_deepfilter", counted)
     src = noisy_from(tmp_path / "fan.flac", 70.0)
     total = ffmpeg.probe(src).duration or 0.0
     m = audio.master(episode(src), AudioSettings(), Assets(), tmp_path / "b")
