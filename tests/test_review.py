@@ -185,7 +185,15 @@ def test_the_command_builds_serves_and_stops_on_ctrl_c(built: Built) -> None:
         assert conn.getresponse().status == 403
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            said = []
+            while not lines.empty():
+                said.append(lines.get())
+            pytest.fail(f"produce review still running 30 s after Ctrl-C; its last words: {said[-10:]}")
     assert proc.returncode == 0, out
     doc = json.loads(out)
     assert doc["episode"] == EP and all(s["cached"] for s in doc["stages"]), doc

@@ -45,6 +45,7 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 INSTALL = "pip install 'keylime-prod[review]'"
+STOP_GRACE_S = 3.0  # how long open connections may finish before the server is stopped regardless
 
 
 def require_extra() -> None:
@@ -311,7 +312,12 @@ class ReviewServer:
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.join(STOP_GRACE_S)
+            if self._thread.is_alive() and self._server is not None:
+                # uvicorn's graceful shutdown waits for every open connection and task to finish (a browser tab
+                # holds one open): Ctrl-C means stop now, so after the grace it is told to force its way out.
+                self._server.force_exit = True
+                self._thread.join(5)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
