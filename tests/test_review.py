@@ -161,7 +161,11 @@ def test_the_command_builds_serves_and_stops_on_ctrl_c(built: Built) -> None:
     env = {**os.environ, "KEYLIME_CACHE_DIR": str(built.build.parent.parent / "model-cache")}
     argv = [sys.executable, "-m", "keylime_prod", "review", EP, "--no-open", "--json",
             "--configs", str(built.configs), "--build-dir", str(built.build.parent)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    # SIGINT back to its default in the child: a runner started in the background (`cmd &`) ignores it, and so
+    # would the child, which then never sees the Ctrl-C (tests/test_cli.py does the same).
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                            preexec_fn=restore)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
     try:
@@ -193,7 +197,10 @@ def test_the_command_builds_serves_and_stops_on_ctrl_c(built: Built) -> None:
             said = []
             while not lines.empty():
                 said.append(lines.get())
-            pytest.fail(f"produce review still running 30 s after Ctrl-C; its last words: {said[-10:]}")
+            pytest.fail(
+                f"produce review still running 30 s after Ctrl-C; its last words: {said[-10:]}; "
+                f"this test's own SIGINT handler: {signal.getsignal(signal.SIGINT)!r}"
+            )
     assert proc.returncode == 0, out
     doc = json.loads(out)
     assert doc["episode"] == EP and all(s["cached"] for s in doc["stages"]), doc
