@@ -225,6 +225,12 @@ def decode(
         )
 
 
+def measure_rate(info: ffmpeg.Probe, sr: int) -> int:
+    """The rate pass 1 measures a recording at: its own, unless that is not a whole number of frames per 10 ms (22050
+    Hz: then the output rate ``sr``, so the 10 ms grid stays exact)."""
+    return info.sample_rate if info.sample_rate % 100 == 0 else sr
+
+
 def measure_part(
     path: Path,
     info: ffmpeg.Probe,
@@ -245,7 +251,7 @@ def measure_part(
     # measurement. (Rates that are not a whole number of frames per 10 ms, like 22050, are resampled so the
     # 10 ms grid stays exact.) Channels: a downmix to the output's count changes loudness, so measure that; an
     # upmix of mono (-3 dB into each channel) keeps loudness but would hide 3 dB of the file's true peak.
-    rate_in = info.sample_rate if info.sample_rate % 100 == 0 else sr
+    rate_in = measure_rate(info, sr)
     ch_in = min(info.channels, ch)
     meter = Meter(rate_in, ch_in)
     dc_sum, sq_sum = np.zeros(ch_in), np.zeros(ch_in)

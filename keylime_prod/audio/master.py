@@ -50,7 +50,17 @@ from .artefact import (
     RenderPass,
     TimelineSegment,
 )
-from .inputs import DC_HIGHPASS_HZ, DC_LIMIT, Asset, Part, check_file, load_asset, measure_part, remove_dc
+from .inputs import (
+    DC_HIGHPASS_HZ,
+    DC_LIMIT,
+    Asset,
+    Part,
+    check_file,
+    load_asset,
+    measure_part,
+    measure_rate,
+    remove_dc,
+)
 from .loudness import SUB_MS, Meter, curves_of, integrated_from_energy, lin_to_db, lra_from_energy
 from .plan import MIN_CODEC_MARGIN_DB, Plan, calibrate, episode_energy, plan_layout
 from .render import RenderStats, render
@@ -334,7 +344,7 @@ def prepare_recording(
             # the copy pass 2 renders from, while pass 1 measures that same stream and its hum line (writing the
             # copy and then decoding it twice more, to measure it and to find the hum left, took 36 of the clean
             # hour's 67 s of measuring: docs/performance.md, "The limit").
-            left = speech.HumSpectrum(info.sample_rate if info.sample_rate % 100 == 0 else s.sample_rate)
+            left = speech.HumSpectrum(measure_rate(info, s.sample_rate))
             cleaned = measure_part(
                 base.render_path, replace(info, channels=1), s, index, lambda n: None,
                 filters=speech.prefilters(an.hum_hz, 1, an.hum_harmonics), keep=dest, tap=lambda x: left.add(x[:, 0]),

@@ -466,8 +466,8 @@ def noisy_stretches(
     out: list[tuple[float, float]] = []
     for a, b, v in _runs(np.array(noisy)):
         if v:
-            t0, t1 = max(0.0, a * STRETCH_WINDOW_S - STRETCH_PAD_S), min(n * SUB_MS / 1000, b * STRETCH_WINDOW_S)
-            t1 = min(n * SUB_MS / 1000, t1 + STRETCH_PAD_S)
+            t0 = max(0.0, a * STRETCH_WINDOW_S - STRETCH_PAD_S)
+            t1 = min(n * SUB_MS / 1000, b * STRETCH_WINDOW_S + STRETCH_PAD_S)
             if out and t0 - out[-1][1] < 2 * (DFN_PREROLL_S + DFN_FADE_S) + DFN_LOOKAHEAD / DENOISE_RATE:
                 out[-1] = (out[-1][0], t1)  # so close that a new model's pre-roll would cost more than the gap
             else:
