@@ -4,10 +4,11 @@
 
 ``BUILD`` is a build folder in which an episode got at least as far as the edit stage: ``BUILD/<episode>/`` with
 ``master.json``, the master MP3 and ``heard.json`` (``python bench/episode.py --minutes 60 --source real`` leaves
-one in ``--workdir``/``build-batched``). Its four files are copied to a fresh folder, then:
+one in ``--workdir``/``build-batched``). Its files (and ``master.flac``, if there) are copied to a fresh folder, then:
 
-1. **floor**: ffmpeg alone decoding the master and encoding it again with LAME at its bitrate (what applying any cut
-   costs at least: the cut master is a new MP3);
+1. **floor**: ffmpeg alone decoding the master (its lossless copy, ``master.flac``, when the build has one: what the
+   edit reads then) and encoding it again with LAME at its bitrate (what applying any cut costs at least: the cut
+   master is a new MP3);
 2. **edit**: ``edit.edit_master`` with the default ``[edit]`` settings and no decisions (long pauses cut), in a
    child process, so its peak RSS is its own.
 
@@ -63,11 +64,12 @@ def main() -> None:
         work = Path(tmp) / args.episode
         work.mkdir()
         mp3 = Path(master["mp3"]).name
-        for name in (mp3, "master.json", "loudness.json", "heard.json"):
-            if (src / name).exists():
+        lossless = master.get("lossless")  # the PCM the MP3 was encoded from, which the edit cuts when it is there
+        for name in (mp3, "master.json", "loudness.json", "heard.json", lossless):
+            if name and (src / name).exists():
                 shutil.copy(src / name, work / name)
         t = time.perf_counter()
-        ffmpeg.run(["-v", "error", "-i", str(work / mp3), "-c:a", "libmp3lame", "-b:a",
+        ffmpeg.run(["-v", "error", "-i", str(work / (lossless or mp3)), "-c:a", "libmp3lame", "-b:a",
                     f"{master['bitrate_kbps']}k", "-f", "mp3", "-y", str(Path(tmp) / "floor.mp3")])  # fmt: skip
         floor = time.perf_counter() - t
         floor_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -77,7 +79,7 @@ def main() -> None:
         total = time.perf_counter() - t
         got = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"master: {master['duration'] / 60:.1f} min, {master['sample_rate']} Hz x {master['channels']}")
-    print(f"floor (ffmpeg decode + LAME encode): {floor:.1f} s, peak RSS {floor_rss:.0f} MiB")
+    print(f"floor (ffmpeg decode of {lossless or mp3} + LAME encode): {floor:.1f} s, peak RSS {floor_rss:.0f} MiB")
     print(f"edit stage: {total:.1f} s in all (detect {got['detect']:.1f} s, apply {got['apply']:.1f} s), "
           f"{total / floor:.2f}x the floor, peak RSS {got['rss_mib']:.0f} MiB")  # fmt: skip
     print(f"candidates {got['candidates']}, applied {got['applied']}, {got['removed']} s taken out")

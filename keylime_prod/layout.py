@@ -49,6 +49,12 @@ class BuildLayout:
         return self.root / "master.json"
 
     @property
+    def master_flac(self) -> Path:
+        """The 16-bit PCM the master's MP3 was encoded from, losslessly: what the edit cuts, so a cut episode is
+        one lossy generation, not an MP3 of a decoded MP3."""
+        return self.root / "master.flac"
+
+    @property
     def loudness_json(self) -> Path:
         """Momentary/short-term loudness before and after, on the published timeline (the report's curves)."""
         return self.root / "loudness.json"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,8 @@ def test_accepting_a_cut_edits_again_without_running_whisper(build: dict[str, An
     # The report's loudness curves are moved too: as many hops fewer as the cuts took out.
     before, after = LoudnessCurves.load(layout.loudness_json), LoudnessCurves.load(layout.edited_loudness_json)
     dropped = len(before.after.momentary) - len(after.after.momentary)
-    assert abs(dropped * before.hop_s - second.map.removed) <= 2 * before.hop_s
+    # A cut drops the hops whose middle it covers: its length over the hop, rounded up or down.
+    assert abs(dropped * before.hop_s - second.map.removed) < len(second.map.cuts) * before.hop_s
 
 
 def test_pauses_over_two_seconds_are_shortened(build: dict[str, Any]) -> None:
@@ -217,12 +219,17 @@ def test_joins_make_no_click_and_no_digital_silence(build: dict[str, Any]) -> No
     pause = next(a for a in edited.applied if a.kind == "pause")
     tone = old[int(pause.at_start * RATE) - int(0.3 * RATE) : int(pause.at_start * RATE)]
     tone_rms = float(np.sqrt(np.mean(tone**2)))
+    # Room tone's own 20 ms windows (the span _join_checks measures) stray from its mean level: a join may sit in
+    # one of its quiet moments (the splice looks for the quietest point), but not under the quietest of them.
+    w = int(0.02 * RATE)
+    own = 20 * np.log10(np.sqrt(np.mean(tone[: len(tone) // w * w].reshape(-1, w) ** 2, axis=1)) / tone_rms)
     for a in edited.applied:
         c = _join_checks(new, edited.map.time(a.at_start), tone_rms)
         # No sample step at the join over the steps of the signal either side of it (a click is one).
         assert c["step"] <= 1.2 * c["normal_step"], (a, c)
         if a.kind in ("pause", "hesitation"):
-            assert abs(c["rms_db"]) < 6, (a, c)  # the join sits in room tone, at its level
+            # The join sits in room tone, at its level.
+            assert float(own.min()) - 2.0 < c["rms_db"] < 6.0, (a, c, own.min())
     body = edited.master.body
     x = new[int(body.start * RATE) : int(body.end * RATE)]
     zero_runs = np.diff(np.flatnonzero(np.r_[True, x != 0, True])) - 1
@@ -246,6 +253,40 @@ def test_mute_keeps_the_timeline_and_fills_with_room_tone(build: dict[str, Any],
     rest = np.r_[old[: int(a * RATE) - 800], old[int(b * RATE) + 800 :]]
     rest_new = np.r_[new[: int(a * RATE) - 800], new[int(b * RATE) + 800 :]][: len(rest)]
     assert float(np.corrcoef(rest, rest_new)[0, 1]) > 0.95  # everything else untouched (MP3 re-encoded once)
+
+
+def _snr_db(ref: np.ndarray, x: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - x) ** 2)))
+
+
+def test_the_cut_file_is_one_lossy_generation(build: dict[str, Any], tmp_path: Path) -> None:
+    """The edit cuts the 16-bit PCM the master's MP3 was encoded from (master.flac), not a decoded MP3: away from
+    the cuts the published file is as close to that PCM as the master's own MP3 is. Cutting the decoded MP3 instead
+    stacks a second generation of coding noise on the first."""
+    master: Master = build["first"].get(Master)
+    edited: Edited = build["second"].get(Edited)
+    flac = master.lossless_source()
+    assert flac is not None and flac == build["layout"].master_flac
+    assert edited.master.lossless is None  # the cut file has no lossless copy of its own
+    probe = ffmpeg.probe(flac)
+    assert (probe.codec, probe.sample_fmt) == ("flac", "s16")
+    assert (probe.sample_rate, probe.channels) == (master.sample_rate, master.channels)
+    pcm, mp3 = decode(flac), decode(master.mp3)
+    assert abs(len(pcm) - len(mp3)) <= 1  # the same frames: LAME's header gives decoders its delay and padding
+    first = min(a for a, _ in edited.map.cuts)
+    n = int((first - 0.1) * RATE)  # before the first cut: the same audio in all three files
+    one = _snr_db(pcm[:n], mp3[:n])
+    cut = _snr_db(pcm[:n], decode(edited.master.mp3)[:n])
+    # The old way: the decoded MP3 cut and encoded again.
+    chosen = [c for c in build["cuts"].candidates if c.id in {a.id for a in edited.applied}]
+    again, _, _ = apply_cuts(master, chosen, tmp_path / "again.mp3", tmp_path / "master.json")
+    twice = _snr_db(pcm[:n], decode(again.mp3)[:n])
+    assert abs(cut - one) < 0.5, (one, cut)
+    assert twice < one - 1.5, (one, twice)
+    # A lossless copy that no longer matches is not used: the edit falls back to the MP3 (and says so).
+    changed = tmp_path / "master.flac"
+    changed.write_bytes(flac.read_bytes()[:-1000])
+    assert replace(master, lossless=changed).lossless_source() is None
 
 
 def test_produce_cuts_lists_the_candidates(build: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

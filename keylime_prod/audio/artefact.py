@@ -270,6 +270,16 @@ class Master:
     details: Details = field(default_factory=NoDetails)
     #: A multitrack session's tracks (empty for recordings played one after the other).
     tracks: tuple[MixTrack, ...] = ()
+    #: The 16-bit PCM the MP3 was encoded from, as FLAC, and its SHA-256 (``None``: a master the stage did not
+    #: render, such as a kept archive MP3, or one already cut).
+    lossless: Path | None = None
+    lossless_sha256: str | None = None
+
+    def lossless_source(self) -> Path | None:
+        """The lossless copy if it is still the one this master wrote (its SHA-256 matches), else ``None``."""
+        if self.lossless is None or self.lossless_sha256 is None or not self.lossless.is_file():
+            return None
+        return self.lossless if fsutil.sha256_file(self.lossless) == self.lossless_sha256 else None
 
     def segment(self, name: str) -> TimelineSegment | None:
         """The timeline segment called ``name``, if the episode has one."""
@@ -338,6 +348,11 @@ class Master:
         d = fsutil.dump_json_as(self, _MASTER)
         d["mp3"] = self.mp3.name
         d["report"] = self.report.name
+        if self.lossless is None:  # a master without one reads and writes as before the copy was kept
+            d.pop("lossless", None)
+            d.pop("lossless_sha256", None)
+        else:
+            d["lossless"] = self.lossless.name
         return {"schema": MASTER_SCHEMA, **d}
 
     def write(self) -> Path:
@@ -352,7 +367,11 @@ class Master:
         def prepare(d: dict[str, Any]) -> dict[str, Any]:
             if d.pop("schema", MASTER_SCHEMA) != MASTER_SCHEMA:
                 raise ValueError(f"not a {MASTER_SCHEMA} document")
-            return {**d, "mp3": report.parent / d["mp3"], "report": report}
+            lossless = d.get("lossless")
+            return {
+                **d, "mp3": report.parent / d["mp3"], "report": report,
+                "lossless": report.parent / lossless if lossless else None,
+            }  # fmt: skip
 
         return fsutil.read_json_as(
             report, _MASTER, AudioError, what="master report", missing="no master found",

@@ -206,8 +206,8 @@ def _master(
             asset_gains_db={k: v + shift for k, v in asset_gains.items()},
             ceiling_db=ceiling,
         )
-        mp3_tmp = work / f"render-{attempt}.mp3"
-        stats, out = render(mp3_tmp, parts, loaded, plan, s, progress)
+        mp3_tmp, flac_tmp = work / f"render-{attempt}.mp3", work / f"render-{attempt}.flac"
+        stats, out = render(mp3_tmp, parts, loaded, plan, s, progress, lossless=flac_tmp)
         clock.lap("render+verify")
         got = out.measure()
         err_lu = s.target_lufs - got.integrated_lufs
@@ -243,6 +243,9 @@ def _master(
         log.warning("%s: ffmpeg reads %.2f s, %.2f s were written", final.name, mp3_info.duration, duration)
     with fsutil.atomic_path(final) as t:
         Path(mp3_tmp).replace(t)
+    flac = BuildLayout(build_dir, episode.id).master_flac
+    with fsutil.atomic_path(flac) as t:
+        Path(flac_tmp).replace(t)
     result = build_report(
         episode, s, parts, loaded, plan, stats, out, renders=history, codec=(d_lu, d_tp), seconds=clock.laps,
         mp3=final, mp3_info=mp3_info, build_dir=build_dir, raw_parts=raw_parts, processing=processing,
@@ -253,7 +256,10 @@ def _master(
     clock.lap("report")
     # The report's own lap is known only now that it is done: the recorded seconds take it in.
     assert isinstance(result.details, MasteredDetails)  # build_report makes one
-    result = replace(result, details=replace(result.details, seconds=dict(clock.laps)))
+    result = replace(
+        result, details=replace(result.details, seconds=dict(clock.laps)),
+        lossless=flac, lossless_sha256=fsutil.sha256_file(flac),
+    )  # fmt: skip
     result.write()
     out_l = result.output_loudness
     log.info(

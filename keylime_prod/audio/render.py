@@ -218,8 +218,10 @@ def render(
     plan: Plan,
     s: AudioSettings,
     progress: ProgressFn,
+    lossless: Path | None = None,
 ) -> tuple[RenderStats, Meter]:
-    """Stream the whole episode into LAME; return what the limiter did and the meter of the decoded MP3."""
+    """Stream the whole episode into LAME (and the same 16-bit PCM into the FLAC ``lossless``, if given); return
+    what the limiter did and the meter of the decoded MP3."""
     sr, ch = plan.sr, plan.ch
     rng = np.random.default_rng(258)  # fixed seed: the same inputs give a byte-identical MP3
     stats = RenderStats()
@@ -237,7 +239,7 @@ def render(
         return to_segment(tpdf_dither_to_s16(y, rng), sr)
 
     proc = ffmpeg.popen(
-        ffmpeg.encode_mp3_args(dest, sample_rate=sr, channels=ch, bitrate_kbps=s.bitrate_kbps),
+        ffmpeg.encode_mp3_args(dest, sample_rate=sr, channels=ch, bitrate_kbps=s.bitrate_kbps, lossless=lossless),
         stdin=-1,
         stdout=-3,  # subprocess.PIPE, DEVNULL
     )

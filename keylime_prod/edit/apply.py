@@ -85,14 +85,15 @@ def retime_pieces(pieces: Sequence[TimelineSegment], cut_map: CutMap) -> tuple[T
 BLOCK_BYTES = 1 << 22
 
 
-def decode_master(master: Master) -> np.ndarray:
-    """The master's samples, ``(frames, channels)`` float32, read in blocks into one array."""
+def decode_master(master: Master, source: Path | None = None) -> np.ndarray:
+    """The master's samples, ``(frames, channels)`` float32, read in blocks into one array; from ``source`` if given
+    (its lossless copy: :meth:`Master.lossless_source`), else from its MP3."""
     ch = master.channels
-    args = ffmpeg.decode_args(master.mp3, sample_rate=master.sample_rate, channels=ch)
+    args = ffmpeg.decode_args(source or master.mp3, sample_rate=master.sample_rate, channels=ch)
     x = np.empty((round(master.duration * master.sample_rate) + master.sample_rate, ch), np.float32)
     flat = x.reshape(-1).view(np.uint8)
     n = 0
-    for buf in ffmpeg.read_stream(args, chunk_bytes=BLOCK_BYTES, where=master.mp3):
+    for buf in ffmpeg.read_stream(args, chunk_bytes=BLOCK_BYTES, where=source or master.mp3):
         if n + len(buf) > len(flat):  # longer than master.json says: grow (never expected; never wrong)
             x = np.concatenate([x, np.empty((len(x) // 2 + len(buf) // (4 * ch) + 1, ch), np.float32)])
             flat = x.reshape(-1).view(np.uint8)
@@ -191,6 +192,8 @@ def apply_cuts(
         segments=segments,
         pieces=retime_pieces(master.pieces or (master.body,), cut_map),
         output_loudness=loud,
+        lossless=None,  # the cut file has no lossless copy: nothing reads one after the edit
+        lossless_sha256=None,
     )
     edited.write()
     if curves is not None and curves[0].is_file():
