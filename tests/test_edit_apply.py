@@ -18,10 +18,10 @@ from mutagen.id3 import ID3
 from support import configs, media
 from typer.testing import CliRunner
 
-from keylime_prod import ffmpeg, transcript
+from keylime_prod import edit, ffmpeg, transcript
 from keylime_prod.audio.artefact import LoudnessCurves, Master
 from keylime_prod.cli import app
-from keylime_prod.config import Chapter, WhisperSettings, load_settings
+from keylime_prod.config import Chapter, CutDecisions, WhisperSettings, load_settings
 from keylime_prod.edit import apply_cuts, read_cuts
 from keylime_prod.edit.artefact import Candidate, CutMap, Edited
 from keylime_prod.pipeline import run_episode
@@ -255,14 +255,34 @@ def test_mute_keeps_the_timeline_and_fills_with_room_tone(build: dict[str, Any],
     assert float(np.corrcoef(rest, rest_new)[0, 1]) > 0.95  # everything else untouched (MP3 re-encoded once)
 
 
-def _snr_db(ref: np.ndarray, x: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - x) ** 2)))
+def _full(path: Path, master: Master) -> np.ndarray:
+    """``path`` decoded at the master's own rate and channels (flattened): cut points are whole samples there."""
+    args = ffmpeg.decode_args(path, sample_rate=master.sample_rate, channels=master.channels)
+    return np.frombuffer(ffmpeg.run(args, where=path).stdout, np.float32).reshape(-1, master.channels)
+
+
+def _snr_kept(pcm: np.ndarray, out: np.ndarray, m: CutMap, sr: int) -> float:
+    """SNR (dB) of ``out`` against ``pcm`` over everything the cut map ``m`` kept, each kept stretch found in
+    ``out`` where the map puts it, 30 ms clear of each join's crossfade."""
+    edge = int(0.03 * sr)
+    starts = [0.0, *(b for _, b in m.cuts)]
+    ends = [*(a for a, _ in m.cuts), len(pcm) / sr]
+    sig = err = 0.0
+    for u, v in zip(starts, ends, strict=True):
+        a, b = round(u * sr) + edge, round(v * sr) - edge
+        at = round(m.time(u) * sr) + edge
+        ref, got = pcm[a:b], out[at : at + (b - a)]
+        if b <= a or len(got) < len(ref):
+            continue
+        sig += float(np.sum(ref.astype(np.float64) ** 2))
+        err += float(np.sum((ref.astype(np.float64) - got) ** 2))
+    return 10 * np.log10(sig / err)
 
 
 def test_the_cut_file_is_one_lossy_generation(build: dict[str, Any], tmp_path: Path) -> None:
-    """The edit cuts the 16-bit PCM the master's MP3 was encoded from (master.flac), not a decoded MP3: away from
-    the cuts the published file is as close to that PCM as the master's own MP3 is. Cutting the decoded MP3 instead
-    stacks a second generation of coding noise on the first."""
+    """The edit cuts the 16-bit PCM the master's MP3 was encoded from (master.flac), not a decoded MP3: everywhere
+    but at its joins the published file is as close to that PCM as the master's own MP3 is. Cutting the decoded MP3
+    instead stacks a second generation of coding noise on the first."""
     master: Master = build["first"].get(Master)
     edited: Edited = build["second"].get(Edited)
     flac = master.lossless_source()
@@ -271,22 +291,38 @@ def test_the_cut_file_is_one_lossy_generation(build: dict[str, Any], tmp_path: P
     probe = ffmpeg.probe(flac)
     assert (probe.codec, probe.sample_fmt) == ("flac", "s16")
     assert (probe.sample_rate, probe.channels) == (master.sample_rate, master.channels)
-    pcm, mp3 = decode(flac), decode(master.mp3)
+    sr = master.sample_rate
+    pcm, mp3 = _full(flac, master), _full(master.mp3, master)
     assert abs(len(pcm) - len(mp3)) <= 1  # the same frames: LAME's header gives decoders its delay and padding
-    first = min(a for a, _ in edited.map.cuts)
-    n = int((first - 0.1) * RATE)  # before the first cut: the same audio in all three files
-    one = _snr_db(pcm[:n], mp3[:n])
-    cut = _snr_db(pcm[:n], decode(edited.master.mp3)[:n])
-    # The old way: the decoded MP3 cut and encoded again.
+    one = _snr_kept(pcm, mp3, CutMap(), sr)  # the master's MP3: one generation, nothing cut
+    cut = _snr_kept(pcm, _full(edited.master.mp3, master), edited.map, sr)
+    # The old way: the decoded MP3 cut (at its own quietest points) and encoded again.
     chosen = [c for c in build["cuts"].candidates if c.id in {a.id for a in edited.applied}]
-    again, _, _ = apply_cuts(master, chosen, tmp_path / "again.mp3", tmp_path / "master.json")
-    twice = _snr_db(pcm[:n], decode(again.mp3)[:n])
+    again, again_map, _ = apply_cuts(master, chosen, tmp_path / "again.mp3", tmp_path / "master.json")
+    twice = _snr_kept(pcm, _full(again.mp3, master), again_map, sr)
     assert abs(cut - one) < 0.5, (one, cut)
     assert twice < one - 1.5, (one, twice)
-    # A lossless copy that no longer matches is not used: the edit falls back to the MP3 (and says so).
+    # A lossless copy that no longer matches is not used.
     changed = tmp_path / "master.flac"
     changed.write_bytes(flac.read_bytes()[:-1000])
     assert replace(master, lossless=changed).lossless_source() is None
+
+
+def test_without_its_lossless_copy_the_master_is_cut_from_its_mp3(
+    build: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build whose master.flac was deleted still cuts (the MP3, as before the copy existed) and says why."""
+    master: Master = build["first"].get(Master)
+    gone = replace(master, lossless=tmp_path / "deleted.flac")
+    layout = load_settings(build["cfg"], tmp_path / "build").layout("ep-1")
+    heard = transcript.Heard.load(build["layout"].heard_json)
+    settings = load_settings(build["cfg"], tmp_path / "build").show.edit
+    decisions = CutDecisions()
+    with caplog.at_level("WARNING", logger="keylime_prod.edit"):
+        result = edit.edit_master(gone, heard.words, settings, decisions, layout, decisions_file=tmp_path / "none")
+    assert "deleted.flac is missing or changed; cutting the MP3 itself" in caplog.text
+    assert result.map.cuts and result.master.mp3.is_file()
+    assert read_cuts(layout.cuts_json).source == str(master.mp3)  # the candidates' times are the master's
 
 
 def test_produce_cuts_lists_the_candidates(build: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
