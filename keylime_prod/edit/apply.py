@@ -86,14 +86,16 @@ BLOCK_BYTES = 1 << 22
 
 
 def decode_master(master: Master, source: Path | None = None) -> np.ndarray:
-    """The master's samples, ``(frames, channels)`` float32, read in blocks into one array; from ``source`` if given
-    (its lossless copy: :meth:`Master.lossless_source`), else from its MP3."""
+    """The master's samples, ``(frames, channels)`` float32, read in blocks into one array: from ``source`` if
+    given, else from its lossless copy if that is still the one it wrote (:meth:`Master.lossless_source`), else from
+    its MP3."""
+    source = source or master.lossless_source() or master.mp3
     ch = master.channels
-    args = ffmpeg.decode_args(source or master.mp3, sample_rate=master.sample_rate, channels=ch)
+    args = ffmpeg.decode_args(source, sample_rate=master.sample_rate, channels=ch)
     x = np.empty((round(master.duration * master.sample_rate) + master.sample_rate, ch), np.float32)
     flat = x.reshape(-1).view(np.uint8)
     n = 0
-    for buf in ffmpeg.read_stream(args, chunk_bytes=BLOCK_BYTES, where=source or master.mp3):
+    for buf in ffmpeg.read_stream(args, chunk_bytes=BLOCK_BYTES, where=source):
         if n + len(buf) > len(flat):  # longer than master.json says: grow (never expected; never wrong)
             x = np.concatenate([x, np.empty((len(x) // 2 + len(buf) // (4 * ch) + 1, ch), np.float32)])
             flat = x.reshape(-1).view(np.uint8)
