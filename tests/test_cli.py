@@ -13,6 +13,7 @@ from contextlib import redirect_stderr
 from pathlib import Path
 
 import pytest
+from support import procs
 from support.media import REPO, ebur128
 from typer.testing import CliRunner
 
@@ -186,10 +187,8 @@ def test_off_a_terminal_progress_is_lines_not_bars() -> None:
 def _interrupted(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`produce master episode-258` stopped with SIGINT (Ctrl-C) once it has said it is mastering."""
     args = [sys.executable, "-m", "keylime_prod", "master", "episode-258", "--build-dir", str(tmp_path), *extra]
-    # SIGINT back to its default in the child: a runner started in the background may ignore it.
-    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     with subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=restore) as child:  # fmt: skip
+                          preexec_fn=procs.sigint_default) as child:  # fmt: skip
         assert child.stderr is not None
         seen = []
         for line in child.stderr:

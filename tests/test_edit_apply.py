@@ -256,12 +256,6 @@ def test_mute_keeps_the_timeline_and_fills_with_room_tone(build: dict[str, Any],
     assert float(np.corrcoef(rest, rest_new)[0, 1]) > 0.95  # everything else untouched (encoded once more)
 
 
-def _full(path: Path, master: Master) -> np.ndarray:
-    """``path`` decoded at the master's own rate and channels (flattened): cut points are whole samples there."""
-    args = ffmpeg.decode_args(path, sample_rate=master.sample_rate, channels=master.channels)
-    return np.frombuffer(ffmpeg.run(args, where=path).stdout, np.float32).reshape(-1, master.channels)
-
-
 def _snr_kept(pcm: np.ndarray, out: np.ndarray, m: CutMap, sr: int) -> float:
     """SNR (dB) of ``out`` against ``pcm`` over everything the cut map ``m`` kept, each kept stretch found in
     ``out`` where the map puts it, 30 ms clear of each join's crossfade."""
@@ -293,15 +287,15 @@ def test_the_cut_file_is_one_lossy_generation(build: dict[str, Any], tmp_path: P
     assert (probe.codec, probe.sample_fmt) == ("flac", "s16")
     assert (probe.sample_rate, probe.channels) == (master.sample_rate, master.channels)
     sr = master.sample_rate
-    pcm, mp3 = _full(flac, master), _full(master.mp3, master)
+    pcm, mp3 = decode_master(master, flac), decode_master(master, master.mp3)
     assert abs(len(pcm) - len(mp3)) <= 1  # the same frames: LAME's header gives decoders its delay and padding
     one = _snr_kept(pcm, mp3, CutMap(), sr)  # the master's MP3: one generation, nothing cut
-    cut = _snr_kept(pcm, _full(edited.master.mp3, master), edited.map, sr)
+    cut = _snr_kept(pcm, decode_master(master, edited.master.mp3), edited.map, sr)
     # The old way: the decoded MP3 cut (at its own quietest points) and encoded again.
     chosen = [c for c in build["cuts"].candidates if c.id in {a.id for a in edited.applied}]
     old_way = decode_master(master, master.mp3)
     again, again_map, _ = apply_cuts(master, chosen, tmp_path / "again.mp3", tmp_path / "master.json", audio=old_way)
-    twice = _snr_kept(pcm, _full(again.mp3, master), again_map, sr)
+    twice = _snr_kept(pcm, decode_master(master, again.mp3), again_map, sr)
     assert abs(cut - one) < 0.5, (one, cut)
     assert twice < one - 1.5, (one, twice)
     # A lossless copy that no longer matches is not used.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import configs, media
+from support import configs, media, procs
 from support.http import get_with_host
 
 from keylime_prod import timecode
@@ -161,11 +161,8 @@ def test_the_command_builds_serves_and_stops_on_ctrl_c(built: Built) -> None:
     env = {**os.environ, "KEYLIME_CACHE_DIR": str(built.build.parent.parent / "model-cache")}
     argv = [sys.executable, "-m", "keylime_prod", "review", EP, "--no-open", "--json",
             "--configs", str(built.configs), "--build-dir", str(built.build.parent)]  # fmt: skip
-    # SIGINT back to its default in the child: a runner started in the background (`cmd &`) ignores it, and so
-    # would the child, which then never sees the Ctrl-C (tests/test_cli.py does the same).
-    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-                            preexec_fn=restore)  # fmt: skip
+                            preexec_fn=procs.sigint_default)  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
     try:

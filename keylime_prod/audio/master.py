@@ -192,7 +192,8 @@ def _master(
     ceiling = s.true_peak_db - max(MIN_CODEC_MARGIN_DB, d_tp + CODEC_TP_SAFETY_DB)
     shift = aim(shift, ceiling) - d_lu  # the codec made it quieter by -d_lu: pre-compensate
 
-    final = BuildLayout(build_dir, episode.id).master_mp3
+    paths = BuildLayout(build_dir, episode.id)  # `layout` is the plan's
+    final = paths.master_mp3
     # What the plan predicted for each render against what the verifier measured (master.json): a miss of the
     # 0.2 LU window costs a whole second render, so the prediction's error is worth keeping in sight.
     history: list[dict[str, float]] = []
@@ -243,7 +244,7 @@ def _master(
         log.warning("%s: ffmpeg reads %.2f s, %.2f s were written", final.name, mp3_info.duration, duration)
     with fsutil.atomic_path(final) as t:
         Path(mp3_tmp).replace(t)
-    flac = BuildLayout(build_dir, episode.id).master_flac
+    flac = paths.master_flac
     with fsutil.atomic_path(flac) as t:
         Path(flac_tmp).replace(t)
     result = build_report(
@@ -252,7 +253,7 @@ def _master(
     )  # fmt: skip
     # The production report's curves (format: see loudness_curves), then master.json:
     # master.json last, so a build that has it has everything.
-    loudness_curves(parts, raw_parts, loaded, plan, out, s).write(BuildLayout(build_dir, episode.id).loudness_json)
+    loudness_curves(parts, raw_parts, loaded, plan, out, s).write(paths.loudness_json)
     clock.lap("report")
     # The report's own lap is known only now that it is done: the recorded seconds take it in.
     assert isinstance(result.details, MasteredDetails)  # build_report makes one

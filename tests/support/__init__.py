@@ -8,6 +8,7 @@
 - ``archive``: an old host's feed of short real-speech episodes; ``cluster``: a real Dask scheduler and workers.
 - ``reporting``: a master on a known timeline and its loudness curves, for the report tests.
 - ``pages``: our HTML pages read back as a browser would, with the checks every page must pass.
+- ``procs``: child processes started as a shell starts them (SIGINT at its default).
 - ``feeds``: third-party feed readers (gPodder's podcastparser, the Podcast Index's podcast-partytime) and feed
   manifests to build feeds from.
 - ``fixtures/``: the pytest plugins (fixtures only), loaded by tests/conftest.py.
